@@ -1,0 +1,3 @@
+"""nautilus-probe exporter: continuous MessageBus probes as Prometheus metrics."""
+
+__version__ = "0.1.0"

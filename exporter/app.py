@@ -1,0 +1,135 @@
+"""The exporter runtime: owns the probing tasks and swaps configurations safely."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from prometheus_client import CollectorRegistry
+from redis.exceptions import RedisError
+
+from .bridge import ReportBridge
+from .config import Config
+from .metrics import Metrics, build
+from .probes.messagebus import MessageBusProber, Plan
+from .probes.trading_request import plan_trading_request
+from .transport import connect, make_transport
+from .yamlcheck import ConfigError
+
+log = logging.getLogger(__name__)
+
+LOOP_LAG_INTERVAL_S = 0.1
+
+
+class _Session:
+    """Everything tied to one MessageBus connection."""
+
+    def __init__(self, cfg: Config, metrics: Metrics) -> None:
+        self.cfg = cfg
+        self.redis = connect(cfg.redis_url)
+        self.transport = make_transport(cfg.transport, self.redis, cfg.prefix, cfg.prober_id)
+        self.prober = MessageBusProber(self.transport, metrics, cfg.prober_id, cfg.max_in_flight)
+        self.bridge = ReportBridge(self.redis, metrics, cfg.self_report_engines,
+                                   cfg.self_report_interval)
+        self.stop = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def apply(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.prober.max_in_flight = cfg.max_in_flight
+        self.prober.set_plans(plans_for(self.prober, cfg))
+        self.bridge.engines = cfg.self_report_engines
+        self.bridge.interval = cfg.self_report_interval
+
+    async def start(self) -> None:
+        # Subscribing can fail while Redis is down; the receiver retries later.
+        try:
+            await self.transport.start()
+        except (RedisError, OSError) as exc:
+            log.warning("subscribing to replies failed: %s", exc)
+        self.apply(self.cfg)
+        self.tasks = [asyncio.create_task(coro) for coro in (
+            self.prober.run_scheduler(self.stop), self.prober.run_receiver(self.stop),
+            self.bridge.run(self.stop))]
+
+    async def close(self) -> None:
+        self.stop.set()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.transport.close()
+        await self.redis.aclose()
+
+
+def plans_for(prober: MessageBusProber, cfg: Config) -> list[Plan]:
+    plans = [prober.plan_probe(spec) for spec in cfg.probes]
+    if cfg.trading_request is not None:
+        plans.append(plan_trading_request(prober, cfg.trading_request))
+    return plans
+
+
+class Exporter:
+    def __init__(self, config_path: str, registry: CollectorRegistry | None = None) -> None:
+        self.config_path = config_path
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = build(self.registry)
+        self.config: Config | None = None
+        self._session: _Session | None = None
+        self._lock = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self._loop_lag_task: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._session is not None
+
+    @property
+    def prober(self) -> MessageBusProber:
+        assert self._session is not None
+        return self._session.prober
+
+    async def start(self) -> None:
+        """Load the configuration (raises ConfigError) and start probing."""
+        await self.reload()
+        self._loop_lag_task = asyncio.create_task(self._watch_loop_lag())
+
+    async def reload(self) -> bool:
+        """Apply the config file again; on error the running config stays. True if changed."""
+        try:
+            new = Config.load(self.config_path)
+        except ConfigError:
+            self.metrics.reload_ok.set(0)
+            raise
+        async with self._lock:
+            self.metrics.reload_ok.set(1)
+            self.metrics.reload_time.set(time.time())
+            old = self.config
+            if old is not None and old.checksum == new.checksum:
+                return False
+            self.config = new
+            if self._session is not None and old is not None \
+                    and old.connection() == new.connection():
+                self._session.apply(new)
+            else:
+                session = _Session(new, self.metrics)
+                await session.start()
+                previous, self._session = self._session, session
+                if previous is not None:
+                    # Probes in flight on the old connection are abandoned.
+                    await previous.close()
+            log.info("configuration loaded: %d probe streams, transport %s",
+                     len(new.probes), new.transport)
+            return True
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._loop_lag_task is not None:
+            await self._loop_lag_task
+        if self._session is not None:
+            await self._session.close()
+
+    async def _watch_loop_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stop.is_set():
+            before = loop.time()
+            await asyncio.sleep(LOOP_LAG_INTERVAL_S)
+            self.metrics.loop_lag.observe(max(loop.time() - before - LOOP_LAG_INTERVAL_S, 0.0))

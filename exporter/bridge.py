@@ -1,0 +1,88 @@
+"""Bridge for engine self-reports: `metrics:<engine>` JSON in Redis -> gauges.
+
+The seed's report format: {"throughput": ops/s, "latency": ms, "cpu_usage": %
+of one core, "memory_usage": MiB, "error_rate": 0..1, "timestamp": unix s}.
+Gauges are converted to base units.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from . import protocol
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+# field -> (metric attribute, factor to base units)
+FIELDS = {
+    "throughput": ("reported_throughput", 1.0),
+    "latency": ("reported_latency", 1e-3),
+    "cpu_usage": ("reported_cpu", 1e-2),
+    "memory_usage": ("reported_memory", 1024.0 * 1024.0),
+    "error_rate": ("reported_error_ratio", 1.0),
+}
+
+
+def parse_report(raw: Any) -> dict[str, float]:
+    """The report's numbers, or ValueError saying what is wrong."""
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("report is not a JSON object")
+    out = {}
+    for name in (*FIELDS, "timestamp"):
+        value = data.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"field {name!r} missing or not a number")
+        out[name] = float(value)
+    return out
+
+
+class ReportBridge:
+    def __init__(self, client: aioredis.Redis, metrics: Metrics, engines: tuple[str, ...],
+                 interval: float) -> None:
+        self._redis = client
+        self._m = metrics
+        self.engines = engines
+        self.interval = interval
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.poll()
+            try:
+                await asyncio.wait_for(stop.wait(), self.interval)
+            except asyncio.TimeoutError:
+                pass
+
+    async def poll(self) -> None:
+        engines = self.engines
+        try:
+            raws = await self._redis.mget([protocol.report_key(e) for e in engines])
+        except (RedisError, OSError) as exc:
+            log.warning("reading engine self-reports failed: %s", exc)
+            self._m.bus_errors.labels("self_report").inc()
+            return
+        now = time.time()
+        for engine, raw in zip(engines, raws):
+            if raw is None:
+                self._m.report_up.labels(engine).set(0)
+                continue
+            try:
+                report = parse_report(raw)
+            except ValueError as exc:  # JSONDecodeError is a ValueError
+                log.debug("bad self-report from %s: %s", engine, exc)
+                self._m.report_errors.labels(engine).inc()
+                self._m.report_up.labels(engine).set(0)
+                continue
+            self._m.report_up.labels(engine).set(1)
+            self._m.report_age.labels(engine).set(max(now - report["timestamp"], 0.0))
+            for name, (attr, factor) in FIELDS.items():
+                getattr(self._m, attr).labels(engine).set(report[name] * factor)

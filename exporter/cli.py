@@ -1,0 +1,167 @@
+"""`nautilus-probe` console script: exporter, synthetic engines, monolith, local stack."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from typing import Awaitable, Callable
+
+from . import __version__
+from .yamlcheck import ConfigError
+
+DEFAULT_LISTEN = ":9478"
+
+log = logging.getLogger("nautilus_probe")
+
+
+def _event_loop_policy() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+async def _until_signalled(body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await body(stop)
+
+
+# -- exporter -----------------------------------------------------------------------
+
+async def _run_exporter(args: argparse.Namespace, stop: asyncio.Event) -> None:
+    from .app import Exporter
+    from .web import install_sighup, serve
+
+    exporter = Exporter(args.config_file)
+    await exporter.start()
+    runner = await serve(exporter, args.listen_address)
+    install_sighup(exporter)
+    log.info("listening on %s; metrics at /metrics", args.listen_address)
+    await stop.wait()
+    await runner.cleanup()
+    await exporter.stop()
+
+
+def cmd_exporter(args: argparse.Namespace) -> int:
+    from .config import Config
+    from .web import parse_listen_address
+
+    cfg = Config.load(args.config_file)  # fail before binding anything
+    if args.config_check:
+        print(f"{args.config_file}: OK ({len(cfg.probes)} probe streams)")
+        return 0
+    parse_listen_address(args.listen_address)
+    asyncio.run(_until_signalled(lambda stop: _run_exporter(args, stop)))
+    return 0
+
+
+# -- synthetic engines ----------------------------------------------------------------
+
+def cmd_engines(args: argparse.Namespace) -> int:
+    from synthetic.config import SyntheticConfig
+    from synthetic.engine import SyntheticEngine
+    from .transport import connect
+
+    cfg = SyntheticConfig.load(args.config_file)
+    specs = [cfg.engine(name) for name in args.engine] if args.engine else list(cfg.engines)
+    redis_url = args.redis_url or cfg.redis_url
+
+    async def body(stop: asyncio.Event) -> None:
+        client = connect(redis_url)
+        engines = [SyntheticEngine(client, s.name, s.ops, transport=cfg.transport,
+                                   prefix=cfg.prefix, concurrency=cfg.concurrency,
+                                   report_interval=cfg.report_interval) for s in specs]
+        log.info("serving engines %s on %s", ", ".join(s.name for s in specs), redis_url)
+        await asyncio.gather(*(e.run(stop) for e in engines))
+        await client.aclose()
+
+    asyncio.run(_until_signalled(body))
+    return 0
+
+
+def cmd_monolith(args: argparse.Namespace) -> int:
+    from synthetic.monolith import Monolith
+    from .transport import connect
+
+    async def body(stop: asyncio.Event) -> None:
+        client = connect(args.redis_url)
+        await Monolith(client, transport=args.transport, prefix=args.prefix,
+                       workers=args.workers).run(stop)
+        await client.aclose()
+
+    asyncio.run(_until_signalled(body))
+    return 0
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from synthetic.stack import run_stack
+
+    return run_stack(args)
+
+
+# -- parser -------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import protocol
+
+    parser = argparse.ArgumentParser(prog="nautilus-probe", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"nautilus-probe {__version__}")
+    parser.add_argument("--log.level", dest="log_level", default="info",
+                        choices=("debug", "info", "warn", "error"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("exporter", help="run the Prometheus exporter")
+    p.add_argument("--config.file", dest="config_file", default="exporter.yml")
+    p.add_argument("--config.check", dest="config_check", action="store_true",
+                   help="validate the configuration and exit")
+    p.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN)
+    p.set_defaults(func=cmd_exporter)
+
+    p = sub.add_parser("engines", help="run synthetic engines")
+    p.add_argument("--config.file", dest="config_file", default="synthetic.yml")
+    p.add_argument("--engine", action="append", help="serve only this engine (repeatable)")
+    p.add_argument("--redis.url", dest="redis_url", help="override the config's redis_url")
+    p.set_defaults(func=cmd_engines)
+
+    p = sub.add_parser("monolith", help="run the serial ~200 ms monolith baseline")
+    p.add_argument("--redis.url", dest="redis_url", default="redis://127.0.0.1:6379/0")
+    p.add_argument("--transport", choices=protocol.TRANSPORTS, default="streams")
+    p.add_argument("--prefix", default=protocol.DEFAULT_PREFIX)
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(func=cmd_monolith)
+
+    p = sub.add_parser("stack", help="run Redis, the synthetic engines and the exporter locally")
+    p.add_argument("--web.listen-address", dest="listen_address", default="127.0.0.1:9478")
+    p.add_argument("--redis.port", dest="redis_port", type=int, default=0,
+                   help="port for the stack's own redis-server (default: a free one)")
+    p.add_argument("--duration", type=float, default=0,
+                   help="stop after this many seconds (default: run until Ctrl-C)")
+    p.set_defaults(func=cmd_stack)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = {"warn": "WARNING"}.get(args.log_level, args.log_level.upper())
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _event_loop_policy()
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"nautilus-probe: config error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # bad flag values
+        print(f"nautilus-probe: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. the listen address is taken
+        print(f"nautilus-probe: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,147 @@
+"""Every metric the exporter exposes, defined in one place (see docs/metrics.md)."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, Info,
+                               disable_created_metrics)
+
+from . import __version__
+
+NAMESPACE = "nautilus_probe"
+
+# 0.25 ms .. ~10 s, four buckets per doubling (ratio 2**0.25, about 19 %), so a
+# median read by histogram_quantile is within a few percent; plus every latency
+# threshold in thresholds.yml (5, 50, 100, 200 ms) as an exact boundary, which
+# tests/test_metrics.py checks against that file.
+LATENCY_THRESHOLDS_S = (0.005, 0.05, 0.1, 0.2)
+LATENCY_BUCKETS = tuple(sorted(
+    {float(f"{0.00025 * 2 ** (i / 4):.4g}") for i in range(62)} | {*LATENCY_THRESHOLDS_S, 10.0}))
+# An engine's own processing time: 10 us .. ~10 s, doubling.
+SERVICE_BUCKETS = tuple(sorted({float(f"{1e-5 * 2 ** i:.4g}") for i in range(21)}
+                               | set(LATENCY_THRESHOLDS_S)))
+# Prober self-measurement: 0.1 ms .. ~3 s, doubling.
+LAG_BUCKETS = tuple(float(f"{1e-4 * 2 ** i:.4g}") for i in range(16))
+
+FAILURE_REASONS = ("timeout", "error", "invalid", "send_failed")
+ENGINE_OP = ("engine", "op")
+
+
+@dataclass
+class Metrics:
+    requests: Counter
+    failures: Counter
+    latency: Histogram
+    service: Histogram
+    lost: Counter
+    late: Counter
+    duplicate: Counter
+    out_of_order: Counter
+    in_flight: Gauge
+    skipped: Counter
+    trading_requests: Counter
+    trading_failures: Counter
+    trading_latency: Histogram
+    schedule_lag: Histogram
+    loop_lag: Histogram
+    malformed: Counter
+    unmatched: Counter
+    bus_up: Gauge
+    bus_errors: Counter
+    reload_ok: Gauge
+    reload_time: Gauge
+    report_up: Gauge
+    report_age: Gauge
+    report_errors: Counter
+    reported_throughput: Gauge
+    reported_latency: Gauge
+    reported_cpu: Gauge
+    reported_memory: Gauge
+    reported_error_ratio: Gauge
+
+    def init_probe(self, engine: str, op: str) -> None:
+        """Create every series of an engine × op so a never-seen failure reads 0."""
+        for metric in (self.requests, self.latency, self.service, self.lost, self.late,
+                       self.duplicate, self.out_of_order, self.in_flight, self.skipped):
+            metric.labels(engine, op)
+        for reason in FAILURE_REASONS:
+            self.failures.labels(engine, op, reason)
+
+
+def build(reg: CollectorRegistry) -> Metrics:
+    # *_created series double the exposition and nothing here reads them.
+    disable_created_metrics()
+    def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+        return Counter(name, doc, labels, namespace=NAMESPACE, registry=reg)
+
+    def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+        return Gauge(name, doc, labels, namespace=NAMESPACE, registry=reg)
+
+    def histogram(name: str, doc: str, labels: tuple[str, ...], buckets: tuple[float, ...]
+                  ) -> Histogram:
+        return Histogram(name, doc, labels, namespace=NAMESPACE, buckets=buckets, registry=reg)
+
+    info = Info("build", "Exporter build information.", namespace=NAMESPACE, registry=reg)
+    info.info({"version": __version__, "python_version": platform.python_version()})
+    failure_labels = (*ENGINE_OP, "reason")
+    return Metrics(
+        requests=counter("requests", "MessageBus probes sent (or attempted).", ENGINE_OP),
+        failures=counter("failures", "Probes that failed, by reason: timeout, error (the "
+                         "engine replied status error), invalid (reply broke the protocol), "
+                         "send_failed (the request could not be written).", failure_labels),
+        latency=histogram("latency_seconds", "Round trip of successful probes, from the "
+                          "scheduled send time to the reply.", ENGINE_OP, LATENCY_BUCKETS),
+        service=histogram("service_seconds", "Processing time the engine reported in its "
+                          "reply (service_us).", ENGINE_OP, SERVICE_BUCKETS),
+        lost=counter("replies_lost", "Probes never answered, even late.", ENGINE_OP),
+        late=counter("replies_late", "Replies that arrived after their probe timed out.",
+                     ENGINE_OP),
+        duplicate=counter("replies_duplicate", "Extra replies to an already answered probe.",
+                          ENGINE_OP),
+        out_of_order=counter("replies_out_of_order", "Replies whose sequence number is below "
+                             "one already received for the same engine and op.", ENGINE_OP),
+        in_flight=gauge("in_flight", "Probes sent and not yet answered or timed out.",
+                        ENGINE_OP),
+        skipped=counter("probes_skipped", "Probes not sent because the prober could not "
+                        "send them on time or hit max_in_flight.", ENGINE_OP),
+        trading_requests=counter("trading_requests", "Composite trading requests sent."),
+        trading_failures=counter("trading_request_failures", "Composite trading requests "
+                                 "that failed, by the reason of the first failing leg.",
+                                 ("reason",)),
+        trading_latency=histogram("trading_request_latency_seconds", "Latency of successful "
+                                  "trading requests: the slowest leg, from the scheduled "
+                                  "send time.", (), LATENCY_BUCKETS),
+        schedule_lag=histogram("schedule_lag_seconds", "How late probes were sent relative "
+                               "to their scheduled time.", (), LAG_BUCKETS),
+        loop_lag=histogram("event_loop_lag_seconds", "How late the exporter's event loop "
+                           "ran a timer that was due.", (), LAG_BUCKETS),
+        malformed=counter("replies_malformed", "Replies that could not be attributed to a "
+                          "probe because they broke the protocol."),
+        unmatched=counter("replies_unmatched", "Well-formed replies with an unknown "
+                          "correlation id (too old, or not ours)."),
+        bus_up=gauge("messagebus_up", "1 when the last MessageBus operation succeeded."),
+        bus_errors=counter("messagebus_errors", "Failed MessageBus operations.",
+                           ("operation",)),
+        reload_ok=gauge("config_last_reload_successful", "1 when the last configuration "
+                        "reload succeeded."),
+        reload_time=gauge("config_last_reload_success_timestamp_seconds", "Time of the last "
+                          "successful configuration load."),
+        report_up=gauge("engine_report_up", "1 when the engine's self-report (metrics:<engine> "
+                        "in Redis) was present and valid at the last read.", ("engine",)),
+        report_age=gauge("engine_report_age_seconds", "Age of the engine's self-report.",
+                         ("engine",)),
+        report_errors=counter("engine_report_errors", "Self-reports that could not be read "
+                              "or parsed.", ("engine",)),
+        reported_throughput=gauge("engine_reported_operations_per_second", "Throughput the "
+                                  "engine reports for itself.", ("engine",)),
+        reported_latency=gauge("engine_reported_latency_seconds", "Average latency the engine "
+                               "reports for itself.", ("engine",)),
+        reported_cpu=gauge("engine_reported_cpu_ratio", "CPU use the engine reports, as a "
+                           "fraction of one core.", ("engine",)),
+        reported_memory=gauge("engine_reported_memory_bytes", "Memory the engine reports.",
+                              ("engine",)),
+        reported_error_ratio=gauge("engine_reported_error_ratio", "Error ratio the engine "
+                                   "reports (0..1).", ("engine",)),
+    )

@@ -1,0 +1,197 @@
+"""Wire protocol v1: the contract between the prober and the engines' responders.
+
+I/O-free: key names, message encoding and validation only. The prober
+(`exporter.probes.messagebus`), the responder library (`exporter.responder`) and
+the synthetic engines all use this module, so they cannot drift apart.
+See docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+VERSION = "1"
+DEFAULT_PREFIX = "nautilus:probe"
+RESPONDER_GROUP = "responders"
+# Highest first: responders serve them in this order.
+PRIORITIES: tuple[str, ...] = ("critical", "high", "normal", "low")
+TRANSPORTS: tuple[str, ...] = ("streams", "pubsub")
+STATUS_OK = "ok"
+STATUS_ERROR = "error"
+
+# The nine Nautilus engines and the operations the seed names for them.
+ENGINE_OPERATIONS: dict[str, tuple[str, ...]] = {
+    "analytics": ("calculation", "pnl_update", "report"),
+    "risk": ("limit_check", "breach_detection", "alert"),
+    "factor": ("factor_calculation", "cross_correlation", "full_cycle"),
+    "ml": ("process",),
+    "features": ("process",),
+    "websocket": ("process",),
+    "strategy": ("process",),
+    "marketdata": ("process",),
+    "portfolio": ("process",),
+}
+ENGINES: tuple[str, ...] = tuple(ENGINE_OPERATIONS)
+
+# Engine, operation and prober names become Redis keys and label values.
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class ProtocolError(ValueError):
+    """A message that does not follow protocol v1."""
+
+
+def request_stream(prefix: str, engine: str, priority: str) -> str:
+    """Stream a responder reads; the braces are a Redis Cluster hash tag."""
+    return f"{prefix}:{{{engine}}}:req:{priority}"
+
+
+def request_channel(prefix: str, engine: str) -> str:
+    return f"{prefix}:{{{engine}}}:req"
+
+
+def reply_key(prefix: str, prober: str) -> str:
+    """The prober's reply stream (streams) or channel (pubsub)."""
+    return f"{prefix}:{{{prober}}}:reply"
+
+
+def report_key(engine: str) -> str:
+    """Key under which an engine self-reports its metrics as JSON (seed format)."""
+    return f"metrics:{engine}"
+
+
+def _text(fields: Mapping[Any, Any], name: str, *, required: bool = True) -> str:
+    value = fields.get(name)
+    if value is None:
+        if required:
+            raise ProtocolError(f"missing field {name!r}")
+        return ""
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(f"field {name!r} is not UTF-8") from exc
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return str(value)
+    raise ProtocolError(f"field {name!r} has type {type(value).__name__}")
+
+
+def _int(fields: Mapping[Any, Any], name: str) -> int:
+    text = _text(fields, name)
+    try:
+        return int(text)
+    except ValueError:
+        raise ProtocolError(f"field {name!r} is not an integer: {text[:40]!r}") from None
+
+
+def _check_version(fields: Mapping[Any, Any]) -> None:
+    version = _text(fields, "v")
+    if version != VERSION:
+        raise ProtocolError(f"unsupported protocol version {version[:10]!r}")
+
+
+def _decode_json(data: str | bytes) -> dict[str, Any]:
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("JSON message is not an object")
+    return obj
+
+
+@dataclass(slots=True)
+class Request:
+    id: str
+    prober: str
+    engine: str
+    op: str
+    seq: int
+    prio: str
+    reply_to: str
+    deadline_ms: int
+    payload: str = ""
+
+    def fields(self) -> dict[str, str]:
+        """Flat string fields for XADD."""
+        return {
+            "v": VERSION, "id": self.id, "prober": self.prober, "engine": self.engine,
+            "op": self.op, "seq": str(self.seq), "prio": self.prio,
+            "reply_to": self.reply_to, "deadline_ms": str(self.deadline_ms),
+            "payload": self.payload,
+        }
+
+    def to_json(self) -> str:
+        obj: dict[str, Any] = self.fields()
+        obj["seq"], obj["deadline_ms"] = self.seq, self.deadline_ms
+        return json.dumps(obj, separators=(",", ":"))
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[Any, Any]) -> "Request":
+        _check_version(fields)
+        prio = _text(fields, "prio")
+        if prio not in PRIORITIES:
+            raise ProtocolError(f"unknown priority {prio[:20]!r}")
+        return cls(
+            id=_text(fields, "id"), prober=_text(fields, "prober"),
+            engine=_text(fields, "engine"), op=_text(fields, "op"),
+            seq=_int(fields, "seq"), prio=prio, reply_to=_text(fields, "reply_to"),
+            deadline_ms=_int(fields, "deadline_ms"),
+            payload=_text(fields, "payload", required=False),
+        )
+
+    @classmethod
+    def from_json(cls, data: str | bytes) -> "Request":
+        return cls.from_fields(_decode_json(data))
+
+
+@dataclass(slots=True)
+class Reply:
+    id: str
+    seq: int
+    engine: str
+    op: str
+    status: str
+    service_us: int
+    error: str = ""
+
+    @classmethod
+    def answering(cls, req: Request, *, error: str = "", service_us: int = 0) -> "Reply":
+        status = STATUS_ERROR if error else STATUS_OK
+        return cls(req.id, req.seq, req.engine, req.op, status, service_us, error)
+
+    def fields(self) -> dict[str, str]:
+        out = {
+            "v": VERSION, "id": self.id, "seq": str(self.seq), "engine": self.engine,
+            "op": self.op, "status": self.status, "service_us": str(self.service_us),
+        }
+        if self.status == STATUS_ERROR:
+            out["error"] = self.error
+        return out
+
+    def to_json(self) -> str:
+        obj: dict[str, Any] = self.fields()
+        obj["seq"], obj["service_us"] = self.seq, self.service_us
+        return json.dumps(obj, separators=(",", ":"))
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[Any, Any]) -> "Reply":
+        _check_version(fields)
+        status = _text(fields, "status")
+        if status not in (STATUS_OK, STATUS_ERROR):
+            raise ProtocolError(f"unknown status {status[:20]!r}")
+        service_us = _int(fields, "service_us")
+        if service_us < 0:
+            raise ProtocolError("negative service_us")
+        return cls(
+            id=_text(fields, "id"), seq=_int(fields, "seq"), engine=_text(fields, "engine"),
+            op=_text(fields, "op"), status=status, service_us=service_us,
+            error=_text(fields, "error", required=status == STATUS_ERROR),
+        )
+
+    @classmethod
+    def from_json(cls, data: str | bytes) -> "Reply":
+        return cls.from_fields(_decode_json(data))

@@ -1,0 +1,33 @@
+"""Open-loop schedules: probe k is due at start + k/rate, whatever earlier probes did."""
+
+from __future__ import annotations
+
+import math
+
+# uvloop busy-spins on sub-millisecond sleeps: tick at least this long and send
+# every probe that is due (DESIGN.md).
+MIN_TICK_S = 0.001
+MAX_TICK_S = 0.01  # also how often timeouts are checked
+
+
+class Schedule:
+    def __init__(self, rate: float, start: float) -> None:
+        self.rate = rate
+        self.start = start
+        self.k = 0
+
+    def next_due(self) -> float:
+        return self.start + self.k / self.rate
+
+    def take_due(self, now: float) -> list[float]:
+        """Scheduled times of every probe due by `now`, oldest first."""
+        last = math.floor((now - self.start) * self.rate)
+        if last < self.k:
+            return []
+        due = [self.start + k / self.rate for k in range(self.k, last + 1)]
+        self.k = last + 1
+        return due
+
+
+def sleep_for(next_due: float, now: float) -> float:
+    return min(max(next_due - now, MIN_TICK_S), MAX_TICK_S)

@@ -1,0 +1,144 @@
+"""Prober-side MessageBus transports: send requests, receive replies.
+
+Two transports speak protocol v1 over Redis: `streams` (XADD / XREAD) and
+`pubsub` (PUBLISH / SUBSCRIBE). Both decode replies here, so the prober only
+sees `Reply` objects or `Malformed` records.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from . import protocol
+from .protocol import ProtocolError, Reply, Request
+
+# Read at most this long per receive call: redis-py ignores cancellation during
+# a blocking XREAD, so readers block briefly and check their stop flag instead.
+RECEIVE_BLOCK_S = 0.1
+RECEIVE_BATCH = 4096
+# Approximate cap on request streams, so a missing responder cannot fill Redis.
+REQUEST_STREAM_MAXLEN = 100_000
+
+
+@dataclass(slots=True)
+class Malformed:
+    """A reply that broke the protocol; `id` is its correlation id when readable."""
+
+    reason: str
+    id: str | None
+
+
+def _decode(fields: Any, decoder: Any) -> Reply | Malformed:
+    try:
+        return decoder(fields)
+    except ProtocolError as exc:
+        raw_id = fields.get("id") if isinstance(fields, dict) else None
+        return Malformed(str(exc), raw_id if isinstance(raw_id, str) else None)
+
+
+class ProberTransport(Protocol):
+    reply_key: str
+
+    async def start(self) -> None: ...
+    async def send(self, requests: list[Request]) -> None: ...
+    async def receive(self) -> list[Reply | Malformed]: ...
+    async def close(self) -> None: ...
+
+
+class StreamsTransport:
+    def __init__(self, client: aioredis.Redis, prefix: str, prober: str) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self.reply_key = protocol.reply_key(prefix, prober)
+        # Only replies written after start-up: an id just below "now".
+        self._last_id = f"{int(time.time() * 1000)}-0"
+
+    async def start(self) -> None:
+        pass
+
+    async def send(self, requests: list[Request]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for req in requests:
+            pipe.xadd(protocol.request_stream(self._prefix, req.engine, req.prio), req.fields(),
+                      maxlen=REQUEST_STREAM_MAXLEN, approximate=True)
+        await pipe.execute()
+
+    async def receive(self) -> list[Reply | Malformed]:
+        resp = await self._redis.xread({self.reply_key: self._last_id},
+                                       count=RECEIVE_BATCH, block=int(RECEIVE_BLOCK_S * 1000))
+        out: list[Reply | Malformed] = []
+        for _stream, entries in resp or ():
+            for entry_id, fields in entries:
+                self._last_id = entry_id
+                out.append(_decode(fields, Reply.from_fields))
+        return out
+
+    async def close(self) -> None:
+        pass
+
+
+class PubSubTransport:
+    def __init__(self, client: aioredis.Redis, prefix: str, prober: str) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self.reply_key = protocol.reply_key(prefix, prober)
+        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+
+    async def start(self) -> None:
+        await self._pubsub.subscribe(self.reply_key)
+
+    async def send(self, requests: list[Request]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for req in requests:
+            pipe.publish(protocol.request_channel(self._prefix, req.engine), req.to_json())
+        await pipe.execute()
+
+    async def receive(self) -> list[Reply | Malformed]:
+        if not self._pubsub.subscribed:
+            await self._pubsub.subscribe(self.reply_key)
+        out: list[Reply | Malformed] = []
+        msg = await self._pubsub.get_message(timeout=RECEIVE_BLOCK_S)
+        while msg is not None:
+            if msg.get("type") == "message":
+                out.append(_decode_json(msg["data"]))
+            if len(out) >= RECEIVE_BATCH:
+                break
+            msg = await self._pubsub.get_message(timeout=0)
+        return out
+
+    async def close(self) -> None:
+        await self._pubsub.aclose()
+
+
+def _decode_json(data: str | bytes) -> Reply | Malformed:
+    try:
+        return Reply.from_json(data)
+    except ProtocolError as exc:
+        try:
+            raw_id = json.loads(data).get("id")
+        except (ValueError, AttributeError):
+            raw_id = None
+        return Malformed(str(exc), raw_id if isinstance(raw_id, str) else None)
+
+
+def make_transport(kind: str, client: aioredis.Redis, prefix: str, prober: str) -> ProberTransport:
+    if kind == "streams":
+        return StreamsTransport(client, prefix, prober)
+    if kind == "pubsub":
+        return PubSubTransport(client, prefix, prober)
+    raise ValueError(f"unknown transport {kind!r}")
+
+
+def connect(url: str) -> aioredis.Redis:
+    """A client that fails fast: one immediate retry (a connection gone stale after a
+    Redis restart), then the error, which callers count. The default policy retries
+    with backoff for seconds and would stall the open-loop schedule."""
+    return aioredis.from_url(url, decode_responses=True, socket_timeout=2.0,
+                             socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 1))

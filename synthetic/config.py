@@ -1,0 +1,67 @@
+"""The synthetic engines' YAML configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from exporter import protocol
+from exporter.config import _name, _redis_url
+from exporter.yamlcheck import ConfigError, Node, duration, load_file, one_of, positive_int, string
+
+from .knobs import Knobs, parse_knobs
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    name: str
+    ops: dict[str, Knobs]
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    redis_url: str
+    transport: str
+    prefix: str
+    report_interval: float
+    concurrency: int
+    engines: tuple[EngineSpec, ...]
+
+    @classmethod
+    def load(cls, path: str) -> "SyntheticConfig":
+        return load_file(path, parse)[0]
+
+    def engine(self, name: str) -> EngineSpec:
+        for spec in self.engines:
+            if spec.name == name:
+                return spec
+        raise ConfigError("engines", f"has no engine {name!r}")
+
+
+def parse(data: Any) -> SyntheticConfig:
+    root = Node(data)
+    redis_url = root.get("redis_url", "redis://127.0.0.1:6379/0", _redis_url)
+    transport = root.get("transport", "streams", one_of(*protocol.TRANSPORTS))
+    prefix = root.get("prefix", protocol.DEFAULT_PREFIX, string)
+    interval = root.get("report_interval", 2.0, duration)
+    concurrency = root.get("concurrency", 256, positive_int)
+    defaults = parse_knobs(root.node("defaults"), Knobs())
+    engines: list[EngineSpec] = []
+    if "engines" not in root.data:
+        root.get("engines", None)
+        engines = [EngineSpec(e, {op: defaults for op in ops})
+                   for e, ops in protocol.ENGINE_OPERATIONS.items()]
+    else:
+        enode = root.node("engines")
+        for name, ops in enode.items():
+            _name(enode.sub(name), name)
+            onode = Node(ops, enode.sub(name))
+            op_items = onode.items() or [(op, None) for op in
+                                         protocol.ENGINE_OPERATIONS.get(name, ("process",))]
+            knobs = {}
+            for op, settings in op_items:
+                _name(onode.sub(op), op)
+                knobs[op] = parse_knobs(Node(settings, onode.sub(op)), defaults)
+            engines.append(EngineSpec(name, knobs))
+    root.done()
+    return SyntheticConfig(redis_url, transport, prefix, interval, concurrency, tuple(engines))

@@ -1,0 +1,127 @@
+"""The local stack: its own redis-server, the nine synthetic engines, the monolith
+and the exporter, each a child process stopped by PID on Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from exporter.web import parse_listen_address
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = ROOT / "config"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn(argv: list[str], **kw: object) -> subprocess.Popen[bytes]:
+    # Own session: Ctrl-C reaches only us, and we stop the children in order.
+    return subprocess.Popen(argv, start_new_session=True, **kw)  # type: ignore[call-overload]
+
+
+def start_redis(port: int, workdir: str) -> subprocess.Popen[bytes]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("nautilus-probe: redis-server not found; run ./run setup")
+    proc = spawn([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                  "--appendonly", "no", "--dir", workdir], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit(f"nautilus-probe: redis-server did not start on port {port}")
+
+
+def wait_ready(url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Newest first, so the exporter and engines stop before the Redis they use."""
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_stack(args: argparse.Namespace) -> int:
+    host, port = parse_listen_address(args.listen_address)
+    workdir = tempfile.mkdtemp(prefix="nautilus-stack-")
+    redis_port = args.redis_port or free_port()
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    procs: list[subprocess.Popen[bytes]] = []
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        procs.append(start_redis(redis_port, workdir))
+        exporter_cfg = yaml.safe_load((CONFIG_DIR / "exporter.yml").read_text())
+        exporter_cfg["redis_url"] = redis_url
+        exporter_path = os.path.join(workdir, "exporter.yml")
+        Path(exporter_path).write_text(yaml.safe_dump(exporter_cfg, sort_keys=False))
+        synthetic_path = str(CONFIG_DIR / "synthetic.yml")
+        py = [sys.executable, "-m", "exporter"]
+        engines = yaml.safe_load(Path(synthetic_path).read_text()).get("engines") or {}
+        for engine in engines:
+            procs.append(spawn([*py, "engines", "--config.file", synthetic_path,
+                                           "--engine", engine, "--redis.url", redis_url]))
+        procs.append(spawn([*py, "monolith", "--redis.url", redis_url]))
+        procs.append(spawn([*py, "exporter", "--config.file", exporter_path,
+                                       "--web.listen-address", args.listen_address]))
+        base = f"http://{host or '127.0.0.1'}:{port}"
+        if not wait_ready(f"{base}/-/ready", 30):
+            print("nautilus-probe: the exporter did not become ready", file=sys.stderr)
+            return 1
+        print(f"\nnautilus-probe stack is up: Redis at {redis_url}, {len(engines)} engines, "
+              f"the monolith.\nMetrics: {base}/metrics\n"
+              f"Exporter config: {exporter_path} (edit, then POST {base}/-/reload)\n"
+              "Press Ctrl-C to stop.\n", flush=True)
+        deadline = time.monotonic() + args.duration if args.duration else None
+        while deadline is None or time.monotonic() < deadline:
+            for proc in procs:
+                if proc.poll() is not None:
+                    print(f"nautilus-probe: {proc.args[3] if len(proc.args) > 3 else proc.args[0]} "
+                          f"exited with {proc.returncode}", file=sys.stderr)
+                    return 1
+            time.sleep(0.5)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop_all(procs)
+        shutil.rmtree(workdir, ignore_errors=True)
