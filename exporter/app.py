@@ -14,6 +14,7 @@ from .config import Config
 from .metrics import Metrics, build
 from .probes.messagebus import MessageBusProber, Plan
 from .probes.trading_request import plan_trading_request
+from .scheduler import clock
 from .transport import connect, make_transport
 from .yamlcheck import ConfigError
 
@@ -128,8 +129,7 @@ class Exporter:
             await self._session.close()
 
     async def _watch_loop_lag(self) -> None:
-        loop = asyncio.get_running_loop()
         while not self._stop.is_set():
-            before = loop.time()
+            before = clock()
             await asyncio.sleep(LOOP_LAG_INTERVAL_S)
-            self.metrics.loop_lag.observe(max(loop.time() - before - LOOP_LAG_INTERVAL_S, 0.0))
+            self.metrics.loop_lag.observe(max(clock() - before - LOOP_LAG_INTERVAL_S, 0.0))

@@ -17,11 +17,22 @@ NAMESPACE = "nautilus_probe"
 # threshold in thresholds.yml (5, 50, 100, 200 ms) as an exact boundary, which
 # tests/test_metrics.py checks against that file.
 LATENCY_THRESHOLDS_S = (0.005, 0.05, 0.1, 0.2)
-LATENCY_BUCKETS = tuple(sorted(
-    {float(f"{0.00025 * 2 ** (i / 4):.4g}") for i in range(62)} | {*LATENCY_THRESHOLDS_S, 10.0}))
-# An engine's own processing time: 10 us .. ~10 s, doubling.
-SERVICE_BUCKETS = tuple(sorted({float(f"{1e-5 * 2 ** i:.4g}") for i in range(21)}
-                               | set(LATENCY_THRESHOLDS_S)))
+
+
+def _quarter_doublings(start: float, stop: float) -> set[float]:
+    """start * 2**(i/4) up to stop, four significant digits."""
+    out, i = set(), 0
+    while (edge := start * 2 ** (i / 4)) <= stop * 1.0001:
+        out.add(float(f"{edge:.4g}"))
+        i += 1
+    return out
+
+
+LATENCY_BUCKETS = tuple(sorted(_quarter_doublings(0.00025, 10.0)
+                               | {*LATENCY_THRESHOLDS_S, 10.0}))
+# An engine's own processing time: the same layout from 50 us (engines can be fast).
+SERVICE_BUCKETS = tuple(sorted(_quarter_doublings(0.00005, 10.0)
+                               | {*LATENCY_THRESHOLDS_S, 10.0}))
 # Prober self-measurement: 0.1 ms .. ~3 s, doubling.
 LAG_BUCKETS = tuple(float(f"{1e-4 * 2 ** i:.4g}") for i in range(16))
 

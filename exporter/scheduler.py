@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import math
+import time
+
+# time.monotonic, not loop.time(): uvloop's loop clock has millisecond steps,
+# too coarse for sub-millisecond latency buckets.
+clock = time.monotonic
 
 # uvloop busy-spins on sub-millisecond sleeps: tick at least this long and send
 # every probe that is due (DESIGN.md).
 MIN_TICK_S = 0.001
 MAX_TICK_S = 0.01  # also how often timeouts are checked
+# Probes due within the next tick are sent now rather than up to a tick late
+# (timers wake late, never early); their latency then runs from the real send.
+EARLY_S = MIN_TICK_S
 
 
 class Schedule:

@@ -47,6 +47,7 @@ class SyntheticEngine:
         self._rng = random.Random(seed)
         self._started = time.monotonic()
         self._overrides_raw: str | None = None
+        self._overshoot = 0.0  # seconds; see _sleep
         self.responder = Responder(client, name, self.handle, transport=transport,
                                    prefix=prefix, concurrency=concurrency)
 
@@ -60,7 +61,7 @@ class SyntheticEngine:
         started = time.perf_counter()
         delay = knobs.service_time.sample(self._rng)
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
         service_us = int((time.perf_counter() - started) * 1e6)
         rng = self._rng
         if rng.random() < knobs.drop_ratio:
@@ -70,6 +71,15 @@ class SyntheticEngine:
             copies=2 if rng.random() < knobs.duplicate_ratio else 1,
             reorder=rng.random() < knobs.reorder_ratio,
             service_us=service_us)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep `seconds` as exactly as timers allow: event-loop timers overshoot by
+        a fraction of a millisecond, so subtract the running average overshoot."""
+        started = time.perf_counter()
+        await asyncio.sleep(max(seconds - self._overshoot, 0.0))
+        actual = time.perf_counter() - started
+        self._overshoot += 0.05 * (actual - seconds)
+        self._overshoot = min(max(self._overshoot, 0.0), 0.002)
 
     async def run(self, stop: asyncio.Event) -> None:
         await asyncio.gather(self.responder.run(stop), self._report_loop(stop))

@@ -25,7 +25,7 @@ from .. import protocol
 from ..config import ProbeSpec
 from ..metrics import Metrics
 from ..protocol import Reply, Request
-from ..scheduler import Schedule, sleep_for
+from ..scheduler import EARLY_S, Schedule, clock, sleep_for
 from ..transport import Malformed, ProberTransport
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class Stream:
 class Pending:
     stream: Stream
     seq: int
-    due: float  # scheduled send time, loop clock
+    due: float  # scheduled send time (scheduler.clock)
     parent: Parent | None
 
 
@@ -101,8 +101,6 @@ class MessageBusProber:
         self._forget: deque[tuple[float, str]] = deque()
         self._token = os.urandom(4).hex()
         self._next_id = 0
-        self._wake = asyncio.Event()
-        self.loop = asyncio.get_running_loop()
 
     # -- plans -----------------------------------------------------------------
 
@@ -116,7 +114,6 @@ class MessageBusProber:
     def set_plans(self, plans: list[Plan]) -> None:
         """Replace what is probed; probes in flight are still accounted for."""
         self._plans = plans
-        self._wake.set()
 
     def plan_probe(self, spec: ProbeSpec) -> Plan:
         st = self.stream(spec.engine, spec.op)
@@ -125,14 +122,14 @@ class MessageBusProber:
         def fire(due: float, batch: list[tuple[Request, Pending]]) -> None:
             batch.append(self.new_request(st, due, spec.timeout, spec.priority, payload, None))
 
-        return Plan(Schedule(spec.rate, self.loop.time()), spec.timeout, fire, [st])
+        return Plan(Schedule(spec.rate, clock()), spec.timeout, fire, [st])
 
     def new_request(self, st: Stream, due: float, timeout: float, priority: str, payload: str,
                     parent: Parent | None) -> tuple[Request, Pending]:
         self._next_id += 1
         st.seq += 1
         req_id = f"{self._token}{self._next_id:x}"
-        deadline = time.time() + (due + timeout - self.loop.time())
+        deadline = time.time() + (due + timeout - clock())
         req = Request(req_id, self.prober_id, st.engine, st.op, st.seq, priority,
                       self.transport.reply_key, int(deadline * 1000), payload)
         heapq.heappush(self._deadlines, (due + timeout, req_id))
@@ -142,27 +139,26 @@ class MessageBusProber:
 
     async def run_scheduler(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            now = self.loop.time()
+            now = clock()
             batch: list[tuple[Request, Pending]] = []
             for plan in self._plans:
-                for due in plan.schedule.take_due(now):
+                for due in plan.schedule.take_due(now + EARLY_S):
                     # Too late to be answered in time, or too much in flight:
                     # skipped and counted, never sent as a burst.
                     if now - due > plan.timeout or len(self.pending) >= self.max_in_flight:
                         for st in plan.streams:
                             st.inc("skipped")
                         continue
-                    self.metrics.schedule_lag.observe(now - due)
-                    plan.fire(due, batch)
+                    self.metrics.schedule_lag.observe(max(now - due, 0.0))
+                    # Late: measured from the scheduled time (no coordinated
+                    # omission). Early by under a tick: from the real send time.
+                    plan.fire(min(due, now), batch)
             if batch:
                 await self._send(batch)
-            self._expire(self.loop.time())
-            next_due = min((p.schedule.next_due() for p in self._plans), default=now + 1)
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), sleep_for(next_due, self.loop.time()))
-            except asyncio.TimeoutError:
-                pass
+            self._expire(clock())
+            next_due = min((p.schedule.next_due() for p in self._plans), default=now + 1) - EARLY_S
+            # A plain sleep: new plans are picked up at the next tick (<= 10 ms).
+            await asyncio.sleep(sleep_for(next_due, clock()))
 
     async def _send(self, batch: list[tuple[Request, Pending]]) -> None:
         for req, p in batch:
@@ -193,7 +189,7 @@ class MessageBusProber:
                 self.metrics.bus_errors.labels("receive").inc()
                 await asyncio.sleep(0.5)
                 continue
-            now = self.loop.time()
+            now = clock()
             for reply in replies:
                 if isinstance(reply, Malformed):
                     self._on_malformed(reply, now)
@@ -281,7 +277,7 @@ class MessageBusProber:
 
     async def drain(self, max_wait: float) -> None:
         """Keep accounting until every probe sent is settled (tests, shutdown)."""
-        end = self.loop.time() + max_wait
-        while not self.settled() and self.loop.time() < end:
-            self._expire(self.loop.time())
+        end = clock() + max_wait
+        while not self.settled() and clock() < end:
+            self._expire(clock())
             await asyncio.sleep(0.01)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..config import CompositeSpec
 from ..metrics import Metrics
 from ..protocol import Request
-from ..scheduler import Schedule
+from ..scheduler import Schedule, clock
 from .messagebus import MessageBusProber, Pending, Plan
 
 
@@ -48,4 +48,4 @@ def plan_trading_request(prober: MessageBusProber, spec: CompositeSpec) -> Plan:
         for st in legs:
             batch.append(prober.new_request(st, due, spec.timeout, spec.priority, payload, parent))
 
-    return Plan(Schedule(spec.rate, prober.loop.time()), spec.timeout, fire, legs)
+    return Plan(Schedule(spec.rate, clock()), spec.timeout, fire, legs)

@@ -1,0 +1,122 @@
+"""The minimal reference: a bare redis-py request/reply loop over Redis Streams.
+
+No metrics, no accounting, no protocol validation: the floor the exporter is
+compared with in the same run (bench/run.py). Run as two processes:
+
+    python bench/reference.py responder REDIS_URL SECONDS
+    python bench/reference.py prober REDIS_URL SECONDS (--rate R | --inflight N)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+
+import redis.asyncio as aioredis
+
+REQ, REPLY, GROUP = "ref:req", "ref:reply", "ref"
+
+
+async def responder(url: str, seconds: float) -> None:
+    r = aioredis.from_url(url, decode_responses=True)
+    try:
+        await r.xgroup_create(REQ, GROUP, id="0", mkstream=True)
+    except aioredis.ResponseError:
+        pass
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        resp = await r.xreadgroup(GROUP, "c", {REQ: ">"}, count=512, block=100)
+        for _stream, entries in resp or ():
+            pipe = r.pipeline(transaction=False)
+            for entry_id, fields in entries:
+                pipe.xadd(REPLY, {"id": fields["id"]}, maxlen=10000, approximate=True)
+            pipe.xack(REQ, GROUP, *[e for e, _ in entries])
+            await pipe.execute()
+    await r.aclose()
+
+
+async def prober(url: str, seconds: float, rate: float | None, inflight: int) -> dict:
+    r = aioredis.from_url(url, decode_responses=True)
+    loop = asyncio.get_running_loop()
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    done = asyncio.Event()
+    start = loop.time()
+    end = start + seconds
+
+    async def receive() -> None:
+        last = f"{int(time.time() * 1000)}-0"
+        while not done.is_set():
+            resp = await r.xread({REPLY: last}, count=4096, block=100)
+            now = loop.time()
+            for _s, entries in resp or ():
+                for entry_id, fields in entries:
+                    last = entry_id
+                    t0 = sent.pop(fields["id"], None)
+                    if t0 is not None:
+                        latencies.append(now - t0)
+                        if rate is None:
+                            free.release()
+
+    free = asyncio.Semaphore(inflight)
+    n = 0
+
+    async def send_closed() -> None:  # saturation: keep `inflight` requests outstanding
+        nonlocal n
+        while loop.time() < end:
+            await free.acquire()
+            n += 1
+            sent[str(n)] = loop.time()
+            await r.xadd(REQ, {"id": str(n)}, maxlen=100000, approximate=True)
+
+    async def send_open() -> None:  # fixed rate, latency from the scheduled time
+        nonlocal n
+        k = 0
+        while loop.time() < end:
+            now = loop.time()
+            pipe = r.pipeline(transaction=False)
+            while start + k / rate <= now:
+                n += 1
+                sent[str(n)] = start + k / rate
+                pipe.xadd(REQ, {"id": str(n)}, maxlen=100000, approximate=True)
+                k += 1
+            await pipe.execute()
+            await asyncio.sleep(max(start + k / rate - loop.time(), 0.001))
+
+    rx = asyncio.create_task(receive())
+    await (send_open() if rate else send_closed())
+    await asyncio.sleep(0.5)
+    done.set()
+    await rx
+    await r.aclose()
+    lat = sorted(latencies)
+    return {"replies": len(lat), "per_second": len(lat) / seconds,
+            "p50_ms": 1e3 * lat[len(lat) // 2] if lat else None,
+            "p99_ms": 1e3 * lat[int(len(lat) * 0.99)] if lat else None,
+            "mean_ms": 1e3 * statistics.fmean(lat) if lat else None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("role", choices=("responder", "prober"))
+    ap.add_argument("url")
+    ap.add_argument("seconds", type=float)
+    ap.add_argument("--rate", type=float)
+    ap.add_argument("--inflight", type=int, default=64)
+    args = ap.parse_args()
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    if args.role == "responder":
+        asyncio.run(responder(args.url, args.seconds))
+    else:
+        print(json.dumps(asyncio.run(prober(args.url, args.seconds, args.rate, args.inflight))))
+
+
+if __name__ == "__main__":
+    main()

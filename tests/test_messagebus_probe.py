@@ -1,0 +1,142 @@
+"""The MessageBus prober against real Redis and synthetic engines with known truth."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter.config import CompositeSpec, ProbeSpec
+from exporter.transport import connect
+from synthetic.engine import SyntheticEngine
+from synthetic.knobs import Knobs, ServiceTime
+
+from .helpers import buckets, engines_running, histogram_quantile, probing, value
+
+LAT = "nautilus_probe_latency_seconds"
+
+
+def spec(engine: str, op: str, rate: float, timeout: float = 2.0,
+         priority: str = "normal") -> ProbeSpec:
+    return ProbeSpec(engine, op, rate, timeout, priority, 16)
+
+
+def fixed(seconds: float, **kw: float) -> Knobs:
+    return Knobs(service_time=ServiceTime("fixed", seconds), **kw)
+
+
+def engine(redis_url: str, name: str, ops: dict[str, Knobs], **kw) -> SyntheticEngine:
+    return SyntheticEngine(connect(redis_url), name, ops, seed=1234, **kw)
+
+
+@pytest.mark.parametrize("transport", ["streams", "pubsub"])
+async def test_fixed_service_time_median(redis_url: str, transport: str) -> None:
+    eng = engine(redis_url, "risk", {"limit_check": fixed(0.020)}, transport=transport)
+    async with engines_running(redis_url, [eng]):
+        async with probing(redis_url, [spec("risk", "limit_check", 100)], duration=3,
+                           transport=transport) as h:
+            text = h.text()
+    count = value(text, f"{LAT}_count", engine="risk", op="limit_check")
+    assert 280 <= count <= 310, count
+    assert value(text, "nautilus_probe_failures_total") == 0
+    median = histogram_quantile(0.5, buckets(text, LAT, engine="risk", op="limit_check"))
+    assert 0.020 <= median <= 0.022, median
+    # The engine's own service time is exported too.
+    service = histogram_quantile(0.5, buckets(text, "nautilus_probe_service_seconds"))
+    assert 0.019 <= service <= 0.022, service
+
+
+async def test_drop_ratio_counts_lost(redis_url: str) -> None:
+    eng = engine(redis_url, "ml", {"process": fixed(0, drop_ratio=0.05)})
+    async with engines_running(redis_url, [eng]):
+        async with probing(redis_url, [spec("ml", "process", 400, timeout=0.3)],
+                           duration=5) as h:
+            text = h.text()
+    requests = value(text, "nautilus_probe_requests_total", engine="ml")
+    lost = value(text, "nautilus_probe_replies_lost_total", engine="ml")
+    assert requests >= 1900, requests
+    assert abs(lost / requests - 0.05) <= 0.015, (lost, requests)
+    # Exactly what the engine dropped, each also a timeout, none late.
+    assert lost == eng.responder.stats.dropped
+    assert value(text, "nautilus_probe_failures_total", reason="timeout") == lost
+    assert value(text, "nautilus_probe_replies_late_total") == 0
+    assert value(text, "nautilus_probe_in_flight") == 0
+
+
+async def test_duplicates_and_out_of_order_counted_exactly(redis_url: str) -> None:
+    eng = engine(redis_url, "risk", {"alert": fixed(0, duplicate_ratio=0.05, reorder_ratio=0.05)})
+    async with engines_running(redis_url, [eng]):
+        async with probing(redis_url, [spec("risk", "alert", 200)], duration=4) as h:
+            text = h.text()
+    stats = eng.responder.stats
+    assert stats.duplicates >= 10 and stats.reordered >= 10, stats
+    assert value(text, "nautilus_probe_replies_duplicate_total") == stats.duplicates
+    assert value(text, "nautilus_probe_replies_out_of_order_total") == stats.reordered
+    assert value(text, "nautilus_probe_failures_total") == 0
+    assert value(text, "nautilus_probe_replies_lost_total") == 0
+    assert value(text, f"{LAT}_count") == value(text, "nautilus_probe_requests_total")
+
+
+async def test_stall_shows_in_the_tail(redis_url: str) -> None:
+    """1 s of silence every 5 s: open-loop probing puts it in p99 (closed loop hides it)."""
+    eng = engine(redis_url, "factor", {"full_cycle": fixed(
+        0.001, stall_duration=1.0, stall_period=5.0)})
+    async with engines_running(redis_url, [eng]):
+        async with probing(redis_url, [spec("factor", "full_cycle", 50, timeout=2.0)],
+                           duration=5.5) as h:
+            text = h.text()
+    cum = buckets(text, LAT, engine="factor")
+    assert histogram_quantile(0.99, cum) > 0.5
+    assert histogram_quantile(0.5, cum) < 0.01
+    assert value(text, "nautilus_probe_failures_total") == 0
+
+
+async def test_errors_and_deadline_expiry(redis_url: str) -> None:
+    eng = engine(redis_url, "analytics", {"report": fixed(0, error_ratio=0.2)})
+    async with engines_running(redis_url, [eng]):
+        async with probing(redis_url, [spec("analytics", "report", 200)], duration=2) as h:
+            text = h.text()
+    errors = value(text, "nautilus_probe_failures_total", reason="error")
+    assert errors == eng.responder.stats.errors
+    requests = value(text, "nautilus_probe_requests_total")
+    assert 0.12 <= errors / requests <= 0.28
+    assert value(text, f"{LAT}_count") == requests - errors
+
+
+async def test_unknown_operation_is_an_error_reply(redis_url: str) -> None:
+    eng = engine(redis_url, "risk", {"limit_check": fixed(0)})
+    async with engines_running(redis_url, [eng]):
+        async with probing(redis_url, [spec("risk", "nope", 50)], duration=1) as h:
+            text = h.text()
+    requests = value(text, "nautilus_probe_requests_total", op="nope")
+    assert requests >= 45
+    assert value(text, "nautilus_probe_failures_total", op="nope", reason="error") == requests
+
+
+async def test_trading_request_is_as_slow_as_its_slowest_leg(redis_url: str) -> None:
+    legs = {"risk": ("limit_check", 0.050), "analytics": ("calculation", 0.030),
+            "factor": ("factor_calculation", 0.100), "ml": ("process", 0.010)}
+    engines = [engine(redis_url, e, {op: fixed(t)}) for e, (op, t) in legs.items()]
+    trading = CompositeSpec(rate=20, timeout=1.0, priority="high", payload_size=16,
+                            legs=tuple((e, op) for e, (op, _) in legs.items()))
+    async with engines_running(redis_url, engines):
+        async with probing(redis_url, [], duration=3, trading=trading) as h:
+            text = h.text()
+    count = value(text, "nautilus_probe_trading_request_latency_seconds_count")
+    assert count == value(text, "nautilus_probe_trading_requests_total") >= 55
+    avg = value(text, "nautilus_probe_trading_request_latency_seconds_sum") / count
+    assert 0.100 <= avg <= 0.110, avg
+    # Every leg is also an ordinary probe of its engine.
+    assert value(text, "nautilus_probe_requests_total", engine="ml") == count
+
+
+async def test_trading_request_fails_with_a_leg(redis_url: str) -> None:
+    engines = [engine(redis_url, "risk", {"limit_check": fixed(0, error_ratio=1.0)}),
+               engine(redis_url, "ml", {"process": fixed(0)})]
+    trading = CompositeSpec(rate=20, timeout=0.5, priority="high", payload_size=0,
+                            legs=(("risk", "limit_check"), ("ml", "process")))
+    async with engines_running(redis_url, engines):
+        async with probing(redis_url, [], duration=1, trading=trading) as h:
+            text = h.text()
+    sent = value(text, "nautilus_probe_trading_requests_total")
+    assert sent >= 18
+    assert value(text, "nautilus_probe_trading_request_failures_total", reason="error") == sent
+    assert value(text, "nautilus_probe_trading_request_latency_seconds_count") == 0
