@@ -71,6 +71,9 @@ def cmd_engines(args: argparse.Namespace) -> int:
 
     cfg = SyntheticConfig.load(args.config_file)
     specs = [cfg.engine(name) for name in args.engine] if args.engine else list(cfg.engines)
+    if args.config_check:
+        print(f"{args.config_file}: OK ({len(specs)} engines)")
+        return 0
     redis_url = args.redis_url or cfg.redis_url
 
     async def body(stop: asyncio.Event) -> None:
@@ -126,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("engines", help="run synthetic engines")
     p.add_argument("--config.file", dest="config_file", default="synthetic.yml")
+    p.add_argument("--config.check", dest="config_check", action="store_true",
+                   help="validate the configuration and exit")
     p.add_argument("--engine", action="append", help="serve only this engine (repeatable)")
     p.add_argument("--redis.url", dest="redis_url", help="override the config's redis_url")
     p.set_defaults(func=cmd_engines)

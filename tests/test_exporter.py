@@ -1,0 +1,242 @@
+"""The exporter as users run it: the CLI, HTTP endpoints, reload, promtool, Redis outages."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import ROOT, RedisServer, free_port, http_get, http_post, wait_for
+from .helpers import value
+
+REPLY_STREAM = "nautilus:probe:{exporter}:reply"
+
+
+def write_config(path: Path, redis_url: str, engines: dict, **extra) -> Path:
+    path.write_text(yaml.safe_dump({"redis_url": redis_url, "engines": engines,
+                                    "self_reports": {"interval": "1s"}, **extra}))
+    return path
+
+
+def write_engines(path: Path, redis_url: str, engines: dict) -> Path:
+    path.write_text(yaml.safe_dump({"redis_url": redis_url, "report_interval": "1s",
+                                    "engines": engines}))
+    return path
+
+
+class Running:
+    def __init__(self, child, port: int) -> None:
+        self.child, self.base = child, f"http://127.0.0.1:{port}"
+
+    def metrics(self) -> str:
+        status, body = http_get(f"{self.base}/metrics")
+        assert status == 200
+        return body
+
+    def value(self, name: str, **labels: str) -> float:
+        return value(self.metrics(), name, **labels)
+
+
+@pytest.fixture
+def exporter(spawn, tmp_path):
+    def start(config: Path) -> Running:
+        port = free_port()
+        child = spawn("exporter", "--config.file", str(config),
+                      "--web.listen-address", f"127.0.0.1:{port}")
+        running = Running(child, port)
+        wait_for(lambda: http_get(f"{running.base}/-/ready")[0] == 200, 15)
+        return running
+    return start
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "exporter", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+
+
+BAD_CONFIGS = [
+    ({"engines": {"risk": {"limit_check": {"rate": -1}}}},
+     "engines.risk.limit_check.rate: must be a positive number, got -1"),
+    ({"engines": {"risk": {"limit_check": {"timeout": "fast"}}}},
+     "engines.risk.limit_check.timeout: must be a duration such as 250ms or 2s, got 'fast'"),
+    ({"engines": {"risk": {"limit_check": {"rat": 5}}}},
+     "engines.risk.limit_check.rat: unknown key"),
+    ({"engines": {"risk": {"limit_check": {"priority": "urgent"}}}},
+     "engines.risk.limit_check.priority: must be one of critical, high, normal, low; got 'urgent'"),
+    ({"transport": "kafka", "engines": {"risk": {"limit_check": {}}}},
+     "transport: must be one of streams, pubsub; got 'kafka'"),
+    ({"redis_url": "http://x", "engines": {"risk": {"limit_check": {}}}},
+     "redis_url: must be a redis://, rediss:// or unix:// URL, got 'http://x'"),
+    ({"engines": {"Risk!": {"limit_check": {}}}},
+     "engines.Risk!: must be a lower-case name like risk or limit_check, got 'Risk!'"),
+    ({"engines": {}}, "engines: must name at least one engine and operation to probe"),
+    ({"engines": {"risk": {"limit_check": {}}}, "bogus": 1}, "bogus: unknown key"),
+    ({"engines": {"risk": {"limit_check": {}}}, "trading_request": {"rate": 0}},
+     "trading_request.rate: must be a positive number, got 0"),
+    ({"engines": ["risk"]}, "engines: must be a mapping, got list"),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), BAD_CONFIGS)
+def test_bad_config_names_the_key(tmp_path: Path, data: dict, message: str) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text(yaml.safe_dump(data))
+    for extra in (["--config.check"], ["--web.listen-address", f"127.0.0.1:{free_port()}"]):
+        proc = run_cli("exporter", "--config.file", str(path), *extra)
+        assert proc.returncode == 2
+        assert proc.stderr.strip() == f"nautilus-probe: config error: {path}: {message}"
+        assert "Traceback" not in proc.stderr
+
+
+def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
+    proc = run_cli("exporter", "--config.file", str(tmp_path / "missing.yml"), "--config.check")
+    assert proc.returncode == 2
+    assert "cannot read" in proc.stderr and "missing.yml" in proc.stderr
+    bad = tmp_path / "broken.yml"
+    bad.write_text("engines: [\n")
+    proc = run_cli("exporter", "--config.file", str(bad), "--config.check")
+    assert proc.returncode == 2 and "is not valid YAML" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_shipped_configs_are_valid() -> None:
+    proc = run_cli("exporter", "--config.file", "config/exporter.yml", "--config.check")
+    assert proc.returncode == 0, proc.stderr
+    assert "15 probe streams" in proc.stdout
+    proc = run_cli("engines", "--config.file", "config/synthetic.yml", "--config.check")
+    assert proc.returncode == 0, proc.stderr
+    assert "9 engines" in proc.stdout
+
+
+def test_bad_synthetic_config(tmp_path: Path) -> None:
+    path = tmp_path / "syn.yml"
+    path.write_text(yaml.safe_dump({"engines": {"risk": {"limit_check": {"drop_ratio": 2}}}}))
+    proc = run_cli("engines", "--config.file", str(path))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"nautilus-probe: config error: {path}: "
+                                   "engines.risk.limit_check.drop_ratio: must be a ratio "
+                                   "between 0 and 1, got 2")
+
+
+def test_endpoints_reload_and_promtool(redis_url, spawn, exporter, tmp_path: Path) -> None:
+    spawn("engines", "--config.file", str(write_engines(
+        tmp_path / "syn.yml", redis_url, {"risk": {"limit_check": {}, "alert": {}}})))
+    cfg = write_config(tmp_path / "exp.yml", redis_url, {"risk": {"limit_check": {"rate": 50}}})
+    ex = exporter(cfg)
+
+    assert http_get(f"{ex.base}/-/healthy") == (200, "Healthy.\n")
+    status, landing = http_get(f"{ex.base}/")
+    assert status == 200 and 'href="/metrics"' in landing
+    wait_for(lambda: ex.value("nautilus_probe_latency_seconds_count", op="limit_check") >= 50, 10)
+    text = ex.metrics()
+    assert value(text, "nautilus_probe_config_last_reload_successful") == 1
+    assert value(text, "nautilus_probe_build_info", version="0.1.0") == 1
+    assert value(text, "nautilus_probe_engine_report_up", engine="risk") in (0, 1)
+
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: run ./run setup"
+    check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                           text=True, timeout=30)
+    assert check.returncode == 0 and check.stdout + check.stderr == "", check.stdout + check.stderr
+
+    # A bad config is rejected over HTTP; the old one keeps probing.
+    cfg.write_text(yaml.safe_dump({"redis_url": redis_url, "engines": {"risk": {"alert": {"rate": "x"}}}}))
+    status, body = http_post(f"{ex.base}/-/reload")
+    assert status == 500 and "engines.risk.alert.rate: must be a positive number" in body
+    assert ex.value("nautilus_probe_config_last_reload_successful") == 0
+    before = ex.value("nautilus_probe_requests_total", op="limit_check")
+    wait_for(lambda: ex.value("nautilus_probe_requests_total", op="limit_check") > before + 20, 5)
+    assert ex.value("nautilus_probe_requests_total", op="alert") == 0
+
+    # A good one is applied, through POST ...
+    write_config(cfg, redis_url, {"risk": {"limit_check": {"rate": 50}, "alert": {"rate": 50}}})
+    assert http_post(f"{ex.base}/-/reload") == (200, "Reloaded.\n")
+    assert http_post(f"{ex.base}/-/reload") == (200, "Unchanged.\n")
+    wait_for(lambda: ex.value("nautilus_probe_latency_seconds_count", op="alert") >= 20, 10)
+    assert ex.value("nautilus_probe_config_last_reload_successful") == 1
+
+    # ... and through SIGHUP, which also rejects bad files without stopping.
+    write_config(cfg, redis_url, {"risk": {"alert": {"rate": 50}}})
+    ex.child.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    stopped = ex.value("nautilus_probe_requests_total", op="limit_check")
+    time.sleep(0.5)
+    assert ex.value("nautilus_probe_requests_total", op="limit_check") == stopped
+    assert ex.value("nautilus_probe_failures_total") == 0
+    cfg.write_text("engines: [\n")
+    ex.child.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: ex.value("nautilus_probe_config_last_reload_successful") == 0, 5)
+    assert ex.child.alive()
+
+
+def test_redis_outage_is_counted_and_recovered(spawn, exporter, tmp_path: Path) -> None:
+    server = RedisServer().start()
+    try:
+        spawn("engines", "--config.file", str(write_engines(
+            tmp_path / "syn.yml", server.url, {"risk": {"limit_check": {}}})))
+        ex = exporter(write_config(tmp_path / "exp.yml", server.url,
+                                   {"risk": {"limit_check": {"rate": 50, "timeout": "1s"}}}))
+        wait_for(lambda: ex.value("nautilus_probe_latency_seconds_count") >= 50, 10)
+        assert ex.value("nautilus_probe_messagebus_up") == 1
+
+        server.kill()
+        wait_for(lambda: ex.value("nautilus_probe_failures_total", reason="send_failed") >= 20, 10)
+        assert ex.value("nautilus_probe_messagebus_up") == 0
+        assert http_get(f"{ex.base}/-/healthy")[0] == 200 and ex.child.alive()
+
+        server.start()
+        restarted = time.monotonic()
+        ok_before = ex.value("nautilus_probe_latency_seconds_count")
+        wait_for(lambda: ex.value("nautilus_probe_latency_seconds_count") >= ok_before + 50, 15)
+        assert time.monotonic() - restarted < 10
+        assert ex.value("nautilus_probe_messagebus_up") == 1
+        assert ex.child.alive()
+    finally:
+        server.kill()
+
+
+def test_garbage_from_targets_is_counted(redis_session, spawn, exporter, tmp_path: Path) -> None:
+    url = redis_session.url
+    with redis_session.client() as r:
+        r.flushall()
+        ex = exporter(write_config(tmp_path / "exp.yml", url,
+                                   {"risk": {"limit_check": {"rate": 5, "timeout": "200ms"}}}))
+        for fields in ({"junk": "1"}, {"v": "9", "id": "x"}, {"v": "1", "id": "nope", "seq": "1",
+                       "engine": "risk", "op": "limit_check", "status": "ok", "service_us": "5"}):
+            r.xadd(REPLY_STREAM, fields)
+        r.set("metrics:risk", "not json")
+        wait_for(lambda: ex.value("nautilus_probe_replies_malformed_total") == 2, 5)
+        wait_for(lambda: ex.value("nautilus_probe_replies_unmatched_total") == 1, 5)
+        wait_for(lambda: ex.value("nautilus_probe_engine_report_errors_total", engine="risk") >= 1, 5)
+        # No engine answers: timeouts, then lost; the exporter carries on.
+        wait_for(lambda: ex.value("nautilus_probe_replies_lost_total") >= 3, 5)
+        assert ex.value("nautilus_probe_failures_total", reason="timeout") >= 3
+        r.set("metrics:risk", '{"throughput": 1200, "latency": 4.5, "cpu_usage": 85, '
+              f'"memory_usage": 256, "error_rate": 0.002, "timestamp": {time.time()}}}')
+        wait_for(lambda: ex.value("nautilus_probe_engine_report_up", engine="risk") == 1, 5)
+        text = ex.metrics()
+    assert value(text, "nautilus_probe_engine_reported_operations_per_second", engine="risk") == 1200
+    assert value(text, "nautilus_probe_engine_reported_latency_seconds", engine="risk") == pytest.approx(0.0045)
+    assert value(text, "nautilus_probe_engine_reported_cpu_ratio", engine="risk") == pytest.approx(0.85)
+    assert value(text, "nautilus_probe_engine_reported_memory_bytes", engine="risk") == 256 * 2**20
+    assert 0 <= value(text, "nautilus_probe_engine_report_age_seconds", engine="risk") < 3
+    assert ex.child.alive()
+
+
+def test_synthetic_engines_report_themselves(redis_url, spawn, exporter, tmp_path: Path) -> None:
+    spawn("engines", "--config.file", str(write_engines(
+        tmp_path / "syn.yml", redis_url, {"ml": {"process": {"service_time": "2ms"}}})))
+    ex = exporter(write_config(tmp_path / "exp.yml", redis_url, {"ml": {"process": {"rate": 100}}}))
+    wait_for(lambda: ex.value("nautilus_probe_engine_reported_operations_per_second",
+                              engine="ml") > 50, 10)
+    text = ex.metrics()
+    assert value(text, "nautilus_probe_engine_report_up", engine="ml") == 1
+    assert 0.0015 <= value(text, "nautilus_probe_engine_reported_latency_seconds", engine="ml") <= 0.004
+    assert value(text, "nautilus_probe_engine_reported_memory_bytes", engine="ml") > 10 * 2**20
+    assert 0 < value(text, "nautilus_probe_engine_reported_cpu_ratio", engine="ml") < 1
