@@ -65,6 +65,8 @@ def report_key(engine: str) -> str:
 
 def _text(fields: Mapping[Any, Any], name: str, *, required: bool = True) -> str:
     value = fields.get(name)
+    if value is None:  # a client without decode_responses gives bytes keys
+        value = fields.get(name.encode())
     if value is None:
         if required:
             raise ProtocolError(f"missing field {name!r}")

@@ -1,0 +1,65 @@
+"""Wire protocol v1: names and encodings exactly as docs/protocol.md states."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter import protocol
+from exporter.protocol import ProtocolError, Reply, Request
+
+REQ = Request("ab12", "exporter", "risk", "limit_check", 7, "high",
+              "nautilus:probe:{exporter}:reply", 1_800_000_000_000, "xx")
+
+
+def test_key_names() -> None:
+    assert protocol.request_stream("nautilus:probe", "risk", "high") == "nautilus:probe:{risk}:req:high"
+    assert protocol.request_channel("nautilus:probe", "risk") == "nautilus:probe:{risk}:req"
+    assert protocol.reply_key("nautilus:probe", "exporter") == "nautilus:probe:{exporter}:reply"
+    assert protocol.report_key("ml") == "metrics:ml"
+    assert protocol.PRIORITIES == ("critical", "high", "normal", "low")
+
+
+def test_request_fields_round_trip() -> None:
+    fields = REQ.fields()
+    assert fields == {"v": "1", "id": "ab12", "prober": "exporter", "engine": "risk",
+                      "op": "limit_check", "seq": "7", "prio": "high",
+                      "reply_to": "nautilus:probe:{exporter}:reply",
+                      "deadline_ms": "1800000000000", "payload": "xx"}
+    assert Request.from_fields(fields) == REQ
+    assert Request.from_fields({k.encode(): v.encode() for k, v in fields.items()}) == REQ
+    assert Request.from_json(REQ.to_json()) == REQ
+
+
+def test_reply_round_trip() -> None:
+    ok = Reply.answering(REQ, service_us=120)
+    assert ok.fields() == {"v": "1", "id": "ab12", "seq": "7", "engine": "risk",
+                           "op": "limit_check", "status": "ok", "service_us": "120"}
+    err = Reply.answering(REQ, error="limit breached", service_us=5)
+    assert err.fields()["status"] == "error" and err.fields()["error"] == "limit breached"
+    for reply in (ok, err):
+        assert Reply.from_fields(reply.fields()) == reply
+        assert Reply.from_json(reply.to_json()) == reply
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"v": "2"}, "unsupported protocol version '2'"),
+    ({"seq": "seven"}, "field 'seq' is not an integer: 'seven'"),
+    ({"status": "maybe"}, "unknown status 'maybe'"),
+    ({"service_us": "-1"}, "negative service_us"),
+    ({"id": None}, "missing field 'id'"),
+    ({"status": "error"}, "missing field 'error'"),
+])
+def test_bad_replies_are_rejected(change: dict, message: str) -> None:
+    fields = {**Reply.answering(REQ, service_us=1).fields(), **change}
+    fields = {k: v for k, v in fields.items() if v is not None}
+    with pytest.raises(ProtocolError, match=message.replace("(", r"\(")):
+        Reply.from_fields(fields)
+
+
+def test_bad_requests_are_rejected() -> None:
+    with pytest.raises(ProtocolError, match="unknown priority"):
+        Request.from_fields({**REQ.fields(), "prio": "urgent"})
+    with pytest.raises(ProtocolError, match="not JSON"):
+        Request.from_json("{nope")
+    with pytest.raises(ProtocolError, match="not an object"):
+        Reply.from_json("[1]")

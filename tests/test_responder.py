@@ -1,0 +1,77 @@
+"""The responder library that engines embed: priorities, deadlines, acks, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from exporter import protocol
+from exporter.protocol import Request
+from exporter.responder import Responder, Verdict
+from exporter.transport import connect
+
+PREFIX = "nautilus:probe"
+
+
+def request(seq: int, prio: str, deadline_s: float = 30.0, op: str = "limit_check") -> Request:
+    return Request(f"r{seq}", "tester", "risk", op, seq, prio, "tester:reply",
+                   int((time.time() + deadline_s) * 1000))
+
+
+async def serve_until_idle(responder: Responder, expected: int) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(responder.run(stop))
+    deadline = time.monotonic() + 10
+    while responder.stats.received < expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)
+    stop.set()
+    await task
+
+
+async def test_higher_priorities_are_served_first(redis_url: str) -> None:
+    client = connect(redis_url)
+    order: list[str] = []
+
+    async def handle(req: Request) -> None:
+        order.append(req.prio)
+
+    responder = Responder(client, "risk", handle)
+    await responder._ensure_groups()  # as a running engine would have
+    seq = 0
+    for prio in ("low", "normal", "high", "critical"):
+        for _ in range(10):
+            seq += 1
+            await client.xadd(protocol.request_stream(PREFIX, "risk", prio), request(seq, prio).fields())
+    await serve_until_idle(responder, 40)
+    assert order == ["critical"] * 10 + ["high"] * 10 + ["normal"] * 10 + ["low"] * 10
+    # Every request was answered and acknowledged.
+    assert await client.xlen("tester:reply") == 40
+    for prio in protocol.PRIORITIES:
+        pending = await client.xpending(protocol.request_stream(PREFIX, "risk", prio), "responders")
+        assert pending["pending"] == 0
+    await client.aclose()
+
+
+async def test_expired_and_malformed_requests_get_no_reply(redis_url: str) -> None:
+    client = connect(redis_url)
+
+    async def handle(req: Request) -> Verdict:
+        if req.seq == 3:
+            raise RuntimeError("limit table unavailable")
+        return Verdict()
+
+    responder = Responder(client, "risk", handle)
+    stream = protocol.request_stream(PREFIX, "risk", "normal")
+    await client.xadd(stream, request(1, "normal").fields())
+    await client.xadd(stream, request(2, "normal", deadline_s=-1).fields())  # already expired
+    await client.xadd(stream, {"v": "1", "id": "bad"})  # malformed
+    await client.xadd(stream, request(3, "normal").fields())  # handler raises
+    await serve_until_idle(responder, 3)
+    stats = responder.stats
+    assert (stats.received, stats.expired, stats.malformed, stats.replies, stats.errors) == (3, 1, 1, 2, 1)
+    replies = await client.xrange("tester:reply")
+    assert [(f["seq"], f["status"]) for _, f in replies] == [("1", "ok"), ("3", "error")]
+    assert replies[1][1]["error"] == "limit table unavailable"
+    assert (await client.xpending(stream, "responders"))["pending"] == 0
+    await client.aclose()
