@@ -40,18 +40,18 @@ async def responder(url: str, seconds: float) -> None:
 
 async def prober(url: str, seconds: float, rate: float | None, inflight: int) -> dict:
     r = aioredis.from_url(url, decode_responses=True)
-    loop = asyncio.get_running_loop()
+    clock = time.monotonic  # uvloop's loop.time() has millisecond steps
     sent: dict[str, float] = {}
     latencies: list[float] = []
     done = asyncio.Event()
-    start = loop.time()
+    start = clock()
     end = start + seconds
 
     async def receive() -> None:
         last = f"{int(time.time() * 1000)}-0"
         while not done.is_set():
             resp = await r.xread({REPLY: last}, count=4096, block=100)
-            now = loop.time()
+            now = clock()
             for _s, entries in resp or ():
                 for entry_id, fields in entries:
                     last = entry_id
@@ -66,17 +66,23 @@ async def prober(url: str, seconds: float, rate: float | None, inflight: int) ->
 
     async def send_closed() -> None:  # saturation: keep `inflight` requests outstanding
         nonlocal n
-        while loop.time() < end:
+        while clock() < end:
             await free.acquire()
-            n += 1
-            sent[str(n)] = loop.time()
-            await r.xadd(REQ, {"id": str(n)}, maxlen=100000, approximate=True)
+            pipe = r.pipeline(transaction=False)
+            while True:  # every free slot goes out in one pipeline
+                n += 1
+                sent[str(n)] = clock()
+                pipe.xadd(REQ, {"id": str(n)}, maxlen=100000, approximate=True)
+                if free.locked():
+                    break
+                await free.acquire()
+            await pipe.execute()
 
     async def send_open() -> None:  # fixed rate, latency from the scheduled time
         nonlocal n
         k = 0
-        while loop.time() < end:
-            now = loop.time()
+        while clock() < end:
+            now = clock()
             pipe = r.pipeline(transaction=False)
             while start + k / rate <= now:
                 n += 1
@@ -84,16 +90,18 @@ async def prober(url: str, seconds: float, rate: float | None, inflight: int) ->
                 pipe.xadd(REQ, {"id": str(n)}, maxlen=100000, approximate=True)
                 k += 1
             await pipe.execute()
-            await asyncio.sleep(max(start + k / rate - loop.time(), 0.001))
+            await asyncio.sleep(max(start + k / rate - clock(), 0.001))
 
     rx = asyncio.create_task(receive())
+    cpu0 = time.process_time()
     await (send_open() if rate else send_closed())
+    cpu_share = (time.process_time() - cpu0) / seconds
     await asyncio.sleep(0.5)
     done.set()
     await rx
     await r.aclose()
     lat = sorted(latencies)
-    return {"replies": len(lat), "per_second": len(lat) / seconds,
+    return {"replies": len(lat), "per_second": len(lat) / seconds, "cpu_share": cpu_share,
             "p50_ms": 1e3 * lat[len(lat) // 2] if lat else None,
             "p99_ms": 1e3 * lat[int(len(lat) * 0.99)] if lat else None,
             "mean_ms": 1e3 * statistics.fmean(lat) if lat else None}

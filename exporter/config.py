@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import protocol
-from .yamlcheck import (ConfigError, Node, duration, load_file, non_negative_int, one_of,
-                        positive, positive_int, string)
+from .yamlcheck import (ConfigError, Node, duration, load_file, name, non_negative_int, one_of,
+                        positive, positive_int, redis_url_check, string)
 
 DEFAULT_LEGS = (("risk", "limit_check"), ("analytics", "calculation"),
                 ("factor", "factor_calculation"), ("ml", "process"))
@@ -60,19 +60,6 @@ class Config:
         return (self.redis_url, self.transport, self.prefix, self.prober_id)
 
 
-def _name(path: str, value: Any) -> str:
-    if not isinstance(value, str) or not protocol.NAME_RE.match(value):
-        raise ConfigError(path, f"must be a lower-case name like risk or limit_check, got {value!r}")
-    return value
-
-
-def _redis_url(path: str, value: Any) -> str:
-    url = string(path, value)
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(path, f"must be a redis://, rediss:// or unix:// URL, got {value!r}")
-    return url
-
-
 def _probe_settings(node: Node, base: dict[str, Any]) -> dict[str, Any]:
     out = {
         "rate": node.get("rate", base["rate"], positive),
@@ -86,10 +73,10 @@ def _probe_settings(node: Node, base: dict[str, Any]) -> dict[str, Any]:
 
 def parse(data: Any) -> Config:
     root = Node(data)
-    redis_url = root.get("redis_url", "redis://127.0.0.1:6379/0", _redis_url)
+    redis_url = root.get("redis_url", "redis://127.0.0.1:6379/0", redis_url_check)
     transport = root.get("transport", "streams", one_of(*protocol.TRANSPORTS))
     prefix = root.get("prefix", protocol.DEFAULT_PREFIX, string)
-    prober_id = root.get("prober_id", "exporter", _name)
+    prober_id = root.get("prober_id", "exporter", name)
     max_in_flight = root.get("max_in_flight", 100_000, positive_int)
     defaults = _probe_settings(root.node("defaults"), {
         "rate": 10.0, "timeout": 2.0, "priority": "normal", "payload_size": 64})
@@ -98,10 +85,10 @@ def parse(data: Any) -> Config:
     engines = root.node("engines")
     for engine, ops in engines.items():
         epath = engines.sub(engine)
-        _name(epath, engine)
+        name(epath, engine)
         ops_node = Node(ops, epath)
         for op, settings in ops_node.items():
-            _name(ops_node.sub(op), op)
+            name(ops_node.sub(op), op)
             probes.append(ProbeSpec(engine, op, **_probe_settings(Node(settings, ops_node.sub(op)),
                                                                   defaults)))
     if not probes:
@@ -111,7 +98,7 @@ def parse(data: Any) -> Config:
     if "trading_request" in root.data:
         tnode = root.node("trading_request")
         legs_node = tnode.node("legs")
-        legs = tuple((_name(legs_node.sub(e), e), _name(legs_node.sub(e), op))
+        legs = tuple((name(legs_node.sub(e), e), name(legs_node.sub(e), op))
                      for e, op in legs_node.items()) or DEFAULT_LEGS
         trading = CompositeSpec(
             rate=tnode.get("rate", 10.0, positive),
@@ -135,4 +122,4 @@ def parse(data: Any) -> Config:
 def _name_list(path: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise ConfigError(path, f"must be a list of engine names, got {value!r}")
-    return tuple(_name(f"{path}[{i}]", v) for i, v in enumerate(value))
+    return tuple(name(f"{path}[{i}]", v) for i, v in enumerate(value))

@@ -10,8 +10,9 @@ import time
 clock = time.monotonic
 
 # uvloop busy-spins on sub-millisecond sleeps: tick at least this long and send
-# every probe that is due (DESIGN.md).
-MIN_TICK_S = 0.001
+# every probe that is due (DESIGN.md). 2 ms rather than 1 halves the Redis
+# commands per probe at 1,000/s (each costs ~100 us of CPU here).
+MIN_TICK_S = 0.002
 MAX_TICK_S = 0.01  # also how often timeouts are checked
 # Probes due within the next tick are sent now rather than up to a tick late
 # (timers wake late, never early); their latency then runs from the real send.

@@ -11,6 +11,8 @@ from typing import Any, Callable, TypeVar
 
 import yaml
 
+from .protocol import NAME_RE
+
 T = TypeVar("T")
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h)?\s*$")
@@ -137,6 +139,20 @@ def string(path: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(path, f"must be a non-empty string, got {value!r}")
     return value
+
+
+def name(path: str, value: Any) -> str:
+    """Engine, operation and prober names: they become Redis keys and label values."""
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise ConfigError(path, f"must be a lower-case name like risk or limit_check, got {value!r}")
+    return value
+
+
+def redis_url_check(path: str, value: Any) -> str:
+    url = string(path, value)
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(path, f"must be a redis://, rediss:// or unix:// URL, got {value!r}")
+    return url
 
 
 def one_of(*choices: str) -> Callable[[str, Any], str]:

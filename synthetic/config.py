@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter import protocol
-from exporter.config import _name, _redis_url
-from exporter.yamlcheck import ConfigError, Node, duration, load_file, one_of, positive_int, string
+from exporter.yamlcheck import (ConfigError, Node, duration, load_file, name, one_of,
+                                positive_int, redis_url_check, string)
 
 from .knobs import Knobs, parse_knobs
 
@@ -40,7 +40,7 @@ class SyntheticConfig:
 
 def parse(data: Any) -> SyntheticConfig:
     root = Node(data)
-    redis_url = root.get("redis_url", "redis://127.0.0.1:6379/0", _redis_url)
+    redis_url = root.get("redis_url", "redis://127.0.0.1:6379/0", redis_url_check)
     transport = root.get("transport", "streams", one_of(*protocol.TRANSPORTS))
     prefix = root.get("prefix", protocol.DEFAULT_PREFIX, string)
     interval = root.get("report_interval", 2.0, duration)
@@ -53,15 +53,15 @@ def parse(data: Any) -> SyntheticConfig:
                    for e, ops in protocol.ENGINE_OPERATIONS.items()]
     else:
         enode = root.node("engines")
-        for name, ops in enode.items():
-            _name(enode.sub(name), name)
-            onode = Node(ops, enode.sub(name))
+        for engine, ops in enode.items():
+            name(enode.sub(engine), engine)
+            onode = Node(ops, enode.sub(engine))
             op_items = onode.items() or [(op, None) for op in
-                                         protocol.ENGINE_OPERATIONS.get(name, ("process",))]
+                                         protocol.ENGINE_OPERATIONS.get(engine, ("process",))]
             knobs = {}
             for op, settings in op_items:
-                _name(onode.sub(op), op)
+                name(onode.sub(op), op)
                 knobs[op] = parse_knobs(Node(settings, onode.sub(op)), defaults)
-            engines.append(EngineSpec(name, knobs))
+            engines.append(EngineSpec(engine, knobs))
     root.done()
     return SyntheticConfig(redis_url, transport, prefix, interval, concurrency, tuple(engines))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pytest
+import redis
+import yaml
 
 from exporter.config import CompositeSpec, ProbeSpec
 from exporter.transport import connect
 from synthetic.engine import SyntheticEngine
 from synthetic.knobs import Knobs, ServiceTime
 
+from .conftest import wait_for
 from .helpers import buckets, engines_running, histogram_quantile, probing, value
 
 LAT = "nautilus_probe_latency_seconds"
@@ -27,15 +30,32 @@ def engine(redis_url: str, name: str, ops: dict[str, Knobs], **kw) -> SyntheticE
     return SyntheticEngine(connect(redis_url), name, ops, seed=1234, **kw)
 
 
+@pytest.fixture
+def engine_process(spawn, tmp_path):
+    """Synthetic engines in their own process (as deployed): timing tests get a core
+    of their own instead of sharing the prober's event loop."""
+    def start(redis_url: str, engines: dict, transport: str = "streams") -> None:
+        path = tmp_path / "synthetic.yml"
+        path.write_text(yaml.safe_dump({"redis_url": redis_url, "transport": transport,
+                                        "engines": engines}))
+        spawn("engines", "--config.file", str(path))
+        with redis.Redis.from_url(redis_url) as r:
+            if transport == "streams":
+                engine = next(iter(engines))
+                wait_for(lambda: r.exists(f"nautilus:probe:{{{engine}}}:req:low"), 10)
+            else:
+                wait_for(lambda: r.pubsub_numsub("nautilus:probe:{risk}:req")[0][1] == 1, 10)
+    return start
+
+
 @pytest.mark.parametrize("transport", ["streams", "pubsub"])
-async def test_fixed_service_time_median(redis_url: str, transport: str) -> None:
-    eng = engine(redis_url, "risk", {"limit_check": fixed(0.020)}, transport=transport)
-    async with engines_running(redis_url, [eng]):
-        async with probing(redis_url, [spec("risk", "limit_check", 100)], duration=3,
-                           transport=transport) as h:
-            text = h.text()
+async def test_fixed_service_time_median(redis_url: str, engine_process, transport: str) -> None:
+    engine_process(redis_url, {"risk": {"limit_check": {"service_time": "20ms"}}}, transport)
+    async with probing(redis_url, [spec("risk", "limit_check", 200)], duration=4,
+                       transport=transport) as h:
+        text = h.text()
     count = value(text, f"{LAT}_count", engine="risk", op="limit_check")
-    assert 280 <= count <= 310, count
+    assert 780 <= count <= 810, count
     assert value(text, "nautilus_probe_failures_total") == 0
     median = histogram_quantile(0.5, buckets(text, LAT, engine="risk", op="limit_check"))
     assert 0.020 <= median <= 0.022, median
@@ -75,14 +95,13 @@ async def test_duplicates_and_out_of_order_counted_exactly(redis_url: str) -> No
     assert value(text, f"{LAT}_count") == value(text, "nautilus_probe_requests_total")
 
 
-async def test_stall_shows_in_the_tail(redis_url: str) -> None:
+async def test_stall_shows_in_the_tail(redis_url: str, engine_process) -> None:
     """1 s of silence every 5 s: open-loop probing puts it in p99 (closed loop hides it)."""
-    eng = engine(redis_url, "factor", {"full_cycle": fixed(
-        0.001, stall_duration=1.0, stall_period=5.0)})
-    async with engines_running(redis_url, [eng]):
-        async with probing(redis_url, [spec("factor", "full_cycle", 50, timeout=2.0)],
-                           duration=5.5) as h:
-            text = h.text()
+    engine_process(redis_url, {"factor": {"full_cycle": {
+        "service_time": "1ms", "stall": {"duration": "1s", "period": "5s"}}}})
+    async with probing(redis_url, [spec("factor", "full_cycle", 50, timeout=2.0)],
+                       duration=5.5) as h:
+        text = h.text()
     cum = buckets(text, LAT, engine="factor")
     assert histogram_quantile(0.99, cum) > 0.5
     assert histogram_quantile(0.5, cum) < 0.01

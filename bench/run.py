@@ -1,0 +1,146 @@
+"""MessageBus benchmark: the exporter beside a bare redis-py request/reply loop.
+
+Everything runs on loopback against a redis-server this script starts, in one
+run, alternating the two sides and repeating, so that the machine's noise hits
+both; figures are medians of the repeats. Three measurements:
+
+1. round trips/s at saturation, 64 requests in flight on both sides;
+2. p50/p99 at a fixed 1,000 probes/s (latency from the scheduled send time);
+3. the exporter's CPU share at 1,000 probes/s.
+
+    ./run bench [--seconds 5] [--repeats 3] [--out results/bench-messagebus.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import RedisServer, free_port, http_get, wait_for  # noqa: E402
+from tests.helpers import buckets, histogram_quantile, samples  # noqa: E402
+
+PY = sys.executable
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def reference(url: str, seconds: float, rate: float | None) -> dict:
+    responder = subprocess.Popen([PY, "bench/reference.py", "responder", url, str(seconds + 2)],
+                                 cwd=ROOT)
+    time.sleep(0.5)
+    args = ["--rate", str(rate)] if rate else ["--inflight", "64"]
+    out = subprocess.run([PY, "bench/reference.py", "prober", url, str(seconds), *args],
+                         cwd=ROOT, capture_output=True, text=True, check=True)
+    responder.wait()
+    return json.loads(out.stdout)
+
+
+def bucket_delta(before: str, after: str, name: str) -> list[tuple[float, float]]:
+    b0 = dict(buckets(before, name))
+    return [(le, c - b0.get(le, 0.0)) for le, c in buckets(after, name)]
+
+
+def exporter_run(url: str, seconds: float, rate: float, max_in_flight: int, tmp: Path) -> dict:
+    syn = tmp / "syn.yml"
+    syn.write_text(yaml.safe_dump({"redis_url": url, "engines": {"risk": {"limit_check": {}}}}))
+    cfg = tmp / "exp.yml"
+    cfg.write_text(yaml.safe_dump({
+        "redis_url": url, "max_in_flight": max_in_flight,
+        "engines": {"risk": {"limit_check": {"rate": rate, "timeout": "2s"}}},
+        "self_reports": {"engines": []}}))
+    port = free_port()
+    engine = subprocess.Popen([PY, "-m", "exporter", "engines", "--config.file", str(syn)],
+                              cwd=ROOT, stderr=subprocess.DEVNULL)
+    exporter = subprocess.Popen([PY, "-m", "exporter", "exporter", "--config.file", str(cfg),
+                                 "--web.listen-address", f"127.0.0.1:{port}"],
+                                cwd=ROOT, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/metrics"
+    try:
+        wait_for(lambda: http_get(base.replace("/metrics", "/-/ready"))[0] == 200, 15)
+        time.sleep(1.0)  # warm up
+        t0, cpu0, (_, before) = time.monotonic(), cpu_seconds(exporter.pid), http_get(base)
+        time.sleep(seconds)
+        t1, cpu1, (_, after) = time.monotonic(), cpu_seconds(exporter.pid), http_get(base)
+    finally:
+        for proc in (exporter, engine):
+            proc.terminate()
+            proc.wait()
+    name = "nautilus_probe_latency_seconds"
+    delta = bucket_delta(before, after, name)
+    ok = delta[-1][1]
+    s_after, s_before = samples(after), samples(before)
+    failures = sum(v - s_before.get(k, 0.0) for k, v in s_after.items()
+                   if k[0] == "nautilus_probe_failures_total")
+    skipped = sum(v - s_before.get(k, 0.0) for k, v in s_after.items()
+                  if k[0] == "nautilus_probe_probes_skipped_total")
+    return {"per_second": ok / (t1 - t0), "failures": failures, "skipped": skipped,
+            "p50_ms": 1e3 * histogram_quantile(0.5, delta),
+            "p99_ms": 1e3 * histogram_quantile(0.99, delta),
+            "cpu_share": (cpu1 - cpu0) / (t1 - t0)}
+
+
+def med(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", default="results/bench-messagebus.json")
+    args = ap.parse_args()
+    server = RedisServer().start()
+    tmp = Path(tempfile.mkdtemp(prefix="np-bench-"))
+    runs: dict[str, list[dict]] = {"ref_sat": [], "exp_sat": [], "ref_1k": [], "exp_1k": []}
+    try:
+        for i in range(args.repeats):
+            print(f"repeat {i + 1}/{args.repeats} ...", file=sys.stderr, flush=True)
+            runs["ref_sat"].append(reference(server.url, args.seconds, None))
+            runs["exp_sat"].append(exporter_run(server.url, args.seconds, 60000, 64, tmp))
+            runs["ref_1k"].append(reference(server.url, args.seconds, 1000))
+            runs["exp_1k"].append(exporter_run(server.url, args.seconds, 1000, 100000, tmp))
+    finally:
+        server.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+    sat = med(runs["exp_sat"], "per_second") / med(runs["ref_sat"], "per_second")
+    summary = {
+        "reference_round_trips_per_second": med(runs["ref_sat"], "per_second"),
+        "exporter_round_trips_per_second": med(runs["exp_sat"], "per_second"),
+        "saturation_ratio": sat,
+        "reference_1k_p50_ms": med(runs["ref_1k"], "p50_ms"),
+        "reference_1k_p99_ms": med(runs["ref_1k"], "p99_ms"),
+        "exporter_1k_p50_ms": med(runs["exp_1k"], "p50_ms"),
+        "exporter_1k_p99_ms": med(runs["exp_1k"], "p99_ms"),
+        "exporter_1k_cpu_share": med(runs["exp_1k"], "cpu_share"),
+        "exporter_1k_failures": sum(r["failures"] for r in runs["exp_1k"]),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"summary": summary, "runs": runs}, indent=2))
+    print(f"""
+                          reference     exporter
+round trips/s (64 in flight) {summary['reference_round_trips_per_second']:9.0f}    {summary['exporter_round_trips_per_second']:9.0f}   ratio {sat:.2f} (aim >= 0.80)
+p50 at 1,000/s (ms)          {summary['reference_1k_p50_ms']:9.2f}    {summary['exporter_1k_p50_ms']:9.2f}
+p99 at 1,000/s (ms)          {summary['reference_1k_p99_ms']:9.2f}    {summary['exporter_1k_p99_ms']:9.2f}   added {summary['exporter_1k_p99_ms'] - summary['reference_1k_p99_ms']:+.2f} ms (aim < 0.5)
+exporter CPU at 1,000/s                   {100 * summary['exporter_1k_cpu_share']:8.1f} %   of one core (aim < 30 %)
+(medians of {args.repeats} repeats of {args.seconds:g} s; raw runs in {args.out})""")
+
+
+if __name__ == "__main__":
+    main()
