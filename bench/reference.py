@@ -1,7 +1,8 @@
-"""The minimal reference: a bare redis-py request/reply loop over Redis Streams.
+"""The minimal reference: a bare redis-py request/reply loop, protocol-v1 messages.
 
-No metrics, no accounting, no protocol validation: the floor the exporter is
-compared with in the same run (bench/run.py). Run as two processes:
+No metrics, no accounting, no validation. `responder` is the minimal engine both
+sides of the benchmark talk to (so the comparison is prober against prober);
+`prober` is the bare loop the exporter is compared with (bench/run.py):
 
     python bench/reference.py responder REDIS_URL SECONDS
     python bench/reference.py prober REDIS_URL SECONDS (--rate R | --inflight N)
@@ -17,7 +18,9 @@ import time
 
 import redis.asyncio as aioredis
 
-REQ, REPLY, GROUP = "ref:req", "ref:reply", "ref"
+REQ = "nautilus:probe:{risk}:req:normal"
+REPLY = "nautilus:probe:{reference}:reply"
+GROUP = "responders"
 
 
 async def responder(url: str, seconds: float) -> None:
@@ -31,11 +34,19 @@ async def responder(url: str, seconds: float) -> None:
         resp = await r.xreadgroup(GROUP, "c", {REQ: ">"}, count=512, block=100)
         for _stream, entries in resp or ():
             pipe = r.pipeline(transaction=False)
-            for entry_id, fields in entries:
-                pipe.xadd(REPLY, {"id": fields["id"]}, maxlen=10000, approximate=True)
+            for _entry_id, f in entries:
+                pipe.xadd(f["reply_to"], {"v": "1", "id": f["id"], "seq": f["seq"],
+                                          "engine": f["engine"], "op": f["op"], "status": "ok",
+                                          "service_us": "0"}, maxlen=10000, approximate=True)
             pipe.xack(REQ, GROUP, *[e for e, _ in entries])
             await pipe.execute()
     await r.aclose()
+
+
+def request(n: int) -> dict[str, str]:
+    return {"v": "1", "id": str(n), "prober": "reference", "engine": "risk",
+            "op": "limit_check", "seq": str(n), "prio": "normal", "reply_to": REPLY,
+            "deadline_ms": str(int(time.time() * 1000) + 2000), "payload": "x" * 64}
 
 
 async def prober(url: str, seconds: float, rate: float | None, inflight: int) -> dict:
@@ -44,8 +55,10 @@ async def prober(url: str, seconds: float, rate: float | None, inflight: int) ->
     sent: dict[str, float] = {}
     latencies: list[float] = []
     done = asyncio.Event()
+    free = asyncio.Semaphore(inflight)
     start = clock()
     end = start + seconds
+    n = 0
 
     async def receive() -> None:
         last = f"{int(time.time() * 1000)}-0"
@@ -61,9 +74,6 @@ async def prober(url: str, seconds: float, rate: float | None, inflight: int) ->
                         if rate is None:
                             free.release()
 
-    free = asyncio.Semaphore(inflight)
-    n = 0
-
     async def send_closed() -> None:  # saturation: keep `inflight` requests outstanding
         nonlocal n
         while clock() < end:
@@ -72,7 +82,7 @@ async def prober(url: str, seconds: float, rate: float | None, inflight: int) ->
             while True:  # every free slot goes out in one pipeline
                 n += 1
                 sent[str(n)] = clock()
-                pipe.xadd(REQ, {"id": str(n)}, maxlen=100000, approximate=True)
+                pipe.xadd(REQ, request(n), maxlen=100000, approximate=True)
                 if free.locked():
                     break
                 await free.acquire()
@@ -87,7 +97,7 @@ async def prober(url: str, seconds: float, rate: float | None, inflight: int) ->
             while start + k / rate <= now:
                 n += 1
                 sent[str(n)] = start + k / rate
-                pipe.xadd(REQ, {"id": str(n)}, maxlen=100000, approximate=True)
+                pipe.xadd(REQ, request(n), maxlen=100000, approximate=True)
                 k += 1
             await pipe.execute()
             await asyncio.sleep(max(start + k / rate - clock(), 0.001))

@@ -50,17 +50,24 @@ def engine_process(spawn, tmp_path):
 
 @pytest.mark.parametrize("transport", ["streams", "pubsub"])
 async def test_fixed_service_time_median(redis_url: str, engine_process, transport: str) -> None:
-    engine_process(redis_url, {"risk": {"limit_check": {"service_time": "20ms"}}}, transport)
-    async with probing(redis_url, [spec("risk", "limit_check", 200)], duration=4,
-                       transport=transport) as h:
+    """A 20 ms engine reads 20-22 ms. Beside it, a 0 ms operation of the same engine
+    measures this machine's bare MessageBus round trip in the same run: on a busy
+    2-vCPU VM that floor alone can exceed 1.5 ms, so the upper bound is 20 ms plus
+    the larger of 2 ms and the floor + 0.5 ms (typically 2 ms: medians here read
+    20.9-21.6 ms with floors of 1.5-2.5 ms)."""
+    engine_process(redis_url, {"risk": {"limit_check": {"service_time": "20ms"},
+                                        "alert": {"service_time": 0}}}, transport)
+    async with probing(redis_url, [spec("risk", "limit_check", 200), spec("risk", "alert", 200)],
+                       duration=4, transport=transport) as h:
         text = h.text()
     count = value(text, f"{LAT}_count", engine="risk", op="limit_check")
     assert 780 <= count <= 810, count
     assert value(text, "nautilus_probe_failures_total") == 0
     median = histogram_quantile(0.5, buckets(text, LAT, engine="risk", op="limit_check"))
-    assert 0.020 <= median <= 0.022, median
+    floor = histogram_quantile(0.5, buckets(text, LAT, engine="risk", op="alert"))
+    assert 0.020 <= median <= 0.020 + max(0.002, floor + 0.0005), (median, floor)
     # The engine's own service time is exported too.
-    service = histogram_quantile(0.5, buckets(text, "nautilus_probe_service_seconds"))
+    service = histogram_quantile(0.5, buckets(text, "nautilus_probe_service_seconds", op="limit_check"))
     assert 0.019 <= service <= 0.022, service
 
 
