@@ -39,7 +39,7 @@ async def _run_exporter(args: argparse.Namespace, stop: asyncio.Event) -> None:
     from .app import Exporter
     from .web import install_sighup, serve
 
-    exporter = Exporter(args.config_file)
+    exporter = Exporter(args.config_file, redis_url=args.redis_url)
     await exporter.start()
     runner = await serve(exporter, args.listen_address)
     install_sighup(exporter)
@@ -53,7 +53,7 @@ def cmd_exporter(args: argparse.Namespace) -> int:
     from .config import Config
     from .web import parse_listen_address
 
-    cfg = Config.load(args.config_file)  # fail before binding anything
+    cfg = Config.load(args.config_file, redis_url=args.redis_url)  # fail before binding
     if args.config_check:
         print(f"{args.config_file}: OK ({len(cfg.probes)} probe streams)")
         return 0
@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config.check", dest="config_check", action="store_true",
                    help="validate the configuration and exit")
     p.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN)
+    p.add_argument("--redis.url", dest="redis_url", help="override the config's redis_url")
     p.set_defaults(func=cmd_exporter)
 
     p = sub.add_parser("engines", help="run synthetic engines")

@@ -51,8 +51,10 @@ class Config:
     checksum: str = ""
 
     @classmethod
-    def load(cls, path: str) -> "Config":
+    def load(cls, path: str, redis_url: str | None = None) -> "Config":
         cfg, digest = load_file(path, parse)
+        if redis_url is not None:
+            cfg = dataclasses.replace(cfg, redis_url=redis_url_check("--redis.url", redis_url))
         return dataclasses.replace(cfg, checksum=digest)
 
     def connection(self) -> tuple[str, str, str, str]:

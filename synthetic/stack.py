@@ -4,7 +4,6 @@ and the exporter, each a child process stopped by PID on Ctrl-C."""
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import signal
 import socket
@@ -15,9 +14,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-import yaml
-
 from exporter.web import parse_listen_address
+
+from .config import SyntheticConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
@@ -90,19 +89,17 @@ def run_stack(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         procs.append(start_redis(redis_port, workdir))
-        exporter_cfg = yaml.safe_load((CONFIG_DIR / "exporter.yml").read_text())
-        exporter_cfg["redis_url"] = redis_url
-        exporter_path = os.path.join(workdir, "exporter.yml")
-        Path(exporter_path).write_text(yaml.safe_dump(exporter_cfg, sort_keys=False))
+        exporter_path = str(CONFIG_DIR / "exporter.yml")
         synthetic_path = str(CONFIG_DIR / "synthetic.yml")
         py = [sys.executable, "-m", "exporter"]
-        engines = yaml.safe_load(Path(synthetic_path).read_text()).get("engines") or {}
-        for engine in engines:
+        engines = SyntheticConfig.load(synthetic_path).engines
+
+        for spec in engines:  # one process each, as deployed
             procs.append(spawn([*py, "engines", "--config.file", synthetic_path,
-                                           "--engine", engine, "--redis.url", redis_url]))
+                                "--engine", spec.name, "--redis.url", redis_url]))
         procs.append(spawn([*py, "monolith", "--redis.url", redis_url]))
         procs.append(spawn([*py, "exporter", "--config.file", exporter_path,
-                                       "--web.listen-address", args.listen_address]))
+                            "--redis.url", redis_url, "--web.listen-address", args.listen_address]))
         base = f"http://{host or '127.0.0.1'}:{port}"
         if not wait_ready(f"{base}/-/ready", 30):
             print("nautilus-probe: the exporter did not become ready", file=sys.stderr)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import redis
 import yaml
@@ -166,3 +168,21 @@ async def test_trading_request_fails_with_a_leg(redis_url: str) -> None:
     assert sent >= 18
     assert value(text, "nautilus_probe_trading_request_failures_total", reason="error") == sent
     assert value(text, "nautilus_probe_trading_request_latency_seconds_count") == 0
+
+
+async def test_knobs_change_while_running(redis_url: str) -> None:
+    """A breach injected through Redis, without a restart, shows in the exported latency."""
+    eng = engine(redis_url, "risk", {"limit_check": fixed(0.001)}, report_interval=0.2)
+    async with engines_running(redis_url, [eng]):
+        async with probing(redis_url, [spec("risk", "limit_check", 50)], duration=1) as h:
+            before = h.text()
+        await eng._redis.set("nautilus:probe:{risk}:knobs",
+                             '{"limit_check": {"service_time": "150ms"}}')
+        await asyncio.sleep(0.5)
+        async with probing(redis_url, [spec("risk", "limit_check", 50)], duration=1) as h:
+            after = h.text()
+        await eng._redis.delete("nautilus:probe:{risk}:knobs")
+        await asyncio.sleep(0.5)
+        assert eng.ops["limit_check"] == fixed(0.001)
+    assert histogram_quantile(0.5, buckets(before, LAT)) < 0.01
+    assert 0.15 <= histogram_quantile(0.5, buckets(after, LAT)) <= 0.17

@@ -1,0 +1,13 @@
+# nautilus-probe: the exporter, the synthetic engines and the monolith in one image.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY exporter exporter
+COPY synthetic synthetic
+COPY config config
+COPY thresholds.yml ./
+RUN pip install --no-cache-dir . && useradd --system probe
+USER probe
+EXPOSE 9478
+ENTRYPOINT ["nautilus-probe"]
+CMD ["exporter", "--config.file=/app/config/exporter.yml", "--redis.url=redis://redis:6379/0"]

@@ -1,0 +1,48 @@
+"""The README's first command: the local stack comes up and every engine answers."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from exporter.protocol import ENGINES
+
+from .conftest import ROOT, free_port, http_get, wait_for
+from .helpers import value
+
+
+def test_local_stack_probes_all_nine_engines(tmp_path) -> None:
+    port = free_port()
+    log = tmp_path / "stack.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "exporter", "stack", "--duration", "25",
+                                 "--web.listen-address", f"127.0.0.1:{port}"],
+                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}/metrics"
+            wait_for(lambda: f"Metrics: {url}" in log.read_text(), 30)
+
+            def all_answered() -> bool:
+                text = http_get(url)[1]
+                return all(value(text, "nautilus_probe_latency_seconds_count", engine=e) >= 10
+                           for e in (*ENGINES, "monolith")) and \
+                    value(text, "nautilus_probe_trading_request_latency_seconds_count") >= 5
+            wait_for(all_answered, 20, interval=0.5)
+            text = http_get(url)[1]
+            # The monolith is serial and ~200 ms a request.
+            mono = value(text, "nautilus_probe_latency_seconds_sum", engine="monolith") / \
+                value(text, "nautilus_probe_latency_seconds_count", engine="monolith")
+            assert 0.2 <= mono <= 0.26, mono
+            wait_for(lambda: value(http_get(url)[1], "nautilus_probe_engine_report_up") == 9, 10)
+        finally:
+            proc.terminate()
+            assert proc.wait(20) == 0
+    # Every child was stopped: nothing listens on the exporter's port any more.
+    assert re.search(r"Redis at redis://127\.0\.0\.1:\d+/0", log.read_text())
+    status = None
+    try:
+        status = http_get(f"http://127.0.0.1:{port}/-/healthy", timeout=1)[0]
+    except OSError:
+        pass
+    assert status is None
