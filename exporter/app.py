@@ -14,6 +14,7 @@ from .config import Config
 from .metrics import Metrics, build
 from .probes.messagebus import MessageBusProber, Plan
 from .probes.trading_request import plan_trading_request
+from .probes.websocket import WebSocketProber
 from .scheduler import clock
 from .transport import connect, make_transport
 from .yamlcheck import ConfigError
@@ -80,6 +81,7 @@ class Exporter:
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._loop_lag_task: asyncio.Task[None] | None = None
+        self._ws: tuple[WebSocketProber, asyncio.Event, asyncio.Task[None]] | None = None
 
     @property
     def ready(self) -> bool:
@@ -119,12 +121,33 @@ class Exporter:
                 if previous is not None:
                     # Probes in flight on the old connection are abandoned.
                     await previous.close()
+            if old is None or old.websocket != new.websocket:
+                await self._replace_websocket(new)
             log.info("configuration loaded: %d probe streams, transport %s",
                      len(new.probes), new.transport)
             return True
 
+    async def _replace_websocket(self, cfg: Config) -> None:
+        """A changed WebSocket section reopens the pool from scratch."""
+        if self._ws is not None:
+            _, stop, task = self._ws
+            stop.set()
+            await task
+            self._ws = None
+        if cfg.websocket is not None:
+            prober = WebSocketProber(cfg.websocket, self.metrics)
+            stop = asyncio.Event()
+            self._ws = (prober, stop, asyncio.create_task(prober.run(stop)))
+
+    @property
+    def websocket(self) -> WebSocketProber | None:
+        return self._ws[0] if self._ws else None
+
     async def stop(self) -> None:
         self._stop.set()
+        if self._ws is not None:
+            self._ws[1].set()
+            await self._ws[2]
         if self._loop_lag_task is not None:
             await self._loop_lag_task
         if self._session is not None:

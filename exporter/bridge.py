@@ -64,6 +64,8 @@ class ReportBridge:
 
     async def poll(self) -> None:
         engines = self.engines
+        if not engines:
+            return
         try:
             raws = await self._redis.mget([protocol.report_key(e) for e in engines])
         except (RedisError, OSError) as exc:

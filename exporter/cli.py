@@ -103,6 +103,36 @@ def cmd_monolith(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ws_engine(args: argparse.Namespace) -> int:
+    import ssl
+
+    from synthetic.websocket_engine import WebSocketEngine, WsKnobs
+
+    from .yamlcheck import duration_or_zero, ratio
+
+    knobs = WsKnobs(
+        reply_delay=duration_or_zero("--reply-delay", args.reply_delay),
+        error_ratio=ratio("--error-ratio", args.error_ratio),
+        drop_ratio=ratio("--drop-ratio", args.drop_ratio),
+        drop_interval=duration_or_zero("--drop-interval", args.drop_interval) or 1.0,
+        refuse=args.refuse, tokens=frozenset(args.token or ()),
+        broadcast_rate=args.broadcast_rate,
+        broadcast_skip_ratio=ratio("--broadcast-skip-ratio", args.broadcast_skip_ratio))
+    context = None
+    if args.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+
+    async def body(stop: asyncio.Event) -> None:
+        engines = [WebSocketEngine(knobs) for _ in args.port]
+        await asyncio.gather(*(e.run(stop, port, args.host, context)
+                               for e, port in zip(engines, args.port)))
+
+    log.info("WebSocket engines on %s", ", ".join(f"{args.host}:{p}" for p in args.port))
+    asyncio.run(_until_signalled(body))
+    return 0
+
+
 def cmd_stack(args: argparse.Namespace) -> int:
     from synthetic.stack import run_stack
 
@@ -142,6 +172,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", default=protocol.DEFAULT_PREFIX)
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=cmd_monolith)
+
+    p = sub.add_parser("ws-engine", help="run synthetic WebSocket engines (one per --port)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, action="append", required=True)
+    p.add_argument("--reply-delay", default="0", help="e.g. 10ms")
+    p.add_argument("--error-ratio", type=float, default=0.0)
+    p.add_argument("--drop-ratio", type=float, default=0.0,
+                   help="share of open connections aborted every --drop-interval")
+    p.add_argument("--drop-interval", default="1s")
+    p.add_argument("--refuse", action="store_true", help="answer new handshakes with 503")
+    p.add_argument("--token", action="append", help="require ?token= (repeatable)")
+    p.add_argument("--broadcast-rate", type=float, default=10.0)
+    p.add_argument("--broadcast-skip-ratio", type=float, default=0.0)
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
+    p.set_defaults(func=cmd_ws_engine)
 
     p = sub.add_parser("stack", help="run Redis, the synthetic engines and the exporter locally")
     p.add_argument("--web.listen-address", dest="listen_address", default="127.0.0.1:9478")

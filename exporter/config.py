@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from urllib.parse import urlencode
 from dataclasses import dataclass
 from typing import Any
 
 from . import protocol
-from .yamlcheck import (ConfigError, Node, duration, load_file, name, non_negative_int, one_of,
+from .yamlcheck import (ConfigError, Node, boolean, duration, load_file, name, non_negative_int, one_of,
                         positive, positive_int, redis_url_check, string)
 
 DEFAULT_LEGS = (("risk", "limit_check"), ("analytics", "calculation"),
@@ -38,6 +39,28 @@ class CompositeSpec:
 
 
 @dataclass(frozen=True)
+class WsEndpoint:
+    url: str  # as dialled, with ?token= when one is set
+    label: str  # the `endpoint` label: the URL without its query (never the token)
+    ca_file: str | None
+
+
+@dataclass(frozen=True)
+class WsSpec:
+    """WebSocket probing: a pool of held connections, heartbeats, a subscription check."""
+
+    endpoints: tuple[WsEndpoint, ...]
+    connections: int  # held in total, spread round-robin over the endpoints
+    connect_rate: float  # new connections per second, at most
+    connect_timeout: float
+    heartbeat_rate: float  # heartbeats per second over all held connections
+    heartbeat_timeout: float
+    compression: bool
+    subscribe_topic: str | None
+    subscribe_connections: int  # per endpoint
+
+
+@dataclass(frozen=True)
 class Config:
     redis_url: str
     transport: str
@@ -48,6 +71,7 @@ class Config:
     self_report_interval: float
     self_report_engines: tuple[str, ...]
     max_in_flight: int
+    websocket: WsSpec | None = None
     checksum: str = ""
 
     @classmethod
@@ -93,7 +117,8 @@ def parse(data: Any) -> Config:
             name(ops_node.sub(op), op)
             probes.append(ProbeSpec(engine, op, **_probe_settings(Node(settings, ops_node.sub(op)),
                                                                   defaults)))
-    if not probes:
+    websocket = _websocket(root.node("websocket")) if "websocket" in root.data else None
+    if not probes and websocket is None:
         raise ConfigError("engines", "must name at least one engine and operation to probe")
 
     trading = None
@@ -118,7 +143,52 @@ def parse(data: Any) -> Config:
         report_engines = tuple(dict.fromkeys(p.engine for p in probes))
     root.done()
     return Config(redis_url, transport, prefix, prober_id, tuple(probes), trading,
-                  interval, report_engines, max_in_flight)
+                  interval, report_engines, max_in_flight, websocket)
+
+
+def _endpoint(path: str, value: Any, token: str | None, ca_file: str | None) -> WsEndpoint:
+    if isinstance(value, dict):
+        node = Node(value, path)
+        url = node.get("url", None, string)
+        token = node.get("token", token, string)
+        ca_file = node.get("ca_file", ca_file, string)
+        node.done()
+        path = node.sub("url")
+    else:
+        url = string(path, value)
+    if url is None or not url.startswith(("ws://", "wss://")):
+        raise ConfigError(path, f"must be a ws:// or wss:// URL, got {url!r}")
+    if ca_file is not None and not url.startswith("wss://"):
+        raise ConfigError(path, "ca_file needs a wss:// URL")
+    label = url.split("?", 1)[0]
+    if token is not None:
+        url = f"{url}{'&' if '?' in url else '?'}{urlencode({'token': token})}"
+    return WsEndpoint(url, label, ca_file)
+
+
+def _websocket(node: Node) -> WsSpec:
+    token = node.get("token", None, string)
+    ca_file = node.get("ca_file", None, string)
+    raw = node.get("endpoints", None)
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(node.sub("endpoints"), "must be a non-empty list of ws:// URLs")
+    endpoints = tuple(_endpoint(f"{node.sub('endpoints')}[{i}]", v, token, ca_file)
+                      for i, v in enumerate(raw))
+    sub = node.node("subscribe")
+    topic = sub.get("topic", None, string)
+    sub_conns = sub.get("connections", 1 if topic else 0, non_negative_int)
+    sub.done()
+    spec = WsSpec(
+        endpoints=endpoints,
+        connections=node.get("connections", len(endpoints), positive_int),
+        connect_rate=node.get("connect_rate", 500.0, positive),
+        connect_timeout=node.get("connect_timeout", 5.0, duration),
+        heartbeat_rate=node.get("heartbeat_rate", 10.0, positive),
+        heartbeat_timeout=node.get("heartbeat_timeout", 2.0, duration),
+        compression=node.get("compression", False, boolean),
+        subscribe_topic=topic, subscribe_connections=sub_conns)
+    node.done()
+    return spec
 
 
 def _name_list(path: str, value: Any) -> tuple[str, ...]:

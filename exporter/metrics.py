@@ -37,7 +37,10 @@ SERVICE_BUCKETS = tuple(sorted(_quarter_doublings(0.00005, 10.0)
 LAG_BUCKETS = tuple(float(f"{1e-4 * 2 ** i:.4g}") for i in range(16))
 
 FAILURE_REASONS = ("timeout", "error", "invalid", "send_failed")
+WS_CONNECT_FAILURES = ("refused", "timeout", "handshake", "tls", "error")
+WS_DISCONNECTS = ("dropped", "closed", "unauthorized", "protocol_error")
 ENGINE_OP = ("engine", "op")
+EP = ("endpoint",)
 
 
 @dataclass
@@ -71,6 +74,31 @@ class Metrics:
     reported_cpu: Gauge
     reported_memory: Gauge
     reported_error_ratio: Gauge
+    ws_open: Gauge
+    ws_connect_duration: Histogram
+    ws_connect_failures: Counter
+    ws_disconnects: Counter
+    ws_heartbeat_latency: Histogram
+    ws_sent: Counter
+    ws_received: Counter
+    ws_error_replies: Counter
+    ws_timeouts: Counter
+    ws_late: Counter
+    ws_invalid: Counter
+    ws_broadcast_frames: Counter
+    ws_broadcast_gaps: Counter
+    ws_skipped: Counter
+
+    def init_endpoint(self, endpoint: str) -> None:
+        for metric in (self.ws_open, self.ws_connect_duration, self.ws_heartbeat_latency,
+                       self.ws_sent, self.ws_received, self.ws_error_replies, self.ws_timeouts,
+                       self.ws_late, self.ws_invalid, self.ws_broadcast_frames,
+                       self.ws_broadcast_gaps):
+            metric.labels(endpoint)
+        for reason in WS_CONNECT_FAILURES:
+            self.ws_connect_failures.labels(endpoint, reason)
+        for reason in WS_DISCONNECTS:
+            self.ws_disconnects.labels(endpoint, reason)
 
     def init_probe(self, engine: str, op: str) -> None:
         """Create every series of an engine × op so a never-seen failure reads 0."""
@@ -155,4 +183,32 @@ def build(reg: CollectorRegistry) -> Metrics:
                               ("engine",)),
         reported_error_ratio=gauge("engine_reported_error_ratio", "Error ratio the engine "
                                    "reports (0..1).", ("engine",)),
+        ws_open=gauge("ws_connections_open", "WebSocket connections held open.", EP),
+        ws_connect_duration=histogram("ws_connect_duration_seconds", "Time to open a "
+                                      "WebSocket connection: TCP, TLS and handshake.", EP,
+                                      LATENCY_BUCKETS),
+        ws_connect_failures=counter("ws_connect_failures", "WebSocket connections that could "
+                                    "not be opened, by reason: refused, timeout, handshake "
+                                    "(HTTP status), tls, error.", (*EP, "reason")),
+        ws_disconnects=counter("ws_disconnects", "Open WebSocket connections lost, by reason: "
+                               "dropped (no close frame), closed (by the server), unauthorized "
+                               "(close code 4001), protocol_error.", (*EP, "reason")),
+        ws_heartbeat_latency=histogram("ws_heartbeat_latency_seconds", "Heartbeat round trip, "
+                                       "from the scheduled send time to heartbeat_ack.", EP,
+                                       LATENCY_BUCKETS),
+        ws_sent=counter("ws_messages_sent", "Heartbeats sent.", EP),
+        ws_received=counter("ws_messages_received", "Heartbeat acknowledgements received in "
+                            "time.", EP),
+        ws_error_replies=counter("ws_error_replies", "Error frames received (failures, never "
+                                 "counted as replies).", EP),
+        ws_timeouts=counter("ws_timeouts", "Heartbeats not acknowledged in time.", EP),
+        ws_late=counter("ws_replies_late", "Acknowledgements that arrived after their "
+                        "heartbeat timed out.", EP),
+        ws_invalid=counter("ws_invalid_frames", "Frames that were not protocol JSON.", EP),
+        ws_broadcast_frames=counter("ws_broadcast_frames", "Broadcast frames received by "
+                                    "subscribed connections.", EP),
+        ws_broadcast_gaps=counter("ws_broadcast_gaps", "Broadcast sequence numbers missed by "
+                                  "subscribed connections.", EP),
+        ws_skipped=counter("ws_heartbeats_skipped", "Heartbeats due while no connection was "
+                           "open."),
     )

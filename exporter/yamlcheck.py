@@ -135,6 +135,12 @@ def ratio(path: str, value: Any) -> float:
     return float(value)
 
 
+def boolean(path: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(path, f"must be true or false, got {value!r}")
+    return value
+
+
 def string(path: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(path, f"must be a non-empty string, got {value!r}")

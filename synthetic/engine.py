@@ -24,6 +24,7 @@ from exporter.responder import Responder, Verdict
 from exporter.yamlcheck import ConfigError, Node
 
 from .knobs import Knobs, parse_knobs
+from .timing import CalibratedSleep
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -47,7 +48,7 @@ class SyntheticEngine:
         self._rng = random.Random(seed)
         self._started = time.monotonic()
         self._overrides_raw: str | None = None
-        self._overshoot = 0.0  # seconds; see _sleep
+        self._sleep = CalibratedSleep()
         self.responder = Responder(client, name, self.handle, transport=transport,
                                    prefix=prefix, concurrency=concurrency)
 
@@ -71,15 +72,6 @@ class SyntheticEngine:
             copies=2 if rng.random() < knobs.duplicate_ratio else 1,
             reorder=rng.random() < knobs.reorder_ratio,
             service_us=service_us)
-
-    async def _sleep(self, seconds: float) -> None:
-        """Sleep `seconds` as exactly as timers allow: event-loop timers overshoot by
-        a fraction of a millisecond, so subtract the running average overshoot."""
-        started = time.perf_counter()
-        await asyncio.sleep(max(seconds - self._overshoot, 0.0))
-        actual = time.perf_counter() - started
-        self._overshoot += 0.05 * (actual - seconds)
-        self._overshoot = min(max(self._overshoot, 0.0), 0.002)
 
     async def run(self, stop: asyncio.Event) -> None:
         await asyncio.gather(self.responder.run(stop), self._report_loop(stop))

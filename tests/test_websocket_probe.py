@@ -1,0 +1,249 @@
+"""WebSocket probing against real WebSocket servers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import ssl
+import subprocess
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter.config import WsEndpoint, WsSpec
+from exporter.metrics import build
+from exporter.probes.websocket import WebSocketProber
+from exporter.ws_protocol import PATH
+from synthetic.websocket_engine import WebSocketEngine, WsKnobs
+
+from .conftest import free_port, wait_for
+from .helpers import buckets, histogram_quantile, value
+
+
+def url(port: int, scheme: str = "ws") -> str:
+    return f"{scheme}://127.0.0.1:{port}{PATH}"
+
+
+def spec(urls: list[str], connections: int, *, heartbeat_rate: float = 20.0,
+         heartbeat_timeout: float = 2.0, topic: str | None = None, subscribers: int = 0,
+         token: str | None = None, ca_file: str | None = None) -> WsSpec:
+    eps = tuple(WsEndpoint(u + (f"?token={token}" if token else ""), u, ca_file) for u in urls)
+    return WsSpec(eps, connections, connect_rate=2000, connect_timeout=5,
+                  heartbeat_rate=heartbeat_rate, heartbeat_timeout=heartbeat_timeout,
+                  compression=False, subscribe_topic=topic, subscribe_connections=subscribers)
+
+
+class Probe:
+    def __init__(self, prober: WebSocketProber, registry: CollectorRegistry) -> None:
+        self.prober, self.registry = prober, registry
+
+    def text(self) -> str:
+        return generate_latest(self.registry).decode()
+
+    def value(self, name: str, **labels: str) -> float:
+        return value(self.text(), name, **labels)
+
+    async def until(self, predicate, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while not predicate():
+            assert loop.time() < end, f"not reached in {timeout}s:\n{self.summary()}"
+            await asyncio.sleep(0.05)
+
+    def summary(self) -> str:
+        return "\n".join(line for line in self.text().splitlines()
+                         if line.startswith("nautilus_probe_ws") and "bucket" not in line)
+
+
+@contextlib.asynccontextmanager
+async def ws_probing(ws: WsSpec) -> AsyncIterator[Probe]:
+    registry = CollectorRegistry()
+    prober = WebSocketProber(ws, build(registry))
+    stop = asyncio.Event()
+    task = asyncio.create_task(prober.run(stop))
+    try:
+        yield Probe(prober, registry)
+    finally:
+        stop.set()
+        await task
+
+
+@contextlib.asynccontextmanager
+async def ws_engines(*knobs: WsKnobs, ssl_context=None) -> AsyncIterator[list[tuple[WebSocketEngine, int]]]:
+    """In-process engines on free ports (for exact counts from their stats)."""
+    stop = asyncio.Event()
+    out, tasks = [], []
+    for k in knobs:
+        engine = WebSocketEngine(k, seed=99)
+        ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        tasks.append(asyncio.create_task(engine.run(stop, 0, ssl_context=ssl_context, ready=ready)))
+        out.append((engine, await ready))
+    try:
+        yield out
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+@pytest.fixture
+def ws_engine_process(spawn):
+    """WebSocket engines in their own process, as deployed; returns their ports."""
+    def start(count: int, *flags: str) -> list[int]:
+        ports = [free_port() for _ in range(count)]
+        spawn("ws-engine", *[a for p in ports for a in ("--port", str(p))], *flags)
+        for p in ports:
+            wait_for(lambda p=p: _listening(p), 10)
+        return ports
+    return start
+
+
+def _listening(port: int) -> bool:
+    import socket
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+OPEN = "nautilus_probe_ws_connections_open"
+
+
+async def test_holds_1000_connections_evenly(ws_engine_process) -> None:
+    ports = ws_engine_process(3)
+    async with ws_probing(spec([url(p) for p in ports], 1000, heartbeat_rate=100)) as probe:
+        await probe.until(lambda: probe.value(OPEN) == 1000, 30)
+        await asyncio.sleep(1.0)
+        text = probe.text()
+    per_endpoint = [value(text, OPEN, endpoint=url(p)) for p in ports]
+    assert sum(per_endpoint) == 1000
+    assert all(abs(n - 1000 / 3) <= 1000 / 3 * 0.01 for n in per_endpoint), per_endpoint
+    assert value(text, "nautilus_probe_ws_connect_duration_seconds_count") == 1000
+    assert value(text, "nautilus_probe_ws_connect_failures_total") == 0
+    assert value(text, "nautilus_probe_ws_messages_received_total") >= 80
+    assert value(text, "nautilus_probe_ws_timeouts_total") == 0
+
+
+async def test_dropped_connections_are_counted_and_reopened() -> None:
+    async with ws_engines(WsKnobs(drop_ratio=0.1, drop_interval=0.5)) as [(engine, port)]:
+        async with ws_probing(spec([url(port)], 300)) as probe:
+            await probe.until(lambda: probe.value(OPEN) == 300, 20)
+            await probe.until(lambda: engine.stats.dropped >= 40, 10)
+            engine.knobs.drop_ratio = 0  # stop dropping: the pool must recover fully
+            await asyncio.sleep(0.6)
+            await probe.until(lambda: probe.value(OPEN) == 300, 10)
+            dropped = probe.value("nautilus_probe_ws_disconnects_total", reason="dropped")
+            assert dropped == engine.stats.dropped
+            assert engine.stats.connections == 300
+            assert probe.value("nautilus_probe_ws_connect_duration_seconds_count") == 300 + dropped
+
+
+async def test_heartbeat_latency_with_reply_delay(ws_engine_process) -> None:
+    [port] = ws_engine_process(1, "--reply-delay", "10ms")
+    async with ws_probing(spec([url(port)], 50, heartbeat_rate=200)) as probe:
+        await probe.until(lambda: probe.value(OPEN) == 50, 10)
+        before = probe.text()
+        await asyncio.sleep(4)
+        after = probe.text()
+    name = "nautilus_probe_ws_heartbeat_latency_seconds"
+    b0 = dict(buckets(before, name))
+    delta = [(le, c - b0.get(le, 0)) for le, c in buckets(after, name)]
+    assert delta[-1][1] >= 700
+    median = histogram_quantile(0.5, delta)
+    assert 0.010 <= median <= 0.012, median
+
+
+async def test_error_frames_and_timeouts_are_failures() -> None:
+    async with ws_engines(WsKnobs(error_ratio=0.25), WsKnobs(reply_delay=0.3)) as engines:
+        (errs, p1), (slow, p2) = engines
+        e1, e2 = url(p1), url(p2)
+        async with ws_probing(spec([e1, e2], 20, heartbeat_rate=100,
+                                   heartbeat_timeout=0.1)) as probe:
+            await probe.until(lambda: probe.value(OPEN) == 20, 10)
+            await asyncio.sleep(2.5)
+            # One consistent snapshot: counters and what is still in flight.
+            text = probe.text()
+            in_flight = {e1: 0, e2: 0}
+            for conn, _ in probe.prober.pending.values():
+                in_flight[conn.ep.spec.label] += 1
+            server_errors = errs.stats.errors
+    sent1 = value(text, "nautilus_probe_ws_messages_sent_total", endpoint=e1)
+    errors = value(text, "nautilus_probe_ws_error_replies_total", endpoint=e1)
+    received = value(text, "nautilus_probe_ws_messages_received_total", endpoint=e1)
+    assert server_errors - 2 <= errors <= server_errors and errors >= 0.15 * sent1
+    assert received + errors + in_flight[e1] == sent1
+    assert value(text, "nautilus_probe_ws_heartbeat_latency_seconds_count", endpoint=e1) == received
+    # Every heartbeat to the slow engine timed out; its late acks are never replies.
+    sent2 = value(text, "nautilus_probe_ws_messages_sent_total", endpoint=e2)
+    timeouts = value(text, "nautilus_probe_ws_timeouts_total", endpoint=e2)
+    assert sent2 >= 100
+    assert timeouts + in_flight[e2] == sent2
+    assert value(text, "nautilus_probe_ws_messages_received_total", endpoint=e2) == 0
+    assert value(text, "nautilus_probe_ws_replies_late_total", endpoint=e2) >= timeouts * 0.6
+
+
+async def test_refusing_endpoints_do_not_affect_the_others() -> None:
+    dead = free_port()  # nothing listens here
+    async with ws_engines(WsKnobs(), WsKnobs(refuse=True)) as [(_, good), (busy, bad)]:
+        async with ws_probing(spec([url(good), url(bad), url(dead)], 30)) as probe:
+            await probe.until(lambda: probe.value(OPEN, endpoint=url(good)) == 10, 10)
+            await asyncio.sleep(1.5)
+            text = probe.text()
+    assert value(text, OPEN, endpoint=url(bad)) == 0 and value(text, OPEN, endpoint=url(dead)) == 0
+    fails = "nautilus_probe_ws_connect_failures_total"
+    assert value(text, fails, endpoint=url(bad), reason="handshake") == busy.stats.refused >= 2
+    assert value(text, fails, endpoint=url(dead), reason="refused") >= 2
+    assert value(text, fails, endpoint=url(good)) == 0
+    assert value(text, "nautilus_probe_ws_timeouts_total") == 0
+    assert value(text, "nautilus_probe_ws_messages_received_total", endpoint=url(good)) >= 20
+
+
+async def test_token_is_required_when_configured() -> None:
+    async with ws_engines(WsKnobs(tokens=frozenset({"s3cret"}))) as [(engine, port)]:
+        async with ws_probing(spec([url(port)], 5, token="wrong")) as probe:
+            await probe.until(lambda: probe.value(
+                "nautilus_probe_ws_disconnects_total", reason="unauthorized") >= 5, 10)
+        async with ws_probing(spec([url(port)], 5, token="s3cret")) as probe:
+            await probe.until(lambda: probe.value(OPEN) == 5, 10)
+            await asyncio.sleep(0.5)
+            assert probe.value("nautilus_probe_ws_disconnects_total") == 0
+
+
+async def test_broadcast_frames_and_gaps() -> None:
+    knobs = WsKnobs(broadcast_rate=50, broadcast_skip_ratio=0.2)
+    async with ws_engines(knobs) as [(engine, port)]:
+        async with ws_probing(spec([url(port)], 4, topic="market", subscribers=3)) as probe:
+            await probe.until(lambda: probe.value("nautilus_probe_ws_broadcast_frames_total") >= 300, 10)
+            knobs.broadcast_rate = 1000  # no more frames in practice: freeze the counts
+            skipped = engine.stats.skipped_seqs["market"]
+            text = probe.text()
+    gaps = value(text, "nautilus_probe_ws_broadcast_gaps_total")
+    # Each of the 3 subscribers sees every skipped number after its first frame.
+    assert 3 * (skipped - 3) <= gaps <= 3 * skipped, (gaps, skipped)
+    assert skipped >= 10
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory) -> tuple[str, str]:
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is missing"
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+async def test_wss_with_a_ca_file(tls_files) -> None:
+    cert, key = tls_files
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    async with ws_engines(WsKnobs(), ssl_context=ctx) as [(_, port)]:
+        async with ws_probing(spec([url(port, "wss")], 3, ca_file=cert)) as probe:
+            await probe.until(lambda: probe.value(OPEN) == 3, 10)
+            await probe.until(lambda: probe.value("nautilus_probe_ws_messages_received_total") >= 5, 5)
+        async with ws_probing(spec([url(port, "wss")], 3)) as probe:  # CA not trusted
+            await probe.until(lambda: probe.value(
+                "nautilus_probe_ws_connect_failures_total", reason="tls") >= 1, 10)
+            assert probe.value(OPEN) == 0
