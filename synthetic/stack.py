@@ -22,6 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
 
 
+WS_PORTS = (8080, 8081, 8082)  # the seed's three WebSocket engines; config/exporter.yml
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -98,6 +106,12 @@ def run_stack(args: argparse.Namespace) -> int:
             procs.append(spawn([*py, "engines", "--config.file", synthetic_path,
                                 "--engine", spec.name, "--redis.url", redis_url]))
         procs.append(spawn([*py, "monolith", "--redis.url", redis_url]))
+        for ws_port in WS_PORTS:
+            if port_in_use(ws_port):
+                print(f"nautilus-probe: port {ws_port} is in use; the stack's WebSocket "
+                      "engines need 8080-8082", file=sys.stderr)
+                return 1
+        procs.append(spawn([*py, "ws-engine", *[a for p in WS_PORTS for a in ("--port", str(p))]]))
         procs.append(spawn([*py, "exporter", "--config.file", exporter_path,
                             "--redis.url", redis_url, "--web.listen-address", args.listen_address]))
         base = f"http://{host or '127.0.0.1'}:{port}"
@@ -105,7 +119,7 @@ def run_stack(args: argparse.Namespace) -> int:
             print("nautilus-probe: the exporter did not become ready", file=sys.stderr)
             return 1
         print(f"\nnautilus-probe stack is up: Redis at {redis_url}, {len(engines)} engines, "
-              f"the monolith.\nMetrics: {base}/metrics\n"
+              f"the monolith, WebSocket engines on ports {WS_PORTS[0]}-{WS_PORTS[-1]}.\nMetrics: {base}/metrics\n"
               f"Exporter config: {exporter_path} (edit, then POST {base}/-/reload)\n"
               "Press Ctrl-C to stop.\n", flush=True)
         deadline = time.monotonic() + args.duration if args.duration else None

@@ -35,6 +35,13 @@ def test_local_stack_probes_all_nine_engines(tmp_path) -> None:
                 value(text, "nautilus_probe_latency_seconds_count", engine="monolith")
             assert 0.2 <= mono <= 0.26, mono
             wait_for(lambda: value(http_get(url)[1], "nautilus_probe_engine_report_up") == 9, 10)
+            wait_for(lambda: value(http_get(url)[1], "nautilus_probe_ws_connections_open") == 300, 10)
+            text = http_get(url)[1]
+            for port in (8080, 8081, 8082):
+                endpoint = f"ws://127.0.0.1:{port}/ws/engine/status"
+                assert value(text, "nautilus_probe_ws_connections_open", endpoint=endpoint) == 100
+                assert value(text, "nautilus_probe_ws_messages_received_total", endpoint=endpoint) > 0
+            assert value(text, "nautilus_probe_ws_broadcast_frames_total") > 0
         finally:
             proc.terminate()
             assert proc.wait(20) == 0

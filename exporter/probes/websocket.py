@@ -23,6 +23,7 @@ from websockets.exceptions import InvalidStatus, ProtocolError
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.frames import Opcode
 from websockets.http11 import Response
+from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from .. import ws_protocol as wp
@@ -87,9 +88,13 @@ class _Conn(asyncio.Protocol):
             self.handshake.set_exception(exc or ConnectionError("closed during handshake"))
         self.prober.lost(self)
 
-    def send(self, text: str) -> None:
+    def send(self, text: str) -> bool:
+        """False when the connection is already closing (the frame is not sent)."""
+        if self.proto.state is not State.OPEN:
+            return False
         self.proto.send_text(text.encode())
         self._flush()
+        return True
 
     def _events(self) -> None:
         for event in self.proto.events_received():
@@ -263,10 +268,12 @@ class WebSocketProber:
                 conn = self.open[self._rr]
                 self._next_id += 1
                 hb_id = f"{self._next_id:x}"
+                if not conn.send(wp.client_frame("heartbeat", id=hb_id)):
+                    self.m.ws_skipped.inc()  # closing; it leaves the pool shortly
+                    continue
                 self.pending[hb_id] = (conn, min(due, now))
                 heapq.heappush(self._deadlines, (due + timeout, hb_id))
                 conn.ep.children["ws_sent"].inc()
-                conn.send(wp.client_frame("heartbeat", id=hb_id))
             self._expire(clock())
             await asyncio.sleep(sleep_for(schedule.next_due() - EARLY_S, clock()))
 
