@@ -80,6 +80,14 @@ BAD_CONFIGS = [
     ({"engines": {"risk": {"limit_check": {}}}, "trading_request": {"rate": 0}},
      "trading_request.rate: must be a positive number, got 0"),
     ({"engines": ["risk"]}, "engines: must be a mapping, got list"),
+    ({"websocket": {"endpoints": []}},
+     "websocket.endpoints: must be a non-empty list of ws:// URLs"),
+    ({"websocket": {"endpoints": ["http://x/ws"]}},
+     "websocket.endpoints[0]: must be a ws:// or wss:// URL, got 'http://x/ws'"),
+    ({"websocket": {"endpoints": [{"url": "ws://x/ws", "ca_file": "ca.pem"}]}},
+     "websocket.endpoints[0].url: ca_file needs a wss:// URL"),
+    ({"websocket": {"endpoints": ["ws://x/ws"], "compression": "yes"}},
+     "websocket.compression: must be true or false, got 'yes'"),
 ]
 
 

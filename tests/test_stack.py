@@ -42,6 +42,9 @@ def test_local_stack_probes_all_nine_engines(tmp_path) -> None:
                 assert value(text, "nautilus_probe_ws_connections_open", endpoint=endpoint) == 100
                 assert value(text, "nautilus_probe_ws_messages_received_total", endpoint=endpoint) > 0
             assert value(text, "nautilus_probe_ws_broadcast_frames_total") > 0
+            check = subprocess.run(["promtool", "check", "metrics"], input=text,
+                                   capture_output=True, text=True, timeout=30)
+            assert check.returncode == 0 and check.stdout + check.stderr == "", check.stdout
         finally:
             proc.terminate()
             assert proc.wait(20) == 0
