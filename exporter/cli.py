@@ -17,6 +17,16 @@ DEFAULT_LISTEN = ":9478"
 log = logging.getLogger("nautilus_probe")
 
 
+def _raise_fd_limit() -> None:
+    """Holding 10,000 WebSocket connections needs more descriptors than the usual
+    soft limit of 1,024: take what the hard limit allows."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def _event_loop_policy() -> None:
     try:
         import uvloop
@@ -204,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     level = {"warn": "WARNING"}.get(args.log_level, args.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _event_loop_policy()
+    _raise_fd_limit()
     try:
         return args.func(args)
     except ConfigError as exc:
