@@ -54,12 +54,25 @@ class _Session:
         self.tasks = [asyncio.create_task(coro) for coro in (
             self.prober.run_scheduler(self.stop), self.prober.run_receiver(self.stop),
             self.bridge.run(self.stop))]
+        for task in self.tasks:
+            task.add_done_callback(_report_crash)
 
     async def close(self) -> None:
         self.stop.set()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.transport.close()
         await self.redis.aclose()
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    """A probe loop must only end when asked to; if one dies, say so loudly
+    (and /-/healthy turns 500, see Exporter.healthy)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("probe loop %s crashed", task.get_coro(), exc_info=task.exception())
+
+
+def _crashed(task: asyncio.Task[None]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is not None
 
 
 def plans_for(prober: MessageBusProber, cfg: Config) -> list[Plan]:
@@ -86,6 +99,14 @@ class Exporter:
     @property
     def ready(self) -> bool:
         return self._session is not None
+
+    @property
+    def healthy(self) -> bool:
+        """False when a probe loop has died: the numbers would silently stop moving."""
+        tasks = list(self._session.tasks) if self._session else []
+        if self._ws is not None:
+            tasks.append(self._ws[2])
+        return not any(_crashed(t) for t in tasks)
 
     @property
     def prober(self) -> MessageBusProber:
@@ -138,6 +159,7 @@ class Exporter:
             prober = WebSocketProber(cfg.websocket, self.metrics)
             stop = asyncio.Event()
             self._ws = (prober, stop, asyncio.create_task(prober.run(stop)))
+            self._ws[2].add_done_callback(_report_crash)
 
     @property
     def websocket(self) -> WebSocketProber | None:

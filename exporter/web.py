@@ -33,7 +33,9 @@ def make_app(exporter: Exporter) -> web.Application:
         return web.Response(text=LANDING.format(version=__version__), content_type="text/html")
 
     async def healthy(_: web.Request) -> web.Response:
-        return web.Response(text="Healthy.\n")
+        if exporter.healthy:
+            return web.Response(text="Healthy.\n")
+        return web.Response(status=500, text="A probe loop has crashed; see the log.\n")
 
     async def ready(_: web.Request) -> web.Response:
         if exporter.ready:
@@ -80,9 +82,15 @@ async def sighup_reloads(exporter: Exporter) -> None:
         log.error("reload rejected, keeping the running configuration: %s", exc)
 
 
+_reloads: set[asyncio.Task[None]] = set()  # referenced until done
+
+
 def install_sighup(exporter: Exporter) -> None:
     import signal
 
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGHUP,
-                            lambda: asyncio.ensure_future(sighup_reloads(exporter)))
+    def on_sighup() -> None:
+        task = asyncio.get_running_loop().create_task(sighup_reloads(exporter))
+        _reloads.add(task)
+        task.add_done_callback(_reloads.discard)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import subprocess
@@ -248,3 +249,21 @@ def test_synthetic_engines_report_themselves(redis_url, spawn, exporter, tmp_pat
     assert 0.0015 <= value(text, "nautilus_probe_engine_reported_latency_seconds", engine="ml") <= 0.004
     assert value(text, "nautilus_probe_engine_reported_memory_bytes", engine="ml") > 10 * 2**20
     assert 0 < value(text, "nautilus_probe_engine_reported_cpu_ratio", engine="ml") < 1
+
+
+async def test_a_crashed_probe_loop_is_unhealthy(redis_url, tmp_path: Path) -> None:
+    """A probe loop that dies must not leave a 'healthy' exporter whose numbers froze."""
+    from exporter.app import Exporter
+
+    ex = Exporter(str(write_config(tmp_path / "exp.yml", redis_url, {"risk": {"alert": {}}})))
+    await ex.start()
+    try:
+        assert ex.healthy
+        ex.prober.set_plans([None])  # type: ignore[list-item]  # sabotage: not a Plan
+        for _ in range(100):
+            if not ex.healthy:
+                break
+            await asyncio.sleep(0.01)
+        assert not ex.healthy
+    finally:
+        await ex.stop()
