@@ -95,7 +95,7 @@ class SyntheticEngine:
                 "throughput": dreplies / dt if dt > 0 else 0.0,
                 "latency": dservice / dreplies / 1000 if dreplies else 0.0,  # ms
                 "cpu_usage": 100.0 * dcpu / dt if dt > 0 else 0.0,  # % of one core
-                "memory_usage": _rss_bytes() / 2**20,  # MiB
+                "memory_usage": rss_bytes() / 2**20,  # MiB
                 "error_rate": derrors / dreplies if dreplies else 0.0,
                 "timestamp": time.time(),
             }
@@ -131,7 +131,7 @@ def apply_overrides(configured: dict[str, Knobs], overrides: object) -> dict[str
     return out
 
 
-def _rss_bytes() -> int:
+def rss_bytes() -> int:
     try:
         with open("/proc/self/statm") as fh:
             return int(fh.read().split()[1]) * PAGE_SIZE

@@ -22,6 +22,7 @@ from websockets.http11 import Request, Response
 
 from exporter import ws_protocol as wp
 
+from .engine import rss_bytes
 from .timing import CalibratedSleep
 
 log = logging.getLogger(__name__)
@@ -90,9 +91,12 @@ class WebSocketEngine:
         self.stats.connections += 1
         topics: set[str] = set()
         try:
+            uptime = time.monotonic() - self.started
             await conn.send(wp.encode({"type": wp.STATUS, "data": {
-                "state": "running", "uptime": time.monotonic() - self.started,
-                "memory_usage": 0.0, "cpu_usage": 0.0}, "timestamp": wp.now_iso()}))
+                "state": "running", "uptime": uptime,
+                "memory_usage": rss_bytes() / 2**20,  # MiB, as the self-reports
+                "cpu_usage": 100.0 * time.process_time() / max(uptime, 1e-9),  # % of a core
+            }, "timestamp": wp.now_iso()}))
             async for message in conn:
                 await self._answer(conn, message, topics)
         except ConnectionClosed:

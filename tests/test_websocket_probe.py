@@ -246,3 +246,27 @@ async def test_wss_with_a_ca_file(tls_files) -> None:
             await probe.until(lambda: probe.value(
                 "nautilus_probe_ws_connect_failures_total", reason="tls") >= 1, 10)
             assert probe.value(OPEN) == 0
+
+
+async def test_engine_speaks_the_protocol() -> None:
+    import json
+
+    from websockets.asyncio.client import connect
+
+    async with ws_engines(WsKnobs()) as [(_, port)]:
+        async with connect(url(port), compression=None) as ws:
+            status = json.loads(await ws.recv())
+            assert status["type"] == "engine_status"
+            assert set(status["data"]) == {"state", "uptime", "memory_usage", "cpu_usage"}
+            assert status["data"]["memory_usage"] > 1  # MiB of a real process
+            await ws.send('{"type": "heartbeat", "id": "7"}')
+            ack = json.loads(await ws.recv())
+            assert (ack["type"], ack["id"]) == ("heartbeat_ack", "7")
+            await ws.send('{"type": "get_stats", "id": "8"}')
+            stats = json.loads(await ws.recv())
+            assert (stats["type"], stats["id"], stats["data"]["connections"]) == ("connection_stats", "8", 1)
+            await ws.send("hello")  # the seed's plain text: an error, not a reply
+            assert json.loads(await ws.recv())["type"] == "error"
+            await ws.send('{"type": "dance", "id": "9"}')
+            err = json.loads(await ws.recv())
+            assert (err["type"], err["id"]) == ("error", "9")
