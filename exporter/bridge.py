@@ -32,7 +32,24 @@ FIELDS = {
 }
 
 
-def parse_report(raw: Any) -> dict[str, float]:
+MAX_OPERATIONS = 32  # label values come from the target: keep them bounded
+
+
+def parse_operations(data: dict[str, Any]) -> dict[str, float]:
+    """The optional per-operation throughput, {"op": ops/s}."""
+    ops = data.get("operations", {})
+    if not isinstance(ops, dict) or len(ops) > MAX_OPERATIONS:
+        raise ValueError(f"operations must be an object of at most {MAX_OPERATIONS} numbers")
+    out = {}
+    for op, value in ops.items():
+        if not protocol.NAME_RE.match(str(op)) or isinstance(value, bool) or \
+                not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"operations[{str(op)[:20]!r}] is not a name and a number")
+        out[str(op)] = float(value)
+    return out
+
+
+def parse_report(raw: Any) -> dict[str, Any]:
     """The report's numbers, or ValueError saying what is wrong."""
     data = json.loads(raw)
     if not isinstance(data, dict):
@@ -43,6 +60,7 @@ def parse_report(raw: Any) -> dict[str, float]:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"field {name!r} missing or not a number")
         out[name] = float(value)
+    out["operations"] = parse_operations(data)
     return out
 
 
@@ -88,3 +106,5 @@ class ReportBridge:
             self._m.report_age.labels(engine).set(max(now - report["timestamp"], 0.0))
             for name, (attr, factor) in FIELDS.items():
                 getattr(self._m, attr).labels(engine).set(report[name] * factor)
+            for op, rate in report["operations"].items():
+                self._m.reported_op_throughput.labels(engine, op).set(rate)

@@ -74,6 +74,7 @@ class Metrics:
     reported_cpu: Gauge
     reported_memory: Gauge
     reported_error_ratio: Gauge
+    reported_op_throughput: Gauge
     ws_open: Gauge
     ws_connect_duration: Histogram
     ws_connect_failures: Counter
@@ -183,6 +184,9 @@ def build(reg: CollectorRegistry) -> Metrics:
                               ("engine",)),
         reported_error_ratio=gauge("engine_reported_error_ratio", "Error ratio the engine "
                                    "reports (0..1).", ("engine",)),
+        reported_op_throughput=gauge("engine_reported_operation_operations_per_second",
+                                     "Per-operation throughput the engine reports for itself "
+                                     "(optional `operations` field).", ENGINE_OP),
         ws_open=gauge("ws_connections_open", "WebSocket connections held open.", EP),
         ws_connect_duration=histogram("ws_connect_duration_seconds", "Time to open a "
                                       "WebSocket connection: TCP, TLS and handshake.", EP,

@@ -35,6 +35,9 @@ ENGINE_OPERATIONS: dict[str, tuple[str, ...]] = {
     "portfolio": ("process",),
 }
 ENGINES: tuple[str, ...] = tuple(ENGINE_OPERATIONS)
+# The serial pre-migration service (synthetic/monolith.py): measured, never judged
+# against the containerized targets.
+BASELINE_ENGINE = "monolith"
 
 # Engine, operation and prober names become Redis keys and label values.
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")

@@ -82,6 +82,7 @@ class SyntheticEngine:
         stats = self.responder.stats
         last = (time.monotonic(), time.process_time(), stats.replies, stats.errors,
                 stats.service_us_total)
+        last_ops = dict(stats.by_op)
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), self.report_interval)
@@ -91,6 +92,9 @@ class SyntheticEngine:
                    stats.service_us_total)
             dt, dcpu, dreplies, derrors, dservice = (b - a for a, b in zip(last, now))
             last = now
+            ops = {op: (n - last_ops.get(op, 0)) / dt if dt > 0 else 0.0
+                   for op, n in stats.by_op.items()}
+            last_ops = dict(stats.by_op)
             report = {
                 "throughput": dreplies / dt if dt > 0 else 0.0,
                 "latency": dservice / dreplies / 1000 if dreplies else 0.0,  # ms
@@ -98,6 +102,7 @@ class SyntheticEngine:
                 "memory_usage": rss_bytes() / 2**20,  # MiB
                 "error_rate": derrors / dreplies if dreplies else 0.0,
                 "timestamp": time.time(),
+                "operations": ops,  # optional: ops/s per operation
             }
             try:
                 await self._redis.set(protocol.report_key(self.name), json.dumps(report))

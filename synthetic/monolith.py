@@ -15,7 +15,7 @@ from exporter import protocol
 from exporter.protocol import Request
 from exporter.responder import Responder, Verdict
 
-ENGINE = "monolith"
+ENGINE = protocol.BASELINE_ENGINE
 OPERATION = "trading_request"
 STEPS_S = (("risk", 0.050), ("factor", 0.100), ("analytics", 0.030), ("broadcast", 0.020))
 
