@@ -5,6 +5,7 @@ COPY pyproject.toml README.md ./
 COPY exporter exporter
 COPY synthetic synthetic
 COPY config config
+COPY deploy deploy
 COPY thresholds.yml ./
 RUN pip install --no-cache-dir . && useradd --system probe
 USER probe

@@ -1,29 +1,75 @@
-"""docker-compose.yml and the Dockerfile, checked structurally (no container engine here)."""
+"""docker-compose.yml and what it mounts, checked structurally (no container engine here)."""
 
 from __future__ import annotations
 
 import shlex
+import shutil
+import subprocess
+from pathlib import Path
 
 import yaml
 
+from dashboards.panels import DATASOURCE
+
 from .conftest import ROOT
 
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
 
-def test_compose_services_and_mounts() -> None:
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    services = compose["services"]
-    assert {"redis", "engines", "monolith", "exporter"} <= set(services)
-    assert services["exporter"]["ports"] == ["9478:9478"]
-    for name, svc in services.items():
+
+def test_the_full_stack_is_there() -> None:
+    assert set(SERVICES) == {"redis", "engines", "monolith", "ws-engine-1", "ws-engine-2",
+                             "ws-engine-3", "exporter", "prometheus", "alertmanager", "grafana"}
+    ports = {name: svc.get("ports", []) for name, svc in SERVICES.items()}
+    assert ports["exporter"] == ["9478:9478"]
+    assert [ports[f"ws-engine-{i}"] for i in (1, 2, 3)] == [["8080:8080"], ["8081:8081"], ["8082:8082"]]
+    assert ports["prometheus"] == ["9090:9090"] and ports["alertmanager"] == ["9093:9093"]
+    assert ports["grafana"] == ["3000:3000"]
+
+
+def test_every_mounted_file_exists() -> None:
+    for name, svc in SERVICES.items():
         for volume in svc.get("volumes", []):
             source = volume.split(":")[0]
             assert (ROOT / source).exists(), f"{name} mounts missing {source}"
         for arg in svc.get("command", []):
-            if arg.startswith("--config.file="):
+            if arg.startswith("--config.file=/app/"):
                 path = arg.split("=", 1)[1].removeprefix("/app/")
                 assert (ROOT / path).is_file(), f"{name} reads missing {path}"
-            if arg.startswith("--redis.url="):
-                assert arg.endswith("redis://redis:6379/0")
+
+
+def test_compose_exporter_config_follows_the_shipped_one() -> None:
+    shipped = yaml.safe_load((ROOT / "config" / "exporter.yml").read_text())
+    compose = yaml.safe_load((ROOT / "deploy" / "compose" / "exporter.yml").read_text())
+    endpoints = compose["websocket"].pop("endpoints")
+    shipped["websocket"].pop("endpoints")
+    assert compose == shipped
+    assert endpoints == [f"ws://ws-engine-{i}:{8079 + i}/ws/engine/status" for i in (1, 2, 3)]
+
+
+def test_prometheus_config_loads_the_generated_rules(tmp_path: Path) -> None:
+    text = (ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text()
+    mounts = dict(v.split(":")[:2] for v in SERVICES["prometheus"]["volumes"])
+    for source, target in mounts.items():
+        text = text.replace(target, str(ROOT / source))
+    config = yaml.safe_load(text)
+    assert config["scrape_configs"][0]["static_configs"][0]["targets"] == ["exporter:9478"]
+    assert config["scrape_configs"][0]["job_name"] == "nautilus-probe"
+    path = tmp_path / "prometheus.yml"
+    path.write_text(text)
+    promtool = shutil.which("promtool")
+    assert promtool
+    check = subprocess.run([promtool, "check", "config", str(path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_grafana_is_provisioned_with_the_dashboards_datasource() -> None:
+    ds = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
+    [source] = ds["datasources"]
+    assert (source["uid"], source["type"]) == (DATASOURCE["uid"], DATASOURCE["type"])
+    provider = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/nautilus.yml").read_text())
+    path = provider["providers"][0]["options"]["path"]
+    assert f"./dashboards/generated:{path}:ro" in SERVICES["grafana"]["volumes"]
 
 
 def test_dockerfile_copies_what_exists() -> None:
