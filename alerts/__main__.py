@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import yaml
 
-from exporter.thresholds import Thresholds
-from exporter.yamlcheck import ConfigError
+from exporter.thresholds import Thresholds, generate
 
 from .rules import alerting_rules, recording_rules
 from .unit_tests import unit_tests
@@ -30,22 +27,5 @@ def render(t: Thresholds) -> dict[str, str]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m alerts", description=__doc__)
-    ap.add_argument("--thresholds", default="thresholds.yml")
-    ap.add_argument("--out", default="alerts/generated")
-    args = ap.parse_args(argv)
-    try:
-        t = Thresholds.load(args.thresholds)
-    except ConfigError as exc:
-        print(f"alerts: config error: {exc}", file=sys.stderr)
-        return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in render(t).items():
-        (out / name).write_text(text)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(generate("alerts", render, "alerts/generated"))

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from pathlib import Path
 
 from grafanalib._gen import DashboardEncoder
 
-from exporter.thresholds import Thresholds
-from exporter.yamlcheck import ConfigError
+from exporter.thresholds import Thresholds, generate
 
 from .build import DASHBOARDS
 
@@ -23,22 +20,5 @@ def render(t: Thresholds) -> dict[str, str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m dashboards", description=__doc__)
-    ap.add_argument("--thresholds", default="thresholds.yml")
-    ap.add_argument("--out", default="dashboards/generated")
-    args = ap.parse_args(argv)
-    try:
-        t = Thresholds.load(args.thresholds)
-    except ConfigError as exc:
-        print(f"dashboards: config error: {exc}", file=sys.stderr)
-        return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in render(t).items():
-        (out / name).write_text(text)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(generate("dashboards", render, "dashboards/generated"))

@@ -6,8 +6,11 @@ else hard-codes a threshold.
 
 from __future__ import annotations
 
+import argparse
+import sys
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 from .yamlcheck import ConfigError, Node, duration, load_file, name, positive, ratio, string
 
@@ -113,3 +116,23 @@ def parse(data: Any) -> Thresholds:
     root.done()
     return Thresholds(baseline[0], baseline[1], system, engine, operations, full_cycle,
                       websocket, alerting)
+
+
+def generate(prog: str, render: Callable[["Thresholds"], dict[str, str]], default_out: str,
+             argv: list[str] | None = None) -> int:
+    """The `python -m alerts` / `python -m dashboards` command: thresholds in, files out."""
+    ap = argparse.ArgumentParser(prog=f"python -m {prog}",
+                                 description=f"Generate {prog} from the thresholds file.")
+    ap.add_argument("--thresholds", default="thresholds.yml")
+    ap.add_argument("--out", default=default_out)
+    args = ap.parse_args(argv)
+    try:
+        t = Thresholds.load(args.thresholds)
+    except ConfigError as exc:
+        print(f"{prog}: config error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for filename, text in render(t).items():
+        (out / filename).write_text(text)
+    return 0
