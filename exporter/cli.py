@@ -143,6 +143,21 @@ def cmd_ws_engine(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .benchmarks import run, summary_table
+    from .yamlcheck import redis_url_check
+
+    opts = {"redis_url": redis_url_check("--redis.url", args.redis_url),
+            "transport": args.transport, "prefix": args.prefix, "prober": "bench",
+            "duration": args.duration, "timeout": args.timeout, "rate": args.rate,
+            "concurrency": args.concurrency, "progress": not args.quiet}
+    out = args.out or f"results/{args.kind}_results.json"
+    result = run(args.kind, opts, args.workers, out)
+    print(summary_table(args.kind, result))
+    print(f"written to {out}")
+    return 0
+
+
 def cmd_stack(args: argparse.Namespace) -> int:
     from synthetic.stack import run_stack
 
@@ -198,6 +213,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
     p.set_defaults(func=cmd_ws_engine)
+
+    p = sub.add_parser("bench", help="benchmark runs: baseline (monolith) or containerized")
+    p.add_argument("kind", choices=("baseline", "containerized"))
+    p.add_argument("--redis.url", dest="redis_url", default="redis://127.0.0.1:6379/0")
+    p.add_argument("--transport", choices=protocol.TRANSPORTS, default="streams")
+    p.add_argument("--prefix", default=protocol.DEFAULT_PREFIX)
+    p.add_argument("--duration", type=float, default=30.0, help="seconds (whole run)")
+    p.add_argument("--rate", type=float, default=100.0,
+                   help="containerized: trading requests/s of the open-loop latency phase")
+    p.add_argument("--concurrency", type=int, default=100,
+                   help="containerized: requests in flight per worker in closed-loop phases")
+    p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--workers", type=int, default=1, help="processes; results merge exactly")
+    p.add_argument("--out", help="result file (default results/<kind>_results.json)")
+    p.add_argument("--quiet", action="store_true", help="no live progress line")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("stack", help="run Redis, the synthetic engines and the exporter locally")
     p.add_argument("--web.listen-address", dest="listen_address", default="127.0.0.1:9478")

@@ -92,23 +92,29 @@ def _kind(value: Any) -> str:
     return "nothing" if value is None else type(value).__name__
 
 
-def duration(path: str, value: Any) -> float:
-    """Seconds from 2, 0.5, "250ms", "2s", "1m"; must be positive."""
+def _seconds(path: str, value: Any) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
     elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
         seconds = float(m.group(1)) * _UNITS[m.group(2)]
     else:
         raise ConfigError(path, f"must be a duration such as 250ms or 2s, got {value!r}")
-    if seconds <= 0:
+    if seconds < 0:
+        raise ConfigError(path, f"must not be negative, got {value!r}")
+    return seconds
+
+
+def duration(path: str, value: Any) -> float:
+    """Seconds from 2, 0.5, "250ms", "2s", "1m"; must be positive."""
+    seconds = _seconds(path, value)
+    if seconds == 0:
         raise ConfigError(path, f"must be positive, got {value!r}")
     return seconds
 
 
 def duration_or_zero(path: str, value: Any) -> float:
-    if value in (0, "0", 0.0):
-        return 0.0
-    return duration(path, value)
+    """Like duration, but 0 (or "0ms") is allowed."""
+    return _seconds(path, value)
 
 
 def positive(path: str, value: Any) -> float:

@@ -1,0 +1,269 @@
+"""`nautilus-probe bench baseline|containerized`: the seed's benchmark runs, honestly.
+
+Each run writes a JSON result with the keys the seed's comparison expects plus
+full percentiles and the mergeable histograms. Latency runs at a fixed rate are
+open loop (timed from the scheduled send); throughput runs are closed loop with
+N requests in flight. `--workers N` runs N processes and merges their results
+exactly: counts add, histograms merge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Awaitable, Callable
+
+from .latency import LatencyHistogram
+from .loadgen import Caller
+from .protocol import BASELINE_ENGINE, ENGINE_OPERATIONS
+from .scheduler import clock
+from .transport import connect
+
+LEGS = (("risk", "limit_check"), ("analytics", "calculation"),
+        ("factor", "factor_calculation"), ("ml", "process"))
+
+
+class Tally:
+    """One measured phase: latencies, errors, and live progress on stderr."""
+
+    def __init__(self, label: str, show: bool) -> None:
+        self.label, self.show = label, show
+        self.hist = LatencyHistogram()
+        self.errors = 0
+        self.started = clock()
+        self._last = 0.0
+
+    def ok(self, seconds: float) -> None:
+        self.hist.record(seconds)
+        self._progress()
+
+    def failed(self) -> None:
+        self.errors += 1
+        self._progress()
+
+    def _progress(self) -> None:
+        now = clock()
+        if self.show and now - self._last >= 1.0:
+            self._last = now
+            elapsed = now - self.started
+            p99 = self.hist.quantile(0.99) * 1e3 if self.hist.count else float("nan")
+            print(f"\r{self.label}: {elapsed:5.1f}s {self.hist.count:8d} ok "
+                  f"{self.hist.count / max(elapsed, 1e-9):9.1f}/s {self.errors:6d} errors "
+                  f"p99 {p99:8.2f} ms", end="", file=sys.stderr, flush=True)
+
+    def elapsed(self) -> float:
+        if self.show:
+            print(file=sys.stderr)
+        return clock() - self.started
+
+
+async def _closed_loop(call: Callable[[], Awaitable[None]], concurrency: int, duration: float,
+                       stop: asyncio.Event, tally: Tally) -> float:
+    end = clock() + duration
+
+    async def worker() -> None:
+        while clock() < end and not stop.is_set():
+            t0 = clock()
+            try:
+                await call()
+                tally.ok(clock() - t0)
+            except Exception:  # noqa: BLE001 - timeouts, error replies, Redis: all counted
+                tally.failed()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return tally.elapsed()
+
+
+async def _open_loop(call: Callable[[], Awaitable[None]], rate: float, duration: float,
+                     stop: asyncio.Event, tally: Tally) -> float:
+    start = clock()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(due: float) -> None:
+        try:
+            await call()
+            tally.ok(clock() - due)  # from the scheduled time: no coordinated omission
+        except Exception:  # noqa: BLE001
+            tally.failed()
+
+    k = 0
+    while clock() - start < duration and not stop.is_set():
+        now = clock()
+        while start + k / rate <= now:
+            task = asyncio.create_task(one(start + k / rate))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            k += 1
+        await asyncio.sleep(max(start + k / rate - clock(), 0.001))
+    if tasks:
+        await asyncio.wait(tasks)
+    return tally.elapsed()
+
+
+def _ok(reply: Any) -> None:
+    if reply.status != "ok":
+        raise RuntimeError(reply.error)
+
+
+async def run_baseline(opts: dict[str, Any], stop: asyncio.Event) -> dict[str, Any]:
+    """Serial requests to the monolith, one in flight per worker (the seed's loop)."""
+    client = connect(opts["redis_url"])
+    async with Caller(client, opts["transport"], opts["prefix"], opts["prober"]) as caller:
+        async def call() -> None:
+            _ok(await caller.call(BASELINE_ENGINE, "trading_request", timeout=opts["timeout"]))
+        tally = Tally("baseline", opts["progress"])
+        duration = await _closed_loop(call, 1, opts["duration"], stop, tally)
+    await client.aclose()
+    return {"kind": "baseline", "duration": duration, "errors": tally.errors,
+            "histogram": tally.hist.to_json()}
+
+
+async def run_containerized(opts: dict[str, Any], stop: asyncio.Event) -> dict[str, Any]:
+    client = connect(opts["redis_url"])
+    out: dict[str, Any] = {"kind": "containerized"}
+    async with Caller(client, opts["transport"], opts["prefix"], opts["prober"]) as caller:
+        async def trading_request() -> None:
+            replies = await asyncio.gather(*(caller.call(e, op, timeout=opts["timeout"])
+                                             for e, op in LEGS))
+            for r in replies:
+                _ok(r)
+
+        phases: list[tuple[str, Callable[[], Awaitable[None]], str, float]] = [
+            ("latency", trading_request, "open", opts["rate"]),
+            ("throughput", trading_request, "closed", opts["concurrency"])]
+        for engine, ops in ENGINE_OPERATIONS.items():
+            async def call(engine: str = engine, op: str = ops[0]) -> None:
+                _ok(await caller.call(engine, op, timeout=opts["timeout"]))
+            phases.append((f"engine:{engine}", call, "closed", opts["concurrency"]))
+        per_phase = opts["duration"] / (2 + len(ENGINE_OPERATIONS) / 3)
+        for label, fn, mode, n in phases:
+            if stop.is_set():
+                break
+            tally = Tally(label, opts["progress"])
+            seconds = per_phase / 3 if label.startswith("engine:") else per_phase
+            loop = _open_loop if mode == "open" else _closed_loop
+            duration = await loop(fn, n, seconds, stop, tally)
+            out[label] = {"duration": duration, "errors": tally.errors,
+                          "histogram": tally.hist.to_json()}
+    await client.aclose()
+    return out
+
+
+RUNS = {"baseline": run_baseline, "containerized": run_containerized}
+
+
+def _worker(kind: str, opts: dict[str, Any]) -> dict[str, Any]:
+    """One worker process: its own event loop, Redis client and prober id."""
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+
+    async def body() -> dict[str, Any]:
+        stop = asyncio.Event()
+        return await RUNS[kind](opts, stop)
+    return asyncio.run(body())
+
+
+def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merge workers' raw results exactly: histograms and counts add."""
+    merged: dict[str, Any] = {"kind": results[0]["kind"]}
+
+    def phase(parts: list[dict[str, Any]]) -> dict[str, Any]:
+        hist = LatencyHistogram()
+        for p in parts:
+            hist.merge(LatencyHistogram.from_json(p["histogram"]))
+        return {"duration": max(p["duration"] for p in parts),
+                "errors": sum(p["errors"] for p in parts), "histogram": hist.to_json()}
+
+    if merged["kind"] == "baseline":
+        merged.update(phase(results))
+    else:
+        for key in results[0]:
+            if key != "kind":
+                merged[key] = phase([r[key] for r in results if key in r])
+    return merged
+
+
+def report(raw: dict[str, Any], workers: int, concurrency: int) -> dict[str, Any]:
+    """The seed's result keys (latencies in ms, throughput in requests/s), plus percentiles."""
+    def stats(p: dict[str, Any]) -> tuple[LatencyHistogram, float]:
+        return LatencyHistogram.from_json(p["histogram"]), max(p["duration"], 1e-9)
+
+    if raw["kind"] == "baseline":
+        hist, dur = stats(raw)
+        return {"throughput": hist.count / dur, "throughput_per_worker": hist.count / dur / workers,
+                "avg_latency": hist.mean * 1e3, "p95_latency": hist.quantile(0.95) * 1e3,
+                "total_requests": hist.count, "errors": raw["errors"], "test_duration": dur,
+                "workers": workers, "latency": hist.summary_ms(), "raw": raw}
+    lat, _ = stats(raw["latency"])
+    thr, thr_dur = stats(raw["throughput"])
+    engines = {}
+    for key, part in raw.items():
+        if key.startswith("engine:"):
+            h, d = stats(part)
+            total = h.count + part["errors"]
+            engines[key.split(":", 1)[1]] = {
+                "throughput": h.count / d, "latency": h.mean * 1e3 if h.count else None,
+                "error_rate": part["errors"] / total if total else None}
+    return {"latency_benchmark": {**lat.summary_ms(), "errors": raw["latency"]["errors"]},
+            "throughput_benchmark": {"max_throughput": thr.count / thr_dur,
+                                     "total_requests": thr.count, "test_duration": thr_dur,
+                                     "concurrent_workers": concurrency * workers,
+                                     "errors": raw["throughput"]["errors"]},
+            "scalability_benchmark": engines, "workers": workers, "raw": raw}
+
+
+def run(kind: str, opts: dict[str, Any], workers: int, out_path: str) -> dict[str, Any]:
+    """Run `kind` on `workers` processes (1: in this process), merge, write JSON."""
+    if workers == 1:
+        result = merge([_in_process(kind, opts)])
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            futures = [pool.submit(_worker, kind, {**opts, "prober": f"{opts['prober']}_{i}",
+                                                  "progress": opts["progress"] and i == 0})
+                       for i in range(workers)]
+            result = merge([f.result() for f in futures])
+    final = report(result, workers, opts.get("concurrency", 1))
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    with open(out_path, "w") as fh:
+        json.dump(final, fh, indent=2)
+    return final
+
+
+def _in_process(kind: str, opts: dict[str, Any]) -> dict[str, Any]:
+    """One process; Ctrl-C stops the run early and what was measured is still kept."""
+    import signal
+
+    async def body() -> dict[str, Any]:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
+        return await RUNS[kind](opts, stop)
+    return asyncio.run(body())
+
+
+def summary_table(kind: str, r: dict[str, Any]) -> str:
+    if kind == "baseline":
+        rows = [("throughput (req/s)", r["throughput"]), ("per worker (req/s)", r["throughput_per_worker"]),
+                ("avg latency (ms)", r["avg_latency"]), ("p95 latency (ms)", r["p95_latency"]),
+                ("p99 latency (ms)", r["latency"].get("p99_latency", float("nan"))),
+                ("requests", r["total_requests"]), ("errors", r["errors"]),
+                ("duration (s)", r["test_duration"])]
+    else:
+        lb, tb = r["latency_benchmark"], r["throughput_benchmark"]
+        rows = [("e2e avg latency (ms)", lb.get("avg_latency", float("nan"))),
+                ("e2e p95 / p99 (ms)", f"{lb.get('p95_latency', 0):.2f} / {lb.get('p99_latency', 0):.2f}"),
+                ("max throughput (req/s)", tb["max_throughput"]),
+                ("in flight", tb["concurrent_workers"])]
+        for engine, e in r["scalability_benchmark"].items():
+            rows.append((f"{engine} (ops/s, ms, err)",
+                         f"{e['throughput']:.0f}, {e['latency'] or 0:.2f}, {e['error_rate'] or 0:.4f}"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v:.2f}" if isinstance(v, float) else f"{k:<{width}}  {v}"
+                     for k, v in rows)

@@ -1,0 +1,71 @@
+"""Request/reply calls over protocol v1 for benchmark runs: every reply matched by id."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from .protocol import Reply, Request
+from .transport import Malformed, make_transport
+
+
+class Caller:
+    def __init__(self, client: aioredis.Redis, transport: str, prefix: str, prober: str) -> None:
+        self.transport = make_transport(transport, client, prefix, prober)
+        self.prober = prober
+        self._waiting: dict[str, asyncio.Future[Reply]] = {}
+        self._seq: dict[tuple[str, str], int] = {}
+        self._token = os.urandom(4).hex()
+        self._n = 0
+        self._stop = asyncio.Event()
+        self._rx: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> "Caller":
+        await self.transport.start()
+        self._rx = asyncio.create_task(self._receive())
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._rx is not None:
+            await self._rx
+        await self.transport.close()
+
+    async def _receive(self) -> None:
+        while not self._stop.is_set():
+            try:
+                replies = await self.transport.receive()
+            except (RedisError, OSError):
+                await asyncio.sleep(0.1)
+                continue
+            for reply in replies:
+                if isinstance(reply, Malformed):
+                    fut = self._waiting.pop(reply.id or "", None)
+                    if fut is not None and not fut.done():
+                        fut.set_exception(ValueError(reply.reason))
+                    continue
+                fut = self._waiting.pop(reply.id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(reply)
+
+    async def call(self, engine: str, op: str, timeout: float = 2.0, priority: str = "normal",
+                   payload: str = "") -> Reply:
+        """One request; its reply, TimeoutError, or the send's RedisError."""
+        self._n += 1
+        key = (engine, op)
+        self._seq[key] = seq = self._seq.get(key, 0) + 1
+        req = Request(f"{self._token}{self._n:x}", self.prober, engine, op, seq, priority,
+                      self.transport.reply_key, int((time.time() + timeout) * 1000), payload)
+        fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._waiting[req.id] = fut
+        try:
+            await self.transport.send([req])
+            async with asyncio.timeout(timeout):
+                return await fut
+        finally:
+            self._waiting.pop(req.id, None)

@@ -1,0 +1,73 @@
+"""`nautilus-probe bench`: baseline and containerized runs against real engines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import redis
+import yaml
+
+from .conftest import ROOT, wait_for
+
+
+def bench(*args: str) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "exporter", "bench", *args, "--quiet"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = Path(args[args.index("--out") + 1])
+    return json.loads(out.read_text())
+
+
+def wait_for_group(url: str, engine: str) -> None:
+    with redis.Redis.from_url(url) as r:
+        wait_for(lambda: r.exists(f"nautilus:probe:{{{engine}}}:req:low"), 10)
+
+
+def test_baseline_against_the_200ms_monolith(redis_url, spawn, tmp_path) -> None:
+    spawn("monolith", "--redis.url", redis_url)
+    wait_for_group(redis_url, "monolith")
+    r = bench("baseline", "--redis.url", redis_url, "--duration", "6",
+              "--out", str(tmp_path / "b.json"))
+    assert abs(r["throughput_per_worker"] - 5.0) <= 0.5, r["throughput_per_worker"]
+    assert 200 <= r["avg_latency"] <= 215, r["avg_latency"]
+    assert r["errors"] == 0 and r["total_requests"] >= 27
+    assert set(r) >= {"throughput", "avg_latency", "p95_latency", "total_requests", "test_duration"}
+
+
+def test_two_workers_merge_exactly(redis_url, spawn, tmp_path) -> None:
+    spawn("monolith", "--redis.url", redis_url, "--workers", "2")
+    wait_for_group(redis_url, "monolith")
+    r = bench("baseline", "--redis.url", redis_url, "--duration", "6", "--workers", "2",
+              "--out", str(tmp_path / "b.json"))
+    assert r["workers"] == 2
+    assert abs(r["throughput_per_worker"] - 5.0) <= 0.5, r["throughput_per_worker"]
+    assert 200 <= r["avg_latency"] <= 215, r["avg_latency"]
+    assert r["latency"]["sample_count"] == r["total_requests"] >= 55
+
+
+def test_containerized_composite_latency(redis_url, spawn, tmp_path) -> None:
+    legs = {"risk": 50, "analytics": 30, "factor": 100, "ml": 10}
+    engines = {e: {op: {"service_time": f"{legs.get(e, 0)}ms"} for op in ops}
+               for e, ops in {"risk": ["limit_check"], "analytics": ["calculation"],
+                              "factor": ["factor_calculation"], "ml": ["process"],
+                              "features": ["process"], "websocket": ["process"],
+                              "strategy": ["process"], "marketdata": ["process"],
+                              "portfolio": ["process"]}.items()}
+    cfg = tmp_path / "syn.yml"
+    cfg.write_text(yaml.safe_dump({"redis_url": redis_url, "engines": engines}))
+    spawn("engines", "--config.file", str(cfg))
+    for engine in engines:
+        wait_for_group(redis_url, engine)
+    r = bench("containerized", "--redis.url", redis_url, "--duration", "10", "--rate", "20",
+              "--concurrency", "8", "--out", str(tmp_path / "c.json"))
+    lat = r["latency_benchmark"]
+    assert 100 <= lat["avg_latency"] <= 110, lat
+    # 10 s over 5 phase-lengths: 2 s of open loop at 20/s.
+    assert lat["errors"] == 0 and 38 <= lat["sample_count"] <= 41
+    assert r["throughput_benchmark"]["max_throughput"] > 8 / 0.11 * 0.8  # 8 in flight, ~105 ms each
+    assert set(r["scalability_benchmark"]) == set(engines)
+    assert r["scalability_benchmark"]["ml"]["error_rate"] == 0
+    assert 10 <= r["scalability_benchmark"]["ml"]["latency"] <= 14
