@@ -158,6 +158,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .thresholds import Thresholds
+    from .validate import validate
+
+    try:
+        ok, text = validate(Thresholds.load(args.thresholds), args.baseline, args.containerized,
+                            args.out)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"nautilus-probe: cannot read the results: {exc!r}", file=sys.stderr)
+        return 2
+    print(text)
+    print(f"\n{'PASS' if ok else 'FAIL'}; report in {args.out}/report.md")
+    return 0 if ok else 1
+
+
 def cmd_stack(args: argparse.Namespace) -> int:
     from synthetic.stack import run_stack
 
@@ -229,6 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="result file (default results/<kind>_results.json)")
     p.add_argument("--quiet", action="store_true", help="no live progress line")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("validate", help="judge bench results against thresholds.yml")
+    p.add_argument("--baseline", default="results/baseline_results.json")
+    p.add_argument("--containerized", default="results/containerized_results.json")
+    p.add_argument("--thresholds", default="thresholds.yml")
+    p.add_argument("--out", default="results/report", help="report and plots go here")
+    p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("stack", help="run Redis, the synthetic engines and the exporter locally")
     p.add_argument("--web.listen-address", dest="listen_address", default="127.0.0.1:9478")

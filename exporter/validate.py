@@ -1,0 +1,167 @@
+"""`nautilus-probe validate`: baseline and containerized results against thresholds.yml.
+
+Prints a verdict per target, writes a markdown report and PNG plots, and exits
+non-zero when any target fails, so a CI pipeline can gate on it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .thresholds import Limit, Thresholds
+
+
+@dataclass(frozen=True)
+class Verdict:
+    section: str  # overall | throughput | latency | engine:<name>
+    target: str
+    measured: float | None
+    limit: str
+    passed: bool
+
+
+def _check(section: str, target: str, value: float | None, limit: Limit, unit: str = "") -> Verdict:
+    ok = value is not None
+    text = []
+    if limit.min is not None:
+        ok = ok and value >= limit.min  # type: ignore[operator]
+        text.append(f">= {limit.min:g}{unit}")
+    if limit.max is not None:
+        ok = ok and value <= limit.max  # type: ignore[operator]
+        text.append(f"<= {limit.max:g}{unit}")
+    return Verdict(section, target, value, " and ".join(text), bool(ok))
+
+
+def verdicts(t: Thresholds, baseline: dict[str, Any], containerized: dict[str, Any]) -> list[Verdict]:
+    s, e = t.system, t.engine
+    thr = containerized["throughput_benchmark"]["max_throughput"]
+    base_thr = baseline["throughput"]
+    lat_s = containerized["latency_benchmark"].get("avg_latency", float("nan")) / 1e3
+    base_lat_s = baseline["avg_latency"] / 1e3
+    need_x = s["throughput_ops_per_second"].min / t.baseline_throughput
+    need_lat_x = t.baseline_latency / s["latency_average_seconds"].max
+    errors = containerized["latency_benchmark"].get("errors", 0) + \
+        containerized["throughput_benchmark"].get("errors", 0)
+    total = containerized["latency_benchmark"].get("sample_count", 0) + \
+        containerized["throughput_benchmark"]["total_requests"] + errors
+    out = [
+        _check("throughput", "System throughput (ops/s)", thr, s["throughput_ops_per_second"]),
+        _check("throughput", "Throughput improvement over baseline (x)",
+               thr / base_thr if base_thr else None, Limit(min=need_x)),
+        _check("latency", "End-to-end average latency (s)", lat_s, s["latency_average_seconds"]),
+        _check("latency", "Latency improvement over baseline (x)",
+               base_lat_s / lat_s if lat_s else None, Limit(min=need_lat_x)),
+        _check("overall", "System error ratio", errors / total if total else None, s["error_ratio"]),
+    ]
+    for engine, r in sorted(containerized["scalability_benchmark"].items()):
+        sec = f"engine:{engine}"
+        lat = r["latency"] / 1e3 if r["latency"] is not None else None
+        out += [_check(sec, f"{engine} throughput (ops/s)", r["throughput"], e["throughput_ops_per_second"]),
+                _check(sec, f"{engine} average latency (s)", lat, e["latency_average_seconds"]),
+                _check(sec, f"{engine} error ratio", r["error_rate"], e["error_ratio"])]
+    return out
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4g}"
+
+
+def markdown(vs: list[Verdict], baseline: dict[str, Any], containerized: dict[str, Any],
+             plots: list[str]) -> str:
+    passed = sum(v.passed for v in vs)
+    lines = ["# Performance validation report", "",
+             f"**Overall: {'PASS' if passed == len(vs) else 'FAIL'}** — {passed} of {len(vs)} targets met.", ""]
+
+    def table(rows: list[Verdict]) -> None:
+        lines.extend(["| target | measured | required | verdict |", "|---|---|---|---|"])
+        lines.extend(f"| {v.target} | {_fmt(v.measured)} | {v.limit} | {'PASS' if v.passed else 'FAIL'} |"
+                     for v in rows)
+        lines.append("")
+
+    lb = containerized["latency_benchmark"]
+    lines += ["## Overall", ""]
+    table([v for v in vs if v.section == "overall"])
+    lines += ["## Throughput", "",
+              f"Baseline {baseline['throughput']:.2f} req/s; containerized "
+              f"{containerized['throughput_benchmark']['max_throughput']:.2f} req/s "
+              f"({containerized['throughput_benchmark']['concurrent_workers']} in flight).", ""]
+    table([v for v in vs if v.section == "throughput"])
+    lines += ["## Latency", "",
+              f"Baseline avg {baseline['avg_latency']:.2f} ms, p95 {baseline['p95_latency']:.2f} ms; "
+              f"containerized avg {lb.get('avg_latency', float('nan')):.2f} ms, p95 "
+              f"{lb.get('p95_latency', float('nan')):.2f} ms, p99 {lb.get('p99_latency', float('nan')):.2f} ms "
+              "(open loop, from the scheduled send time).", ""]
+    table([v for v in vs if v.section == "latency"])
+    lines += ["## Per engine", ""]
+    table([v for v in vs if v.section.startswith("engine:")])
+    lines += ["## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots] + [""]
+    return "\n".join(lines)
+
+
+def plot(t: Thresholds, baseline: dict[str, Any], containerized: dict[str, Any], out: Path) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    lb = containerized["latency_benchmark"]
+
+    def save(fig: Any, name: str) -> None:
+        path = out / name
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        files.append(str(path))
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.bar(["baseline", "containerized"], [baseline["throughput"],
+                                           containerized["throughput_benchmark"]["max_throughput"]],
+           color=["grey", "tab:blue"])
+    ax.axhline(t.system["throughput_ops_per_second"].min, color="red", ls="--", label="target")
+    ax.set_ylabel("requests/s")
+    ax.set_title("Throughput")
+    ax.legend()
+    save(fig, "throughput.png")
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    x = range(2)
+    ax.bar([i - 0.2 for i in x], [baseline["avg_latency"], lb.get("avg_latency", 0)], 0.4, label="avg")
+    ax.bar([i + 0.2 for i in x], [baseline["p95_latency"], lb.get("p95_latency", 0)], 0.4, label="p95")
+    ax.set_xticks(list(x), ["baseline", "containerized"])
+    ax.axhline(t.system["latency_average_seconds"].max * 1e3, color="red", ls="--", label="target (avg)")
+    ax.set_ylabel("ms")
+    ax.set_title("End-to-end latency")
+    ax.legend()
+    save(fig, "latency.png")
+
+    engines = sorted(containerized["scalability_benchmark"])
+    rows = [containerized["scalability_benchmark"][e] for e in engines]
+    for name, key, limit, unit in (
+            ("engine_throughput.png", "throughput", t.engine["throughput_ops_per_second"].min, "ops/s"),
+            ("engine_latency.png", "latency", (t.engine["latency_average_seconds"].max or 0) * 1e3, "ms")):
+        fig, ax = plt.subplots(figsize=(8, 4))
+        ax.bar(engines, [r[key] or 0 for r in rows], color="tab:blue")
+        ax.axhline(limit, color="red", ls="--", label="target")
+        ax.set_ylabel(unit)
+        ax.set_title(f"Per-engine {key}")
+        ax.tick_params(axis="x", rotation=45)
+        ax.legend()
+        save(fig, name)
+    return files
+
+
+def validate(t: Thresholds, baseline_path: str, containerized_path: str, out_dir: str) -> tuple[bool, str]:
+    baseline = json.loads(Path(baseline_path).read_text())
+    containerized = json.loads(Path(containerized_path).read_text())
+    vs = verdicts(t, baseline, containerized)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plots = plot(t, baseline, containerized, out)
+    (out / "report.md").write_text(markdown(vs, baseline, containerized, plots))
+    width = max(len(v.target) for v in vs)
+    text = "\n".join(f"{'PASS' if v.passed else 'FAIL'}  {v.target:<{width}}  {_fmt(v.measured):>10}  "
+                     f"(required {v.limit})" for v in vs)
+    return all(v.passed for v in vs), text

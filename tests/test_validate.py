@@ -1,0 +1,89 @@
+"""`nautilus-probe validate`: verdicts on crafted result files, and its exit code."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import ROOT
+
+ENGINES = ["analytics", "risk", "factor", "ml", "features", "websocket", "strategy",
+           "marketdata", "portfolio"]
+BASELINE = {"throughput": 1000.0, "avg_latency": 200.0, "p95_latency": 240.0,
+            "total_requests": 30000, "test_duration": 30.0}
+
+
+def containerized(throughput: float, latency_ms: float, errors: int, engine: dict) -> dict:
+    return {"latency_benchmark": {"avg_latency": latency_ms, "p95_latency": latency_ms * 1.5,
+                                  "p99_latency": latency_ms * 2, "sample_count": 3000,
+                                  "errors": errors},
+            "throughput_benchmark": {"max_throughput": throughput, "total_requests": 1_000_000,
+                                     "test_duration": 20.0, "concurrent_workers": 100, "errors": 0},
+            "scalability_benchmark": {e: dict(engine) for e in ENGINES}}
+
+
+GOOD = containerized(60000, 40, 0, {"throughput": 1500, "latency": 20, "error_rate": 0.001})
+# Every target missed: throughput, both factors, latency, errors, and each engine's three.
+BAD = containerized(40000, 60, 100, {"throughput": 900, "latency": 120, "error_rate": 0.02})
+BAD["throughput_benchmark"]["errors"] = 20_000  # 2 % of the closed-loop requests
+
+
+def run(tmp: Path, result: dict) -> subprocess.CompletedProcess[str]:
+    (tmp / "b.json").write_text(json.dumps(BASELINE))
+    (tmp / "c.json").write_text(json.dumps(result))
+    return subprocess.run([sys.executable, "-m", "exporter", "validate", "--baseline",
+                           str(tmp / "b.json"), "--containerized", str(tmp / "c.json"),
+                           "--out", str(tmp / "report")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+
+
+def verdict_lines(stdout: str) -> dict[str, str]:
+    out = {}
+    for line in stdout.splitlines():
+        if line[:4] in ("PASS", "FAIL") and "(required" in line:
+            target = line[6:line.index("  ", 6)].strip()
+            out[target] = line[:4]
+    return out
+
+
+def test_all_targets_met(tmp_path: Path) -> None:
+    proc = run(tmp_path, GOOD)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    verdicts = verdict_lines(proc.stdout)
+    assert len(verdicts) == 5 + 3 * len(ENGINES)
+    assert set(verdicts.values()) == {"PASS"}
+    report = (tmp_path / "report" / "report.md").read_text()
+    for section in ("## Overall", "## Throughput", "## Latency", "## Per engine"):
+        assert section in report
+    assert "**Overall: PASS** — 32 of 32 targets met." in report
+    for png in ("throughput", "latency", "engine_throughput", "engine_latency"):
+        assert (tmp_path / "report" / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_target_missed(tmp_path: Path) -> None:
+    proc = run(tmp_path, BAD)
+    assert proc.returncode == 1
+    verdicts = verdict_lines(proc.stdout)
+    assert set(verdicts.values()) == {"FAIL"}, proc.stdout
+    assert verdicts["Throughput improvement over baseline (x)"] == "FAIL"  # 40x < 50x
+    assert verdicts["Latency improvement over baseline (x)"] == "FAIL"  # 3.3x < 4x
+    assert "**Overall: FAIL** — 0 of 32 targets met." in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_one_missed_target_fails_the_run(tmp_path: Path) -> None:
+    result = json.loads(json.dumps(GOOD))
+    result["scalability_benchmark"]["risk"]["latency"] = 101
+    proc = run(tmp_path, result)
+    assert proc.returncode == 1
+    failed = [t for t, v in verdict_lines(proc.stdout).items() if v == "FAIL"]
+    assert failed == ["risk average latency (s)"]
+
+
+def test_unreadable_results(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "exporter", "validate", "--baseline",
+                           str(tmp_path / "none.json"), "--containerized", str(tmp_path / "x.json")],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and "cannot read the results" in proc.stderr
+    assert "Traceback" not in proc.stderr
