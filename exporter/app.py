@@ -84,9 +84,10 @@ def plans_for(prober: MessageBusProber, cfg: Config) -> list[Plan]:
 
 class Exporter:
     def __init__(self, config_path: str, registry: CollectorRegistry | None = None,
-                 redis_url: str | None = None) -> None:
+                 redis_url: str | None = None, shard: tuple[int, int] = (1, 1)) -> None:
         self.config_path = config_path
         self.redis_url = redis_url  # overrides the file's redis_url (--redis.url)
+        self.shard = shard  # (i, N): this exporter runs shard i of N of the plan
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = build(self.registry)
         self.config: Config | None = None
@@ -121,7 +122,7 @@ class Exporter:
     async def reload(self) -> bool:
         """Apply the config file again; on error the running config stays. True if changed."""
         try:
-            new = Config.load(self.config_path, redis_url=self.redis_url)
+            new = Config.load(self.config_path, redis_url=self.redis_url, shard=self.shard)
         except ConfigError:
             self.metrics.reload_ok.set(0)
             raise

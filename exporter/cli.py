@@ -49,7 +49,7 @@ async def _run_exporter(args: argparse.Namespace, stop: asyncio.Event) -> None:
     from .app import Exporter
     from .web import install_sighup, serve
 
-    exporter = Exporter(args.config_file, redis_url=args.redis_url)
+    exporter = Exporter(args.config_file, redis_url=args.redis_url, shard=args.shard)
     await exporter.start()
     runner = await serve(exporter, args.listen_address)
     install_sighup(exporter)
@@ -60,10 +60,11 @@ async def _run_exporter(args: argparse.Namespace, stop: asyncio.Event) -> None:
 
 
 def cmd_exporter(args: argparse.Namespace) -> int:
-    from .config import Config
+    from .config import Config, parse_shard
     from .web import parse_listen_address
 
-    cfg = Config.load(args.config_file, redis_url=args.redis_url)  # fail before binding
+    args.shard = parse_shard(args.shard)
+    cfg = Config.load(args.config_file, redis_url=args.redis_url, shard=args.shard)
     if args.config_check:
         print(f"{args.config_file}: OK ({len(cfg.probes)} probe streams)")
         return 0
@@ -196,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validate the configuration and exit")
     p.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN)
     p.add_argument("--redis.url", dest="redis_url", help="override the config's redis_url")
+    p.add_argument("--shard", default="1/1",
+                   help="i/N: run shard i of N of the probe plan (one exporter per shard)")
     p.set_defaults(func=cmd_exporter)
 
     p = sub.add_parser("engines", help="run synthetic engines")

@@ -75,11 +75,33 @@ class Config:
     checksum: str = ""
 
     @classmethod
-    def load(cls, path: str, redis_url: str | None = None) -> "Config":
+    def load(cls, path: str, redis_url: str | None = None,
+             shard: tuple[int, int] = (1, 1)) -> "Config":
         cfg, digest = load_file(path, parse)
         if redis_url is not None:
             cfg = dataclasses.replace(cfg, redis_url=redis_url_check("--redis.url", redis_url))
-        return dataclasses.replace(cfg, checksum=digest)
+        return dataclasses.replace(cfg.shard(*shard), checksum=digest)
+
+    def shard(self, index: int, count: int) -> "Config":
+        """Shard `index` of `count` (1-based) of this probe plan, for running several
+        exporters: each engine × op is probed by exactly one shard, the trading
+        request's rate and the WebSocket pool are split evenly, and every shard
+        has its own prober id. Prometheus sums the shards' series."""
+        if count == 1:
+            return self
+        probes = tuple(p for k, p in enumerate(sorted(self.probes, key=lambda p: (p.engine, p.op)))
+                       if k % count == index - 1)
+        trading = self.trading_request and dataclasses.replace(
+            self.trading_request, rate=self.trading_request.rate / count)
+        ws = self.websocket
+        if ws is not None:
+            ws = dataclasses.replace(
+                ws, connections=ws.connections // count + (index - 1 < ws.connections % count),
+                heartbeat_rate=ws.heartbeat_rate / count,
+                connect_rate=ws.connect_rate / count,
+                subscribe_connections=ws.subscribe_connections if index == 1 else 0)
+        return dataclasses.replace(self, probes=probes, trading_request=trading, websocket=ws,
+                                   prober_id=f"{self.prober_id}_s{index}")
 
     def connection(self) -> tuple[str, str, str, str]:
         """What a reload cannot change without reconnecting."""
@@ -144,6 +166,17 @@ def parse(data: Any) -> Config:
     root.done()
     return Config(redis_url, transport, prefix, prober_id, tuple(probes), trading,
                   interval, report_engines, max_in_flight, websocket)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """"2/3" -> (2, 3): the second of three shards."""
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ConfigError("--shard", f"must look like 1/3, got {text!r}") from None
+    if not 1 <= index <= count:
+        raise ConfigError("--shard", f"must be i/N with 1 <= i <= N, got {text!r}")
+    return index, count
 
 
 def _endpoint(path: str, value: Any, token: str | None, ca_file: str | None) -> WsEndpoint:
