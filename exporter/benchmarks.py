@@ -14,9 +14,11 @@ import json
 import multiprocessing
 import os
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Awaitable, Callable
 
+from .bus import BufferedMessageBus
 from .latency import LatencyHistogram
 from .loadgen import Caller
 from .protocol import BASELINE_ENGINE, ENGINE_OPERATIONS
@@ -139,7 +141,8 @@ async def run_containerized(opts: dict[str, Any], stop: asyncio.Event) -> dict[s
             async def call(engine: str = engine, op: str = ops[0]) -> None:
                 _ok(await caller.call(engine, op, timeout=opts["timeout"]))
             phases.append((f"engine:{engine}", call, "closed", opts["concurrency"]))
-        per_phase = opts["duration"] / (2 + len(ENGINE_OPERATIONS) / 3)
+        # latency and throughput one share each; the nine engines and the bus a third each
+        per_phase = opts["duration"] / (2 + (len(ENGINE_OPERATIONS) + 1) / 3)
         for label, fn, mode, n in phases:
             if stop.is_set():
                 break
@@ -149,8 +152,22 @@ async def run_containerized(opts: dict[str, Any], stop: asyncio.Event) -> dict[s
             duration = await loop(fn, n, seconds, stop, tally)
             out[label] = {"duration": duration, "errors": tally.errors,
                           "histogram": tally.hist.to_json()}
+        if not stop.is_set():
+            out["messagebus"] = await _publish(client, per_phase / 3, stop)
     await client.aclose()
     return out
+
+
+async def _publish(client: Any, seconds: float, stop: asyncio.Event) -> dict[str, Any]:
+    """The seed's MessageBus publish test, counted to Redis's acknowledgement."""
+    started = clock()
+    async with BufferedMessageBus(client, config="high_frequency") as bus:
+        while clock() - started < seconds and not stop.is_set():
+            for _ in range(100):
+                await bus.publish("benchmark.test", {"timestamp": time.time()}, "HIGH")
+            await asyncio.sleep(0)
+    return {"acknowledged": bus.stats.acknowledged, "failed_flushes": bus.stats.failed_flushes,
+            "duration": clock() - started}
 
 
 RUNS = {"baseline": run_baseline, "containerized": run_containerized}
@@ -185,7 +202,12 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
         merged.update(phase(results))
     else:
         for key in results[0]:
-            if key != "kind":
+            if key == "messagebus":
+                parts = [r[key] for r in results if key in r]
+                merged[key] = {"acknowledged": sum(p["acknowledged"] for p in parts),
+                               "failed_flushes": sum(p["failed_flushes"] for p in parts),
+                               "duration": max(p["duration"] for p in parts)}
+            elif key != "kind":
                 merged[key] = phase([r[key] for r in results if key in r])
     return merged
 
@@ -216,7 +238,17 @@ def report(raw: dict[str, Any], workers: int, concurrency: int) -> dict[str, Any
                                      "total_requests": thr.count, "test_duration": thr_dur,
                                      "concurrent_workers": concurrency * workers,
                                      "errors": raw["throughput"]["errors"]},
-            "scalability_benchmark": engines, "workers": workers, "raw": raw}
+            "scalability_benchmark": engines, "messagebus_benchmark": _bus_report(raw),
+            "workers": workers, "raw": raw}
+
+
+def _bus_report(raw: dict[str, Any]) -> dict[str, Any]:
+    bus = raw.get("messagebus")
+    if bus is None:
+        return {}
+    return {"message_throughput": bus["acknowledged"] / max(bus["duration"], 1e-9),
+            "total_messages": bus["acknowledged"], "test_duration": bus["duration"],
+            "failed_flushes": bus["failed_flushes"]}
 
 
 def run(kind: str, opts: dict[str, Any], workers: int, out_path: str) -> dict[str, Any]:
@@ -261,6 +293,8 @@ def summary_table(kind: str, r: dict[str, Any]) -> str:
                 ("e2e p95 / p99 (ms)", f"{lb.get('p95_latency', 0):.2f} / {lb.get('p99_latency', 0):.2f}"),
                 ("max throughput (req/s)", tb["max_throughput"]),
                 ("in flight", tb["concurrent_workers"])]
+        if r["messagebus_benchmark"]:
+            rows.append(("MessageBus publish (msgs/s)", r["messagebus_benchmark"]["message_throughput"]))
         for engine, e in r["scalability_benchmark"].items():
             rows.append((f"{engine} (ops/s, ms, err)",
                          f"{e['throughput']:.0f}, {e['latency'] or 0:.2f}, {e['error_rate'] or 0:.4f}"))
