@@ -174,6 +174,32 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from .review import collect, parse_time
+    from .thresholds import Thresholds
+    from .validate import judge
+
+    end = parse_time(args.end) if args.end else time.time()
+    start = parse_time(args.start) if args.start else end - 3600
+    if start >= end:
+        print("nautilus-probe: --start must be before --end", file=sys.stderr)
+        return 2
+    try:
+        baseline, containerized = collect(args.prometheus, start, end)
+    except (OSError, ValueError) as exc:
+        print(f"nautilus-probe: cannot query {args.prometheus}: {exc}", file=sys.stderr)
+        return 2
+    ok, text = judge(Thresholds.load(args.thresholds), baseline, containerized, args.out)
+    with open(f"{args.out}/review.json", "w") as fh:
+        json.dump({"baseline": baseline, "containerized": containerized}, fh, indent=2)
+    print(text)
+    print(f"\n{'PASS' if ok else 'FAIL'}; report in {args.out}/report.md")
+    return 0 if ok else 1
+
+
 def cmd_stack(args: argparse.Namespace) -> int:
     from synthetic.stack import run_stack
 
@@ -254,6 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--thresholds", default="thresholds.yml")
     p.add_argument("--out", default="results/report", help="report and plots go here")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("review", help="the validate verdicts from PromQL over a time window")
+    p.add_argument("--prometheus", default="http://127.0.0.1:9090")
+    p.add_argument("--start", help="unix seconds or ISO 8601 (default: an hour before --end)")
+    p.add_argument("--end", help="unix seconds or ISO 8601 (default: now)")
+    p.add_argument("--thresholds", default="thresholds.yml")
+    p.add_argument("--out", default="results/review")
+    p.set_defaults(func=cmd_review)
 
     p = sub.add_parser("stack", help="run Redis, the synthetic engines and the exporter locally")
     p.add_argument("--web.listen-address", dest="listen_address", default="127.0.0.1:9478")

@@ -38,9 +38,11 @@ def _check(section: str, target: str, value: float | None, limit: Limit, unit: s
 def verdicts(t: Thresholds, baseline: dict[str, Any], containerized: dict[str, Any]) -> list[Verdict]:
     s, e = t.system, t.engine
     thr = containerized["throughput_benchmark"]["max_throughput"]
-    base_thr = baseline["throughput"]
-    lat_s = containerized["latency_benchmark"].get("avg_latency", float("nan")) / 1e3
-    base_lat_s = baseline["avg_latency"] / 1e3
+    # A review (PromQL) has no measured monolith capacity: the documented one stands in.
+    base_thr = baseline.get("throughput") or t.baseline_throughput
+    lat_ms = containerized["latency_benchmark"].get("avg_latency")
+    lat_s = lat_ms / 1e3 if lat_ms is not None else None
+    base_lat_s = (baseline.get("avg_latency") or t.baseline_latency * 1e3) / 1e3
     need_x = s["throughput_ops_per_second"].min / t.baseline_throughput
     need_lat_x = t.baseline_latency / s["latency_average_seconds"].max
     errors = containerized["latency_benchmark"].get("errors", 0) + \
@@ -85,15 +87,15 @@ def markdown(vs: list[Verdict], baseline: dict[str, Any], containerized: dict[st
     lines += ["## Overall", ""]
     table([v for v in vs if v.section == "overall"])
     lines += ["## Throughput", "",
-              f"Baseline {baseline['throughput']:.2f} req/s; containerized "
-              f"{containerized['throughput_benchmark']['max_throughput']:.2f} req/s "
+              f"Baseline {_fmt(baseline.get('throughput'))} req/s; containerized "
+              f"{_fmt(containerized['throughput_benchmark']['max_throughput'])} req/s "
               f"({containerized['throughput_benchmark']['concurrent_workers']} in flight).", ""]
     table([v for v in vs if v.section == "throughput"])
     lines += ["## Latency", "",
-              f"Baseline avg {baseline['avg_latency']:.2f} ms, p95 {baseline['p95_latency']:.2f} ms; "
-              f"containerized avg {lb.get('avg_latency', float('nan')):.2f} ms, p95 "
-              f"{lb.get('p95_latency', float('nan')):.2f} ms, p99 {lb.get('p99_latency', float('nan')):.2f} ms "
-              "(open loop, from the scheduled send time).", ""]
+              f"Baseline avg {_fmt(baseline.get('avg_latency'))} ms, p95 "
+              f"{_fmt(baseline.get('p95_latency'))} ms; containerized avg "
+              f"{_fmt(lb.get('avg_latency'))} ms, p95 {_fmt(lb.get('p95_latency'))} ms, p99 "
+              f"{_fmt(lb.get('p99_latency'))} ms (from the scheduled send time).", ""]
     table([v for v in vs if v.section == "latency"])
     lines += ["## Per engine", ""]
     table([v for v in vs if v.section.startswith("engine:")])
@@ -117,7 +119,7 @@ def plot(t: Thresholds, baseline: dict[str, Any], containerized: dict[str, Any],
         files.append(str(path))
 
     fig, ax = plt.subplots(figsize=(5, 4))
-    ax.bar(["baseline", "containerized"], [baseline["throughput"],
+    ax.bar(["baseline", "containerized"], [baseline.get("throughput") or t.baseline_throughput,
                                            containerized["throughput_benchmark"]["max_throughput"]],
            color=["grey", "tab:blue"])
     ax.axhline(t.system["throughput_ops_per_second"].min, color="red", ls="--", label="target")
@@ -128,8 +130,10 @@ def plot(t: Thresholds, baseline: dict[str, Any], containerized: dict[str, Any],
 
     fig, ax = plt.subplots(figsize=(6, 4))
     x = range(2)
-    ax.bar([i - 0.2 for i in x], [baseline["avg_latency"], lb.get("avg_latency", 0)], 0.4, label="avg")
-    ax.bar([i + 0.2 for i in x], [baseline["p95_latency"], lb.get("p95_latency", 0)], 0.4, label="p95")
+    ax.bar([i - 0.2 for i in x], [baseline.get("avg_latency") or 0, lb.get("avg_latency") or 0],
+           0.4, label="avg")
+    ax.bar([i + 0.2 for i in x], [baseline.get("p95_latency") or 0, lb.get("p95_latency") or 0],
+           0.4, label="p95")
     ax.set_xticks(list(x), ["baseline", "containerized"])
     ax.axhline(t.system["latency_average_seconds"].max * 1e3, color="red", ls="--", label="target (avg)")
     ax.set_ylabel("ms")
@@ -156,6 +160,12 @@ def plot(t: Thresholds, baseline: dict[str, Any], containerized: dict[str, Any],
 def validate(t: Thresholds, baseline_path: str, containerized_path: str, out_dir: str) -> tuple[bool, str]:
     baseline = json.loads(Path(baseline_path).read_text())
     containerized = json.loads(Path(containerized_path).read_text())
+    return judge(t, baseline, containerized, out_dir)
+
+
+def judge(t: Thresholds, baseline: dict[str, Any], containerized: dict[str, Any],
+          out_dir: str) -> tuple[bool, str]:
+    """Verdicts, report and plots for results from `bench` runs or from `review`."""
     vs = verdicts(t, baseline, containerized)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

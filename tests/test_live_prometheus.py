@@ -5,68 +5,14 @@ its alert and only its alert."""
 from __future__ import annotations
 
 import json
-import re
-import shutil
-import subprocess
-import sys
 import time
 import urllib.parse
-from pathlib import Path
 
-import pytest
 import redis
-import yaml
 
-from alerts.__main__ import render
-from exporter.thresholds import Thresholds
-
-from .conftest import ROOT, free_port, http_get, wait_for
+from .conftest import ROOT, http_get, wait_for
 
 RATE_INTERVAL = "15s"  # $__rate_interval for a 1 s scrape
-
-
-@pytest.fixture
-def live_stack(tmp_path: Path):
-    port = free_port()
-    log = tmp_path / "stack.log"
-    out = open(log, "wb")
-    stack = subprocess.Popen([sys.executable, "-m", "exporter", "stack", "--duration", "240",
-                              "--web.listen-address", f"127.0.0.1:{port}"], cwd=ROOT,
-                             stdout=out, stderr=subprocess.STDOUT)
-    prometheus = None
-    try:
-        wait_for(lambda: "Metrics: " in log.read_text(), 40)
-        redis_url = re.search(r"Redis at (redis://\S+)", log.read_text()).group(1)
-        # The generated rules, from thresholds.yml with windows short enough for a test.
-        data = yaml.safe_load((ROOT / "thresholds.yml").read_text())
-        data["alerting"].update({"rate_window": "10s", "for": {"warning": "4s", "critical": "2s"}})
-        (tmp_path / "thresholds.yml").write_text(yaml.safe_dump(data))
-        rules = tmp_path / "rules"
-        rules.mkdir()
-        for name, text in render(Thresholds.load(str(tmp_path / "thresholds.yml"))).items():
-            (rules / name).write_text(text)
-        prom_port = free_port()
-        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(rules / "recording.yml"), str(rules / "alerts.yml")],
-            "scrape_configs": [{"job_name": "nautilus-probe",
-                                "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}]}))
-        binary = shutil.which("prometheus")
-        assert binary, "prometheus is missing: run ./run setup"
-        prometheus = subprocess.Popen(
-            [binary, f"--config.file={tmp_path / 'prometheus.yml'}",
-             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{prom_port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        api = f"http://127.0.0.1:{prom_port}"
-        wait_for(lambda: http_get(f"{api}/-/ready")[0] == 200, 30)
-        yield api, redis_url
-    finally:
-        for proc in (prometheus, stack):
-            if proc is not None:
-                proc.terminate()
-                proc.wait(20)
-        out.close()
 
 
 def query(api: str, expr: str) -> list:
