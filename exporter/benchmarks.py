@@ -170,7 +170,59 @@ async def _publish(client: Any, seconds: float, stop: asyncio.Event) -> dict[str
             "duration": clock() - started}
 
 
-RUNS = {"baseline": run_baseline, "containerized": run_containerized}
+async def run_websocket(opts: dict[str, Any], stop: asyncio.Event) -> dict[str, Any]:
+    """The seed's WebSocket load test on the exporter's pool: hold N connections, then
+    heartbeats over them at a fixed total rate, every reply matched by its id."""
+    from prometheus_client import CollectorRegistry
+
+    from .config import WsEndpoint, WsSpec
+    from .metrics import build
+    from .probes.websocket import WebSocketProber
+
+    reg = CollectorRegistry()
+    spec = WsSpec(tuple(WsEndpoint(u, u.split("?")[0], None) for u in opts["urls"]),
+                  opts["connections"], connect_rate=opts["connect_rate"],
+                  connect_timeout=opts["timeout"], heartbeat_rate=opts["rate"],
+                  heartbeat_timeout=opts["timeout"], compression=False, subscribe_topic=None,
+                  subscribe_connections=0)
+    prober = WebSocketProber(spec, build(reg))
+    connects, tally = LatencyHistogram(), Tally("websocket", opts["progress"])
+    prober.on_connect, prober.on_latency = connects.record, tally.ok
+
+    def total(name: str) -> int:
+        return int(sum(s.value for m in reg.collect() for s in m.samples if s.name == name))
+
+    phase_stop = asyncio.Event()
+    connector = asyncio.create_task(prober.run_connector(phase_stop))
+    t0 = clock()
+    while connects.count < opts["connections"] and clock() - t0 < opts["duration"] \
+            and not stop.is_set():
+        await asyncio.sleep(0.02)
+    open_seconds = clock() - t0
+    heartbeats = asyncio.create_task(prober.run_heartbeats(phase_stop))
+    started = clock()
+    while clock() - started < opts["duration"] and not stop.is_set():
+        await asyncio.sleep(0.05)
+    phase_stop.set()
+    await asyncio.gather(connector, heartbeats)
+    sent_for = clock() - started
+    end = clock() + opts["timeout"]
+    while prober.pending and clock() < end:  # the last acks, or their timeouts
+        await asyncio.sleep(0.01)
+        prober._expire(clock())
+    tally.elapsed()
+    await prober.close()
+    return {"kind": "websocket", "connections": opts["connections"], "open_seconds": open_seconds,
+            "connect_failures": total("nautilus_probe_ws_connect_failures_total"),
+            "messages_sent": total("nautilus_probe_ws_messages_sent_total"),
+            "error_replies": total("nautilus_probe_ws_error_replies_total"),
+            "timeouts": total("nautilus_probe_ws_timeouts_total"),
+            "duration": sent_for, "errors": 0, "histogram": tally.hist.to_json(),
+            "connect_histogram": connects.to_json()}
+
+
+RUNS = {"baseline": run_baseline, "containerized": run_containerized,
+        "websocket": run_websocket}
 
 
 def _worker(kind: str, opts: dict[str, Any]) -> dict[str, Any]:
@@ -200,6 +252,15 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
 
     if merged["kind"] == "baseline":
         merged.update(phase(results))
+    elif merged["kind"] == "websocket":
+        merged.update(phase(results))
+        connects = LatencyHistogram()
+        for r in results:
+            connects.merge(LatencyHistogram.from_json(r["connect_histogram"]))
+        merged["connect_histogram"] = connects.to_json()
+        for key in ("connections", "connect_failures", "messages_sent", "error_replies", "timeouts"):
+            merged[key] = sum(r[key] for r in results)
+        merged["open_seconds"] = max(r["open_seconds"] for r in results)
     else:
         for key in results[0]:
             if key == "messagebus":
@@ -223,6 +284,22 @@ def report(raw: dict[str, Any], workers: int, concurrency: int) -> dict[str, Any
                 "avg_latency": hist.mean * 1e3, "p95_latency": hist.quantile(0.95) * 1e3,
                 "total_requests": hist.count, "errors": raw["errors"], "test_duration": dur,
                 "workers": workers, "latency": hist.summary_ms(), "raw": raw}
+    if raw["kind"] == "websocket":
+        hist, dur = stats(raw)
+        connects = LatencyHistogram.from_json(raw["connect_histogram"])
+        sent = raw["messages_sent"]
+        return {"connection_test": {
+                    "total_connections": raw["connections"], "successful_connections": connects.count,
+                    "success_rate": connects.count / raw["connections"] if raw["connections"] else None,
+                    "avg_connect_time": connects.mean * 1e3 if connects.count else None,
+                    "max_connect_time": connects.max * 1e3 if connects.count else None,
+                    "connect_failures": raw["connect_failures"], "open_seconds": raw["open_seconds"]},
+                "message_throughput": {
+                    "connections": raw["connections"], "duration": dur, "messages_sent": sent,
+                    "messages_received": hist.count, "error_replies": raw["error_replies"],
+                    "timeouts": raw["timeouts"], "success_rate": hist.count / sent if sent else None,
+                    "messages_per_second": hist.count / dur, "latency": hist.summary_ms()},
+                "workers": workers, "raw": raw}
     lat, _ = stats(raw["latency"])
     thr, thr_dur = stats(raw["throughput"])
     engines = {}
@@ -281,7 +358,16 @@ def _in_process(kind: str, opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def summary_table(kind: str, r: dict[str, Any]) -> str:
-    if kind == "baseline":
+    if kind == "websocket":
+        c, m = r["connection_test"], r["message_throughput"]
+        rows = [("connections opened", f"{c['successful_connections']} / {c['total_connections']}"),
+                ("time to open (s)", c["open_seconds"]),
+                ("connect avg / max (ms)", f"{c['avg_connect_time'] or 0:.2f} / {c['max_connect_time'] or 0:.2f}"),
+                ("heartbeats sent / acked", f"{m['messages_sent']} / {m['messages_received']}"),
+                ("error replies, timeouts", f"{m['error_replies']}, {m['timeouts']}"),
+                ("acked per second", m["messages_per_second"]),
+                ("p50 / p99 (ms)", f"{m['latency'].get('p50_latency', 0):.2f} / {m['latency'].get('p99_latency', 0):.2f}")]
+    elif kind == "baseline":
         rows = [("throughput (req/s)", r["throughput"]), ("per worker (req/s)", r["throughput_per_worker"]),
                 ("avg latency (ms)", r["avg_latency"]), ("p95 latency (ms)", r["p95_latency"]),
                 ("p99 latency (ms)", r["latency"].get("p99_latency", float("nan"))),

@@ -151,7 +151,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     opts = {"redis_url": redis_url_check("--redis.url", args.redis_url),
             "transport": args.transport, "prefix": args.prefix, "prober": "bench",
             "duration": args.duration, "timeout": args.timeout, "rate": args.rate,
-            "concurrency": args.concurrency, "progress": not args.quiet}
+            "concurrency": args.concurrency, "progress": not args.quiet,
+            "urls": args.url or [f"ws://127.0.0.1:{p}/ws/engine/status" for p in (8080, 8081, 8082)],
+            "connections": args.connections, "connect_rate": args.connect_rate}
     out = args.out or f"results/{args.kind}_results.json"
     result = run(args.kind, opts, args.workers, out)
     print(summary_table(args.kind, result))
@@ -258,8 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-key")
     p.set_defaults(func=cmd_ws_engine)
 
-    p = sub.add_parser("bench", help="benchmark runs: baseline (monolith) or containerized")
-    p.add_argument("kind", choices=("baseline", "containerized"))
+    p = sub.add_parser("bench", help="benchmark runs: baseline (monolith), containerized, websocket")
+    p.add_argument("kind", choices=("baseline", "containerized", "websocket"))
     p.add_argument("--redis.url", dest="redis_url", default="redis://127.0.0.1:6379/0")
     p.add_argument("--transport", choices=protocol.TRANSPORTS, default="streams")
     p.add_argument("--prefix", default=protocol.DEFAULT_PREFIX)
@@ -269,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=100,
                    help="containerized: requests in flight per worker in closed-loop phases")
     p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--url", action="append",
+                   help="websocket: endpoint (repeatable; default the stack's 8080-8082)")
+    p.add_argument("--connections", type=int, default=1000, help="websocket: held per worker")
+    p.add_argument("--connect-rate", type=float, default=1000.0, help="websocket: per second")
     p.add_argument("--workers", type=int, default=1, help="processes; results merge exactly")
     p.add_argument("--out", help="result file (default results/<kind>_results.json)")
     p.add_argument("--quiet", action="store_true", help="no live progress line")

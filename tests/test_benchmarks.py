@@ -74,3 +74,28 @@ def test_containerized_composite_latency(redis_url, spawn, tmp_path) -> None:
     assert r["scalability_benchmark"]["ml"]["error_rate"] == 0
     # 10 ms of service plus this machine's bus round trip (1.5-5 ms under load).
     assert 10 <= r["scalability_benchmark"]["ml"]["latency"] <= 20
+
+
+def _ports_listening(ports: list[int]) -> bool:
+    import socket
+    return all(socket.socket().connect_ex(("127.0.0.1", p)) == 0 for p in ports)
+
+
+def test_websocket_run_matches_replies_by_id(spawn, tmp_path) -> None:
+    from .conftest import free_port
+
+    good, flaky = free_port(), free_port()
+    spawn("ws-engine", "--port", str(good))
+    spawn("ws-engine", "--port", str(flaky), "--error-ratio", "0.5")
+    wait_for(lambda: _ports_listening([good, flaky]), 10)
+    urls = [f"ws://127.0.0.1:{p}/ws/engine/status" for p in (good, flaky)]
+    r = bench("websocket", "--url", urls[0], "--url", urls[1], "--connections", "200",
+              "--rate", "400", "--duration", "3", "--workers", "2", "--out", str(tmp_path / "w.json"))
+    c, m = r["connection_test"], r["message_throughput"]
+    assert (c["total_connections"], c["successful_connections"], c["success_rate"]) == (400, 400, 1.0)
+    assert c["avg_connect_time"] > 0 and c["max_connect_time"] >= c["avg_connect_time"]
+    # Half the heartbeats go to the engine answering half of them with error frames.
+    assert 2000 <= m["messages_sent"] <= 2500
+    assert m["messages_received"] + m["error_replies"] + m["timeouts"] == m["messages_sent"]
+    assert 0.65 <= m["success_rate"] <= 0.85, m
+    assert m["latency"]["sample_count"] == m["messages_received"]

@@ -16,7 +16,7 @@ import heapq
 import logging
 import ssl
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus, ProtocolError
@@ -149,6 +149,9 @@ class WebSocketProber:
         self._closing = False
         self._connects: set[asyncio.Task[None]] = set()
         self._late_ids: set[str] = set()  # timed out, in case their ack still comes
+        # Optional raw observers (benchmark runs keep exact histograms of their own).
+        self.on_connect: Callable[[float], None] | None = None
+        self.on_latency: Callable[[float], None] | None = None
 
     # -- connections -------------------------------------------------------------------
 
@@ -216,6 +219,8 @@ class WebSocketProber:
             return
         ep.backoff = 0.0
         ep.children["ws_connect_duration"].observe(clock() - started)
+        if self.on_connect is not None:
+            self.on_connect(clock() - started)
         ep.open += 1
         ep.children["ws_open"].inc()
         conn.is_open = True
@@ -301,6 +306,8 @@ class WebSocketProber:
             if entry is not None:
                 children["ws_heartbeat_latency"].observe(now - entry[1])
                 children["ws_received"].inc()
+                if self.on_latency is not None:
+                    self.on_latency(now - entry[1])
             elif str(obj.get("id")) in self._late_ids:
                 self._late_ids.discard(str(obj.get("id")))
                 children["ws_late"].inc()
