@@ -16,7 +16,7 @@ from .probes.messagebus import MessageBusProber, Plan
 from .probes.trading_request import plan_trading_request
 from .probes.websocket import WebSocketProber
 from .scheduler import clock
-from .transport import connect, make_transport
+from .transport import connect, make_transport, ready
 from .yamlcheck import ConfigError
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class _Session:
     async def start(self) -> None:
         # Subscribing can fail while Redis is down; the receiver retries later.
         try:
+            await ready(self.redis)
             await self.transport.start()
         except (RedisError, OSError) as exc:
             log.warning("subscribing to replies failed: %s", exc)

@@ -85,7 +85,11 @@ class ReportBridge:
         if not engines:
             return
         try:
-            raws = await self._redis.mget([protocol.report_key(e) for e in engines])
+            keys = [protocol.report_key(e) for e in engines]
+            if isinstance(self._redis, aioredis.RedisCluster):
+                raws = await self._redis.mget_nonatomic(keys)  # the keys span slots
+            else:
+                raws = await self._redis.mget(keys)
         except (RedisError, OSError) as exc:
             log.warning("reading engine self-reports failed: %s", exc)
             self._m.bus_errors.labels("self_report").inc()

@@ -78,7 +78,7 @@ def cmd_exporter(args: argparse.Namespace) -> int:
 def cmd_engines(args: argparse.Namespace) -> int:
     from synthetic.config import SyntheticConfig
     from synthetic.engine import SyntheticEngine
-    from .transport import connect
+    from .transport import connect, ready
 
     cfg = SyntheticConfig.load(args.config_file)
     specs = [cfg.engine(name) for name in args.engine] if args.engine else list(cfg.engines)
@@ -89,6 +89,7 @@ def cmd_engines(args: argparse.Namespace) -> int:
 
     async def body(stop: asyncio.Event) -> None:
         client = connect(redis_url)
+        await ready(client)
         engines = [SyntheticEngine(client, s.name, s.ops, transport=cfg.transport,
                                    prefix=cfg.prefix, concurrency=cfg.concurrency,
                                    report_interval=cfg.report_interval) for s in specs]

@@ -123,6 +123,8 @@ def parse(data: Any) -> Config:
     root = Node(data)
     redis_url = root.get("redis_url", "redis://127.0.0.1:6379/0", redis_url_check)
     transport = root.get("transport", "streams", one_of(*protocol.TRANSPORTS))
+    if transport == "pubsub" and redis_url.startswith("redis+cluster://"):
+        raise ConfigError("transport", "pubsub is not supported on Redis Cluster; use streams")
     prefix = root.get("prefix", protocol.DEFAULT_PREFIX, string)
     prober_id = root.get("prober_id", "exporter", name)
     max_in_flight = root.get("max_in_flight", 100_000, positive_int)

@@ -11,11 +11,12 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from .protocol import Reply, Request
-from .transport import Malformed, make_transport
+from .transport import Malformed, make_transport, ready
 
 
 class Caller:
     def __init__(self, client: aioredis.Redis, transport: str, prefix: str, prober: str) -> None:
+        self._client = client
         self.transport = make_transport(transport, client, prefix, prober)
         self.prober = prober
         self._waiting: dict[str, asyncio.Future[Reply]] = {}
@@ -26,6 +27,7 @@ class Caller:
         self._rx: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> "Caller":
+        await ready(self._client)
         await self.transport.start()
         self._rx = asyncio.create_task(self._receive())
         return self

@@ -162,8 +162,9 @@ def name(path: str, value: Any) -> str:
 
 def redis_url_check(path: str, value: Any) -> str:
     url = string(path, value)
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(path, f"must be a redis://, rediss:// or unix:// URL, got {value!r}")
+    if not url.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
+        raise ConfigError(path, "must be a redis://, rediss://, unix:// or redis+cluster:// URL, "
+                          f"got {value!r}")
     return url
 
 

@@ -42,6 +42,8 @@ def parse(data: Any) -> SyntheticConfig:
     root = Node(data)
     redis_url = root.get("redis_url", "redis://127.0.0.1:6379/0", redis_url_check)
     transport = root.get("transport", "streams", one_of(*protocol.TRANSPORTS))
+    if transport == "pubsub" and redis_url.startswith("redis+cluster://"):
+        raise ConfigError("transport", "pubsub is not supported on Redis Cluster; use streams")
     prefix = root.get("prefix", protocol.DEFAULT_PREFIX, string)
     interval = root.get("report_interval", 2.0, duration)
     concurrency = root.get("concurrency", 256, positive_int)

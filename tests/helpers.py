@@ -14,7 +14,7 @@ from exporter.config import CompositeSpec, ProbeSpec
 from exporter.metrics import build
 from exporter.probes.messagebus import MessageBusProber
 from exporter.probes.trading_request import plan_trading_request
-from exporter.transport import connect, make_transport
+from exporter.transport import connect, make_transport, ready
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -79,6 +79,7 @@ async def probing(redis_url: str, probes: list[ProbeSpec], *, duration: float,
     registry = CollectorRegistry()
     metrics = build(registry)
     client = connect(redis_url)
+    await ready(client)
     tr = make_transport(transport, client, "nautilus:probe", "tester")
     await tr.start()
     prober = MessageBusProber(tr, metrics, "tester")

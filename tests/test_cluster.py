@@ -1,0 +1,76 @@
+"""A three-node Redis Cluster carries probes for all nine engines with no errors."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+import yaml
+
+from exporter.config import ProbeSpec
+from exporter.protocol import ENGINE_OPERATIONS
+
+from .conftest import free_port, wait_for
+from .helpers import probing, value
+
+
+def cluster_port() -> int:
+    """A free port whose cluster-bus twin (port + 10000) is valid and free too."""
+    import socket
+    while True:
+        port = free_port()
+        if port + 10000 < 65536:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port + 10000)) != 0:
+                    return port
+
+
+@pytest.fixture
+def redis_cluster():
+    workdir = tempfile.mkdtemp(prefix="np-cluster-")
+    ports = [cluster_port() for _ in range(3)]
+    procs = [subprocess.Popen(
+        [shutil.which("redis-server"), "--port", str(p), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--cluster-enabled", "yes", "--cluster-config-file",
+         f"nodes-{p}.conf", "--dir", workdir], stdout=subprocess.DEVNULL) for p in ports]
+    try:
+        for p in ports:
+            wait_for(lambda p=p: subprocess.run(["redis-cli", "-p", str(p), "ping"],
+                                                capture_output=True, text=True).stdout.strip() == "PONG", 10)
+        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
+                        "--cluster-replicas", "0", "--cluster-yes"], check=True,
+                       capture_output=True, timeout=30)
+        wait_for(lambda: "cluster_state:ok" in subprocess.run(
+            ["redis-cli", "-p", str(ports[0]), "cluster", "info"], capture_output=True,
+            text=True).stdout, 15)
+        yield ports
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def test_nine_engines_over_a_cluster(redis_cluster, spawn, tmp_path) -> None:
+    url = f"redis+cluster://127.0.0.1:{redis_cluster[0]}/0"
+    cfg = tmp_path / "syn.yml"
+    cfg.write_text(yaml.safe_dump({"redis_url": url, "report_interval": "1s"}))
+    spawn("engines", "--config.file", str(cfg))
+    time.sleep(2)  # consumer groups
+    probes = [ProbeSpec(e, ops[0], 50, 2.0, "normal", 16) for e, ops in ENGINE_OPERATIONS.items()]
+    async with probing(url, probes, duration=3) as h:
+        text = h.text()
+    for engine in ENGINE_OPERATIONS:
+        sent = value(text, "nautilus_probe_requests_total", engine=engine)
+        assert sent >= 140, (engine, sent)
+        assert value(text, "nautilus_probe_latency_seconds_count", engine=engine) == sent
+    assert value(text, "nautilus_probe_failures_total") == 0
+    assert value(text, "nautilus_probe_replies_malformed_total") == 0
+    # The engines' keys really are spread over the three masters.
+    slots = {subprocess.run(["redis-cli", "-p", str(redis_cluster[0]), "cluster", "keyslot",
+                             f"nautilus:probe:{{{e}}}:req:normal"], capture_output=True,
+                            text=True).stdout.strip() for e in ENGINE_OPERATIONS}
+    assert len(slots) == 9
