@@ -126,7 +126,7 @@ async def run_baseline(opts: dict[str, Any], stop: asyncio.Event) -> dict[str, A
 
 async def run_containerized(opts: dict[str, Any], stop: asyncio.Event) -> dict[str, Any]:
     client = connect(opts["redis_url"])
-    out: dict[str, Any] = {"kind": "containerized"}
+    out: dict[str, Any] = {"kind": "containerized", "p99_target": opts["p99_target"]}
     async with Caller(client, opts["transport"], opts["prefix"], opts["prober"]) as caller:
         async def trading_request() -> None:
             replies = await asyncio.gather(*(caller.call(e, op, timeout=opts["timeout"])
@@ -141,8 +141,9 @@ async def run_containerized(opts: dict[str, Any], stop: asyncio.Event) -> dict[s
             async def call(engine: str = engine, op: str = ops[0]) -> None:
                 _ok(await caller.call(engine, op, timeout=opts["timeout"]))
             phases.append((f"engine:{engine}", call, "closed", opts["concurrency"]))
-        # latency and throughput one share each; the nine engines and the bus a third each
-        per_phase = opts["duration"] / (2 + (len(ENGINE_OPERATIONS) + 1) / 3)
+        # latency and throughput one share each; the nine engines, the bus and each
+        # of the sustained-rate steps a third each
+        per_phase = opts["duration"] / (2 + (len(ENGINE_OPERATIONS) + 1 + SUSTAIN_STEPS) / 3)
         for label, fn, mode, n in phases:
             if stop.is_set():
                 break
@@ -152,10 +153,33 @@ async def run_containerized(opts: dict[str, Any], stop: asyncio.Event) -> dict[s
             duration = await loop(fn, n, seconds, stop, tally)
             out[label] = {"duration": duration, "errors": tally.errors,
                           "histogram": tally.hist.to_json()}
+        out["sustained"] = await _sustained(trading_request, opts, per_phase / 3, stop)
         if not stop.is_set():
             out["messagebus"] = await _publish(client, per_phase / 3, stop)
     await client.aclose()
     return out
+
+
+SUSTAIN_STEPS = 6  # rate, 2x, 4x ... 32x
+
+
+async def _sustained(call: Callable[[], Awaitable[None]], opts: dict[str, Any], seconds: float,
+                     stop: asyncio.Event) -> list[dict[str, Any]]:
+    """Open-loop steps from --rate, doubling, until p99 passes the target or a request
+    fails: the highest rate the system sustains with p99 under the target."""
+    steps = []
+    rate = opts["rate"]
+    for _ in range(SUSTAIN_STEPS):
+        if stop.is_set():
+            break
+        tally = Tally(f"sustain {rate:g}/s", opts["progress"])
+        duration = await _open_loop(call, rate, seconds, stop, tally)
+        steps.append({"rate": rate, "duration": duration, "errors": tally.errors,
+                      "histogram": tally.hist.to_json()})
+        if tally.errors or not tally.hist.count or tally.hist.quantile(0.99) > opts["p99_target"]:
+            break
+        rate *= 2
+    return steps
 
 
 async def _publish(client: Any, seconds: float, stop: asyncio.Event) -> dict[str, Any]:
@@ -263,7 +287,14 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
         merged["open_seconds"] = max(r["open_seconds"] for r in results)
     else:
         for key in results[0]:
-            if key == "messagebus":
+            if key == "p99_target":
+                merged[key] = results[0][key]
+            elif key == "sustained":
+                depth = min(len(r[key]) for r in results)
+                merged[key] = [{**phase([r[key][i] for r in results]),
+                                "rate": sum(r[key][i]["rate"] for r in results)}
+                               for i in range(depth)]
+            elif key == "messagebus":
                 parts = [r[key] for r in results if key in r]
                 merged[key] = {"acknowledged": sum(p["acknowledged"] for p in parts),
                                "failed_flushes": sum(p["failed_flushes"] for p in parts),
@@ -316,7 +347,21 @@ def report(raw: dict[str, Any], workers: int, concurrency: int) -> dict[str, Any
                                      "concurrent_workers": concurrency * workers,
                                      "errors": raw["throughput"]["errors"]},
             "scalability_benchmark": engines, "messagebus_benchmark": _bus_report(raw),
+            "sustained_benchmark": _sustained_report(raw),
             "workers": workers, "raw": raw}
+
+
+def _sustained_report(raw: dict[str, Any]) -> dict[str, Any]:
+    steps = []
+    for step in raw.get("sustained", []):
+        h = LatencyHistogram.from_json(step["histogram"])
+        steps.append({"rate": step["rate"], "errors": step["errors"], "count": h.count,
+                      "p99_latency": h.quantile(0.99) * 1e3 if h.count else None})
+    target = raw.get("p99_target")
+    ok = [s["rate"] for s in steps if s["errors"] == 0 and s["p99_latency"] is not None
+          and target is not None and s["p99_latency"] <= target * 1e3]
+    return {"max_rate": max(ok, default=0.0), "p99_target": target * 1e3 if target else None,
+            "steps": steps}
 
 
 def _bus_report(raw: dict[str, Any]) -> dict[str, Any]:
@@ -379,6 +424,8 @@ def summary_table(kind: str, r: dict[str, Any]) -> str:
                 ("e2e p95 / p99 (ms)", f"{lb.get('p95_latency', 0):.2f} / {lb.get('p99_latency', 0):.2f}"),
                 ("max throughput (req/s)", tb["max_throughput"]),
                 ("in flight", tb["concurrent_workers"])]
+        sb = r["sustained_benchmark"]
+        rows.append(("sustained rate, p99 <= target (req/s)", sb["max_rate"]))
         if r["messagebus_benchmark"]:
             rows.append(("MessageBus publish (msgs/s)", r["messagebus_benchmark"]["message_throughput"]))
         for engine, e in r["scalability_benchmark"].items():

@@ -154,7 +154,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "duration": args.duration, "timeout": args.timeout, "rate": args.rate,
             "concurrency": args.concurrency, "progress": not args.quiet,
             "urls": args.url or [f"ws://127.0.0.1:{p}/ws/engine/status" for p in (8080, 8081, 8082)],
-            "connections": args.connections, "connect_rate": args.connect_rate}
+            "connections": args.connections, "connect_rate": args.connect_rate,
+            "p99_target": args.p99_target}
+    if args.p99_target is None:
+        from .thresholds import Thresholds
+
+        opts["p99_target"] = Thresholds.load(args.thresholds).system["latency_average_seconds"].max
     out = args.out or f"results/{args.kind}_results.json"
     result = run(args.kind, opts, args.workers, out)
     print(summary_table(args.kind, result))
@@ -276,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="websocket: endpoint (repeatable; default the stack's 8080-8082)")
     p.add_argument("--connections", type=int, default=1000, help="websocket: held per worker")
     p.add_argument("--connect-rate", type=float, default=1000.0, help="websocket: per second")
+    p.add_argument("--p99-target", type=float, dest="p99_target",
+                   help="containerized: seconds; default the end-to-end latency target")
+    p.add_argument("--thresholds", default="thresholds.yml")
     p.add_argument("--workers", type=int, default=1, help="processes; results merge exactly")
     p.add_argument("--out", help="result file (default results/<kind>_results.json)")
     p.add_argument("--quiet", action="store_true", help="no live progress line")
