@@ -69,6 +69,14 @@ def cmd_exporter(args: argparse.Namespace) -> int:
         print(f"{args.config_file}: OK ({len(cfg.probes)} probe streams)")
         return 0
     parse_listen_address(args.listen_address)
+    if args.workers > 1:
+        if args.shard != (1, 1):
+            raise ValueError("--workers and --shard: use one or the other")
+        from .workers import run_workers, worker_argv
+
+        asyncio.run(_until_signalled(
+            lambda stop: run_workers(args.workers, worker_argv(args), args.listen_address, stop)))
+        return 0
     asyncio.run(_until_signalled(lambda stop: _run_exporter(args, stop)))
     return 0
 
@@ -233,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--redis.url", dest="redis_url", help="override the config's redis_url")
     p.add_argument("--shard", default="1/1",
                    help="i/N: run shard i of N of the probe plan (one exporter per shard)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="N worker processes (shards 1/N..N/N) behind this one /metrics")
     p.set_defaults(func=cmd_exporter)
 
     p = sub.add_parser("engines", help="run synthetic engines")

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from .conftest import ROOT, RedisServer, free_port, http_get, http_post, wait_for
-from .helpers import value
+from .helpers import samples, value
 
 REPLY_STREAM = "nautilus:probe:{exporter}:reply"
 
@@ -267,3 +267,32 @@ async def test_a_crashed_probe_loop_is_unhealthy(redis_url, tmp_path: Path) -> N
         assert not ex.healthy
     finally:
         await ex.stop()
+
+
+def test_workers_behind_one_metrics_endpoint(redis_url, spawn, tmp_path: Path) -> None:
+    spawn("engines", "--config.file", str(write_engines(
+        tmp_path / "syn.yml", redis_url, {"risk": {"limit_check": {}, "alert": {}},
+                                          "ml": {"process": {}}})))
+    cfg = write_config(tmp_path / "exp.yml", redis_url, {
+        "risk": {"limit_check": {"rate": 50}, "alert": {"rate": 50}}, "ml": {"process": {"rate": 50}}})
+    port = free_port()
+    parent = spawn("exporter", "--config.file", str(cfg), "--workers", "2",
+                   "--web.listen-address", f"127.0.0.1:{port}")
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: http_get(f"{base}/-/ready")[0] == 200, 20)
+    wait_for(lambda: value(http_get(f"{base}/metrics")[1],
+                           "nautilus_probe_latency_seconds_count") >= 300, 15)
+    text = http_get(f"{base}/metrics")[1]
+    assert value(text, "nautilus_probe_worker_up") == 2
+    # Each engine × op is probed by exactly one worker; together they probe all three.
+    owners = {op: {lbl for (n, lbls), v in samples(text).items() if n == "nautilus_probe_requests_total"
+                   and ("op", op) in lbls and v > 0 for lbl in dict(lbls).get("worker", "")}
+              for op in ("limit_check", "alert", "process")}
+    assert all(len(w) == 1 for w in owners.values()), owners
+    assert {w for ws in owners.values() for w in ws} == {"1", "2"}
+    assert value(text, "nautilus_probe_failures_total") == 0
+    check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                           text=True, timeout=30)
+    assert check.returncode == 0 and check.stdout + check.stderr == "", check.stdout
+    assert http_post(f"{base}/-/reload") == (200, "Unchanged.\n")
+    assert http_get(f"{base}/-/healthy")[0] == 200 and parent.alive()
