@@ -249,20 +249,6 @@ RUNS = {"baseline": run_baseline, "containerized": run_containerized,
         "websocket": run_websocket}
 
 
-def _worker(kind: str, opts: dict[str, Any]) -> dict[str, Any]:
-    """One worker process: its own event loop, Redis client and prober id."""
-    try:
-        import uvloop
-        uvloop.install()
-    except ImportError:
-        pass
-
-    async def body() -> dict[str, Any]:
-        stop = asyncio.Event()
-        return await RUNS[kind](opts, stop)
-    return asyncio.run(body())
-
-
 def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Merge workers' raw results exactly: histograms and counts add."""
     merged: dict[str, Any] = {"kind": results[0]["kind"]}
@@ -378,12 +364,20 @@ def run(kind: str, opts: dict[str, Any], workers: int, out_path: str) -> dict[st
     if workers == 1:
         result = merge([_in_process(kind, opts)])
     else:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            futures = [pool.submit(_worker, kind, {**opts, "prober": f"{opts['prober']}_{i}",
-                                                  "progress": opts["progress"] and i == 0})
-                       for i in range(workers)]
-            result = merge([f.result() for f in futures])
+        import signal
+
+        # Ctrl-C reaches every worker, which stops early and returns what it measured;
+        # this parent ignores it, then merges and writes as usual.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+                futures = [pool.submit(_in_process, kind, {
+                    **opts, "prober": f"{opts['prober']}_{i}",
+                    "progress": opts["progress"] and i == 0}) for i in range(workers)]
+                result = merge([f.result() for f in futures])
+        finally:
+            signal.signal(signal.SIGINT, previous)
     final = report(result, workers, opts.get("concurrency", 1))
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     with open(out_path, "w") as fh:
@@ -392,8 +386,15 @@ def run(kind: str, opts: dict[str, Any], workers: int, out_path: str) -> dict[st
 
 
 def _in_process(kind: str, opts: dict[str, Any]) -> dict[str, Any]:
-    """One process; Ctrl-C stops the run early and what was measured is still kept."""
+    """One run in this process (or a worker): its own event loop, Redis client and
+    prober id; Ctrl-C stops it early and what was measured is still returned."""
     import signal
+
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
 
     async def body() -> dict[str, Any]:
         stop = asyncio.Event()
