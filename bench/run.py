@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import RedisServer, free_port, http_get, wait_for  # noqa: E402
-from tests.helpers import buckets, histogram_quantile, samples  # noqa: E402
+from tests.helpers import bucket_delta, histogram_quantile, samples  # noqa: E402
 
 PY = sys.executable
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -51,11 +51,6 @@ def reference(url: str, seconds: float, rate: float | None) -> dict:
                          cwd=ROOT, capture_output=True, text=True, check=True)
     responder.wait()
     return json.loads(out.stdout)
-
-
-def bucket_delta(before: str, after: str, name: str) -> list[tuple[float, float]]:
-    b0 = dict(buckets(before, name))
-    return [(le, c - b0.get(le, 0.0)) for le, c in buckets(after, name)]
 
 
 def exporter_run(url: str, seconds: float, rate: float, tmp: Path) -> dict:

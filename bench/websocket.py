@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import free_port, http_get, wait_for  # noqa: E402
-from tests.helpers import buckets, histogram_quantile, value  # noqa: E402
+from tests.helpers import bucket_delta, histogram_quantile, value  # noqa: E402
 
 PY = sys.executable
 PATH = "/ws/engine/status"
@@ -88,8 +88,7 @@ def heartbeat_p99(tmp: Path, url: str, rate: float, seconds: float) -> dict:
         proc.terminate()
         proc.wait()
     name = "nautilus_probe_ws_heartbeat_latency_seconds"
-    b0 = dict(buckets(before, name))
-    delta = [(le, c - b0.get(le, 0)) for le, c in buckets(after, name)]
+    delta = bucket_delta(before, after, name)
     timeouts = value(after, "nautilus_probe_ws_timeouts_total") - \
         value(before, "nautilus_probe_ws_timeouts_total")
     return {"rate": rate, "received_per_second": delta[-1][1] / seconds, "timeouts": timeouts,

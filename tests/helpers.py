@@ -45,6 +45,12 @@ def buckets(text: str, name: str, **labels: str) -> list[tuple[float, float]]:
     return sorted(acc.items())
 
 
+def bucket_delta(before: str, after: str, name: str, **labels: str) -> list[tuple[float, float]]:
+    """What a histogram gained between two scrapes, as cumulative (le, count) pairs."""
+    b0 = dict(buckets(before, name, **labels))
+    return [(le, c - b0.get(le, 0.0)) for le, c in buckets(after, name, **labels)]
+
+
 def histogram_quantile(q: float, cumulative: list[tuple[float, float]]) -> float:
     """PromQL's histogram_quantile: linear interpolation inside the bucket."""
     total = cumulative[-1][1]

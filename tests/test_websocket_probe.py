@@ -19,7 +19,7 @@ from exporter.ws_protocol import PATH
 from synthetic.websocket_engine import WebSocketEngine, WsKnobs
 
 from .conftest import free_port, wait_for
-from .helpers import buckets, histogram_quantile, value
+from .helpers import bucket_delta, histogram_quantile, value
 
 
 def url(port: int, scheme: str = "ws") -> str:
@@ -145,8 +145,7 @@ async def test_heartbeat_latency_with_reply_delay(ws_engine_process) -> None:
         await asyncio.sleep(4)
         after = probe.text()
     name = "nautilus_probe_ws_heartbeat_latency_seconds"
-    b0 = dict(buckets(before, name))
-    delta = [(le, c - b0.get(le, 0)) for le, c in buckets(after, name)]
+    delta = bucket_delta(before, after, name)
     assert delta[-1][1] >= 700
     median = histogram_quantile(0.5, delta)
     assert 0.010 <= median <= 0.012, median
