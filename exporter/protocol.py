@@ -98,7 +98,8 @@ def _check_version(fields: Mapping[Any, Any]) -> None:
         raise ProtocolError(f"unsupported protocol version {version[:10]!r}")
 
 
-def _decode_json(data: str | bytes) -> dict[str, Any]:
+def json_object(data: str | bytes) -> dict[str, Any]:
+    """A pubsub message's JSON object, or ProtocolError."""
     try:
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -150,7 +151,7 @@ class Request:
 
     @classmethod
     def from_json(cls, data: str | bytes) -> "Request":
-        return cls.from_fields(_decode_json(data))
+        return cls.from_fields(json_object(data))
 
 
 @dataclass(slots=True)
@@ -199,4 +200,4 @@ class Reply:
 
     @classmethod
     def from_json(cls, data: str | bytes) -> "Reply":
-        return cls.from_fields(_decode_json(data))
+        return cls.from_fields(json_object(data))

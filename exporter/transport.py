@@ -7,7 +7,6 @@ sees `Reply` objects or `Malformed` records.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,9 +39,9 @@ class Malformed:
     id: str | None
 
 
-def _decode(fields: Any, decoder: Any) -> Reply | Malformed:
+def _decode(fields: Any) -> Reply | Malformed:
     try:
-        return decoder(fields)
+        return Reply.from_fields(fields)
     except ProtocolError as exc:
         raw_id = fields.get("id") if isinstance(fields, dict) else None
         return Malformed(str(exc), raw_id if isinstance(raw_id, str) else None)
@@ -82,7 +81,7 @@ class StreamsTransport:
         for _stream, entries in resp or ():
             for entry_id, fields in entries:
                 self._last_id = entry_id
-                out.append(_decode(fields, Reply.from_fields))
+                out.append(_decode(fields))
         return out
 
     async def close(self) -> None:
@@ -123,14 +122,12 @@ class PubSubTransport:
 
 
 def _decode_json(data: str | bytes) -> Reply | Malformed:
+    """A pubsub reply: parsed once, then decoded like a stream entry's fields."""
     try:
-        return Reply.from_json(data)
+        fields = protocol.json_object(data)
     except ProtocolError as exc:
-        try:
-            raw_id = json.loads(data).get("id")
-        except (ValueError, AttributeError):
-            raw_id = None
-        return Malformed(str(exc), raw_id if isinstance(raw_id, str) else None)
+        return Malformed(str(exc), None)
+    return _decode(fields)
 
 
 def make_transport(kind: str, client: aioredis.Redis, prefix: str, prober: str) -> ProberTransport:
