@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, Info,
                                disable_created_metrics)
@@ -90,24 +91,27 @@ class Metrics:
     ws_broadcast_gaps: Counter
     ws_skipped: Counter
 
-    def init_endpoint(self, endpoint: str) -> None:
-        for metric in (self.ws_open, self.ws_connect_duration, self.ws_heartbeat_latency,
-                       self.ws_sent, self.ws_received, self.ws_error_replies, self.ws_timeouts,
-                       self.ws_late, self.ws_invalid, self.ws_broadcast_frames,
-                       self.ws_broadcast_gaps):
-            metric.labels(endpoint)
+    def init_endpoint(self, endpoint: str) -> dict[str, Any]:
+        """Create every series of a WebSocket endpoint (a never-seen failure reads 0);
+        returns the per-endpoint children by attribute name, for the hot path."""
         for reason in WS_CONNECT_FAILURES:
             self.ws_connect_failures.labels(endpoint, reason)
         for reason in WS_DISCONNECTS:
             self.ws_disconnects.labels(endpoint, reason)
+        return {name: getattr(self, name).labels(endpoint) for name in (
+            "ws_open", "ws_connect_duration", "ws_heartbeat_latency", "ws_sent", "ws_received",
+            "ws_error_replies", "ws_timeouts", "ws_late", "ws_invalid", "ws_broadcast_frames",
+            "ws_broadcast_gaps")}
 
-    def init_probe(self, engine: str, op: str) -> None:
-        """Create every series of an engine × op so a never-seen failure reads 0."""
-        for metric in (self.requests, self.latency, self.service, self.lost, self.late,
-                       self.duplicate, self.out_of_order, self.in_flight, self.skipped):
-            metric.labels(engine, op)
+    def init_probe(self, engine: str, op: str) -> dict[str, Any]:
+        """Create every series of an engine × op (a never-seen failure reads 0); returns
+        the children by attribute name, failures as fail_<reason>, for the hot path."""
+        children = {name: getattr(self, name).labels(engine, op) for name in (
+            "requests", "latency", "service", "lost", "late", "duplicate", "out_of_order",
+            "in_flight", "skipped")}
         for reason in FAILURE_REASONS:
-            self.failures.labels(engine, op, reason)
+            children[f"fail_{reason}"] = self.failures.labels(engine, op, reason)
+        return children
 
 
 def build(reg: CollectorRegistry) -> Metrics:

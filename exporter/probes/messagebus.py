@@ -48,17 +48,7 @@ class Stream:
     children: dict[str, object] = field(default_factory=dict)
 
     def bind(self, m: Metrics) -> None:
-        labels = (self.engine, self.op)
-        m.init_probe(*labels)
-        self.children = {
-            "requests": m.requests.labels(*labels), "latency": m.latency.labels(*labels),
-            "service": m.service.labels(*labels), "lost": m.lost.labels(*labels),
-            "late": m.late.labels(*labels), "duplicate": m.duplicate.labels(*labels),
-            "out_of_order": m.out_of_order.labels(*labels),
-            "in_flight": m.in_flight.labels(*labels), "skipped": m.skipped.labels(*labels),
-            **{f"fail_{r}": m.failures.labels(*labels, r)
-               for r in ("timeout", "error", "invalid", "send_failed")},
-        }
+        self.children = m.init_probe(self.engine, self.op)
 
     def inc(self, name: str, value: float = 1) -> None:
         self.children[name].inc(value)  # type: ignore[attr-defined]

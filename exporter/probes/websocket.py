@@ -135,12 +135,7 @@ class WebSocketProber:
         self.endpoints = [Endpoint(e, spec.connections // n + (i < spec.connections % n),
                                    _ssl_context(e)) for i, e in enumerate(spec.endpoints)]
         for ep in self.endpoints:
-            metrics.init_endpoint(ep.spec.label)
-            label = ep.spec.label
-            ep.children = {name: getattr(metrics, name).labels(label) for name in (
-                "ws_open", "ws_connect_duration", "ws_heartbeat_latency", "ws_sent",
-                "ws_received", "ws_error_replies", "ws_timeouts", "ws_late", "ws_invalid",
-                "ws_broadcast_frames", "ws_broadcast_gaps")}
+            ep.children = metrics.init_endpoint(ep.spec.label)
         self.open: list[_Conn] = []
         self.pending: dict[str, tuple[_Conn, float]] = {}
         self._deadlines: list[tuple[float, str]] = []
