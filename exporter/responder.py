@@ -68,7 +68,7 @@ class ResponderStats:
 
 @dataclass(slots=True)
 class _Outgoing:
-    reply: Reply
+    reply: Reply | None  # None: nothing to send, only the acknowledgement
     reply_to: str
     verdict: Verdict
     ack: tuple[str, str] | None  # (stream, entry id) to XACK
@@ -149,7 +149,7 @@ class Responder:
                     except ProtocolError as exc:
                         self.stats.malformed += 1
                         log.debug("malformed request %s: %s", entry_id, exc)
-                        self._queue(None, (stream, entry_id))
+                        self._ack_only((stream, entry_id))
                         continue
                     await self._dispatch(req, (stream, entry_id))
 
@@ -181,7 +181,7 @@ class Responder:
         self.stats.received += 1
         if req.deadline_ms < time.time() * 1000:
             self.stats.expired += 1
-            self._queue(None, ack)
+            self._ack_only(ack)
             return
         await self._slots.acquire()
         task = asyncio.create_task(self._serve(req, ack))
@@ -202,17 +202,18 @@ class Responder:
         reply = Reply.answering(req, error=verdict.error, service_us=service_us)
         self.stats.service_us_total += service_us
         self.stats.by_op[req.op] = self.stats.by_op.get(req.op, 0) + 1
-        self._queue(_Outgoing(reply, req.reply_to, verdict, ack), ack)
+        self._queue(_Outgoing(reply, req.reply_to, verdict, ack))
 
     # -- writing ---------------------------------------------------------------
 
-    def _queue(self, out: _Outgoing | None, ack: tuple[str, str] | None) -> None:
-        if out is None:
-            if ack is None:
-                return
-            out = _Outgoing(Reply("", 0, "", "", protocol.STATUS_OK, 0), "", Verdict(copies=0), ack)
+    def _queue(self, out: _Outgoing) -> None:
         self._out.append(out)
         self._out_ready.set()
+
+    def _ack_only(self, ack: tuple[str, str] | None) -> None:
+        """An expired or malformed request: acknowledged, never answered."""
+        if ack is not None:
+            self._queue(_Outgoing(None, "", Verdict(copies=0), ack))
 
     async def _write_loop(self, stop: asyncio.Event) -> None:
         while True:
@@ -237,10 +238,11 @@ class Responder:
         """Turn decisions into the replies to send, in order (duplicates, reordering)."""
         sends: list[tuple[str, Reply]] = []
         for out in batch:
+            if out.reply is None:
+                continue
             v = out.verdict
             if v.copies <= 0:
-                if out.reply.id:
-                    self.stats.dropped += 1
+                self.stats.dropped += 1
                 continue
             key = (out.reply_to, out.reply.op)
             if v.reorder and key not in self._held:
@@ -257,8 +259,7 @@ class Responder:
         return sends
 
     def _count_reply(self, out: _Outgoing) -> None:
-        if not out.reply.id:
-            return
+        assert out.reply is not None
         self.stats.replies += 1
         self.stats.duplicates += out.verdict.copies - 1
         if out.reply.status == protocol.STATUS_ERROR:
