@@ -98,9 +98,8 @@ def parse(data: Any) -> Thresholds:
         if "full_cycle_seconds" in enode.data:
             full_cycle[eng] = enode.get("full_cycle_seconds", None, _limit)
         enode.done()
-    websocket = {"heartbeat_p99_seconds": Limit()}
     ws = root.node("websocket")
-    websocket["heartbeat_p99_seconds"] = ws.get("heartbeat_p99_seconds", Limit(max=0.005), _limit)
+    websocket = {"heartbeat_p99_seconds": ws.get("heartbeat_p99_seconds", Limit(max=0.005), _limit)}
     ws.done()
     a = root.node("alerting")
     fors = a.node("for")
