@@ -185,4 +185,7 @@ async def test_knobs_change_while_running(redis_url: str) -> None:
         await asyncio.sleep(0.5)
         assert eng.ops["limit_check"] == fixed(0.001)
     assert histogram_quantile(0.5, buckets(before, LAT)) < 0.01
-    assert 0.15 <= histogram_quantile(0.5, buckets(after, LAT)) <= 0.17
+    # The exact mean, not a bucket-interpolated median: 150 ms sits inside the bucket
+    # (128, 152.2] ms, where interpolation reads ~140 ms whenever no probe lands above it.
+    mean = value(after, f"{LAT}_sum") / value(after, f"{LAT}_count")
+    assert 0.15 <= mean <= 0.17, mean
