@@ -6,7 +6,7 @@ import sys
 
 import yaml
 
-from exporter.thresholds import Thresholds, generate
+from alerts.thresholds import Thresholds, generate
 
 from .rules import alerting_rules, recording_rules
 from .unit_tests import unit_tests

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from exporter.protocol import BASELINE_ENGINE
-from exporter.thresholds import Limit, Thresholds
+from nautilus_wire.protocol import BASELINE_ENGINE
+from alerts.thresholds import Limit, Thresholds
 
 P = "nautilus_probe"
 NOT_BASELINE = f'engine!="{BASELINE_ENGINE}"'

@@ -3,7 +3,7 @@ just before and just after each `for:` window; and for the recording rules."""
 
 from __future__ import annotations
 
-from exporter.thresholds import Thresholds
+from alerts.thresholds import Thresholds
 
 from .rules import JOB, P, Alert, alerts, runbook_url, window
 

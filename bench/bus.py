@@ -14,12 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from exporter.bus import BufferedMessageBus, BufferPolicy, BusConfig, Priority  # noqa: E402
-from exporter.transport import connect  # noqa: E402
-from tests.conftest import RedisServer  # noqa: E402
+from nautilus_loadtest.buffered_bus import BufferedMessageBus, BufferPolicy, BusConfig, Priority
+from nautilus_testkit import RedisServer
+from nautilus_wire.redis_client import connect
 
 
 async def bare(url: str, n: int, batch: int) -> float:
@@ -66,7 +64,7 @@ def main() -> None:
             ref.append(asyncio.run(bare(server.url, args.messages, args.batch)))
             buf.append(asyncio.run(buffered(server.url, args.messages, args.batch)))
     finally:
-        server.kill()
+        server.remove()
     r, b = statistics.median(ref), statistics.median(buf)
     print(f"bare pipeline (batch {args.batch}): {r:10.0f} msgs/s\n"
           f"buffered bus   (batch {args.batch}): {b:10.0f} msgs/s   ratio {b / r:.2f} (aim >= 0.90)\n"

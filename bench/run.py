@@ -27,19 +27,10 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.conftest import RedisServer, free_port, http_get, wait_for  # noqa: E402
-from tests.helpers import bucket_delta, histogram_quantile, samples  # noqa: E402
+from nautilus_testkit import ROOT, RedisServer, cpu_seconds, free_port, http_get, wait_for
+from nautilus_testkit.exposition import bucket_delta, histogram_quantile, samples
 
 PY = sys.executable
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
 def reference(url: str, seconds: float, rate: float | None) -> dict:
@@ -62,7 +53,7 @@ def exporter_run(url: str, seconds: float, rate: float, tmp: Path) -> dict:
     port = free_port()
     engine = subprocess.Popen([PY, "bench/reference.py", "responder", url, str(seconds + 10)],
                               cwd=ROOT)
-    exporter = subprocess.Popen([PY, "-m", "exporter", "exporter", "--config.file", str(cfg),
+    exporter = subprocess.Popen([PY, "-m", "nautilus_probe", "exporter", "--config.file", str(cfg),
                                  "--web.listen-address", f"127.0.0.1:{port}"],
                                 cwd=ROOT, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/metrics"
@@ -126,7 +117,7 @@ def main() -> None:
             runs["ref_1k"].append(reference(server.url, args.seconds, 1000))
             runs["exp_1k"].append(exporter_run(server.url, args.seconds, 1000, tmp))
     finally:
-        server.kill()
+        server.remove()
         shutil.rmtree(tmp, ignore_errors=True)
     exp_sat = statistics.median(sustained(s)["per_second"] for s in runs["exp_sweep"])
     exp_peak = statistics.median(max(r["per_second"] for r in s) for s in runs["exp_sweep"])

@@ -17,12 +17,9 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from bench.run import cpu_seconds  # noqa: E402
-from tests.conftest import RedisServer, free_port, http_get, wait_for  # noqa: E402
-from tests.helpers import value  # noqa: E402
+from nautilus_testkit import ROOT, RedisServer, cpu_seconds, free_port, http_get, wait_for
+from nautilus_testkit.exposition import value
 
 PY = sys.executable
 OPS = ("limit_check", "breach_detection", "alert", "position_check")
@@ -38,7 +35,7 @@ def run(url: str, shards: int, rate: float, seconds: float, tmp: Path) -> dict:
     procs, bases = [], []
     for i in range(1, shards + 1):
         port = free_port()
-        procs.append(subprocess.Popen([PY, "-m", "exporter", "exporter", "--config.file", str(cfg),
+        procs.append(subprocess.Popen([PY, "-m", "nautilus_probe", "exporter", "--config.file", str(cfg),
                                        "--shard", f"{i}/{shards}",
                                        "--web.listen-address", f"127.0.0.1:{port}"],
                                       cwd=ROOT, stderr=subprocess.DEVNULL))
@@ -75,7 +72,7 @@ def main() -> None:
             one.append(run(server.url, 1, args.rate, args.seconds, tmp))
             two.append(run(server.url, 2, args.rate, args.seconds, tmp))
     finally:
-        server.kill()
+        server.remove()
     m1 = statistics.median(r["per_second"] for r in one)
     m2 = statistics.median(r["per_second"] for r in two)
     print(f"offered {args.rate:.0f}/s; answered: 1 exporter {m1:.0f}/s "

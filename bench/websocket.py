@@ -21,11 +21,9 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from tests.conftest import free_port, http_get, wait_for  # noqa: E402
-from tests.helpers import bucket_delta, histogram_quantile, value  # noqa: E402
+from nautilus_testkit import ROOT, free_port, http_get, wait_for
+from nautilus_testkit.exposition import bucket_delta, histogram_quantile, value
 
 PY = sys.executable
 PATH = "/ws/engine/status"
@@ -37,7 +35,7 @@ def rss(pid: int) -> int:
 
 
 def start_engines(ports: list[int]) -> subprocess.Popen:
-    proc = subprocess.Popen([PY, "-m", "exporter", "ws-engine",
+    proc = subprocess.Popen([PY, "-m", "nautilus_probe", "ws-engine",
                              *[a for p in ports for a in ("--port", str(p))]],
                             cwd=ROOT, stderr=subprocess.DEVNULL)
     import socket
@@ -51,7 +49,7 @@ def exporter(tmp: Path, ws: dict) -> tuple[subprocess.Popen, str]:
     cfg.write_text(yaml.safe_dump({"redis_url": "redis://127.0.0.1:1/0", "websocket": ws,
                                    "self_reports": {"engines": []}}))
     port = free_port()
-    proc = subprocess.Popen([PY, "-m", "exporter", "exporter", "--config.file", str(cfg),
+    proc = subprocess.Popen([PY, "-m", "nautilus_probe", "exporter", "--config.file", str(cfg),
                              "--web.listen-address", f"127.0.0.1:{port}"],
                             cwd=ROOT, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"

@@ -7,7 +7,7 @@ import sys
 
 from grafanalib._gen import DashboardEncoder
 
-from exporter.thresholds import Thresholds, generate
+from alerts.thresholds import Thresholds, generate
 
 from .build import DASHBOARDS
 

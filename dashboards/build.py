@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard, Template, Templating, Time
 
-from exporter.protocol import BASELINE_ENGINE
-from exporter.thresholds import Thresholds
+from nautilus_wire.protocol import BASELINE_ENGINE
+from alerts.thresholds import Thresholds
 
 from .panels import DATASOURCE, RATE, heatmap, stat, target, targets, timeseries
 

@@ -7,7 +7,8 @@ from urllib.parse import urlencode
 from dataclasses import dataclass
 from typing import Any
 
-from . import protocol
+from nautilus_wire import protocol
+
 from .yamlcheck import (ConfigError, Node, boolean, duration, load_file, name, non_negative_int, one_of,
                         positive, positive_int, redis_url_check, string)
 

@@ -9,7 +9,8 @@ from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
 from . import __version__
-from .app import Exporter
+from .listen import parse_listen_address
+from .runtime import Exporter
 from .yamlcheck import ConfigError
 
 log = logging.getLogger(__name__)
@@ -55,15 +56,6 @@ def make_app(exporter: Exporter) -> web.Application:
                     web.get("/-/healthy", healthy), web.get("/-/ready", ready),
                     web.post("/-/reload", reload), web.put("/-/reload", reload)])
     return app
-
-
-def parse_listen_address(addr: str) -> tuple[str | None, int]:
-    """":9478" -> (None, 9478): all interfaces; "127.0.0.1:9478"; "[::1]:9478"."""
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"--web.listen-address: expected [host]:port, got {addr!r}")
-    host = host.strip("[]")
-    return (host or None), int(port)
 
 
 async def serve(exporter: Exporter, listen: str) -> web.AppRunner:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import subprocess
 import sys
 from typing import Any
@@ -24,21 +23,16 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from . import __version__
-from .web import LANDING, parse_listen_address
+from .listen import free_port, parse_listen_address
+from .web import LANDING
 
 log = logging.getLogger(__name__)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Worker:
     def __init__(self, index: int, count: int, argv: list[str]) -> None:
         self.index, self.count, self.argv = index, count, argv
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
 
@@ -47,7 +41,7 @@ class Worker:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "exporter", "exporter", *self.argv,
+        self.proc = subprocess.Popen([sys.executable, "-m", "nautilus_probe", "exporter", *self.argv,
                                       "--shard", f"{self.index}/{self.count}",
                                       "--web.listen-address", f"127.0.0.1:{self.port}"])
 

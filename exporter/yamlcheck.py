@@ -11,7 +11,7 @@ from typing import Any, Callable, TypeVar
 
 import yaml
 
-from .protocol import NAME_RE
+from nautilus_wire.protocol import NAME_RE
 
 T = TypeVar("T")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from exporter import protocol
+from nautilus_wire import protocol
 from exporter.yamlcheck import (ConfigError, Node, duration, load_file, name, one_of,
                                 positive_int, redis_url_check, string)
 

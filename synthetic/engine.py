@@ -18,9 +18,9 @@ import time
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from exporter import protocol
-from exporter.protocol import Request
-from exporter.responder import Responder, Verdict
+from nautilus_wire import protocol
+from nautilus_wire.protocol import Request
+from nautilus_wire.responder import Responder, Verdict
 from exporter.yamlcheck import ConfigError, Node
 
 from .knobs import Knobs, parse_knobs

@@ -11,9 +11,9 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-from exporter import protocol
-from exporter.protocol import Request
-from exporter.responder import Responder, Verdict
+from nautilus_wire import protocol
+from nautilus_wire.protocol import Request
+from nautilus_wire.responder import Responder, Verdict
 
 ENGINE = protocol.BASELINE_ENGINE
 OPERATION = "trading_request"

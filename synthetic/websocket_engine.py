@@ -20,7 +20,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from exporter import ws_protocol as wp
+from nautilus_wire import ws_protocol as wp
 
 from .engine import rss_bytes
 from .timing import CalibratedSleep

@@ -6,77 +6,33 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import redis
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from nautilus_testkit import ROOT, RedisServer, free_port, http_get, wait_for
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-class RedisServer:
-    """A redis-server child process on 127.0.0.1 that a test may kill and restart."""
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.dir = tempfile.mkdtemp(prefix="np-redis-")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> "RedisServer":
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is missing: run ./run setup"
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir], stdout=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return self
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-            finally:
-                client.close()
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-        self.proc = None
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, decode_responses=True)
+def sync_client(server: RedisServer) -> redis.Redis:
+    return redis.Redis(port=server.port, decode_responses=True)
 
 
 @pytest.fixture(scope="session")
 def redis_session():
     server = RedisServer().start()
     yield server
-    server.kill()
-    shutil.rmtree(server.dir, ignore_errors=True)
+    server.remove()
 
 
 @pytest.fixture
 def redis_url(redis_session: RedisServer) -> str:
     """A clean database on the session's redis-server."""
-    with redis_session.client() as c:
+    with sync_client(redis_session) as c:
         c.flushall()
     return redis_session.url
 
@@ -86,8 +42,7 @@ def redis_server():
     """A redis-server of this test's own (for tests that kill it)."""
     server = RedisServer().start()
     yield server
-    server.kill()
-    shutil.rmtree(server.dir, ignore_errors=True)
+    server.remove()
 
 
 class Child:
@@ -96,7 +51,7 @@ class Child:
     def __init__(self, *args: str, log: Path) -> None:
         self.log = log
         self._fh = open(log, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "exporter", *args], cwd=ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-m", "nautilus_probe", *args], cwd=ROOT,
                                      stdout=self._fh, stderr=subprocess.STDOUT)
 
     def alive(self) -> bool:
@@ -131,38 +86,6 @@ def spawn(tmp_path: Path):
         child.stop()
 
 
-def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
-def http_post(url: str, timeout: float = 10.0) -> tuple[int, str]:
-    req = urllib.request.Request(url, method="POST", data=b"")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.1):
-    """Poll until predicate() is truthy; return its value, or fail with the last one."""
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except OSError:
-            value = None
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
-
-
 @pytest.fixture
 def live_stack(tmp_path: Path):
     """The local stack (./run stack) and a real Prometheus scraping it every second
@@ -170,7 +93,7 @@ def live_stack(tmp_path: Path):
     port = free_port()
     log = tmp_path / "stack.log"
     out = open(log, "wb")
-    stack = subprocess.Popen([sys.executable, "-m", "exporter", "stack", "--duration", "240",
+    stack = subprocess.Popen([sys.executable, "-m", "nautilus_probe", "stack", "--duration", "240",
                               "--web.listen-address", f"127.0.0.1:{port}"], cwd=ROOT,
                              stdout=out, stderr=subprocess.STDOUT)
     prometheus = None
@@ -184,7 +107,7 @@ def live_stack(tmp_path: Path):
         rules = tmp_path / "rules"
         rules.mkdir()
         from alerts.__main__ import render
-        from exporter.thresholds import Thresholds
+        from alerts.thresholds import Thresholds
 
         for name, text in render(Thresholds.load(str(tmp_path / "thresholds.yml"))).items():
             (rules / name).write_text(text)

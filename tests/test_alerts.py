@@ -10,9 +10,9 @@ from pathlib import Path
 import yaml
 
 from alerts.__main__ import render
-from exporter.thresholds import Thresholds
+from alerts.thresholds import Thresholds
 
-from .conftest import ROOT
+from nautilus_testkit import ROOT
 
 GENERATED = ROOT / "alerts" / "generated"
 

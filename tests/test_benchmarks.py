@@ -10,11 +10,11 @@ from pathlib import Path
 import redis
 import yaml
 
-from .conftest import ROOT, wait_for
+from nautilus_testkit import ROOT, wait_for
 
 
 def bench(*args: str) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "exporter", "bench", *args, "--quiet"],
+    proc = subprocess.run([sys.executable, "-m", "nautilus_probe", "bench", *args, "--quiet"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = Path(args[args.index("--out") + 1])
@@ -85,7 +85,7 @@ def _ports_listening(ports: list[int]) -> bool:
 
 
 def test_websocket_run_matches_replies_by_id(spawn, tmp_path) -> None:
-    from .conftest import free_port
+    from nautilus_testkit import free_port
 
     good, flaky = free_port(), free_port()
     spawn("ws-engine", "--port", str(good))

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from exporter.bus import PRESETS, BufferedMessageBus, BufferPolicy, BusConfig, Priority
-from exporter.transport import connect
+from nautilus_loadtest.buffered_bus import PRESETS, BufferedMessageBus, BufferPolicy, BusConfig, Priority
+from nautilus_wire.redis_client import connect
 
 
 def test_priorities_accept_enums_names_and_numbers() -> None:

@@ -11,10 +11,11 @@ import pytest
 import yaml
 
 from exporter.config import ProbeSpec
-from exporter.protocol import ENGINE_OPERATIONS
+from nautilus_wire.protocol import ENGINE_OPERATIONS
 
-from .conftest import free_port, wait_for
-from .helpers import probing, value
+from nautilus_testkit import free_port, wait_for
+from nautilus_testkit.exposition import value
+from nautilus_testkit.probing import probing
 
 
 def cluster_port() -> int:

@@ -11,7 +11,7 @@ import yaml
 
 from dashboards.panels import DATASOURCE
 
-from .conftest import ROOT
+from nautilus_testkit import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]

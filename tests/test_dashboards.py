@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from dashboards.__main__ import render
-from exporter.thresholds import Thresholds
+from alerts.thresholds import Thresholds
 
-from .conftest import ROOT
+from nautilus_testkit import ROOT
 
 GENERATED = ROOT / "dashboards" / "generated"
 MODERN = {"timeseries", "stat", "gauge", "bargauge", "table", "heatmap"}

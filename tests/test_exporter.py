@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import ROOT, RedisServer, free_port, http_get, http_post, wait_for
-from .helpers import samples, value
+from nautilus_testkit import ROOT, RedisServer, free_port, http_get, http_post, wait_for
+
+from nautilus_testkit import sync_client
+from nautilus_testkit.exposition import samples, value
 
 REPLY_STREAM = "nautilus:probe:{exporter}:reply"
 
@@ -57,7 +59,7 @@ def exporter(spawn, tmp_path):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "exporter", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "nautilus_probe", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=30)
 
 
@@ -117,7 +119,7 @@ def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
 def test_shipped_configs_are_valid() -> None:
     proc = run_cli("exporter", "--config.file", "config/exporter.yml", "--config.check")
     assert proc.returncode == 0, proc.stderr
-    assert "15 probe streams" in proc.stdout
+    assert "15 probe series" in proc.stdout
     proc = run_cli("engines", "--config.file", "config/synthetic.yml", "--config.check")
     assert proc.returncode == 0, proc.stderr
     assert "9 engines" in proc.stdout
@@ -212,7 +214,7 @@ def test_redis_outage_is_counted_and_recovered(spawn, exporter, tmp_path: Path) 
 
 def test_garbage_from_targets_is_counted(redis_session, spawn, exporter, tmp_path: Path) -> None:
     url = redis_session.url
-    with redis_session.client() as r:
+    with sync_client(redis_session) as r:
         r.flushall()
         ex = exporter(write_config(tmp_path / "exp.yml", url,
                                    {"risk": {"limit_check": {"rate": 5, "timeout": "200ms"}}}))
@@ -253,7 +255,7 @@ def test_synthetic_engines_report_themselves(redis_url, spawn, exporter, tmp_pat
 
 async def test_a_crashed_probe_loop_is_unhealthy(redis_url, tmp_path: Path) -> None:
     """A probe loop that dies must not leave a 'healthy' exporter whose numbers froze."""
-    from exporter.app import Exporter
+    from exporter.runtime import Exporter
 
     ex = Exporter(str(write_config(tmp_path / "exp.yml", redis_url, {"risk": {"alert": {}}})))
     await ex.start()

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from exporter.latency import LatencyHistogram
+from nautilus_loadtest.histogram import LatencyHistogram
 
 
 def samples(n: int, seed: int) -> list[float]:

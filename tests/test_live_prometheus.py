@@ -10,7 +10,7 @@ import urllib.parse
 
 import redis
 
-from .conftest import ROOT, http_get, wait_for
+from nautilus_testkit import ROOT, http_get, wait_for
 
 RATE_INTERVAL = "15s"  # $__rate_interval for a 1 s scrape
 

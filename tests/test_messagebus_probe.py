@@ -9,12 +9,13 @@ import redis
 import yaml
 
 from exporter.config import CompositeSpec, ProbeSpec
-from exporter.transport import connect
+from nautilus_wire.redis_client import connect
 from synthetic.engine import SyntheticEngine
 from synthetic.knobs import Knobs, ServiceTime
 
-from .conftest import wait_for
-from .helpers import buckets, engines_running, histogram_quantile, probing, value
+from nautilus_testkit import wait_for
+from nautilus_testkit.exposition import buckets, histogram_quantile, value
+from nautilus_testkit.probing import engines_running, probing
 
 LAT = "nautilus_probe_latency_seconds"
 

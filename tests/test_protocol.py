@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from exporter import protocol
-from exporter.protocol import ProtocolError, Reply, Request
+from nautilus_wire import protocol
+from nautilus_wire.protocol import ProtocolError, Reply, Request
 
 REQ = Request("ab12", "exporter", "risk", "limit_check", 7, "high",
               "nautilus:probe:{exporter}:reply", 1_800_000_000_000, "xx")

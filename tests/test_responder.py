@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from exporter import protocol
-from exporter.protocol import Request
-from exporter.responder import Responder, Verdict
-from exporter.transport import connect
+from nautilus_wire import protocol
+from nautilus_wire.protocol import Request
+from nautilus_wire.responder import Responder, Verdict
+from nautilus_wire.redis_client import connect
 
 PREFIX = "nautilus:probe"
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import yaml
 
-from exporter.review import QUERIES
+from nautilus_loadtest.review import QUERIES
 
-from .conftest import ROOT
+from nautilus_testkit import ROOT
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "exporter", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "nautilus_probe", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=180)
 
 

@@ -10,7 +10,7 @@ import pytest
 from exporter.config import Config, parse_shard
 from exporter.yamlcheck import ConfigError
 
-from .conftest import ROOT
+from nautilus_testkit import ROOT
 
 SHIPPED = str(ROOT / "config" / "exporter.yml")
 
@@ -33,7 +33,7 @@ def test_shards_are_disjoint_and_complete() -> None:
 def test_bad_shard(text: str) -> None:
     with pytest.raises(ConfigError, match="--shard"):
         parse_shard(text)
-    proc = subprocess.run([sys.executable, "-m", "exporter", "exporter", "--config.file", SHIPPED,
+    proc = subprocess.run([sys.executable, "-m", "nautilus_probe", "exporter", "--config.file", SHIPPED,
                            "--shard", text, "--config.check"], cwd=ROOT, capture_output=True,
                           text=True)
     assert proc.returncode == 2 and "--shard" in proc.stderr and "Traceback" not in proc.stderr

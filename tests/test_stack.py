@@ -6,17 +6,17 @@ import re
 import subprocess
 import sys
 
-from exporter.protocol import ENGINES
+from nautilus_wire.protocol import ENGINES
 
-from .conftest import ROOT, free_port, http_get, wait_for
-from .helpers import value
+from nautilus_testkit import ROOT, free_port, http_get, wait_for
+from nautilus_testkit.exposition import value
 
 
 def test_local_stack_probes_all_nine_engines(tmp_path) -> None:
     port = free_port()
     log = tmp_path / "stack.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "exporter", "stack", "--duration", "25",
+        proc = subprocess.Popen([sys.executable, "-m", "nautilus_probe", "stack", "--duration", "25",
                                  "--web.listen-address", f"127.0.0.1:{port}"],
                                 cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
         try:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import ROOT
+from nautilus_testkit import ROOT
 
 ENGINES = ["analytics", "risk", "factor", "ml", "features", "websocket", "strategy",
            "marketdata", "portfolio"]
@@ -33,7 +33,7 @@ BAD["throughput_benchmark"]["errors"] = 20_000  # 2 % of the closed-loop request
 def run(tmp: Path, result: dict) -> subprocess.CompletedProcess[str]:
     (tmp / "b.json").write_text(json.dumps(BASELINE))
     (tmp / "c.json").write_text(json.dumps(result))
-    return subprocess.run([sys.executable, "-m", "exporter", "validate", "--baseline",
+    return subprocess.run([sys.executable, "-m", "nautilus_probe", "validate", "--baseline",
                            str(tmp / "b.json"), "--containerized", str(tmp / "c.json"),
                            "--out", str(tmp / "report")], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
@@ -82,7 +82,7 @@ def test_one_missed_target_fails_the_run(tmp_path: Path) -> None:
 
 
 def test_unreadable_results(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "exporter", "validate", "--baseline",
+    proc = subprocess.run([sys.executable, "-m", "nautilus_probe", "validate", "--baseline",
                            str(tmp_path / "none.json"), "--containerized", str(tmp_path / "x.json")],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2 and "cannot read the results" in proc.stderr

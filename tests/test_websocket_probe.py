@@ -15,11 +15,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from exporter.config import WsEndpoint, WsSpec
 from exporter.metrics import build
 from exporter.probes.websocket import WebSocketProber
-from exporter.ws_protocol import PATH
+from nautilus_wire.ws_protocol import PATH
 from synthetic.websocket_engine import WebSocketEngine, WsKnobs
 
-from .conftest import free_port, wait_for
-from .helpers import bucket_delta, histogram_quantile, value
+from nautilus_testkit import free_port, wait_for
+from nautilus_testkit.exposition import bucket_delta, histogram_quantile, value
 
 
 def url(port: int, scheme: str = "ws") -> str:

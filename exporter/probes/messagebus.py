@@ -21,12 +21,13 @@ from typing import Callable, Protocol
 
 from redis.exceptions import RedisError
 
-from .. import protocol
+from nautilus_wire import protocol
+from nautilus_wire.protocol import Reply, Request
+from nautilus_wire.requester import Malformed, ProberTransport
+
 from ..config import ProbeSpec
 from ..metrics import Metrics
-from ..protocol import Reply, Request
-from ..scheduler import EARLY_S, Schedule, clock, sleep_for
-from ..transport import Malformed, ProberTransport
+from ..schedule import EARLY_S, Schedule, clock, sleep_for
 
 log = logging.getLogger(__name__)
 

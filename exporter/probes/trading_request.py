@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from ..config import CompositeSpec
 from ..metrics import Metrics
-from ..protocol import Request
-from ..scheduler import Schedule, clock
+from nautilus_wire.protocol import Request
+
+from ..schedule import Schedule, clock
 from .messagebus import MessageBusProber, Pending, Plan
 
 

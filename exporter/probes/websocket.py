@@ -26,10 +26,11 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from .. import ws_protocol as wp
+from nautilus_wire import ws_protocol as wp
+
 from ..config import WsEndpoint, WsSpec
 from ..metrics import Metrics
-from ..scheduler import EARLY_S, Schedule, clock, sleep_for
+from ..schedule import EARLY_S, Schedule, clock, sleep_for
 
 log = logging.getLogger(__name__)
 

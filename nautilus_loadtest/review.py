@@ -9,7 +9,7 @@ import urllib.request
 from datetime import datetime, timezone
 from typing import Any
 
-from .protocol import BASELINE_ENGINE
+from nautilus_wire.protocol import BASELINE_ENGINE
 
 NB = f'engine!="{BASELINE_ENGINE}"'
 MONO = f'engine="{BASELINE_ENGINE}"'

@@ -9,14 +9,16 @@ import time
 from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
-from .bridge import ReportBridge
+from nautilus_wire.redis_client import connect, ready
+from nautilus_wire.requester import make_transport
+
 from .config import Config
 from .metrics import Metrics, build
 from .probes.messagebus import MessageBusProber, Plan
+from .probes.self_report import ReportBridge
 from .probes.trading_request import plan_trading_request
 from .probes.websocket import WebSocketProber
-from .scheduler import clock
-from .transport import connect, make_transport, ready
+from .schedule import clock
 from .yamlcheck import ConfigError
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .yamlcheck import ConfigError, Node, duration, load_file, name, positive, ratio, string
+from exporter.yamlcheck import ConfigError, Node, duration, load_file, name, positive, ratio, string
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Prober-side MessageBus transports: send requests, receive replies.
+"""The requesting side of protocol v1: send requests, receive and decode replies.
 
 Two transports speak protocol v1 over Redis: `streams` (XADD / XREAD) and
 `pubsub` (PUBLISH / SUBSCRIBE). Both decode replies here, so the prober only
@@ -12,13 +12,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
-
-try:
-    import hiredis
-except ImportError:  # redis-py works without it, only slower
-    hiredis = None
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from . import protocol
 from .protocol import ProtocolError, Reply, Request
@@ -136,56 +129,3 @@ def make_transport(kind: str, client: aioredis.Redis, prefix: str, prober: str) 
     if kind == "pubsub":
         return PubSubTransport(client, prefix, prober)
     raise ValueError(f"unknown transport {kind!r}")
-
-
-class _HiredisPacking:
-    """redis-py's asyncio connections pack commands in Python, about 2.5 us per
-    argument here (a request has 25); hiredis packs them in C."""
-
-    def pack_command(self, *args: Any) -> list[bytes]:
-        if isinstance(args[0], str) and " " in args[0]:  # e.g. "XGROUP CREATE"
-            args = (*args[0].split(), *args[1:])
-        return [hiredis.pack_command(args)]
-
-
-class _Connection(_HiredisPacking, aioredis.Connection):
-    pass
-
-
-class _SSLConnection(_HiredisPacking, aioredis.SSLConnection):
-    pass
-
-
-class _UnixConnection(_HiredisPacking, aioredis.UnixDomainSocketConnection):
-    pass
-
-
-_CONNECTIONS = {"redis": _Connection, "rediss": _SSLConnection, "unix": _UnixConnection}
-
-
-CLUSTER_SCHEME = "redis+cluster://"
-
-
-def connect(url: str) -> aioredis.Redis:
-    """A client that fails fast: one immediate retry (a connection gone stale after a
-    Redis restart), then the error, which callers count. The default policy retries
-    with backoff for seconds and would stall the open-loop schedule.
-
-    `redis+cluster://host:port` connects to a Redis Cluster: the protocol's hash tags
-    keep an engine's request streams, and a prober's reply stream, in one slot each."""
-    if url.startswith(CLUSTER_SCHEME):
-        return aioredis.RedisCluster.from_url(  # type: ignore[return-value]
-            "redis://" + url[len(CLUSTER_SCHEME):], decode_responses=True,
-            socket_timeout=2.0, socket_connect_timeout=1.0)
-    extra: dict[str, Any] = {}
-    if hiredis is not None:
-        extra["connection_class"] = _CONNECTIONS[url.split("://", 1)[0]]
-    return aioredis.from_url(url, decode_responses=True, socket_timeout=2.0,
-                             socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 1), **extra)
-
-
-async def ready(client: aioredis.Redis) -> None:
-    """A cluster client learns the slot map once, before concurrent use: redis-py
-    races when many tasks trigger its lazy initialisation at the same time."""
-    if isinstance(client, aioredis.RedisCluster):
-        await client.initialize()

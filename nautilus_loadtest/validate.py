@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .thresholds import Limit, Thresholds
+from alerts.thresholds import Limit, Thresholds
 
 
 @dataclass(frozen=True)

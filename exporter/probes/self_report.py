@@ -17,8 +17,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from . import protocol
-from .metrics import Metrics
+from nautilus_wire import protocol
+
+from ..metrics import Metrics
 
 log = logging.getLogger(__name__)
 

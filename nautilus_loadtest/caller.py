@@ -10,8 +10,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from .protocol import Reply, Request
-from .transport import Malformed, make_transport, ready
+from nautilus_wire.protocol import Reply, Request
+from nautilus_wire.redis_client import ready
+from nautilus_wire.requester import Malformed, make_transport
 
 
 class Caller:

@@ -4,19 +4,18 @@ and the exporter, each a child process stopped by PID on Ctrl-C."""
 from __future__ import annotations
 
 import argparse
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-from exporter.web import parse_listen_address
+from exporter.listen import parse_listen_address
+from synthetic.config import SyntheticConfig
 
-from .config import SyntheticConfig
+from .redis_server import RedisServer, RedisServerError
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
@@ -30,34 +29,9 @@ def port_in_use(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def spawn(argv: list[str], **kw: object) -> subprocess.Popen[bytes]:
     # Own session: Ctrl-C reaches only us, and we stop the children in order.
     return subprocess.Popen(argv, start_new_session=True, **kw)  # type: ignore[call-overload]
-
-
-def start_redis(port: int, workdir: str) -> subprocess.Popen[bytes]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("nautilus-probe: redis-server not found; run ./run setup")
-    proc = spawn([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                  "--appendonly", "no", "--dir", workdir], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit(f"nautilus-probe: redis-server did not start on port {port}")
 
 
 def wait_ready(url: str, timeout: float) -> bool:
@@ -90,16 +64,21 @@ def _interrupt(*_: object) -> None:
 
 def run_stack(args: argparse.Namespace) -> int:
     host, port = parse_listen_address(args.listen_address)
-    workdir = tempfile.mkdtemp(prefix="nautilus-stack-")
-    redis_port = args.redis_port or free_port()
-    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    redis = RedisServer(args.redis_port or None)
+    redis_url = redis.url
     procs: list[subprocess.Popen[bytes]] = []
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        procs.append(start_redis(redis_port, workdir))
+        try:
+            redis.start(start_new_session=True)
+        except RedisServerError as exc:
+            print(f"nautilus-probe: {exc}", file=sys.stderr)
+            return 1
+        assert redis.proc is not None
+        procs.append(redis.proc)
         exporter_path = str(CONFIG_DIR / "exporter.yml")
         synthetic_path = str(CONFIG_DIR / "synthetic.yml")
-        py = [sys.executable, "-m", "exporter"]
+        py = [sys.executable, "-m", "nautilus_probe"]
         engines = SyntheticConfig.load(synthetic_path).engines
 
         for spec in engines:  # one process each, as deployed
@@ -135,4 +114,4 @@ def run_stack(args: argparse.Namespace) -> int:
         return 0
     finally:
         stop_all(procs)
-        shutil.rmtree(workdir, ignore_errors=True)
+        redis.remove()

@@ -18,12 +18,13 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Awaitable, Callable
 
-from .bus import BufferedMessageBus
-from .latency import LatencyHistogram
-from .loadgen import Caller
-from .protocol import BASELINE_ENGINE, ENGINE_OPERATIONS
-from .scheduler import clock
-from .transport import connect
+from exporter.schedule import clock
+from nautilus_wire.protocol import BASELINE_ENGINE, ENGINE_OPERATIONS
+from nautilus_wire.redis_client import connect
+
+from .buffered_bus import BufferedMessageBus
+from .caller import Caller
+from .histogram import LatencyHistogram
 
 LEGS = (("risk", "limit_check"), ("analytics", "calculation"),
         ("factor", "factor_calculation"), ("ml", "process"))
@@ -199,9 +200,9 @@ async def run_websocket(opts: dict[str, Any], stop: asyncio.Event) -> dict[str, 
     heartbeats over them at a fixed total rate, every reply matched by its id."""
     from prometheus_client import CollectorRegistry
 
-    from .config import WsEndpoint, WsSpec
-    from .metrics import build
-    from .probes.websocket import WebSocketProber
+    from exporter.config import WsEndpoint, WsSpec
+    from exporter.metrics import build
+    from exporter.probes.websocket import WebSocketProber
 
     reg = CollectorRegistry()
     spec = WsSpec(tuple(WsEndpoint(u, u.split("?")[0], None) for u in opts["urls"]),

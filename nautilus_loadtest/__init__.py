@@ -1,0 +1,2 @@
+"""Load-test, validate and review tooling: the seed's benchmark runs done honestly,
+and the post-migration verdicts. Plots need the [loadtest] extra (matplotlib)."""

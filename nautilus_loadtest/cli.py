@@ -1,0 +1,122 @@
+"""The `loadtest`, `validate` and `review` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+
+from alerts.thresholds import Thresholds
+from exporter.yamlcheck import redis_url_check
+from nautilus_wire import protocol
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("loadtest", aliases=["bench"],
+                       help="load-test runs: baseline (monolith), containerized, websocket")
+    p.add_argument("kind", choices=("baseline", "containerized", "websocket"))
+    p.add_argument("--redis.url", dest="redis_url", default="redis://127.0.0.1:6379/0")
+    p.add_argument("--transport", choices=protocol.TRANSPORTS, default="streams")
+    p.add_argument("--prefix", default=protocol.DEFAULT_PREFIX)
+    p.add_argument("--duration", type=float, default=30.0, help="seconds (whole run)")
+    p.add_argument("--rate", type=float, default=100.0,
+                   help="containerized: trading requests/s of the open-loop latency phase")
+    p.add_argument("--concurrency", type=int, default=100,
+                   help="containerized: requests in flight per worker in closed-loop phases")
+    p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--url", action="append",
+                   help="websocket: endpoint (repeatable; default the stack's 8080-8082)")
+    p.add_argument("--connections", type=int, default=1000, help="websocket: held per worker")
+    p.add_argument("--connect-rate", type=float, default=1000.0, help="websocket: per second")
+    p.add_argument("--p99-target", type=float, dest="p99_target",
+                   help="containerized: seconds; default the end-to-end latency target")
+    p.add_argument("--thresholds", default="thresholds.yml")
+    p.add_argument("--workers", type=int, default=1, help="processes; results merge exactly")
+    p.add_argument("--out", help="result file (default results/<kind>_results.json)")
+    p.add_argument("--quiet", action="store_true", help="no live progress line")
+    p.set_defaults(func=cmd_loadtest)
+
+    p = sub.add_parser("validate", help="judge load-test results against thresholds.yml")
+    p.add_argument("--baseline", default="results/baseline_results.json")
+    p.add_argument("--containerized", default="results/containerized_results.json")
+    p.add_argument("--thresholds", default="thresholds.yml")
+    p.add_argument("--out", default="results/report", help="report and plots go here")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("review", help="the validate verdicts from PromQL over a time window")
+    p.add_argument("--prometheus", default="http://127.0.0.1:9090")
+    p.add_argument("--start", help="unix seconds or ISO 8601 (default: an hour before --end)")
+    p.add_argument("--end", help="unix seconds or ISO 8601 (default: now)")
+    p.add_argument("--thresholds", default="thresholds.yml")
+    p.add_argument("--out", default="results/review")
+    p.set_defaults(func=cmd_review)
+
+
+def _need_plots(command: str) -> int | None:
+    """The report's plots need the [loadtest] extra; say so instead of a traceback."""
+    if importlib.util.find_spec("matplotlib") is None:
+        print(f"nautilus-probe {command}: the report plots need matplotlib; install the "
+              "extra: pip install 'nautilus-probe[loadtest]'", file=sys.stderr)
+        return 2
+    return None
+
+
+def cmd_loadtest(args: argparse.Namespace) -> int:
+    from .runs import run, summary_table
+
+    opts = {"redis_url": redis_url_check("--redis.url", args.redis_url),
+            "transport": args.transport, "prefix": args.prefix, "prober": "bench",
+            "duration": args.duration, "timeout": args.timeout, "rate": args.rate,
+            "concurrency": args.concurrency, "progress": not args.quiet,
+            "urls": args.url or [f"ws://127.0.0.1:{p}/ws/engine/status" for p in (8080, 8081, 8082)],
+            "connections": args.connections, "connect_rate": args.connect_rate,
+            "p99_target": args.p99_target}
+    if args.p99_target is None:
+        opts["p99_target"] = Thresholds.load(args.thresholds).system["latency_average_seconds"].max
+    out = args.out or f"results/{args.kind}_results.json"
+    result = run(args.kind, opts, args.workers, out)
+    print(summary_table(args.kind, result))
+    print(f"written to {out}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    if (code := _need_plots("validate")) is not None:
+        return code
+    from .validate import validate
+
+    try:
+        ok, text = validate(Thresholds.load(args.thresholds), args.baseline, args.containerized,
+                            args.out)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"nautilus-probe: cannot read the results: {exc!r}", file=sys.stderr)
+        return 2
+    print(text)
+    print(f"\n{'PASS' if ok else 'FAIL'}; report in {args.out}/report.md")
+    return 0 if ok else 1
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    if (code := _need_plots("review")) is not None:
+        return code
+    from .review import collect, parse_time
+    from .validate import judge
+
+    end = parse_time(args.end) if args.end else time.time()
+    start = parse_time(args.start) if args.start else end - 3600
+    if start >= end:
+        print("nautilus-probe: --start must be before --end", file=sys.stderr)
+        return 2
+    try:
+        baseline, containerized = collect(args.prometheus, start, end)
+    except (OSError, ValueError) as exc:
+        print(f"nautilus-probe: cannot query {args.prometheus}: {exc}", file=sys.stderr)
+        return 2
+    ok, text = judge(Thresholds.load(args.thresholds), baseline, containerized, args.out)
+    with open(f"{args.out}/review.json", "w") as fh:
+        json.dump({"baseline": baseline, "containerized": containerized}, fh, indent=2)
+    print(text)
+    print(f"\n{'PASS' if ok else 'FAIL'}; report in {args.out}/report.md")
+    return 0 if ok else 1

@@ -1,0 +1,62 @@
+"""`nautilus-probe`: one command for the exporter, the synthetic engines, the local
+stack and the load-test tools. Each package adds its own subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from exporter import __version__
+from exporter import cli as exporter_cli
+from exporter.signals import raise_fd_limit, use_uvloop
+from exporter.yamlcheck import ConfigError
+from nautilus_loadtest import cli as loadtest_cli
+from synthetic import cli as synthetic_cli
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from .stack import run_stack
+
+    return run_stack(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nautilus-probe", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"nautilus-probe {__version__}")
+    parser.add_argument("--log.level", dest="log_level", default="info",
+                        choices=("debug", "info", "warn", "error"))
+    sub = parser.add_subparsers(dest="command", required=True)
+    exporter_cli.add_parser(sub)
+    synthetic_cli.add_parsers(sub)
+    loadtest_cli.add_parsers(sub)
+
+    p = sub.add_parser("stack", help="run Redis, the synthetic engines and the exporter locally")
+    p.add_argument("--web.listen-address", dest="listen_address", default="127.0.0.1:9478")
+    p.add_argument("--redis.port", dest="redis_port", type=int, default=0,
+                   help="port for the stack's own redis-server (default: a free one)")
+    p.add_argument("--duration", type=float, default=0,
+                   help="stop after this many seconds (default: run until Ctrl-C)")
+    p.set_defaults(func=cmd_stack)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = {"warn": "WARNING"}.get(args.log_level, args.log_level.upper())
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    use_uvloop()
+    raise_fd_limit()
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"nautilus-probe: config error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # bad flag values
+        print(f"nautilus-probe: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. the listen address is taken
+        print(f"nautilus-probe: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,26 @@
+"""Helpers shared by tests/ and bench/: processes on free loopback ports, HTTP
+polling, and reading numbers back out of an exposition. Product code never
+imports this package (tests/test_layout.py checks)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from exporter.listen import free_port
+from nautilus_probe.redis_server import RedisServer
+
+from .http import http_get, http_post, wait_for
+
+# The repository (an editable install, as ./run setup makes).
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+__all__ = ["ROOT", "RedisServer", "cpu_seconds", "free_port", "http_get", "http_post",
+           "wait_for"]
