@@ -15,7 +15,7 @@ import yaml
 
 from nautilus_testkit import ROOT, RedisServer, free_port, http_get, http_post, wait_for
 
-from nautilus_testkit import sync_client
+from .conftest import sync_client
 from nautilus_testkit.exposition import samples, value
 
 REPLY_STREAM = "nautilus:probe:{exporter}:reply"
