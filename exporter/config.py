@@ -12,9 +12,6 @@ from nautilus_wire import protocol
 from .yamlcheck import (ConfigError, Node, boolean, duration, load_file, name, non_negative_int, one_of,
                         positive, positive_int, redis_url_check, string)
 
-DEFAULT_LEGS = (("risk", "limit_check"), ("analytics", "calculation"),
-                ("factor", "factor_calculation"), ("ml", "process"))
-
 
 @dataclass(frozen=True)
 class ProbeSpec:
@@ -62,6 +59,14 @@ class WsSpec:
 
 
 @dataclass(frozen=True)
+class SelfReportSpec:
+    """Which engines' self-reports (`metrics:<engine>`) are read, and how often."""
+
+    engines: tuple[str, ...]
+    interval: float
+
+
+@dataclass(frozen=True)
 class Config:
     redis_url: str
     transport: str
@@ -69,8 +74,7 @@ class Config:
     prober_id: str
     probes: tuple[ProbeSpec, ...]
     trading_request: CompositeSpec | None
-    self_report_interval: float
-    self_report_engines: tuple[str, ...]
+    self_reports: SelfReportSpec
     max_in_flight: int
     websocket: WsSpec | None = None
     checksum: str = ""
@@ -151,7 +155,7 @@ def parse(data: Any) -> Config:
         tnode = root.node("trading_request")
         legs_node = tnode.node("legs")
         legs = tuple((name(legs_node.sub(e), e), name(legs_node.sub(e), op))
-                     for e, op in legs_node.items()) or DEFAULT_LEGS
+                     for e, op in legs_node.items()) or protocol.TRADING_REQUEST_LEGS
         trading = CompositeSpec(
             rate=tnode.get("rate", 10.0, positive),
             timeout=tnode.get("timeout", defaults["timeout"], duration),
@@ -168,7 +172,7 @@ def parse(data: Any) -> Config:
         report_engines = tuple(dict.fromkeys(p.engine for p in probes))
     root.done()
     return Config(redis_url, transport, prefix, prober_id, tuple(probes), trading,
-                  interval, report_engines, max_in_flight, websocket)
+                  SelfReportSpec(report_engines, interval), max_in_flight, websocket)
 
 
 def parse_shard(text: str) -> tuple[int, int]:

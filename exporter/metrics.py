@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, Info,
@@ -37,11 +38,67 @@ SERVICE_BUCKETS = tuple(sorted(_quarter_doublings(0.00005, 10.0)
 # Prober self-measurement: 0.1 ms .. ~3 s, doubling.
 LAG_BUCKETS = tuple(float(f"{1e-4 * 2 ** i:.4g}") for i in range(16))
 
-FAILURE_REASONS = ("timeout", "error", "invalid", "send_failed")
+
+
+class Failure(str, Enum):
+    """Why a MessageBus probe failed: the `reason` label of failures_total."""
+
+    TIMEOUT = "timeout"
+    ERROR = "error"  # the engine replied status "error"
+    INVALID = "invalid"  # the reply broke the protocol
+    SEND_FAILED = "send_failed"  # the request could not be written
+
+
 WS_CONNECT_FAILURES = ("refused", "timeout", "handshake", "tls", "error")
 WS_DISCONNECTS = ("dropped", "closed", "unauthorized", "protocol_error")
 ENGINE_OP = ("engine", "op")
 EP = ("endpoint",)
+
+
+@dataclass(slots=True)
+class ProbeSeries:
+    """The children of one engine × op, bound once for the hot path."""
+
+    requests: Any
+    latency: Any
+    service: Any
+    lost: Any
+    late: Any
+    duplicate: Any
+    out_of_order: Any
+    in_flight: Any
+    skipped: Any
+    failures: dict[Failure, Any]
+
+
+@dataclass(slots=True)
+class EndpointSeries:
+    """The children of one WebSocket endpoint."""
+
+    open: Any
+    connect_duration: Any
+    heartbeat_latency: Any
+    sent: Any
+    received: Any
+    error_replies: Any
+    timeouts: Any
+    late: Any
+    invalid: Any
+    broadcast_frames: Any
+    broadcast_gaps: Any
+
+
+@dataclass(slots=True)
+class ReportSeries:
+    """The gauges of one engine's self-report."""
+
+    up: Any
+    age: Any
+    throughput: Any
+    latency: Any
+    cpu: Any
+    memory: Any
+    error_ratio: Any
 
 
 @dataclass
@@ -91,27 +148,49 @@ class Metrics:
     ws_broadcast_gaps: Counter
     ws_skipped: Counter
 
-    def init_endpoint(self, endpoint: str) -> dict[str, Any]:
-        """Create every series of a WebSocket endpoint (a never-seen failure reads 0);
-        returns the per-endpoint children by attribute name, for the hot path."""
+    def init_endpoint(self, endpoint: str) -> EndpointSeries:
+        """Create every series of a WebSocket endpoint (a never-seen failure reads 0)."""
         for reason in WS_CONNECT_FAILURES:
             self.ws_connect_failures.labels(endpoint, reason)
         for reason in WS_DISCONNECTS:
             self.ws_disconnects.labels(endpoint, reason)
-        return {name: getattr(self, name).labels(endpoint) for name in (
-            "ws_open", "ws_connect_duration", "ws_heartbeat_latency", "ws_sent", "ws_received",
-            "ws_error_replies", "ws_timeouts", "ws_late", "ws_invalid", "ws_broadcast_frames",
-            "ws_broadcast_gaps")}
+        return EndpointSeries(
+            open=self.ws_open.labels(endpoint),
+            connect_duration=self.ws_connect_duration.labels(endpoint),
+            heartbeat_latency=self.ws_heartbeat_latency.labels(endpoint),
+            sent=self.ws_sent.labels(endpoint),
+            received=self.ws_received.labels(endpoint),
+            error_replies=self.ws_error_replies.labels(endpoint),
+            timeouts=self.ws_timeouts.labels(endpoint),
+            late=self.ws_late.labels(endpoint),
+            invalid=self.ws_invalid.labels(endpoint),
+            broadcast_frames=self.ws_broadcast_frames.labels(endpoint),
+            broadcast_gaps=self.ws_broadcast_gaps.labels(endpoint))
 
-    def init_probe(self, engine: str, op: str) -> dict[str, Any]:
-        """Create every series of an engine × op (a never-seen failure reads 0); returns
-        the children by attribute name, failures as fail_<reason>, for the hot path."""
-        children = {name: getattr(self, name).labels(engine, op) for name in (
-            "requests", "latency", "service", "lost", "late", "duplicate", "out_of_order",
-            "in_flight", "skipped")}
-        for reason in FAILURE_REASONS:
-            children[f"fail_{reason}"] = self.failures.labels(engine, op, reason)
-        return children
+    def init_probe(self, engine: str, op: str) -> ProbeSeries:
+        """Create every series of an engine × op (a never-seen failure reads 0)."""
+        return ProbeSeries(
+            requests=self.requests.labels(engine, op),
+            latency=self.latency.labels(engine, op),
+            service=self.service.labels(engine, op),
+            lost=self.lost.labels(engine, op),
+            late=self.late.labels(engine, op),
+            duplicate=self.duplicate.labels(engine, op),
+            out_of_order=self.out_of_order.labels(engine, op),
+            in_flight=self.in_flight.labels(engine, op),
+            skipped=self.skipped.labels(engine, op),
+            failures={reason: self.failures.labels(engine, op, reason.value)
+                      for reason in Failure})
+
+    def init_report(self, engine: str) -> ReportSeries:
+        """The self-report gauges of one engine (created on first read)."""
+        return ReportSeries(
+            up=self.report_up.labels(engine), age=self.report_age.labels(engine),
+            throughput=self.reported_throughput.labels(engine),
+            latency=self.reported_latency.labels(engine),
+            cpu=self.reported_cpu.labels(engine),
+            memory=self.reported_memory.labels(engine),
+            error_ratio=self.reported_error_ratio.labels(engine))
 
 
 def build(reg: CollectorRegistry) -> Metrics:

@@ -19,15 +19,12 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Awaitable, Callable
 
 from exporter.schedule import clock
-from nautilus_wire.protocol import BASELINE_ENGINE, ENGINE_OPERATIONS
+from nautilus_wire.protocol import BASELINE_ENGINE, ENGINE_OPERATIONS, TRADING_REQUEST_LEGS
 from nautilus_wire.redis_client import connect
 
 from .buffered_bus import BufferedMessageBus
 from .caller import Caller
 from .histogram import LatencyHistogram
-
-LEGS = (("risk", "limit_check"), ("analytics", "calculation"),
-        ("factor", "factor_calculation"), ("ml", "process"))
 
 
 class Tally:
@@ -131,7 +128,7 @@ async def run_containerized(opts: dict[str, Any], stop: asyncio.Event) -> dict[s
     async with Caller(client, opts["transport"], opts["prefix"], opts["prober"]) as caller:
         async def trading_request() -> None:
             replies = await asyncio.gather(*(caller.call(e, op, timeout=opts["timeout"])
-                                             for e, op in LEGS))
+                                             for e, op in TRADING_REQUEST_LEGS))
             for r in replies:
                 _ok(r)
 
@@ -202,7 +199,7 @@ async def run_websocket(opts: dict[str, Any], stop: asyncio.Event) -> dict[str, 
 
     from exporter.config import WsEndpoint, WsSpec
     from exporter.metrics import build
-    from exporter.probes.websocket import WebSocketProber
+    from exporter.probes.websocket import WebSocketProbe
 
     reg = CollectorRegistry()
     spec = WsSpec(tuple(WsEndpoint(u, u.split("?")[0], None) for u in opts["urls"]),
@@ -210,7 +207,7 @@ async def run_websocket(opts: dict[str, Any], stop: asyncio.Event) -> dict[str, 
                   connect_timeout=opts["timeout"], heartbeat_rate=opts["rate"],
                   heartbeat_timeout=opts["timeout"], compression=False, subscribe_topic=None,
                   subscribe_connections=0)
-    prober = WebSocketProber(spec, build(reg))
+    prober = WebSocketProbe(spec, build(reg))
     connects, tally = LatencyHistogram(), Tally("websocket", opts["progress"])
     prober.on_connect, prober.on_latency = connects.record, tally.ok
 

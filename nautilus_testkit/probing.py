@@ -11,17 +11,19 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.config import CompositeSpec, ProbeSpec
 from exporter.metrics import build
-from exporter.probes.messagebus import MessageBusProber
-from exporter.probes.trading_request import plan_trading_request
-from nautilus_wire.redis_client import connect, ready
+from exporter.probes.base import Probe
+from exporter.probes.messagebus import MessageBus, MessageBusProbe
+from exporter.probes.trading_request import TradingRequestProbe
+from nautilus_wire.protocol import DEFAULT_PREFIX
+from nautilus_wire.redis_client import connect
 from nautilus_wire.requester import make_transport
 
 
 class Harness:
-    """The exporter's prober in-process, with a fresh registry."""
+    """The exporter's MessageBus probe in-process, with a fresh registry."""
 
-    def __init__(self, prober: MessageBusProber, registry: CollectorRegistry) -> None:
-        self.prober, self.registry = prober, registry
+    def __init__(self, bus: MessageBus, registry: CollectorRegistry) -> None:
+        self.bus, self.registry = bus, registry
 
     def text(self) -> str:
         return generate_latest(self.registry).decode()
@@ -33,29 +35,32 @@ async def probing(redis_url: str, probes: list[ProbeSpec], *, duration: float,
                   drain: float = 5.0) -> AsyncIterator[Harness]:
     """Probe for `duration` seconds, stop scheduling, settle every probe, then yield."""
     registry = CollectorRegistry()
-    metrics = build(registry)
     client = connect(redis_url)
-    await ready(client)
-    tr = make_transport(transport, client, "nautilus:probe", "tester")
-    await tr.start()
-    prober = MessageBusProber(tr, metrics, "tester")
-    plans = [prober.plan_probe(p) for p in probes]
+    bus = MessageBus(client, make_transport(transport, client, DEFAULT_PREFIX, "tester"),
+                     build(registry), "tester")
+    found: list[Probe] = [MessageBusProbe(bus, tuple(probes))]
     if trading is not None:
-        plans.append(plan_trading_request(prober, trading))
-    prober.set_plans(plans)
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(prober.run_scheduler(stop)),
-             asyncio.create_task(prober.run_receiver(stop))]
+        found.append(TradingRequestProbe(bus, trading))
+    stop, sending = asyncio.Event(), asyncio.Event()
+    for probe in found:
+        await probe.start()
+    # The MessageBus probe's loops run until the end (its receiver settles the
+    # probes); the trading request stops sending with the rest after `duration`.
+    tasks = [asyncio.create_task(found[0].run(stop)),
+             *(asyncio.create_task(p.run(sending)) for p in found[1:])]
     try:
         await asyncio.sleep(duration)
-        prober.set_plans([])
-        await prober.drain(drain)
-        yield Harness(prober, registry)
+        found[0].apply(())
+        sending.set()
+        await bus.drain(drain)
+        yield Harness(bus, registry)
     finally:
         stop.set()
+        sending.set()
         await asyncio.gather(*tasks)
-        await tr.close()
-        await client.aclose()
+        for probe in found:
+            await probe.close()
+        await bus.close()
 
 
 @contextlib.asynccontextmanager

@@ -35,7 +35,11 @@ ENGINE_OPERATIONS: dict[str, tuple[str, ...]] = {
     "portfolio": ("process",),
 }
 ENGINES: tuple[str, ...] = tuple(ENGINE_OPERATIONS)
-# The serial pre-migration service (synthetic/monolith.py): measured, never judged
+# The containerized "trading request" fans out to these (engine, op) legs in parallel.
+TRADING_REQUEST_LEGS: tuple[tuple[str, str], ...] = (
+    ("risk", "limit_check"), ("analytics", "calculation"),
+    ("factor", "factor_calculation"), ("ml", "process"))
+# The serial pre-migration service (the synthetic monolith): measured, never judged
 # against the containerized targets.
 BASELINE_ENGINE = "monolith"
 

@@ -261,7 +261,7 @@ async def test_a_crashed_probe_loop_is_unhealthy(redis_url, tmp_path: Path) -> N
     await ex.start()
     try:
         assert ex.healthy
-        ex.prober.set_plans([None])  # type: ignore[list-item]  # sabotage: not a Plan
+        ex.probe("messagebus").plans = [None]  # sabotage: not a Plan
         for _ in range(100):
             if not ex.healthy:
                 break

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.config import WsEndpoint, WsSpec
 from exporter.metrics import build
-from exporter.probes.websocket import WebSocketProber
+from exporter.probes.websocket import WebSocketProbe
 from nautilus_wire.ws_protocol import PATH
 from synthetic.websocket_engine import WebSocketEngine, WsKnobs
 
@@ -36,7 +36,7 @@ def spec(urls: list[str], connections: int, *, heartbeat_rate: float = 20.0,
 
 
 class Probe:
-    def __init__(self, prober: WebSocketProber, registry: CollectorRegistry) -> None:
+    def __init__(self, prober: WebSocketProbe, registry: CollectorRegistry) -> None:
         self.prober, self.registry = prober, registry
 
     def text(self) -> str:
@@ -60,7 +60,7 @@ class Probe:
 @contextlib.asynccontextmanager
 async def ws_probing(ws: WsSpec) -> AsyncIterator[Probe]:
     registry = CollectorRegistry()
-    prober = WebSocketProber(ws, build(registry))
+    prober = WebSocketProbe(ws, build(registry))
     stop = asyncio.Event()
     task = asyncio.create_task(prober.run(stop))
     try:

@@ -1,4 +1,4 @@
-"""Bridge for engine self-reports: `metrics:<engine>` JSON in Redis -> gauges.
+"""Engine self-reports: `metrics:<engine>` JSON in Redis -> gauges.
 
 The seed's report format: {"throughput": ops/s, "latency": ms, "cpu_usage": %
 of one core, "memory_usage": MiB, "error_rate": 0..1, "timestamp": unix s}.
@@ -19,18 +19,14 @@ from redis.exceptions import RedisError
 
 from nautilus_wire import protocol
 
+from ..config import SelfReportSpec
 from ..metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-# field -> (metric attribute, factor to base units)
-FIELDS = {
-    "throughput": ("reported_throughput", 1.0),
-    "latency": ("reported_latency", 1e-3),
-    "cpu_usage": ("reported_cpu", 1e-2),
-    "memory_usage": ("reported_memory", 1024.0 * 1024.0),
-    "error_rate": ("reported_error_ratio", 1.0),
-}
+# The report's numeric fields, all required.
+FIELDS = ("throughput", "latency", "cpu_usage", "memory_usage", "error_rate")
+MIB = 1024.0 * 1024.0
 
 
 MAX_OPERATIONS = 32  # label values come from the target: keep them bounded
@@ -65,24 +61,36 @@ def parse_report(raw: Any) -> dict[str, Any]:
     return out
 
 
-class ReportBridge:
-    def __init__(self, client: aioredis.Redis, metrics: Metrics, engines: tuple[str, ...],
-                 interval: float) -> None:
+class SelfReportProbe:
+    """Reads every engine's self-report at a fixed interval into gauges."""
+
+    kind = "self_report"
+
+    def __init__(self, client: aioredis.Redis, metrics: Metrics, spec: SelfReportSpec) -> None:
         self._redis = client
         self._m = metrics
-        self.engines = engines
-        self.interval = interval
+        self.spec = spec
+
+    def apply(self, spec: SelfReportSpec) -> bool:
+        self.spec = spec
+        return True
+
+    async def start(self) -> None:
+        """Nothing to open: it reads through the MessageBus connection's client."""
+
+    async def close(self) -> None:
+        """The client is closed by its owner."""
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await self.poll()
             try:
-                await asyncio.wait_for(stop.wait(), self.interval)
+                await asyncio.wait_for(stop.wait(), self.spec.interval)
             except asyncio.TimeoutError:
                 pass
 
     async def poll(self) -> None:
-        engines = self.engines
+        engines = self.spec.engines
         if not engines:
             return
         try:
@@ -107,9 +115,14 @@ class ReportBridge:
                 self._m.report_errors.labels(engine).inc()
                 self._m.report_up.labels(engine).set(0)
                 continue
-            self._m.report_up.labels(engine).set(1)
-            self._m.report_age.labels(engine).set(max(now - report["timestamp"], 0.0))
-            for name, (attr, factor) in FIELDS.items():
-                getattr(self._m, attr).labels(engine).set(report[name] * factor)
+            s = self._m.init_report(engine)
+            s.up.set(1)
+            s.age.set(max(now - report["timestamp"], 0.0))
+            # Base units: seconds, ratios, bytes.
+            s.throughput.set(report["throughput"])
+            s.latency.set(report["latency"] * 1e-3)
+            s.cpu.set(report["cpu_usage"] * 1e-2)
+            s.memory.set(report["memory_usage"] * MIB)
+            s.error_ratio.set(report["error_rate"])
             for op, rate in report["operations"].items():
                 self._m.reported_op_throughput.labels(engine, op).set(rate)

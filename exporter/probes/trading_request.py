@@ -7,24 +7,25 @@ ordinary probe of its engine × op, counted in that engine's metrics.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from ..config import CompositeSpec
-from ..metrics import Metrics
-from nautilus_wire.protocol import Request
-
+from ..metrics import Failure, Metrics
 from ..schedule import Schedule, clock
-from .messagebus import MessageBusProber, Pending, Plan
+from .messagebus import Batch, MessageBus, Plan, run_plans
 
 
 @dataclass(slots=True)
 class TradingRequest:
+    """One composite request in flight: settled when its last leg is."""
+
     metrics: Metrics
     remaining: int
     slowest: float = 0.0
-    failure: str | None = None
+    failure: Failure | None = None
 
-    def leg_done(self, failure: str | None, latency: float) -> None:
+    def leg_done(self, failure: Failure | None, latency: float) -> None:
         if failure is not None and self.failure is None:
             self.failure = failure
         self.slowest = max(self.slowest, latency)
@@ -33,20 +34,39 @@ class TradingRequest:
             if self.failure is None:
                 self.metrics.trading_latency.observe(self.slowest)
             else:
-                self.metrics.trading_failures.labels(self.failure).inc()
+                self.metrics.trading_failures.labels(self.failure.value).inc()
 
 
-def plan_trading_request(prober: MessageBusProber, spec: CompositeSpec) -> Plan:
-    legs = [prober.stream(engine, op) for engine, op in spec.legs]
-    payload = "x" * spec.payload_size
-    m = prober.metrics
-    for reason in ("timeout", "error", "invalid", "send_failed"):
-        m.trading_failures.labels(reason)
+class TradingRequestProbe:
+    kind = "trading_request"
 
-    def fire(due: float, batch: list[tuple[Request, Pending]]) -> None:
-        m.trading_requests.inc()
-        parent = TradingRequest(m, len(legs))
-        for st in legs:
-            batch.append(prober.new_request(st, due, spec.timeout, spec.priority, payload, parent))
+    def __init__(self, bus: MessageBus, spec: CompositeSpec) -> None:
+        self.bus = bus
+        for reason in Failure:
+            bus.metrics.trading_failures.labels(reason.value)
+        self.plans: list[Plan] = []
+        self.apply(spec)
 
-    return Plan(Schedule(spec.rate, clock()), spec.timeout, fire, legs)
+    def apply(self, spec: CompositeSpec) -> bool:
+        tracker, m = self.bus.tracker, self.bus.metrics
+        legs = [tracker.series(engine, op) for engine, op in spec.legs]
+        payload = "x" * spec.payload_size
+
+        def fire(due: float, batch: Batch) -> None:
+            m.trading_requests.inc()
+            parent = TradingRequest(m, len(legs))
+            for s in legs:
+                batch.append(tracker.request(s, due, spec.timeout, spec.priority, payload,
+                                             parent.leg_done))
+
+        self.plans = [Plan(Schedule(spec.rate, clock()), spec.timeout, fire, legs)]
+        return True
+
+    async def start(self) -> None:
+        """Nothing of its own: it sends through the MessageBus probe's connection."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await run_plans(self.bus, lambda: self.plans, stop)
+
+    async def close(self) -> None:
+        """Legs in flight stay accounted for by the connection's tracker."""

@@ -15,8 +15,8 @@ import asyncio
 import heapq
 import logging
 import ssl
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Callable
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus, ProtocolError
@@ -29,7 +29,7 @@ from websockets.uri import parse_uri
 from nautilus_wire import ws_protocol as wp
 
 from ..config import WsEndpoint, WsSpec
-from ..metrics import Metrics
+from ..metrics import EndpointSeries, Metrics
 from ..schedule import EARLY_S, Schedule, clock, sleep_for
 
 log = logging.getLogger(__name__)
@@ -44,12 +44,12 @@ class Endpoint:
     spec: WsEndpoint
     target: int
     ssl: ssl.SSLContext | None
+    m: EndpointSeries
     open: int = 0
     connecting: int = 0
     subscribed: int = 0
     retry_at: float = 0.0
     backoff: float = 0.0
-    children: dict[str, Any] = field(default_factory=dict)
 
 
 class _Conn(asyncio.Protocol):
@@ -58,7 +58,7 @@ class _Conn(asyncio.Protocol):
     __slots__ = ("prober", "ep", "proto", "transport", "handshake", "is_open", "last_seq",
                  "index")
 
-    def __init__(self, prober: "WebSocketProber", ep: Endpoint) -> None:
+    def __init__(self, prober: "WebSocketProbe", ep: Endpoint) -> None:
         self.prober, self.ep = prober, ep
         extensions = [ClientPerMessageDeflateFactory()] if prober.spec.compression else None
         self.proto = ClientProtocol(parse_uri(ep.spec.url), extensions=extensions,
@@ -128,15 +128,16 @@ def _ssl_context(ep: WsEndpoint) -> ssl.SSLContext | None:
     return ssl.create_default_context(cafile=ep.ca_file)
 
 
-class WebSocketProber:
+class WebSocketProbe:
+    kind = "websocket"
+
     def __init__(self, spec: WsSpec, metrics: Metrics) -> None:
         self.spec = spec
         self.m = metrics
         n = len(spec.endpoints)
         self.endpoints = [Endpoint(e, spec.connections // n + (i < spec.connections % n),
-                                   _ssl_context(e)) for i, e in enumerate(spec.endpoints)]
-        for ep in self.endpoints:
-            ep.children = metrics.init_endpoint(ep.spec.label)
+                                   _ssl_context(e), metrics.init_endpoint(e.label))
+                          for i, e in enumerate(spec.endpoints)]
         self.open: list[_Conn] = []
         self.pending: dict[str, tuple[_Conn, float]] = {}
         self._deadlines: list[tuple[float, str]] = []
@@ -214,11 +215,11 @@ class WebSocketProber:
         if self._closing or conn.transport is None or conn.transport.is_closing():
             return
         ep.backoff = 0.0
-        ep.children["ws_connect_duration"].observe(clock() - started)
+        ep.m.connect_duration.observe(clock() - started)
         if self.on_connect is not None:
             self.on_connect(clock() - started)
         ep.open += 1
-        ep.children["ws_open"].inc()
+        ep.m.open.inc()
         conn.is_open = True
         conn.index = len(self.open)
         self.open.append(conn)
@@ -233,7 +234,7 @@ class WebSocketProber:
         conn.is_open = False
         ep = conn.ep
         ep.open -= 1
-        ep.children["ws_open"].dec()
+        ep.m.open.dec()
         if conn.last_seq is not None:
             ep.subscribed -= 1
         # Swap-remove: O(1), order does not matter for round-robin.
@@ -274,7 +275,7 @@ class WebSocketProber:
                     continue
                 self.pending[hb_id] = (conn, min(due, now))
                 heapq.heappush(self._deadlines, (due + timeout, hb_id))
-                conn.ep.children["ws_sent"].inc()
+                conn.ep.m.sent.inc()
             self._expire(clock())
             await asyncio.sleep(sleep_for(schedule.next_due() - EARLY_S, clock()))
 
@@ -283,42 +284,49 @@ class WebSocketProber:
             _, hb_id = heapq.heappop(self._deadlines)
             entry = self.pending.pop(hb_id, None)
             if entry is not None:
-                entry[0].ep.children["ws_timeouts"].inc()
+                entry[0].ep.m.timeouts.inc()
                 self._late_ids.add(hb_id)
         if len(self._late_ids) > 100_000:  # bounded memory; a few late ones go uncounted
             self._late_ids.clear()
 
     def frame(self, conn: _Conn, data: bytes) -> None:
         now = clock()
-        children = conn.ep.children
+        m = conn.ep.m
         try:
             obj = wp.parse(data)
         except wp.WsProtocolError:
-            children["ws_invalid"].inc()
+            m.invalid.inc()
             return
         kind = obj["type"]
         if kind == "heartbeat_ack":
             entry = self.pending.pop(str(obj.get("id")), None)
             if entry is not None:
-                children["ws_heartbeat_latency"].observe(now - entry[1])
-                children["ws_received"].inc()
+                m.heartbeat_latency.observe(now - entry[1])
+                m.received.inc()
                 if self.on_latency is not None:
                     self.on_latency(now - entry[1])
             elif str(obj.get("id")) in self._late_ids:
                 self._late_ids.discard(str(obj.get("id")))
-                children["ws_late"].inc()
+                m.late.inc()
         elif kind == wp.ERROR:
             self.pending.pop(str(obj.get("id")), None)
-            children["ws_error_replies"].inc()
+            m.error_replies.inc()
         elif kind == wp.BROADCAST and conn.last_seq is not None:
             seq = obj.get("seq")
             if isinstance(seq, int):
-                children["ws_broadcast_frames"].inc()
+                m.broadcast_frames.inc()
                 if conn.last_seq and seq > conn.last_seq + 1:
-                    children["ws_broadcast_gaps"].inc(seq - conn.last_seq - 1)
+                    m.broadcast_gaps.inc(seq - conn.last_seq - 1)
                 conn.last_seq = max(conn.last_seq, seq)
 
     # -- lifecycle ------------------------------------------------------------------------
+
+    def apply(self, spec: WsSpec) -> bool:
+        """A changed WebSocket section reopens the pool from scratch (False: replace me)."""
+        return spec == self.spec
+
+    async def start(self) -> None:
+        """Connections are opened by run(), at the configured connect rate."""
 
     async def run(self, stop: asyncio.Event) -> None:
         try:

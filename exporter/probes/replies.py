@@ -1,0 +1,172 @@
+"""Reply accounting for MessageBus probes: every probe is settled exactly once.
+
+I/O-free: the MessageBus probe feeds it what it sent and what it read, with the
+`now` of each event. A reply is answered, error, invalid, late, duplicate, out
+of order, or unmatched; a probe with no reply is timed out and, after a grace
+window as long as its timeout, lost.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from nautilus_wire import protocol
+from nautilus_wire.protocol import Reply, Request
+from nautilus_wire.requester import Malformed
+
+from ..metrics import Failure, Metrics, ProbeSeries
+from ..schedule import clock
+
+# Called once per probe when it is settled: (failure or None, latency seconds).
+OnDone = Callable[["Failure | None", float], None]
+
+
+@dataclass(slots=True)
+class Series:
+    """One engine × op: its sequence numbers and its metric children."""
+
+    engine: str
+    op: str
+    m: ProbeSeries
+    seq: int = 0
+    max_seq_seen: int = -1
+
+
+@dataclass(slots=True)
+class Pending:
+    series: Series
+    seq: int
+    due: float  # scheduled send time (schedule.clock)
+    timeout: float
+    on_done: OnDone | None  # a composite probe's leg
+
+
+class ReplyTracker:
+    def __init__(self, metrics: Metrics, prober_id: str, reply_to: str) -> None:
+        self.metrics = metrics
+        self.prober_id = prober_id
+        self.reply_to = reply_to
+        self.pending: dict[str, Pending] = {}
+        self._series: dict[tuple[str, str], Series] = {}
+        self._deadlines: list[tuple[float, str]] = []  # heap: (timeout at, id)
+        self._timed_out: dict[str, Series] = {}
+        self._lost_at: list[tuple[float, str]] = []  # heap: (counted lost at, id)
+        self._answered: dict[str, Series] = {}
+        self._forget: list[tuple[float, str]] = []  # heap: (forget at, id)
+        self._token = os.urandom(4).hex()
+        self._next_id = 0
+
+    def series(self, engine: str, op: str) -> Series:
+        """The series of an engine × op, its metric children created on first use."""
+        key = (engine, op)
+        if key not in self._series:
+            self._series[key] = Series(engine, op, self.metrics.init_probe(engine, op))
+        return self._series[key]
+
+    # -- sending -----------------------------------------------------------------
+
+    def request(self, s: Series, due: float, timeout: float, priority: str, payload: str,
+                on_done: OnDone | None = None) -> tuple[Request, Pending]:
+        """A new request of series `s`, due at `due`; not yet counted as sent."""
+        self._next_id += 1
+        s.seq += 1
+        req_id = f"{self._token}{self._next_id:x}"
+        deadline = time.time() + (due + timeout - clock())
+        req = Request(req_id, self.prober_id, s.engine, s.op, s.seq, priority, self.reply_to,
+                      int(deadline * 1000), payload)
+        heapq.heappush(self._deadlines, (due + timeout, req_id))
+        return req, Pending(s, s.seq, due, timeout, on_done)
+
+    def sent(self, req: Request, p: Pending) -> None:
+        self.pending[req.id] = p
+        p.series.m.requests.inc()
+        p.series.m.in_flight.inc()
+
+    def send_failed(self, req: Request) -> None:
+        p = self.pending.pop(req.id, None)
+        if p is not None:
+            self._finish(p, Failure.SEND_FAILED, 0.0)
+
+    # -- receiving ---------------------------------------------------------------
+
+    def on_reply(self, reply: Reply, now: float) -> None:
+        p = self.pending.pop(reply.id, None)
+        if p is None:
+            self._on_stray(reply.id)
+            return
+        s = p.series
+        self._remember_answered(reply.id, p, now)
+        if (reply.engine, reply.op, reply.seq) != (s.engine, s.op, p.seq):
+            self._finish(p, Failure.INVALID, 0.0)
+            return
+        if reply.seq < s.max_seq_seen:
+            s.m.out_of_order.inc()
+        else:
+            s.max_seq_seen = reply.seq
+        s.m.service.observe(reply.service_us / 1e6)
+        if reply.status == protocol.STATUS_OK:
+            latency = now - p.due
+            s.m.latency.observe(latency)
+            self._finish(p, None, latency)
+        else:
+            self._finish(p, Failure.ERROR, now - p.due)
+
+    def on_malformed(self, bad: Malformed, now: float) -> None:
+        p = self.pending.pop(bad.id, None) if bad.id else None
+        if p is None:
+            self.metrics.malformed.inc()
+            return
+        self._remember_answered(bad.id or "", p, now)
+        self._finish(p, Failure.INVALID, 0.0)
+
+    def _on_stray(self, reply_id: str) -> None:
+        s = self._timed_out.pop(reply_id, None)
+        if s is not None:
+            s.m.late.inc()
+            self._answered[reply_id] = s  # a second late copy is a duplicate
+        elif (s := self._answered.get(reply_id)) is not None:
+            s.m.duplicate.inc()
+        else:
+            self.metrics.unmatched.inc()
+
+    def _finish(self, p: Pending, failure: Failure | None, latency: float) -> None:
+        p.series.m.in_flight.dec()
+        if failure is not None:
+            p.series.m.failures[failure].inc()
+        if p.on_done is not None:
+            p.on_done(failure, latency)
+
+    def _remember_answered(self, reply_id: str, p: Pending, now: float) -> None:
+        """Answered ids are kept twice their timeout, to tell late and duplicate
+        replies from strays."""
+        self._answered[reply_id] = p.series
+        heapq.heappush(self._forget, (now + 2 * p.timeout, reply_id))
+
+    # -- timeouts ----------------------------------------------------------------
+
+    def expire(self, now: float) -> None:
+        """Count what timed out, what is now lost, and forget old answered ids."""
+        while self._deadlines and self._deadlines[0][0] <= now:
+            at, req_id = heapq.heappop(self._deadlines)
+            p = self.pending.pop(req_id, None)
+            if p is None:
+                continue  # answered in time
+            self._finish(p, Failure.TIMEOUT, 0.0)
+            self._timed_out[req_id] = p.series
+            # Still unanswered after a grace window as long as the timeout: lost.
+            heapq.heappush(self._lost_at, (at + (at - p.due), req_id))
+        while self._lost_at and self._lost_at[0][0] <= now:
+            _, req_id = heapq.heappop(self._lost_at)
+            s = self._timed_out.pop(req_id, None)
+            if s is not None:
+                s.m.lost.inc()
+        while self._forget and self._forget[0][0] <= now:
+            self._answered.pop(heapq.heappop(self._forget)[1], None)
+
+    def settled(self) -> bool:
+        """Nothing in flight and nothing waiting to be counted lost."""
+        return not self.pending and not self._timed_out
