@@ -31,11 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 async def _run_exporter(args: argparse.Namespace, config: Config, stop: asyncio.Event) -> None:
     from .runtime import Exporter
-    from .web import install_sighup, serve
+    from .web import ExporterBackend, install_sighup, serve
 
     exporter = Exporter(args.config_file, redis_url=args.redis_url, shard=args.shard)
+    # Listen first: a busy port is an error before any probe is sent.
+    runner = await serve(ExporterBackend(exporter), args.listen_address)
     await exporter.start(config)
-    runner = await serve(exporter, args.listen_address)
     install_sighup(exporter)
     log.info("listening on %s; metrics at /metrics", args.listen_address)
     await stop.wait()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
@@ -24,31 +25,73 @@ LANDING = """<!doctype html>
 """
 
 
-def make_app(exporter: Exporter) -> web.Application:
+class Backend(Protocol):
+    """What the endpoints serve: one exporter, or the --workers parent's pool."""
+
+    async def registry(self) -> Any:
+        """A collector registry to render, in the format the scraper asked for."""
+
+    async def health_problem(self) -> str | None:
+        """None when healthy; otherwise what is wrong."""
+
+    async def is_ready(self) -> bool: ...
+
+    async def reload(self) -> bool:
+        """True if the configuration changed; raises ReloadError (old config stays)."""
+
+
+class ReloadError(Exception):
+    """A reload that was rejected; the running configuration stays."""
+
+
+class ExporterBackend:
+    """One exporter process."""
+
+    def __init__(self, exporter: Exporter) -> None:
+        self.exporter = exporter
+
+    async def registry(self) -> Any:
+        return self.exporter.registry
+
+    async def health_problem(self) -> str | None:
+        return None if self.exporter.healthy else "A probe loop has crashed; see the log.\n"
+
+    async def is_ready(self) -> bool:
+        return self.exporter.ready
+
+    async def reload(self) -> bool:
+        try:
+            return await self.exporter.reload()
+        except ConfigError as exc:
+            raise ReloadError(f"failed to reload config: {exc}\n") from None
+
+
+def make_app(backend: Backend) -> web.Application:
     async def metrics(request: web.Request) -> web.Response:
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        body = encoder(exporter.registry)
+        body = encoder(await backend.registry())
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def landing(_: web.Request) -> web.Response:
         return web.Response(text=LANDING.format(version=__version__), content_type="text/html")
 
     async def healthy(_: web.Request) -> web.Response:
-        if exporter.healthy:
+        problem = await backend.health_problem()
+        if problem is None:
             return web.Response(text="Healthy.\n")
-        return web.Response(status=500, text="A probe loop has crashed; see the log.\n")
+        return web.Response(status=500, text=problem)
 
     async def ready(_: web.Request) -> web.Response:
-        if exporter.ready:
+        if await backend.is_ready():
             return web.Response(text="Ready.\n")
         return web.Response(status=503, text="Not ready.\n")
 
     async def reload(_: web.Request) -> web.Response:
         try:
-            changed = await exporter.reload()
-        except ConfigError as exc:
-            log.error("reload rejected, keeping the running configuration: %s", exc)
-            return web.Response(status=500, text=f"failed to reload config: {exc}\n")
+            changed = await backend.reload()
+        except ReloadError as exc:
+            log.error("reload rejected, keeping the running configuration: %s", str(exc).strip())
+            return web.Response(status=500, text=str(exc))
         return web.Response(text="Reloaded.\n" if changed else "Unchanged.\n")
 
     app = web.Application()
@@ -58,11 +101,16 @@ def make_app(exporter: Exporter) -> web.Application:
     return app
 
 
-async def serve(exporter: Exporter, listen: str) -> web.AppRunner:
+async def serve(backend: Backend, listen: str) -> web.AppRunner:
+    """The endpoints on `listen`; OSError when the address is taken."""
     host, port = parse_listen_address(listen)
-    runner = web.AppRunner(make_app(exporter), access_log=None)
+    runner = web.AppRunner(make_app(backend), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError:
+        await runner.cleanup()
+        raise
     return runner
 
 

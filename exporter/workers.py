@@ -16,15 +16,12 @@ import sys
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
-from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from . import __version__
-from .listen import free_port, parse_listen_address
-from .web import LANDING
+from .listen import free_port
+from .web import ReloadError, serve
 
 log = logging.getLogger(__name__)
 
@@ -78,61 +75,60 @@ class _Merged:
         return [*families.values(), up]
 
 
+class WorkerPool:
+    """The workers behind the parent's endpoints (a web.Backend)."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+
+    async def _call(self, w: Worker, path: str, method: str = "GET") -> tuple[int, str]:
+        try:
+            async with self.session.request(method, f"{w.base}{path}") as resp:
+                return resp.status, await resp.text()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            return 503, f"worker {w.index}: {exc}\n"
+
+    async def _fan_out(self, path: str, method: str = "GET") -> list[tuple[int, str]]:
+        return await asyncio.gather(*(self._call(w, path, method) for w in self.workers))
+
+    async def registry(self) -> CollectorRegistry:
+        results = await self._fan_out("/metrics")
+        reg = CollectorRegistry()
+        reg.register(_Merged([(w.index, text) for w, (status, text) in zip(self.workers, results)
+                              if status == 200],
+                             {w.index: int(status == 200)
+                              for w, (status, _) in zip(self.workers, results)}))
+        return reg
+
+    async def health_problem(self) -> str | None:
+        bad = [body for status, body in await self._fan_out("/-/healthy") if status != 200]
+        return "".join(bad) or None
+
+    async def is_ready(self) -> bool:
+        return all(status == 200 for status, _ in await self._fan_out("/-/ready"))
+
+    async def reload(self) -> bool:
+        results = await self._fan_out("/-/reload", "POST")
+        failed = [body for status, body in results if status != 200]
+        if failed:
+            raise ReloadError("".join(failed))
+        return any(body == "Reloaded.\n" for _, body in results)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
 async def run_workers(count: int, argv: list[str], listen: str, stop: asyncio.Event) -> None:
     workers = [Worker(i, count, argv) for i in range(1, count + 1)]
+    pool = WorkerPool(workers)
+    try:
+        runner = await serve(pool, listen)
+    except OSError:
+        await pool.close()
+        raise
     for w in workers:
         w.start()
-    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-
-    async def scrape(w: Worker) -> tuple[int, str | None]:
-        try:
-            async with session.get(f"{w.base}/metrics") as resp:
-                return w.index, await resp.text() if resp.status == 200 else None
-        except (aiohttp.ClientError, asyncio.TimeoutError):
-            return w.index, None
-
-    async def metrics(_: web.Request) -> web.Response:
-        results = await asyncio.gather(*(scrape(w) for w in workers))
-        reg = CollectorRegistry()
-        reg.register(_Merged([(i, t) for i, t in results if t is not None],
-                             {i: int(t is not None) for i, t in results}))
-        return web.Response(body=generate_latest(reg),
-                            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
-
-    async def fan_out(path: str, method: str = "GET") -> list[tuple[int, str]]:
-        async def one(w: Worker) -> tuple[int, str]:
-            try:
-                async with session.request(method, f"{w.base}{path}") as resp:
-                    return resp.status, await resp.text()
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                return 503, f"worker {w.index}: {exc}\n"
-        return await asyncio.gather(*(one(w) for w in workers))
-
-    async def healthy(_: web.Request) -> web.Response:
-        bad = [body for status, body in await fan_out("/-/healthy") if status != 200]
-        return web.Response(status=500 if bad else 200, text="".join(bad) or "Healthy.\n")
-
-    async def ready(_: web.Request) -> web.Response:
-        bad = [body for status, body in await fan_out("/-/ready") if status != 200]
-        return web.Response(status=503 if bad else 200, text="Not ready.\n" if bad else "Ready.\n")
-
-    async def reload(_: web.Request) -> web.Response:
-        results = await fan_out("/-/reload", "POST")
-        failed = [body for status, body in results if status != 200]
-        return web.Response(status=500 if failed else 200,
-                            text="".join(failed) if failed else results[0][1])
-
-    async def landing(_: web.Request) -> web.Response:
-        return web.Response(text=LANDING.format(version=__version__), content_type="text/html")
-
-    app = web.Application()
-    app.add_routes([web.get("/", landing), web.get("/metrics", metrics),
-                    web.get("/-/healthy", healthy), web.get("/-/ready", ready),
-                    web.post("/-/reload", reload)])
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    host, port = parse_listen_address(listen)
-    await web.TCPSite(runner, host, port).start()
     log.info("%d workers behind %s", count, listen)
     try:
         while not stop.is_set():
@@ -147,7 +143,7 @@ async def run_workers(count: int, argv: list[str], listen: str, stop: asyncio.Ev
                 pass
     finally:
         await runner.cleanup()
-        await session.close()
+        await pool.close()
         for w in workers:
             w.stop()
 

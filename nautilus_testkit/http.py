@@ -16,8 +16,8 @@ def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def http_post(url: str, timeout: float = 10.0) -> tuple[int, str]:
-    req = urllib.request.Request(url, method="POST", data=b"")
+def http_post(url: str, timeout: float = 10.0, method: str = "POST") -> tuple[int, str]:
+    req = urllib.request.Request(url, method=method, data=b"")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read().decode()

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -298,3 +299,11 @@ def test_workers_behind_one_metrics_endpoint(redis_url, spawn, tmp_path: Path) -
     assert check.returncode == 0 and check.stdout + check.stderr == "", check.stdout
     assert http_post(f"{base}/-/reload") == (200, "Unchanged.\n")
     assert http_get(f"{base}/-/healthy")[0] == 200 and parent.alive()
+    # The parent serves the single exporter's handlers: PUT reloads too, and
+    # OpenMetrics is negotiated.
+    assert http_post(f"{base}/-/reload", method="PUT") == (200, "Unchanged.\n")
+    req = urllib.request.Request(f"{base}/metrics", headers={
+        "Accept": "application/openmetrics-text; version=1.0.0"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.headers["Content-Type"].startswith("application/openmetrics-text")
+        assert resp.read().decode().endswith("# EOF\n")
