@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from exporter.metrics import NAMESPACE as P
 from nautilus_wire.protocol import BASELINE_ENGINE
-from alerts.thresholds import Limit, Thresholds
 
-P = "nautilus_probe"
+from .thresholds import Limit, Thresholds
+
+# Every series of the containerized system; the monolith is the baseline.
 NOT_BASELINE = f'engine!="{BASELINE_ENGINE}"'
 JOB = "nautilus-probe"  # the Prometheus job scraping the exporter(s)
 
@@ -26,8 +28,9 @@ def window(seconds: float) -> str:
     return f"{s}s"
 
 
-def recording_rules(t: Thresholds) -> list[dict]:
-    w = window(t.alerting.rate_window)
+def recording_exprs(w: str) -> dict[str, str]:
+    """Every recorded series and its expression, with rates over window `w`. The
+    review evaluates the same expressions over its whole window."""
 
     def rate(metric: str, by: str = "engine", sel: str = "") -> str:
         inner = f"rate({metric}{{{sel}}}[{w}])" if sel else f"rate({metric}[{w}])"
@@ -35,7 +38,7 @@ def recording_rules(t: Thresholds) -> list[dict]:
 
     lat = f"{P}_latency_seconds"
     trade = f"{P}_trading_request_latency_seconds"
-    rules = {
+    return {
         # Per engine, from the probes.
         f"{P}:engine_probe_throughput:rate": rate(f"{lat}_count"),
         f"{P}:engine_latency_seconds:mean": f"{rate(f'{lat}_sum')} / {rate(f'{lat}_count')}",
@@ -51,10 +54,12 @@ def recording_rules(t: Thresholds) -> list[dict]:
         f"{P}:engine_cpu_ratio:reported": f"max by (engine) ({P}_engine_reported_cpu_ratio)",
         f"{P}:engine_memory_bytes:reported": f"max by (engine) ({P}_engine_reported_memory_bytes)",
         # The whole system (the containerized engines; the monolith is the baseline).
-        f"{P}:system_throughput:reported": f"sum({P}:engine_throughput:reported{{{NOT_BASELINE}}})",
+        f"{P}:system_throughput:reported":
+            f"sum(max by (engine) ({P}_engine_reported_operations_per_second{{{NOT_BASELINE}}}))",
         f"{P}:system_latency_seconds:mean": f"{rate(f'{trade}_sum', '')} / {rate(f'{trade}_count', '')}",
         f"{P}:system_latency_seconds:p95": f"histogram_quantile(0.95, {rate(f'{trade}_bucket', 'le')})",
         f"{P}:system_latency_seconds:p99": f"histogram_quantile(0.99, {rate(f'{trade}_bucket', 'le')})",
+        f"{P}:system_request_rate:rate": rate(f"{P}_requests_total", "", NOT_BASELINE),
         f"{P}:system_error_ratio:rate":
             f"{rate(f'{P}_failures_total', '', NOT_BASELINE)} / {rate(f'{P}_requests_total', '', NOT_BASELINE)}",
         f"{P}:system_cpu_ratio:reported": f"avg({P}:engine_cpu_ratio:reported{{{NOT_BASELINE}}})",
@@ -62,7 +67,11 @@ def recording_rules(t: Thresholds) -> list[dict]:
         f"{P}:ws_heartbeat_latency_seconds:p99":
             f"histogram_quantile(0.99, {rate(f'{P}_ws_heartbeat_latency_seconds_bucket', 'le')})",
     }
-    return [{"record": name, "expr": expr} for name, expr in rules.items()]
+
+
+def recording_rules(t: Thresholds) -> list[dict]:
+    exprs = recording_exprs(window(t.alerting.rate_window))
+    return [{"record": name, "expr": expr} for name, expr in exprs.items()]
 
 
 @dataclass

@@ -3,7 +3,9 @@ just before and just after each `for:` window; and for the recording rules."""
 
 from __future__ import annotations
 
-from alerts.thresholds import Thresholds
+from nautilus_wire.protocol import BASELINE_ENGINE
+
+from .thresholds import Thresholds
 
 from .rules import JOB, P, Alert, alerts, runbook_url, window
 
@@ -130,7 +132,7 @@ def recording_tests(t: Thresholds) -> list[dict]:
             {"series": f'{P}_latency_seconds_bucket{{{r},le="0.05"}}', "values": "0+98x30"},
             {"series": f'{P}_latency_seconds_bucket{{{r},le="+Inf"}}', "values": "0+98x30"},
             {"series": f'{P}_engine_reported_operations_per_second{{engine="risk"}}', "values": "1500x30"},
-            {"series": f'{P}_engine_reported_operations_per_second{{engine="monolith"}}', "values": "5x30"},
+            {"series": f'{P}_engine_reported_operations_per_second{{engine="{BASELINE_ENGINE}"}}', "values": "5x30"},
         ],
         "promql_expr_test": [
             _about(f"{P}:engine_error_ratio:rate", 'engine="risk"', 0.02, end),

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from grafanalib.core import Dashboard, Template, Templating, Time
 
-from nautilus_wire.protocol import BASELINE_ENGINE
+from alerts.rules import NOT_BASELINE, P
 from alerts.thresholds import Thresholds
+from nautilus_wire.protocol import BASELINE_ENGINE
 
 from .panels import DATASOURCE, RATE, heatmap, stat, target, targets, timeseries
 
-P = "nautilus_probe"
-NOT_BASELINE = f'engine!="{BASELINE_ENGINE}"'
 PASS_FAIL = [{"type": "value", "options": {"0": {"text": "FAIL", "color": "red"},
                                             "1": {"text": "PASS", "color": "green"}}}]
 

@@ -21,6 +21,7 @@ from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from .listen import free_port
+from .metrics import NAMESPACE
 from .web import ReloadError, serve
 
 log = logging.getLogger(__name__)
@@ -68,10 +69,10 @@ class _Merged:
                 for s in fam.samples:
                     out.add_sample(s.name, {**s.labels, "worker": str(index)}, s.value,
                                    s.timestamp, s.exemplar)
-        up = Metric("nautilus_probe_worker_up", "1 when the worker process answered its scrape.",
+        up = Metric(f"{NAMESPACE}_worker_up", "1 when the worker process answered its scrape.",
                     "gauge")
         for index, value in sorted(self.up.items()):
-            up.add_sample("nautilus_probe_worker_up", {"worker": str(index)}, value)
+            up.add_sample(f"{NAMESPACE}_worker_up", {"worker": str(index)}, value)
         return [*families.values(), up]
 
 

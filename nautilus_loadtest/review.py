@@ -9,28 +9,34 @@ import urllib.request
 from datetime import datetime, timezone
 from typing import Any
 
+from alerts.rules import P, recording_exprs
 from nautilus_wire.protocol import BASELINE_ENGINE
 
-NB = f'engine!="{BASELINE_ENGINE}"'
-MONO = f'engine="{BASELINE_ENGINE}"'
-P = "nautilus_probe"
+# The recording rules' own expressions, with their rates over the whole review
+# window `$W` (end - start, in seconds); every query is evaluated at `end`.
+RULES = recording_exprs("$W")
 
-# $W is the review window (end - start, in seconds); every query is evaluated at `end`.
+
+def _rule(name: str) -> str:
+    return RULES[f"{P}:{name}"]
+
+
+def _averaged(name: str) -> str:
+    """A reported gauge's rule, averaged over the window."""
+    return f"avg_over_time(({_rule(name)})[$W:])"
+
+
 QUERIES: dict[str, str] = {
-    "system_throughput": f"sum(max by (engine) (avg_over_time({P}_engine_reported_operations_per_second{{{NB}}}[$W])))",
-    "system_latency_seconds": f"sum(increase({P}_trading_request_latency_seconds_sum[$W])) / "
-                              f"sum(increase({P}_trading_request_latency_seconds_count[$W]))",
-    "system_latency_p95_seconds": f"histogram_quantile(0.95, sum by (le) (increase({P}_trading_request_latency_seconds_bucket[$W])))",
-    "system_error_ratio": f"sum(increase({P}_failures_total{{{NB}}}[$W])) / sum(increase({P}_requests_total{{{NB}}}[$W]))",
-    "system_requests": f"sum(increase({P}_requests_total{{{NB}}}[$W]))",
-    "baseline_latency_seconds": f"sum(increase({P}_latency_seconds_sum{{{MONO}}}[$W])) / "
-                                f"sum(increase({P}_latency_seconds_count{{{MONO}}}[$W]))",
-    "baseline_latency_p95_seconds": f"histogram_quantile(0.95, sum by (le) (increase({P}_latency_seconds_bucket{{{MONO}}}[$W])))",
-    "engine_throughput": f"max by (engine) (avg_over_time({P}_engine_reported_operations_per_second{{{NB}}}[$W]))",
-    "engine_latency_seconds": f"sum by (engine) (increase({P}_latency_seconds_sum{{{NB}}}[$W])) / "
-                              f"sum by (engine) (increase({P}_latency_seconds_count{{{NB}}}[$W]))",
-    "engine_error_ratio": f"sum by (engine) (increase({P}_failures_total{{{NB}}}[$W])) / "
-                          f"sum by (engine) (increase({P}_requests_total{{{NB}}}[$W]))",
+    "system_throughput": _averaged("system_throughput:reported"),
+    "system_latency_seconds": _rule("system_latency_seconds:mean"),
+    "system_latency_p95_seconds": _rule("system_latency_seconds:p95"),
+    "system_error_ratio": _rule("system_error_ratio:rate"),
+    "system_request_rate": _rule("system_request_rate:rate"),
+    # By engine, the monolith included: it is the baseline's row.
+    "engine_throughput": _averaged("engine_throughput:reported"),
+    "engine_latency_seconds": _rule("engine_latency_seconds:mean"),
+    "engine_latency_p95_seconds": _rule("engine_latency_seconds:p95"),
+    "engine_error_ratio": _rule("engine_error_ratio:rate"),
 }
 
 
@@ -71,24 +77,28 @@ def _by_engine(result: list[dict[str, Any]]) -> dict[str, float | None]:
 
 def collect(prometheus: str, start: float, end: float) -> tuple[dict[str, Any], dict[str, Any]]:
     """Results in the shapes `validate` reads: (baseline, containerized)."""
-    window = f"{max(int(end - start), 1)}s"
-    got = {name: query(prometheus, expr.replace("$W", window), end) for name, expr in QUERIES.items()}
-    base_lat = _scalar(got["baseline_latency_seconds"])
+    seconds = max(int(end - start), 1)
+    got = {name: query(prometheus, expr.replace("$W", f"{seconds}s"), end)
+           for name, expr in QUERIES.items()}
     sys_lat = _scalar(got["system_latency_seconds"])
     thr = _scalar(got["system_throughput"]) or 0.0
     errors = _scalar(got["system_error_ratio"])
-    requests = _scalar(got["system_requests"]) or 0.0
+    requests = (_scalar(got["system_request_rate"]) or 0.0) * seconds
     failed = int(round((errors or 0) * requests))
     engines_thr = _by_engine(got["engine_throughput"])
     engines_lat = _by_engine(got["engine_latency_seconds"])
     engines_err = _by_engine(got["engine_error_ratio"])
+    base_lat = engines_lat.pop(BASELINE_ENGINE, None)
+    base_p95 = _by_engine(got["engine_latency_p95_seconds"]).get(BASELINE_ENGINE)
+    engines_thr.pop(BASELINE_ENGINE, None)
+    engines_err.pop(BASELINE_ENGINE, None)
     baseline = {"throughput": None, "avg_latency": base_lat * 1e3 if base_lat is not None else None,
-                "p95_latency": (_scalar(got["baseline_latency_p95_seconds"]) or 0) * 1e3,
+                "p95_latency": (base_p95 or 0) * 1e3,
                 "source": "prometheus", "window": [start, end]}
     containerized = {
         "latency_benchmark": {"avg_latency": sys_lat * 1e3 if sys_lat is not None else None,
                               "p95_latency": (_scalar(got["system_latency_p95_seconds"]) or 0) * 1e3,
-                              "sample_count": int(requests) - failed, "errors": failed},
+                              "sample_count": int(round(requests)) - failed, "errors": failed},
         # What the platform did, not a closed-loop maximum: its self-reported ops/s.
         "throughput_benchmark": {"max_throughput": thr, "total_requests": 0,
                                  "test_duration": end - start, "concurrent_workers": 0, "errors": 0},

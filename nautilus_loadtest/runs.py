@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Awaitable, Callable
 
-from exporter.schedule import clock
+from exporter.schedule import Schedule, clock, sleep_for
 from nautilus_wire.protocol import BASELINE_ENGINE, ENGINE_OPERATIONS, TRADING_REQUEST_LEGS
 from nautilus_wire.redis_client import connect
 
@@ -90,15 +90,13 @@ async def _open_loop(call: Callable[[], Awaitable[None]], rate: float, duration:
         except Exception:  # noqa: BLE001
             tally.failed()
 
-    k = 0
+    schedule = Schedule(rate, start)
     while clock() - start < duration and not stop.is_set():
-        now = clock()
-        while start + k / rate <= now:
-            task = asyncio.create_task(one(start + k / rate))
+        for due in schedule.take_due(clock()):
+            task = asyncio.create_task(one(due))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-            k += 1
-        await asyncio.sleep(max(start + k / rate - clock(), 0.001))
+        await asyncio.sleep(sleep_for(schedule.next_due(), clock()))
     if tasks:
         await asyncio.wait(tasks)
     return tally.elapsed()
@@ -198,7 +196,7 @@ async def run_websocket(opts: dict[str, Any], stop: asyncio.Event) -> dict[str, 
     from prometheus_client import CollectorRegistry
 
     from exporter.config import WsEndpoint, WsSpec
-    from exporter.metrics import build
+    from exporter.metrics import NAMESPACE, build
     from exporter.probes.websocket import WebSocketProbe
 
     reg = CollectorRegistry()
@@ -235,10 +233,10 @@ async def run_websocket(opts: dict[str, Any], stop: asyncio.Event) -> dict[str, 
     tally.elapsed()
     await prober.close()
     return {"kind": "websocket", "connections": opts["connections"], "open_seconds": open_seconds,
-            "connect_failures": total("nautilus_probe_ws_connect_failures_total"),
-            "messages_sent": total("nautilus_probe_ws_messages_sent_total"),
-            "error_replies": total("nautilus_probe_ws_error_replies_total"),
-            "timeouts": total("nautilus_probe_ws_timeouts_total"),
+            "connect_failures": total(f"{NAMESPACE}_ws_connect_failures_total"),
+            "messages_sent": total(f"{NAMESPACE}_ws_messages_sent_total"),
+            "error_replies": total(f"{NAMESPACE}_ws_error_replies_total"),
+            "timeouts": total(f"{NAMESPACE}_ws_timeouts_total"),
             "duration": sent_for, "errors": 0, "histogram": tally.hist.to_json(),
             "connect_histogram": connects.to_json()}
 

@@ -15,7 +15,7 @@ from alerts.thresholds import Limit, Thresholds
 
 
 @dataclass(frozen=True)
-class Verdict:
+class TargetCheck:
     section: str  # overall | throughput | latency | engine:<name>
     target: str
     measured: float | None
@@ -23,7 +23,7 @@ class Verdict:
     passed: bool
 
 
-def _check(section: str, target: str, value: float | None, limit: Limit, unit: str = "") -> Verdict:
+def _check(section: str, target: str, value: float | None, limit: Limit, unit: str = "") -> TargetCheck:
     ok = value is not None
     text = []
     if limit.min is not None:
@@ -32,10 +32,10 @@ def _check(section: str, target: str, value: float | None, limit: Limit, unit: s
     if limit.max is not None:
         ok = ok and value <= limit.max  # type: ignore[operator]
         text.append(f"<= {limit.max:g}{unit}")
-    return Verdict(section, target, value, " and ".join(text), bool(ok))
+    return TargetCheck(section, target, value, " and ".join(text), bool(ok))
 
 
-def verdicts(t: Thresholds, baseline: dict[str, Any], containerized: dict[str, Any]) -> list[Verdict]:
+def verdicts(t: Thresholds, baseline: dict[str, Any], containerized: dict[str, Any]) -> list[TargetCheck]:
     s, e = t.system, t.engine
     thr = containerized["throughput_benchmark"]["max_throughput"]
     # A review (PromQL) has no measured monolith capacity: the documented one stands in.
@@ -71,13 +71,13 @@ def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.4g}"
 
 
-def markdown(vs: list[Verdict], baseline: dict[str, Any], containerized: dict[str, Any],
+def markdown(vs: list[TargetCheck], baseline: dict[str, Any], containerized: dict[str, Any],
              plots: list[str]) -> str:
     passed = sum(v.passed for v in vs)
     lines = ["# Performance validation report", "",
              f"**Overall: {'PASS' if passed == len(vs) else 'FAIL'}** — {passed} of {len(vs)} targets met.", ""]
 
-    def table(rows: list[Verdict]) -> None:
+    def table(rows: list[TargetCheck]) -> None:
         lines.extend(["| target | measured | required | verdict |", "|---|---|---|---|"])
         lines.extend(f"| {v.target} | {_fmt(v.measured)} | {v.limit} | {'PASS' if v.passed else 'FAIL'} |"
                      for v in rows)
