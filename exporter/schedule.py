@@ -30,7 +30,9 @@ class Schedule:
 
     def take_due(self, now: float) -> list[float]:
         """Scheduled times of every probe due by `now`, oldest first."""
-        last = math.floor((now - self.start) * self.rate)
+        # The epsilon: (start + k/rate - start) * rate can round to just under k,
+        # which would hand probe k out a tick after its own due time.
+        last = math.floor((now - self.start) * self.rate + 1e-9)
         if last < self.k:
             return []
         due = [self.start + k / self.rate for k in range(self.k, last + 1)]
@@ -40,3 +42,14 @@ class Schedule:
 
 def sleep_for(next_due: float, now: float) -> float:
     return min(max(next_due - now, MIN_TICK_S), MAX_TICK_S)
+
+
+def sendable(due: list[float], now: float, timeout: float, full: bool) -> tuple[list[float], int]:
+    """The skip rule: of the probes due, those to send now and how many to skip.
+    A probe already older than its timeout could not be answered in time, and
+    nothing is sent while max_in_flight is reached: skipped and counted, never
+    sent later as a burst."""
+    if full:
+        return [], len(due)
+    send = [d for d in due if now - d <= timeout]
+    return send, len(due) - len(send)

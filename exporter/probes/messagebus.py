@@ -26,7 +26,7 @@ from nautilus_wire.requester import Malformed, ProberTransport
 
 from ..config import ProbeSpec
 from ..metrics import Metrics
-from ..schedule import EARLY_S, Schedule, clock, sleep_for
+from ..schedule import EARLY_S, Schedule, clock, sendable, sleep_for
 from .replies import Pending, ReplyTracker, Series
 
 log = logging.getLogger(__name__)
@@ -116,13 +116,12 @@ async def run_plans(bus: MessageBus, plans: Callable[[], list[Plan]], stop: asyn
         current = plans()
         batch: Batch = []
         for plan in current:
-            for due in plan.schedule.take_due(now + EARLY_S):
-                # Too late to be answered in time, or too much in flight:
-                # skipped and counted, never sent as a burst.
-                if now - due > plan.timeout or bus.full():
-                    for s in plan.series:
-                        s.m.skipped.inc()
-                    continue
+            send, skipped = sendable(plan.schedule.take_due(now + EARLY_S), now, plan.timeout,
+                                     bus.full())
+            if skipped:
+                for s in plan.series:
+                    s.m.skipped.inc(skipped)
+            for due in send:
                 bus.metrics.schedule_lag.observe(max(now - due, 0.0))
                 # Late: measured from the scheduled time (no coordinated
                 # omission). Early by under a tick: from the real send time.

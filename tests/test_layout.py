@@ -1,0 +1,86 @@
+"""Import rules between the packages (docs/architecture.md): each package may
+import only what its row allows, so the exporter stays light and the wire
+protocol stays embeddable. Read from the source, lazy imports included."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from nautilus_testkit import ROOT
+
+FIRST_PARTY = ("exporter", "synthetic", "alerts", "dashboards", "nautilus_wire",
+               "nautilus_loadtest", "nautilus_probe", "nautilus_testkit", "tests", "bench")
+
+# package -> first-party modules it may import (a name allows its submodules).
+ALLOWED: dict[str, set[str]] = {
+    "nautilus_wire": {"nautilus_wire"},
+    "exporter": {"exporter", "nautilus_wire"},
+    "synthetic": {"synthetic", "nautilus_wire", "exporter.yamlcheck", "exporter.signals"},
+    "alerts": {"alerts", "nautilus_wire", "exporter.metrics", "exporter.yamlcheck"},
+    "dashboards": {"dashboards", "alerts", "nautilus_wire", "exporter.metrics"},
+    "nautilus_loadtest": {"nautilus_loadtest", "nautilus_wire", "exporter", "alerts"},
+    "nautilus_probe": {"nautilus_probe", "exporter", "synthetic", "nautilus_loadtest",
+                       "nautilus_wire"},
+    "nautilus_testkit": {"nautilus_testkit", "nautilus_probe", "exporter", "synthetic",
+                         "nautilus_wire"},
+    "bench": {"nautilus_testkit", "nautilus_loadtest", "nautilus_wire", "exporter"},
+}
+# Third-party packages that only an extra installs, and who may import them.
+EXTRAS = {"grafanalib": {"dashboards"}, "matplotlib": {"nautilus_loadtest"}}
+
+
+def imports(path: Path) -> list[tuple[int, str]]:
+    """(line, absolute module) of every import in a file, relative ones resolved."""
+    module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    if path.name == "__init__.py":
+        package = package[:-1] if package[-1] == "__init__" else package
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[:len(package) - node.level + 1]
+                name = ".".join([*base, node.module] if node.module else base)
+            else:
+                name = node.module or ""
+            # `from pkg import mod` may import a submodule: judge pkg.mod.
+            out += [(node.lineno, f"{name}.{alias.name}") for alias in node.names]
+    return out
+
+
+def violations(package: str) -> list[str]:
+    allowed = ALLOWED[package]
+    bad = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        where = path.relative_to(ROOT)
+        if package == "bench" and "sys.path" in path.read_text():
+            bad.append(f"{where}: edits sys.path; import installed packages instead")
+        for line, name in imports(path):
+            root = name.split(".")[0]
+            if root in EXTRAS and package not in EXTRAS[root]:
+                bad.append(f"{where}:{line}: {name} (an extra's dependency)")
+            if root in FIRST_PARTY and not any(
+                    name == a or name.startswith(a + ".") or a.startswith(name + ".")
+                    for a in allowed):
+                bad.append(f"{where}:{line}: {name}")
+    return bad
+
+
+def test_every_package_imports_only_what_it_may() -> None:
+    bad = [v for package in ALLOWED for v in violations(package)]
+    assert bad == [], "forbidden imports:\n" + "\n".join(bad)
+
+
+def test_every_package_has_a_rule() -> None:
+    found = {p.parent.name for p in ROOT.glob("*/__init__.py")} | {"bench"}
+    assert found - {"tests"} == set(ALLOWED)
+
+
+def test_the_checker_sees_relative_and_lazy_imports(tmp_path: Path) -> None:
+    got = dict((name, line) for line, name in imports(ROOT / "exporter" / "probes" / "messagebus.py"))
+    assert "exporter.metrics.Metrics" in got and "nautilus_wire.requester.Malformed" in got
+    lazy = {name for _, name in imports(ROOT / "nautilus_loadtest" / "validate.py")}
+    assert "matplotlib" in lazy

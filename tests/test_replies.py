@@ -1,0 +1,157 @@
+"""The reply classifier, pure: explicit `now` values, a fresh registry, no Redis.
+Each case checks every counter of the series, so a reply counted twice (or as
+the wrong thing) fails."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from exporter.metrics import Failure, build
+from exporter.probes.replies import ReplyTracker
+from nautilus_wire.protocol import Reply, Request
+from nautilus_wire.requester import Malformed
+
+RISK = {"engine": "risk", "op": "limit_check"}
+COUNTERS = ("requests_total", "replies_lost_total", "replies_late_total",
+            "replies_duplicate_total", "replies_out_of_order_total")
+
+
+class Case:
+    def __init__(self) -> None:
+        self.reg = CollectorRegistry()
+        self.tracker = ReplyTracker(build(self.reg), "tester", "reply-key")
+        self.series = self.tracker.series("risk", "limit_check")
+        self.done: list[tuple[Failure | None, float]] = []
+
+    def send(self, due: float, timeout: float = 1.0) -> Request:
+        req, pending = self.tracker.request(self.series, due, timeout, "normal", "",
+                                            lambda f, lat: self.done.append((f, lat)))
+        self.tracker.sent(req, pending)
+        return req
+
+    def reply(self, req: Request, now: float, *, status: str = "ok", seq: int | None = None,
+              service_us: int = 250) -> None:
+        self.tracker.on_reply(Reply(req.id, req.seq if seq is None else seq, req.engine, req.op,
+                                    status, service_us, "boom" if status == "error" else ""), now)
+
+    def value(self, name: str, **labels: str) -> float:
+        got = self.reg.get_sample_value(f"nautilus_probe_{name}", {**RISK, **labels} if
+                                        name not in ("replies_malformed_total",
+                                                     "replies_unmatched_total") else labels)
+        assert got is not None, f"{name} is not exported"
+        return got
+
+    def counts(self) -> dict[str, float]:
+        out = {name: self.value(name) for name in COUNTERS}
+        out.update({f"fail_{r.value}": self.value("failures_total", reason=r.value)
+                    for r in Failure})
+        out["ok"] = self.value("latency_seconds_count")
+        out["in_flight"] = self.value("in_flight")
+        out["malformed"] = self.value("replies_malformed_total")
+        out["unmatched"] = self.value("replies_unmatched_total")
+        return {k: v for k, v in out.items() if v}
+
+
+def test_answered_in_time() -> None:
+    c = Case()
+    c.reply(c.send(due=10.0), now=10.004, service_us=1500)
+    assert c.counts() == {"requests_total": 1, "ok": 1}
+    assert c.value("latency_seconds_sum") == pytest.approx(0.004)  # from the scheduled time
+    assert c.value("service_seconds_sum") == pytest.approx(0.0015)
+    assert c.done == [(None, pytest.approx(0.004))]
+    assert c.tracker.settled()
+
+
+def test_error_reply_is_a_failure_with_its_latency() -> None:
+    c = Case()
+    c.reply(c.send(due=10.0), now=10.02, status="error")
+    assert c.counts() == {"requests_total": 1, "fail_error": 1}
+    assert c.done == [(Failure.ERROR, pytest.approx(0.02))]
+
+
+def test_reply_for_another_sequence_is_invalid() -> None:
+    c = Case()
+    c.reply(c.send(due=10.0), now=10.01, seq=99)
+    assert c.counts() == {"requests_total": 1, "fail_invalid": 1}
+
+
+def test_malformed_reply_with_our_id_is_invalid_without_one_is_malformed() -> None:
+    c = Case()
+    req = c.send(due=10.0)
+    c.tracker.on_malformed(Malformed("missing field 'seq'", req.id), 10.01)
+    c.tracker.on_malformed(Malformed("not JSON", None), 10.02)
+    assert c.counts() == {"requests_total": 1, "fail_invalid": 1, "malformed": 1}
+
+
+def test_unanswered_times_out_then_is_late_and_then_duplicate() -> None:
+    c = Case()
+    req = c.send(due=10.0, timeout=1.0)
+    c.tracker.expire(10.999)
+    assert c.counts() == {"requests_total": 1, "in_flight": 1}
+    c.tracker.expire(11.0)
+    assert c.counts() == {"requests_total": 1, "fail_timeout": 1}
+    c.reply(req, now=11.5)
+    assert c.counts() == {"requests_total": 1, "fail_timeout": 1, "replies_late_total": 1}
+    c.reply(req, now=11.6)
+    assert c.counts() == {"requests_total": 1, "fail_timeout": 1, "replies_late_total": 1,
+                          "replies_duplicate_total": 1}
+    c.tracker.expire(20.0)  # answered late: never lost
+    assert "replies_lost_total" not in c.counts()
+
+
+def test_never_answered_is_lost_after_a_grace_window_as_long_as_the_timeout() -> None:
+    c = Case()
+    c.send(due=10.0, timeout=2.0)
+    c.tracker.expire(12.0)
+    assert not c.tracker.settled()
+    c.tracker.expire(13.999)
+    assert "replies_lost_total" not in c.counts()
+    c.tracker.expire(14.0)
+    assert c.counts() == {"requests_total": 1, "fail_timeout": 1, "replies_lost_total": 1}
+    assert c.tracker.settled()
+
+
+def test_duplicate_in_time_counts_once_as_answered() -> None:
+    c = Case()
+    req = c.send(due=10.0)
+    c.reply(req, now=10.01)
+    c.reply(req, now=10.02)
+    c.reply(req, now=10.03)
+    assert c.counts() == {"requests_total": 1, "ok": 1, "replies_duplicate_total": 2}
+
+
+def test_out_of_order_is_counted_and_still_answered() -> None:
+    c = Case()
+    first, second = c.send(due=10.0), c.send(due=10.1)
+    c.reply(second, now=10.11)
+    c.reply(first, now=10.12)
+    assert c.counts() == {"requests_total": 2, "ok": 2, "replies_out_of_order_total": 1}
+
+
+def test_unknown_id_is_unmatched() -> None:
+    c = Case()
+    c.tracker.on_reply(Reply("not-ours", 1, "risk", "limit_check", "ok", 5), 10.0)
+    assert c.counts() == {"unmatched": 1}
+
+
+def test_answered_ids_are_forgotten_after_twice_the_timeout() -> None:
+    c = Case()
+    req = c.send(due=10.0, timeout=1.0)
+    c.reply(req, now=10.01)
+    c.tracker.expire(12.0)  # 10.01 + 2 s is still ahead
+    c.reply(req, now=12.0)
+    assert c.counts()["replies_duplicate_total"] == 1
+    c.tracker.expire(12.02)
+    c.reply(req, now=12.03)
+    assert c.counts()["unmatched"] == 1
+
+
+def test_send_failure_settles_the_probe() -> None:
+    c = Case()
+    req = c.send(due=10.0)
+    c.tracker.send_failed(req)
+    c.tracker.expire(20.0)
+    assert c.counts() == {"requests_total": 1, "fail_send_failed": 1}
+    assert c.done == [(Failure.SEND_FAILED, 0.0)]
+    assert c.tracker.settled()
