@@ -1,9 +1,15 @@
 # nautilus-probe: the exporter, the synthetic engines and the monolith in one image.
+# The plain install: no grafanalib, no matplotlib (those are the [mixin] and
+# [loadtest] extras, for generating dashboards and report plots).
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY exporter exporter
+COPY nautilus_wire nautilus_wire
 COPY synthetic synthetic
+COPY nautilus_probe nautilus_probe
+COPY nautilus_loadtest nautilus_loadtest
+COPY alerts alerts
 COPY config config
 COPY deploy deploy
 COPY thresholds.yml ./

@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 import sys
 
-from grafanalib._gen import DashboardEncoder
+try:
+    from grafanalib._gen import DashboardEncoder
+except ImportError:
+    if __name__ != "__main__":
+        raise
+    print("python -m dashboards: needs grafanalib; install the extra: "
+          "pip install 'nautilus-probe[mixin]'", file=sys.stderr)
+    sys.exit(2)
 
 from alerts.thresholds import Thresholds, generate
 

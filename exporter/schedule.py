@@ -10,7 +10,7 @@ import time
 clock = time.monotonic
 
 # uvloop busy-spins on sub-millisecond sleeps: tick at least this long and send
-# every probe that is due (DESIGN.md). 2 ms rather than 1 halves the Redis
+# every probe that is due. 2 ms rather than 1 halves the Redis
 # commands per probe at 1,000/s (each costs ~100 us of CPU here).
 MIN_TICK_S = 0.002
 MAX_TICK_S = 0.01  # also how often timeouts are checked

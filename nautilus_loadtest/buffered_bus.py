@@ -1,4 +1,4 @@
-"""The buffered MessageBus client the seed's benchmark imports.
+"""The buffered MessageBus client the migration plan's benchmark imports.
 
 `publish(topic, message, priority)` appends to a per-priority buffer; buffers are
 flushed through one pipeline each when they reach their batch size or their

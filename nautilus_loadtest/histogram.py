@@ -66,7 +66,7 @@ class LatencyHistogram:
         return self.sum / self.count if self.count else math.nan
 
     def summary_ms(self) -> dict[str, float]:
-        """The seed's latency keys, in milliseconds, plus the full percentiles."""
+        """The migration plan's latency keys, in milliseconds, plus the full percentiles."""
         if not self.count:
             return {"sample_count": 0}
         ms = 1e3

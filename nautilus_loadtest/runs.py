@@ -1,6 +1,6 @@
-"""`nautilus-probe bench baseline|containerized`: the seed's benchmark runs, honestly.
+"""`nautilus-probe loadtest baseline|containerized|websocket`: the migration plan's benchmark runs, honestly.
 
-Each run writes a JSON result with the keys the seed's comparison expects plus
+Each run writes a JSON result with the keys the migration plan's comparison expects plus
 full percentiles and the mergeable histograms. Latency runs at a fixed rate are
 open loop (timed from the scheduled send); throughput runs are closed loop with
 N requests in flight. `--workers N` runs N processes and merges their results
@@ -108,7 +108,7 @@ def _ok(reply: Any) -> None:
 
 
 async def run_baseline(opts: dict[str, Any], stop: asyncio.Event) -> dict[str, Any]:
-    """Serial requests to the monolith, one in flight per worker (the seed's loop)."""
+    """Serial requests to the monolith, one in flight per worker (the migration plan's loop)."""
     client = connect(opts["redis_url"])
     async with Caller(client, opts["transport"], opts["prefix"], opts["prober"]) as caller:
         async def call() -> None:
@@ -179,7 +179,7 @@ async def _sustained(call: Callable[[], Awaitable[None]], opts: dict[str, Any], 
 
 
 async def _publish(client: Any, seconds: float, stop: asyncio.Event) -> dict[str, Any]:
-    """The seed's MessageBus publish test, counted to Redis's acknowledgement."""
+    """The migration plan's MessageBus publish test, counted to Redis's acknowledgement."""
     started = clock()
     async with BufferedMessageBus(client, config="high_frequency") as bus:
         while clock() - started < seconds and not stop.is_set():
@@ -191,7 +191,7 @@ async def _publish(client: Any, seconds: float, stop: asyncio.Event) -> dict[str
 
 
 async def run_websocket(opts: dict[str, Any], stop: asyncio.Event) -> dict[str, Any]:
-    """The seed's WebSocket load test on the exporter's pool: hold N connections, then
+    """The migration plan's WebSocket load test on the exporter's pool: hold N connections, then
     heartbeats over them at a fixed total rate, every reply matched by its id."""
     from prometheus_client import CollectorRegistry
 
@@ -287,7 +287,7 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def report(raw: dict[str, Any], workers: int, concurrency: int) -> dict[str, Any]:
-    """The seed's result keys (latencies in ms, throughput in requests/s), plus percentiles."""
+    """The migration plan's result keys (latencies in ms, throughput in requests/s), plus percentiles."""
     def stats(p: dict[str, Any]) -> tuple[LatencyHistogram, float]:
         return LatencyHistogram.from_json(p["histogram"]), max(p["duration"], 1e-9)
 

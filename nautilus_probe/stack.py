@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
 
 
-WS_PORTS = (8080, 8081, 8082)  # the seed's three WebSocket engines; config/exporter.yml
+WS_PORTS = (8080, 8081, 8082)  # the migration plan's three WebSocket engines; config/exporter.yml
 
 
 def port_in_use(port: int) -> bool:

@@ -1,7 +1,7 @@
 """Wire protocol v1: the contract between the prober and the engines' responders.
 
 I/O-free: key names, message encoding and validation only. The prober
-(`exporter.probes.messagebus`), the responder library (`exporter.responder`) and
+(`exporter.probes.messagebus`), the responder library (`nautilus_wire.responder`) and
 the synthetic engines all use this module, so they cannot drift apart.
 See docs/protocol.md.
 """
@@ -22,7 +22,7 @@ TRANSPORTS: tuple[str, ...] = ("streams", "pubsub")
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
 
-# The nine Nautilus engines and the operations the seed names for them.
+# The nine Nautilus engines and the operations the migration plan names for them.
 ENGINE_OPERATIONS: dict[str, tuple[str, ...]] = {
     "analytics": ("calculation", "pnl_update", "report"),
     "risk": ("limit_check", "breach_detection", "alert"),
@@ -66,7 +66,7 @@ def reply_key(prefix: str, prober: str) -> str:
 
 
 def report_key(engine: str) -> str:
-    """Key under which an engine self-reports its metrics as JSON (seed format)."""
+    """Key under which an engine self-reports its metrics as JSON (the migration plan's format)."""
     return f"metrics:{engine}"
 
 

@@ -1,7 +1,7 @@
 """A synthetic engine: answers protocol-v1 probes with dial-in behaviour.
 
 It embeds the same `Responder` a real engine would, self-reports
-`metrics:<engine>` like the seed's engines, and takes knob changes at run time
+`metrics:<engine>` like the migration plan's engines, and takes knob changes at run time
 from the Redis key `{prefix}:{<engine>}:knobs` (JSON: {"<op>" or "*": {knob: value}}),
 so a demo or a test can inject a breach without a restart.
 """

@@ -1,6 +1,6 @@
 """A synthetic WebSocket engine serving the engine-status protocol, with knobs.
 
-Several instances (the seed uses three, ports 8080-8082) run from one process:
+Several instances (the migration plan uses three, ports 8080-8082) run from one process:
 `nautilus-probe ws-engine --port 8080 --port 8081 --port 8082`.
 """
 

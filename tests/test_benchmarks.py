@@ -1,4 +1,4 @@
-"""`nautilus-probe bench`: baseline and containerized runs against real engines."""
+"""`nautilus-probe loadtest`: baseline and containerized runs against real engines."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from nautilus_testkit import ROOT, wait_for
 
 
 def bench(*args: str) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "nautilus_probe", "bench", *args, "--quiet"],
+    proc = subprocess.run([sys.executable, "-m", "nautilus_probe", "loadtest", *args, "--quiet"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = Path(args[args.index("--out") + 1])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -72,8 +74,43 @@ def test_grafana_is_provisioned_with_the_dashboards_datasource() -> None:
     assert f"./dashboards/generated:{path}:ro" in SERVICES["grafana"]["volumes"]
 
 
-def test_dockerfile_copies_what_exists() -> None:
+def _dockerfile_copies() -> list[str]:
+    out = []
     for line in (ROOT / "Dockerfile").read_text().splitlines():
         if line.startswith("COPY "):
-            for source in shlex.split(line)[1:-1]:
-                assert (ROOT / source).exists(), source
+            out += shlex.split(line)[1:-1]
+    return out
+
+
+def test_dockerfile_copies_what_exists() -> None:
+    for source in _dockerfile_copies():
+        assert (ROOT / source).exists(), source
+
+
+def test_the_image_install_is_plain_and_complete(tmp_path: Path) -> None:
+    """What the Dockerfile copies, installed without extras, runs the image's command;
+    no dashboard code and no grafanalib or matplotlib is in it."""
+    text = (ROOT / "Dockerfile").read_text()
+    assert "pip install --no-cache-dir . " in text and "[" not in text.split("pip install")[1].split("\n")[0]
+    assert "dashboards" not in _dockerfile_copies()
+    src = tmp_path / "app"
+    src.mkdir()
+    for source in _dockerfile_copies():
+        copy = shutil.copytree if (ROOT / source).is_dir() else shutil.copy
+        copy(ROOT / source, src / source, **({"ignore": shutil.ignore_patterns("__pycache__")}
+                                              if (ROOT / source).is_dir() else {}))
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "--target", str(site), str(src)],
+                   check=True, capture_output=True, timeout=300)
+    # -S: no site processing, so this checkout's editable install cannot fill a gap;
+    # the dependencies come from the test environment's site-packages.
+    deps = next(p for p in sys.path if p.endswith("site-packages"))
+    env = {**os.environ, "PYTHONPATH": f"{site}:{deps}"}
+    check = subprocess.run([sys.executable, "-S", "-m", "nautilus_probe", "exporter",
+                            "--config.check", "--config.file", "config/exporter.yml"],
+                           cwd=src, env=env, capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0 and "OK (15 probe series)" in check.stdout, check.stderr
+    installed = {p.name for p in site.iterdir()}
+    assert {"exporter", "nautilus_wire", "synthetic", "nautilus_probe"} <= installed
+    assert not installed & {"dashboards", "grafanalib", "matplotlib"}

@@ -42,9 +42,9 @@ def test_review_agrees_with_validate(live_stack, tmp_path: Path) -> None:
     thresholds.write_text(yaml.safe_dump(data))
     time.sleep(5)
     start = time.time()
-    b = cli("bench", "baseline", "--redis.url", redis_url, "--duration", "5", "--quiet",
+    b = cli("loadtest", "baseline", "--redis.url", redis_url, "--duration", "5", "--quiet",
             "--out", str(tmp_path / "b.json"))
-    c = cli("bench", "containerized", "--redis.url", redis_url, "--duration", "12", "--rate", "20",
+    c = cli("loadtest", "containerized", "--redis.url", redis_url, "--duration", "12", "--rate", "20",
             "--concurrency", "10", "--quiet", "--out", str(tmp_path / "c.json"))
     assert b.returncode == 0 and c.returncode == 0, b.stderr + c.stderr
     end = time.time()

@@ -264,7 +264,7 @@ async def test_engine_speaks_the_protocol() -> None:
             await ws.send('{"type": "get_stats", "id": "8"}')
             stats = json.loads(await ws.recv())
             assert (stats["type"], stats["id"], stats["data"]["connections"]) == ("connection_stats", "8", 1)
-            await ws.send("hello")  # the seed's plain text: an error, not a reply
+            await ws.send("hello")  # the migration plan's plain text: an error, not a reply
             assert json.loads(await ws.recv())["type"] == "error"
             await ws.send('{"type": "dance", "id": "9"}')
             err = json.loads(await ws.recv())

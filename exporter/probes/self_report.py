@@ -1,6 +1,6 @@
 """Engine self-reports: `metrics:<engine>` JSON in Redis -> gauges.
 
-The seed's report format: {"throughput": ops/s, "latency": ms, "cpu_usage": %
+The migration plan's report format: {"throughput": ops/s, "latency": ms, "cpu_usage": %
 of one core, "memory_usage": MiB, "error_rate": 0..1, "timestamp": unix s}.
 Gauges are converted to base units.
 """
