@@ -10,9 +10,7 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
 
 from nautilus_loadtest.buffered_bus import BufferedMessageBus, BufferPolicy, BusConfig, Priority

@@ -21,8 +21,9 @@ class RedisServer:
     """A redis-server on a free (or given) loopback port, which may be killed and
     started again on the same port."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, extra_args: tuple[str, ...] = ()) -> None:
         self.port = port or free_port()
+        self.extra_args = extra_args  # e.g. cluster mode
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.dir = tempfile.mkdtemp(prefix="np-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -33,7 +34,8 @@ class RedisServer:
             raise RedisServerError("redis-server not found; run ./run setup")
         self.proc = subprocess.Popen(  # type: ignore[call-overload]
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir], stdout=subprocess.DEVNULL, **popen)
+             "--appendonly", "no", "--dir", self.dir, *self.extra_args],
+            stdout=subprocess.DEVNULL, **popen)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

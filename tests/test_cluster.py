@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import tempfile
 import time
 
 import pytest
@@ -13,7 +11,7 @@ import yaml
 from exporter.config import ProbeSpec
 from nautilus_wire.protocol import ENGINE_OPERATIONS
 
-from nautilus_testkit import free_port, wait_for
+from nautilus_testkit import RedisServer, free_port, wait_for
 from nautilus_testkit.exposition import value
 from nautilus_testkit.probing import probing
 
@@ -31,16 +29,12 @@ def cluster_port() -> int:
 
 @pytest.fixture
 def redis_cluster():
-    workdir = tempfile.mkdtemp(prefix="np-cluster-")
-    ports = [cluster_port() for _ in range(3)]
-    procs = [subprocess.Popen(
-        [shutil.which("redis-server"), "--port", str(p), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--cluster-enabled", "yes", "--cluster-config-file",
-         f"nodes-{p}.conf", "--dir", workdir], stdout=subprocess.DEVNULL) for p in ports]
+    servers = [RedisServer(port, ("--cluster-enabled", "yes"))
+               for port in (cluster_port() for _ in range(3))]
+    ports = [s.port for s in servers]
     try:
-        for p in ports:
-            wait_for(lambda p=p: subprocess.run(["redis-cli", "-p", str(p), "ping"],
-                                                capture_output=True, text=True).stdout.strip() == "PONG", 10)
+        for server in servers:
+            server.start()
         subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
                         "--cluster-replicas", "0", "--cluster-yes"], check=True,
                        capture_output=True, timeout=30)
@@ -49,10 +43,8 @@ def redis_cluster():
             text=True).stdout, 15)
         yield ports
     finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
+        for server in servers:
+            server.remove()
 
 
 async def test_nine_engines_over_a_cluster(redis_cluster, spawn, tmp_path) -> None:
