@@ -9,8 +9,8 @@ from typing import Any
 
 from nautilus_wire import protocol
 
-from .yamlcheck import (ConfigError, Node, boolean, duration, load_file, name, non_negative_int, one_of,
-                        positive, positive_int, redis_url_check, string)
+from .yamlcheck import (ConfigError, Node, boolean, duration, load_file, messagebus_settings, name,
+                        non_negative_int, one_of, positive, positive_int, redis_url_check, string)
 
 
 @dataclass(frozen=True)
@@ -126,11 +126,7 @@ def _probe_settings(node: Node, base: dict[str, Any]) -> dict[str, Any]:
 
 def parse(data: Any) -> Config:
     root = Node(data)
-    redis_url = root.get("redis_url", "redis://127.0.0.1:6379/0", redis_url_check)
-    transport = root.get("transport", "streams", one_of(*protocol.TRANSPORTS))
-    if transport == "pubsub" and redis_url.startswith("redis+cluster://"):
-        raise ConfigError("transport", "pubsub is not supported on Redis Cluster; use streams")
-    prefix = root.get("prefix", protocol.DEFAULT_PREFIX, string)
+    redis_url, transport, prefix = messagebus_settings(root)
     prober_id = root.get("prober_id", "exporter", name)
     max_in_flight = root.get("max_in_flight", 100_000, positive_int)
     defaults = _probe_settings(root.node("defaults"), {

@@ -11,7 +11,7 @@ from typing import Any, Callable, TypeVar
 
 import yaml
 
-from nautilus_wire.protocol import NAME_RE
+from nautilus_wire.protocol import DEFAULT_PREFIX, NAME_RE, TRANSPORTS
 
 T = TypeVar("T")
 
@@ -174,3 +174,13 @@ def one_of(*choices: str) -> Callable[[str, Any], str]:
             raise ConfigError(path, f"must be one of {', '.join(choices)}; got {value!r}")
         return value
     return check
+
+
+def messagebus_settings(root: Node) -> tuple[str, str, str]:
+    """(redis_url, transport, prefix): how the exporter and the engines reach the bus."""
+    redis_url = root.get("redis_url", "redis://127.0.0.1:6379/0", redis_url_check)
+    transport = root.get("transport", "streams", one_of(*TRANSPORTS))
+    if transport == "pubsub" and redis_url.startswith("redis+cluster://"):
+        raise ConfigError("transport", "pubsub is not supported on Redis Cluster; use streams")
+    prefix = root.get("prefix", DEFAULT_PREFIX, string)
+    return redis_url, transport, prefix

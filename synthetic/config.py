@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nautilus_wire import protocol
-from exporter.yamlcheck import (ConfigError, Node, duration, load_file, name, one_of,
-                                positive_int, redis_url_check, string)
+from exporter.yamlcheck import (ConfigError, Node, duration, load_file, messagebus_settings, name,
+                                positive_int)
 
 from .knobs import Knobs, parse_knobs
 
@@ -40,11 +40,7 @@ class SyntheticConfig:
 
 def parse(data: Any) -> SyntheticConfig:
     root = Node(data)
-    redis_url = root.get("redis_url", "redis://127.0.0.1:6379/0", redis_url_check)
-    transport = root.get("transport", "streams", one_of(*protocol.TRANSPORTS))
-    if transport == "pubsub" and redis_url.startswith("redis+cluster://"):
-        raise ConfigError("transport", "pubsub is not supported on Redis Cluster; use streams")
-    prefix = root.get("prefix", protocol.DEFAULT_PREFIX, string)
+    redis_url, transport, prefix = messagebus_settings(root)
     interval = root.get("report_interval", 2.0, duration)
     concurrency = root.get("concurrency", 256, positive_int)
     defaults = parse_knobs(root.node("defaults"), Knobs())
