@@ -49,6 +49,9 @@ class Failure(str, Enum):
     SEND_FAILED = "send_failed"  # the request could not be written
 
 
+# Every supervised loop (supervise.py): the `loop` label of loop_restarts_total.
+LOOPS = ("messagebus_send", "messagebus_receive", "trading_request", "self_report",
+         "websocket_connect", "websocket_heartbeat", "event_loop_lag")
 WS_CONNECT_FAILURES = ("refused", "timeout", "handshake", "tls", "error")
 WS_DISCONNECTS = ("dropped", "closed", "unauthorized", "protocol_error")
 ENGINE_OP = ("engine", "op")
@@ -147,6 +150,7 @@ class Metrics:
     ws_broadcast_frames: Counter
     ws_broadcast_gaps: Counter
     ws_skipped: Counter
+    loop_restarts: Counter
 
     def init_endpoint(self, endpoint: str) -> EndpointSeries:
         """Create every series of a WebSocket endpoint (a never-seen failure reads 0)."""
@@ -298,4 +302,6 @@ def build(reg: CollectorRegistry) -> Metrics:
                                   "subscribed connections.", EP),
         ws_skipped=counter("ws_heartbeats_skipped", "Heartbeats due while no connection was "
                            "open."),
+        loop_restarts=counter("loop_restarts", "Probe loops restarted after an unexpected "
+                              "failure, by loop.", ("loop",)),
     )

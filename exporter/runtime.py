@@ -22,6 +22,7 @@ from .probes.self_report import SelfReportProbe
 from .probes.trading_request import TradingRequestProbe
 from .probes.websocket import WebSocketProbe
 from .schedule import clock
+from .supervise import Supervisor
 from .yamlcheck import ConfigError
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Exporter:
         self.shard = shard  # (i, N): this exporter runs shard i of N of the plan
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = build(self.registry)
+        self.supervisor = Supervisor(self.metrics)
         self.config: Config | None = None
         self.bus: MessageBus | None = None
         self._running: dict[str, _Running] = {}
@@ -77,8 +79,18 @@ class Exporter:
 
     @property
     def healthy(self) -> bool:
-        """False when a probe loop has died: the numbers would silently stop moving."""
-        return not any(r.crashed() for r in self._running.values())
+        return self.health_problem() is None
+
+    def health_problem(self) -> str | None:
+        """What is wrong when a probe loop has died or keeps failing: the numbers would
+        silently stop moving, or lie."""
+        dead = [kind for kind, r in self._running.items() if r.crashed()]
+        if dead:
+            return f"probe loops ended: {', '.join(dead)}; see the log\n"
+        troubled = self.supervisor.troubled()
+        if troubled:
+            return f"probe loops restarting repeatedly: {', '.join(troubled)}; see the log\n"
+        return None
 
     def probe(self, kind: str) -> Any:
         """The running probe of a kind, or None."""
@@ -91,7 +103,8 @@ class Exporter:
     async def start(self, config: Config | None = None) -> None:
         """Start probing with `config` (already parsed), or the file's (raises ConfigError)."""
         await self.apply(config if config is not None else self.load())
-        self._loop_lag_task = asyncio.create_task(self._watch_loop_lag())
+        self._loop_lag_task = asyncio.create_task(self.supervisor.run(
+            "event_loop_lag", self._watch_loop_lag, self._stop))
 
     async def reload(self) -> bool:
         """Apply the config file again; on error the running config stays. True if changed."""
@@ -119,7 +132,7 @@ class Exporter:
                 client = connect(new.redis_url)
                 self.bus = MessageBus(client, make_transport(new.transport, client, new.prefix,
                                                               new.prober_id),
-                                      self.metrics, new.prober_id)
+                                      self.metrics, new.prober_id, supervisor=self.supervisor)
             self.bus.max_in_flight = new.max_in_flight
             for kind, spec in specs_of(new).items():
                 running = self._running.get(kind)
@@ -139,8 +152,8 @@ class Exporter:
         if kind == "trading_request":
             return TradingRequestProbe(self.bus, spec)
         if kind == "self_report":
-            return SelfReportProbe(self.bus.client, self.metrics, spec)
-        return WebSocketProbe(spec, self.metrics)
+            return SelfReportProbe(self.bus.client, self.metrics, spec, self.supervisor)
+        return WebSocketProbe(spec, self.metrics, self.supervisor)
 
     async def _start_probe(self, probe: Probe) -> None:
         await probe.start()

@@ -54,7 +54,7 @@ class ExporterBackend:
         return self.exporter.registry
 
     async def health_problem(self) -> str | None:
-        return None if self.exporter.healthy else "A probe loop has crashed; see the log.\n"
+        return self.exporter.health_problem()
 
     async def is_ready(self) -> bool:
         return self.exporter.ready

@@ -45,6 +45,8 @@ BASELINE_ENGINE = "monolith"
 
 # Engine, operation and prober names become Redis keys and label values.
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# Correlation ids: printable ASCII without spaces, at most 64 characters.
+ID_RE = re.compile(r"^[!-~]{1,64}$")
 
 
 class ProtocolError(ValueError):
@@ -83,17 +85,40 @@ def _text(fields: Mapping[Any, Any], name: str, *, required: bool = True) -> str
             return value.decode()
         except UnicodeDecodeError as exc:
             raise ProtocolError(f"field {name!r} is not UTF-8") from exc
-    if isinstance(value, (str, int)) and not isinstance(value, bool):
+    if isinstance(value, str):
+        # Clients decode with surrogateescape (redis_client.py): a lone surrogate
+        # is a byte that was not UTF-8.
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise ProtocolError(f"field {name!r} is not UTF-8") from None
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     raise ProtocolError(f"field {name!r} has type {type(value).__name__}")
 
 
 def _int(fields: Mapping[Any, Any], name: str) -> int:
+    """A non-negative integer in plain ASCII digits (no sign, space or underscore)."""
     text = _text(fields, name)
-    try:
-        return int(text)
-    except ValueError:
-        raise ProtocolError(f"field {name!r} is not an integer: {text[:40]!r}") from None
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        raise ProtocolError(f"field {name!r} is not a non-negative integer: {text[:40]!r}")
+    return int(text)
+
+
+def _name(fields: Mapping[Any, Any], name: str) -> str:
+    text = _text(fields, name)
+    if not NAME_RE.match(text):
+        raise ProtocolError(f"field {name!r} is not a name: {text[:40]!r}")
+    return text
+
+
+def _id(fields: Mapping[Any, Any]) -> str:
+    text = _text(fields, "id")
+    if not ID_RE.match(text):
+        raise ProtocolError(f"field 'id' is not a correlation id: {text[:40]!r}")
+    return text
 
 
 def _check_version(fields: Mapping[Any, Any]) -> None:
@@ -146,8 +171,8 @@ class Request:
         if prio not in PRIORITIES:
             raise ProtocolError(f"unknown priority {prio[:20]!r}")
         return cls(
-            id=_text(fields, "id"), prober=_text(fields, "prober"),
-            engine=_text(fields, "engine"), op=_text(fields, "op"),
+            id=_id(fields), prober=_name(fields, "prober"),
+            engine=_name(fields, "engine"), op=_name(fields, "op"),
             seq=_int(fields, "seq"), prio=prio, reply_to=_text(fields, "reply_to"),
             deadline_ms=_int(fields, "deadline_ms"),
             payload=_text(fields, "payload", required=False),
@@ -194,11 +219,9 @@ class Reply:
         if status not in (STATUS_OK, STATUS_ERROR):
             raise ProtocolError(f"unknown status {status[:20]!r}")
         service_us = _int(fields, "service_us")
-        if service_us < 0:
-            raise ProtocolError("negative service_us")
         return cls(
-            id=_text(fields, "id"), seq=_int(fields, "seq"), engine=_text(fields, "engine"),
-            op=_text(fields, "op"), status=status, service_us=service_us,
+            id=_id(fields), seq=_int(fields, "seq"), engine=_name(fields, "engine"),
+            op=_name(fields, "op"), status=status, service_us=service_us,
             error=_text(fields, "error", required=status == STATUS_ERROR),
         )
 

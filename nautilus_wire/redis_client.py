@@ -15,6 +15,20 @@ except ImportError:  # redis-py works without it, only slower
     hiredis = None
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# What a Redis call raises when the bus is unreachable or the connection broke
+# under it: each is counted as a MessageBus error and the call retried later. redis-py
+# raises RuntimeError ("unable to perform operation on <TCPTransport closed=True>;
+# the handler is closed") when a peer resets a connection it is using.
+BUS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, RuntimeError)
+
+# Bytes that are not UTF-8 decode to lone surrogates instead of raising inside the
+# reply parser (which would end the reading loop); the protocol then rejects them
+# as malformed (nautilus_wire.protocol).
+ENCODING_ERRORS = "surrogateescape"
 
 
 class _HiredisPacking:
@@ -55,12 +69,27 @@ def connect(url: str) -> aioredis.Redis:
     if url.startswith(CLUSTER_SCHEME):
         return aioredis.RedisCluster.from_url(  # type: ignore[return-value]
             "redis://" + url[len(CLUSTER_SCHEME):], decode_responses=True,
-            socket_timeout=2.0, socket_connect_timeout=1.0)
+            encoding_errors=ENCODING_ERRORS, socket_timeout=2.0, socket_connect_timeout=1.0)
     extra: dict[str, Any] = {}
     if hiredis is not None:
         extra["connection_class"] = _CONNECTIONS[url.split("://", 1)[0]]
-    return aioredis.from_url(url, decode_responses=True, socket_timeout=2.0,
-                             socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 1), **extra)
+    return aioredis.from_url(url, decode_responses=True, encoding_errors=ENCODING_ERRORS,
+                             socket_timeout=2.0, socket_connect_timeout=1.0,
+                             retry=Retry(NoBackoff(), 1), **extra)
+
+
+async def reset_after(client: aioredis.Redis, exc: BaseException) -> None:
+    """After a connection-level error, drop every pooled connection, so the next call
+    dials afresh instead of reusing one whose transport was closed under it. (A
+    command error such as OOM leaves the connections alone.)"""
+    if not isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError, RuntimeError)):
+        return
+    if isinstance(client, aioredis.RedisCluster):
+        return  # the cluster client replaces failed nodes' connections itself
+    try:
+        await client.connection_pool.disconnect()
+    except BUS_ERRORS:
+        pass
 
 
 async def ready(client: aioredis.Redis) -> None:

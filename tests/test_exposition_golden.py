@@ -5,6 +5,7 @@ exactly as they were. Every kind of event the exporter counts happens at least o
 from __future__ import annotations
 
 import json
+import os
 import platform
 from pathlib import Path
 
@@ -114,9 +115,13 @@ async def test_exposition_of_a_fixed_event_sequence_is_unchanged() -> None:
     await reports.poll()
     m.reload_ok.set(1)
 
-    got = generate_latest(reg).decode().splitlines()
+    text = generate_latest(reg).decode()
+    if os.environ.get("NP_WRITE_GOLDEN"):  # after an intended change: review the diff
+        GOLDEN.write_text(text.replace(f'python_version="{platform.python_version()}"',
+                                       'python_version="PYTHON"'))
+    got = text.splitlines()
     want = GOLDEN.read_text().replace('python_version="PYTHON"',
                                       f'python_version="{platform.python_version()}"').splitlines()
-    assert len(got) == len(want) == 1020
+    assert len(got) == len(want)
     for line_no, (g, w) in enumerate(zip(got, want), 1):
         assert g == w, f"line {line_no}"

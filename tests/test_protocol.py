@@ -43,11 +43,22 @@ def test_reply_round_trip() -> None:
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"v": "2"}, "unsupported protocol version '2'"),
-    ({"seq": "seven"}, "field 'seq' is not an integer: 'seven'"),
+    ({"seq": "seven"}, "field 'seq' is not a non-negative integer: 'seven'"),
     ({"status": "maybe"}, "unknown status 'maybe'"),
-    ({"service_us": "-1"}, "negative service_us"),
+    ({"service_us": "-1"}, "field 'service_us' is not a non-negative integer: '-1'"),
     ({"id": None}, "missing field 'id'"),
     ({"status": "error"}, "missing field 'error'"),
+    # Strict fields: only ASCII digits, only names, only printable ids, only UTF-8.
+    ({"seq": "+7"}, "field 'seq' is not a non-negative integer"),
+    ({"seq": " 7"}, "field 'seq' is not a non-negative integer"),
+    ({"seq": "7_0"}, "field 'seq' is not a non-negative integer"),
+    ({"seq": "\u0667"}, "field 'seq' is not a non-negative integer"),  # Arabic-Indic 7
+    ({"seq": "9" * 20}, "field 'seq' is not a non-negative integer"),
+    ({"engine": "Risk!"}, "field 'engine' is not a name"),
+    ({"id": "a b"}, "field 'id' is not a correlation id"),
+    ({"id": "x" * 65}, "field 'id' is not a correlation id"),
+    ({"id": "ab\udcff12"}, "field 'id' is not UTF-8"),  # a byte 0xff, surrogate-escaped
+    ({"op": b"limit\xffcheck"}, "field 'op' is not UTF-8"),
 ])
 def test_bad_replies_are_rejected(change: dict, message: str) -> None:
     fields = {**Reply.answering(REQ, service_us=1).fields(), **change}

@@ -18,15 +18,16 @@ from dataclasses import dataclass
 from typing import Callable
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
+from nautilus_wire.failure_log import FailureLog
 from nautilus_wire.protocol import Request
-from nautilus_wire.redis_client import ready
+from nautilus_wire.redis_client import BUS_ERRORS, ready, reset_after
 from nautilus_wire.requester import Malformed, ProberTransport
 
 from ..config import ProbeSpec
 from ..metrics import Metrics
 from ..schedule import EARLY_S, Schedule, clock, sendable, sleep_for
+from ..supervise import Supervisor
 from .replies import Pending, ReplyTracker, Series
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,14 @@ class MessageBus:
     """One MessageBus connection: requests out, replies in, every one accounted for."""
 
     def __init__(self, client: aioredis.Redis, transport: ProberTransport, metrics: Metrics,
-                 prober_id: str, max_in_flight: int = 100_000) -> None:
+                 prober_id: str, max_in_flight: int = 100_000,
+                 supervisor: Supervisor | None = None) -> None:
         self.client = client
         self.transport = transport
         self.metrics = metrics
         self.max_in_flight = max_in_flight
+        self.supervisor = supervisor or Supervisor(metrics)
+        self.warn = FailureLog(log, "MessageBus")
         self.tracker = ReplyTracker(metrics, prober_id, transport.reply_key)
 
     async def start(self) -> None:
@@ -50,7 +54,7 @@ class MessageBus:
         try:
             await ready(self.client)
             await self.transport.start()
-        except (RedisError, OSError) as exc:
+        except BUS_ERRORS as exc:
             log.warning("subscribing to replies failed: %s", exc)
 
     def full(self) -> bool:
@@ -62,23 +66,27 @@ class MessageBus:
         try:
             await self.transport.send([req for req, _ in batch])
             self.metrics.bus_up.set(1)
-        except (RedisError, OSError) as exc:
-            log.warning("sending %d probes failed: %s", len(batch), exc)
+            self.warn.recovered("send")
+        except BUS_ERRORS as exc:
+            self.warn.failed("send", repr(exc), len(batch))
             self.metrics.bus_up.set(0)
             self.metrics.bus_errors.labels("send").inc()
             for req, _ in batch:
                 self.tracker.send_failed(req)
+            await reset_after(self.client, exc)
 
     async def run_receiver(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 replies = await self.transport.receive()
-            except (RedisError, OSError) as exc:
-                log.warning("reading replies failed: %s", exc)
+            except BUS_ERRORS as exc:
+                self.warn.failed("receive", repr(exc))
                 self.metrics.bus_up.set(0)
                 self.metrics.bus_errors.labels("receive").inc()
+                await reset_after(self.client, exc)
                 await asyncio.sleep(0.5)
                 continue
+            self.warn.recovered("receive")
             now = clock()
             for reply in replies:
                 if isinstance(reply, Malformed):
@@ -163,8 +171,10 @@ class MessageBusProbe:
         await self.bus.start()
 
     async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(run_plans(self.bus, lambda: self.plans, stop),
-                             self.bus.run_receiver(stop))
+        sup = self.bus.supervisor
+        await asyncio.gather(
+            sup.run("messagebus_send", lambda: run_plans(self.bus, lambda: self.plans, stop), stop),
+            sup.run("messagebus_receive", lambda: self.bus.run_receiver(stop), stop))
 
     async def close(self) -> None:
         """The connection is closed by its owner, after every probe using it."""

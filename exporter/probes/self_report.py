@@ -15,12 +15,14 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from nautilus_wire import protocol
+from nautilus_wire.failure_log import FailureLog
+from nautilus_wire.redis_client import BUS_ERRORS, reset_after
 
 from ..config import SelfReportSpec
 from ..metrics import Metrics
+from ..supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +68,13 @@ class SelfReportProbe:
 
     kind = "self_report"
 
-    def __init__(self, client: aioredis.Redis, metrics: Metrics, spec: SelfReportSpec) -> None:
+    def __init__(self, client: aioredis.Redis, metrics: Metrics, spec: SelfReportSpec,
+                 supervisor: Supervisor | None = None) -> None:
         self._redis = client
         self._m = metrics
         self.spec = spec
+        self.supervisor = supervisor or Supervisor(metrics)
+        self.warn = FailureLog(log, "Engine self-reports")
 
     def apply(self, spec: SelfReportSpec) -> bool:
         self.spec = spec
@@ -82,6 +87,9 @@ class SelfReportProbe:
         """The client is closed by its owner."""
 
     async def run(self, stop: asyncio.Event) -> None:
+        await self.supervisor.run("self_report", lambda: self._poll_until(stop), stop)
+
+    async def _poll_until(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await self.poll()
             try:
@@ -99,10 +107,12 @@ class SelfReportProbe:
                 raws = await self._redis.mget_nonatomic(keys)  # the keys span slots
             else:
                 raws = await self._redis.mget(keys)
-        except (RedisError, OSError) as exc:
-            log.warning("reading engine self-reports failed: %s", exc)
+        except BUS_ERRORS as exc:
+            self.warn.failed("read", repr(exc))
             self._m.bus_errors.labels("self_report").inc()
+            await reset_after(self._redis, exc)
             return
+        self.warn.recovered("read")
         now = time.time()
         for engine, raw in zip(engines, raws):
             if raw is None:

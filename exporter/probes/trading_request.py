@@ -66,7 +66,8 @@ class TradingRequestProbe:
         """Nothing of its own: it sends through the MessageBus probe's connection."""
 
     async def run(self, stop: asyncio.Event) -> None:
-        await run_plans(self.bus, lambda: self.plans, stop)
+        await self.bus.supervisor.run(
+            "trading_request", lambda: run_plans(self.bus, lambda: self.plans, stop), stop)
 
     async def close(self) -> None:
         """Legs in flight stay accounted for by the connection's tracker."""

@@ -31,6 +31,7 @@ from nautilus_wire import ws_protocol as wp
 from ..config import WsEndpoint, WsSpec
 from ..metrics import EndpointSeries, Metrics
 from ..schedule import EARLY_S, Schedule, clock, sleep_for
+from ..supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +132,11 @@ def _ssl_context(ep: WsEndpoint) -> ssl.SSLContext | None:
 class WebSocketProbe:
     kind = "websocket"
 
-    def __init__(self, spec: WsSpec, metrics: Metrics) -> None:
+    def __init__(self, spec: WsSpec, metrics: Metrics,
+                 supervisor: Supervisor | None = None) -> None:
         self.spec = spec
         self.m = metrics
+        self.supervisor = supervisor or Supervisor(metrics)
         n = len(spec.endpoints)
         self.endpoints = [Endpoint(e, spec.connections // n + (i < spec.connections % n),
                                    _ssl_context(e), metrics.init_endpoint(e.label))
@@ -330,7 +333,10 @@ class WebSocketProbe:
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
-            await asyncio.gather(self.run_connector(stop), self.run_heartbeats(stop))
+            sup = self.supervisor
+            await asyncio.gather(
+                sup.run("websocket_connect", lambda: self.run_connector(stop), stop),
+                sup.run("websocket_heartbeat", lambda: self.run_heartbeats(stop), stop))
         finally:
             await self.close()
 
