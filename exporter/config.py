@@ -9,8 +9,23 @@ from typing import Any
 
 from nautilus_wire import protocol
 
-from .yamlcheck import (ConfigError, Node, boolean, duration, load_file, messagebus_settings, name,
-                        non_negative_int, one_of, positive, positive_int, redis_url_check, string)
+from .yamlcheck import (ConfigError, Node, at_most, boolean, duration, load_file,
+                        messagebus_settings, name, non_negative_int, one_of, positive,
+                        positive_int, redis_url_check, string)
+
+
+# Upper bounds, so that any accepted config runs in bounded memory and CPU (the
+# reasoning is in docs/configuration.md). One process sustains about 10,000
+# probes/s on 2 cores; beyond that, shard (--workers, --shard).
+MAX_RATE = 50_000.0  # probes/s of one engine × op, or trading requests/s
+MAX_TOTAL_RATE = 100_000.0  # probes/s over the whole plan
+MAX_SERIES = 500  # engine × op series: each is ~100 lines of /metrics
+MAX_PAYLOAD = 65_536  # bytes of a probe's payload
+MAX_TIMEOUT_S = 60.0
+MAX_IN_FLIGHT = 1_000_000
+MAX_CONNECTIONS = 100_000  # held WebSocket connections (fds: ulimit -n bounds it too)
+MAX_HEARTBEAT_RATE = 50_000.0
+MAX_CONNECT_RATE = 10_000.0
 
 
 @dataclass(frozen=True)
@@ -115,10 +130,11 @@ class Config:
 
 def _probe_settings(node: Node, base: dict[str, Any]) -> dict[str, Any]:
     out = {
-        "rate": node.get("rate", base["rate"], positive),
-        "timeout": node.get("timeout", base["timeout"], duration),
+        "rate": node.get("rate", base["rate"], at_most(MAX_RATE, positive)),
+        "timeout": node.get("timeout", base["timeout"], at_most(MAX_TIMEOUT_S, duration)),
         "priority": node.get("priority", base["priority"], one_of(*protocol.PRIORITIES)),
-        "payload_size": node.get("payload_size", base["payload_size"], non_negative_int),
+        "payload_size": node.get("payload_size", base["payload_size"],
+                                 at_most(MAX_PAYLOAD, non_negative_int)),
     }
     node.done()
     return out
@@ -128,7 +144,7 @@ def parse(data: Any) -> Config:
     root = Node(data)
     redis_url, transport, prefix = messagebus_settings(root)
     prober_id = root.get("prober_id", "exporter", name)
-    max_in_flight = root.get("max_in_flight", 100_000, positive_int)
+    max_in_flight = root.get("max_in_flight", 100_000, at_most(MAX_IN_FLIGHT, positive_int))
     defaults = _probe_settings(root.node("defaults"), {
         "rate": 10.0, "timeout": 2.0, "priority": "normal", "payload_size": 64})
 
@@ -145,6 +161,9 @@ def parse(data: Any) -> Config:
     websocket = _websocket(root.node("websocket")) if "websocket" in root.data else None
     if not probes and websocket is None:
         raise ConfigError("engines", "must name at least one engine and operation to probe")
+    if len(probes) > MAX_SERIES:
+        raise ConfigError("engines", f"names {len(probes)} engine × op series; at most "
+                          f"{MAX_SERIES} per exporter (shard the rest: --shard)")
 
     trading = None
     if "trading_request" in root.data:
@@ -153,10 +172,11 @@ def parse(data: Any) -> Config:
         legs = tuple((name(legs_node.sub(e), e), name(legs_node.sub(e), op))
                      for e, op in legs_node.items()) or protocol.TRADING_REQUEST_LEGS
         trading = CompositeSpec(
-            rate=tnode.get("rate", 10.0, positive),
-            timeout=tnode.get("timeout", defaults["timeout"], duration),
+            rate=tnode.get("rate", 10.0, at_most(MAX_RATE, positive)),
+            timeout=tnode.get("timeout", defaults["timeout"], at_most(MAX_TIMEOUT_S, duration)),
             priority=tnode.get("priority", "high", one_of(*protocol.PRIORITIES)),
-            payload_size=tnode.get("payload_size", defaults["payload_size"], non_negative_int),
+            payload_size=tnode.get("payload_size", defaults["payload_size"],
+                                   at_most(MAX_PAYLOAD, non_negative_int)),
             legs=legs)
         tnode.done()
 
@@ -167,6 +187,10 @@ def parse(data: Any) -> Config:
     if report_engines is None:
         report_engines = tuple(dict.fromkeys(p.engine for p in probes))
     root.done()
+    total = sum(p.rate for p in probes) + (trading.rate * len(trading.legs) if trading else 0)
+    if total > MAX_TOTAL_RATE:
+        raise ConfigError("engines", f"adds up to {total:,.0f} probes/s; at most "
+                          f"{MAX_TOTAL_RATE:,.0f} per exporter (shard the rest: --shard)")
     return Config(redis_url, transport, prefix, prober_id, tuple(probes), trading,
                   SelfReportSpec(report_engines, interval), max_in_flight, websocket)
 
@@ -216,11 +240,11 @@ def _websocket(node: Node) -> WsSpec:
     sub.done()
     spec = WsSpec(
         endpoints=endpoints,
-        connections=node.get("connections", len(endpoints), positive_int),
-        connect_rate=node.get("connect_rate", 500.0, positive),
-        connect_timeout=node.get("connect_timeout", 5.0, duration),
-        heartbeat_rate=node.get("heartbeat_rate", 10.0, positive),
-        heartbeat_timeout=node.get("heartbeat_timeout", 2.0, duration),
+        connections=node.get("connections", len(endpoints), at_most(MAX_CONNECTIONS, positive_int)),
+        connect_rate=node.get("connect_rate", 500.0, at_most(MAX_CONNECT_RATE, positive)),
+        connect_timeout=node.get("connect_timeout", 5.0, at_most(MAX_TIMEOUT_S, duration)),
+        heartbeat_rate=node.get("heartbeat_rate", 10.0, at_most(MAX_HEARTBEAT_RATE, positive)),
+        heartbeat_timeout=node.get("heartbeat_timeout", 2.0, at_most(MAX_TIMEOUT_S, duration)),
         compression=node.get("compression", False, boolean),
         subscribe_topic=topic, subscribe_connections=sub_conns)
     node.done()

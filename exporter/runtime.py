@@ -23,7 +23,6 @@ from .probes.trading_request import TradingRequestProbe
 from .probes.websocket import WebSocketProbe
 from .schedule import clock
 from .supervise import Supervisor
-from .yamlcheck import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -109,41 +108,44 @@ class Exporter:
     async def reload(self) -> bool:
         """Apply the config file again; on error the running config stays. True if changed."""
         try:
-            new = self.load()
-        except ConfigError:
+            return await self.apply(self.load())
+        except Exception:  # noqa: BLE001 - any rejected reload reads 0, and the caller says why
             self.metrics.reload_ok.set(0)
             raise
-        return await self.apply(new)
 
     async def apply(self, new: Config) -> bool:
         async with self._lock:
+            changed = await self._apply(new)
             self.metrics.reload_ok.set(1)
             self.metrics.reload_time.set(time.time())
-            old = self.config
-            if old is not None and old.checksum == new.checksum:
-                return False
-            self.config = new
-            if self.bus is None or old is None or old.connection() != new.connection():
-                # Probes in flight on the old connection are abandoned.
-                for kind in reversed(BUS_KINDS):
-                    await self._stop_probe(kind)
-                if self.bus is not None:
-                    await self.bus.close()
-                client = connect(new.redis_url)
-                self.bus = MessageBus(client, make_transport(new.transport, client, new.prefix,
-                                                              new.prober_id),
-                                      self.metrics, new.prober_id, supervisor=self.supervisor)
-            self.bus.max_in_flight = new.max_in_flight
-            for kind, spec in specs_of(new).items():
-                running = self._running.get(kind)
-                if running is not None and spec is not None and running.probe.apply(spec):
-                    continue
+            return changed
+
+    async def _apply(self, new: Config) -> bool:
+        old = self.config
+        if old is not None and old.checksum == new.checksum:
+            return False
+        self.config = new
+        if self.bus is None or old is None or old.connection() != new.connection():
+            # Probes in flight on the old connection are abandoned.
+            for kind in reversed(BUS_KINDS):
                 await self._stop_probe(kind)
-                if spec is not None:
-                    await self._start_probe(self._make(kind, spec))
-            log.info("configuration loaded: %d probe series, transport %s",
-                     len(new.probes), new.transport)
-            return True
+            if self.bus is not None:
+                await self.bus.close()
+            client = connect(new.redis_url)
+            self.bus = MessageBus(client, make_transport(new.transport, client, new.prefix,
+                                                          new.prober_id),
+                                  self.metrics, new.prober_id, supervisor=self.supervisor)
+        self.bus.max_in_flight = new.max_in_flight
+        for kind, spec in specs_of(new).items():
+            running = self._running.get(kind)
+            if running is not None and spec is not None and running.probe.apply(spec):
+                continue
+            await self._stop_probe(kind)
+            if spec is not None:
+                await self._start_probe(self._make(kind, spec))
+        log.info("configuration loaded: %d probe series, transport %s",
+                 len(new.probes), new.transport)
+        return True
 
     def _make(self, kind: str, spec: Any) -> Probe:
         assert self.bus is not None

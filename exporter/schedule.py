@@ -25,6 +25,13 @@ class Schedule:
         self.start = start
         self.k = 0
 
+    def continued(self, rate: float) -> "Schedule":
+        """This schedule at a new rate, from its next due probe on: a reload neither
+        drops nor repeats a probe (one due during the reload is sent late or skipped)."""
+        if rate == self.rate:
+            return self
+        return Schedule(rate, self.next_due())
+
     def next_due(self) -> float:
         return self.start + self.k / self.rate
 
@@ -44,12 +51,10 @@ def sleep_for(next_due: float, now: float) -> float:
     return min(max(next_due - now, MIN_TICK_S), MAX_TICK_S)
 
 
-def sendable(due: list[float], now: float, timeout: float, full: bool) -> tuple[list[float], int]:
+def sendable(due: list[float], now: float, timeout: float, room: int) -> tuple[list[float], int]:
     """The skip rule: of the probes due, those to send now and how many to skip.
-    A probe already older than its timeout could not be answered in time, and
-    nothing is sent while max_in_flight is reached: skipped and counted, never
-    sent later as a burst."""
-    if full:
-        return [], len(due)
-    send = [d for d in due if now - d <= timeout]
+    A probe already older than its timeout could not be answered in time, and no
+    more than `room` are sent (what max_in_flight leaves): the rest are skipped and
+    counted, never sent later as a burst."""
+    send = [d for d in due if now - d <= timeout][:max(room, 0)]
     return send, len(due) - len(send)

@@ -64,6 +64,8 @@ class ExporterBackend:
             return await self.exporter.reload()
         except ConfigError as exc:
             raise ReloadError(f"failed to reload config: {exc}\n") from None
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the caller hears why
+            raise ReloadError(f"failed to reload config: {exc!r}\n") from None
 
 
 def make_app(backend: Backend) -> web.Application:
@@ -118,7 +120,7 @@ async def sighup_reloads(exporter: Exporter) -> None:
     """SIGHUP feeds the same reload as POST /-/reload."""
     try:
         await exporter.reload()
-    except ConfigError as exc:
+    except Exception as exc:  # noqa: BLE001 - the running configuration stays
         log.error("reload rejected, keeping the running configuration: %s", exc)
 
 

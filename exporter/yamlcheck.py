@@ -6,7 +6,9 @@ Shared by the exporter's and the synthetic engines' config files.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
+from urllib.parse import urlsplit
 from typing import Any, Callable, TypeVar
 
 import yaml
@@ -16,6 +18,8 @@ from nautilus_wire.protocol import DEFAULT_PREFIX, NAME_RE, TRANSPORTS
 T = TypeVar("T")
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h)?\s*$")
+# Durations beyond an hour are mistakes (a 1000s timeout keeps every probe in memory).
+MAX_DURATION_S = 3600.0
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -42,16 +46,82 @@ def load_file(path: str, parse: Callable[[Any], T]) -> tuple[T, str]:
         raise
 
 
+# Bounds that keep a hostile or mistaken file cheap to reject (well under 2 s and
+# 100 MB): the configs we ship are a few KB, a few levels deep, with no anchors.
+MAX_FILE_BYTES = 1 << 20
+MAX_ALIASES = 64
+MAX_DEPTH = 32
+
+# YAML 1.1 reads 1:30 as 90 (base 60) and 0o17/017 as octal; a config should say
+# what it means. Plain decimal integers and floats only (plus .nan/.inf, which the
+# checks below reject with the key named).
+_INT_RE = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
+_FLOAT_RE = re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*(?:[eE][-+]?[0-9]+)?"
+                       r"|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
+                       r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader without base-60 or octal numbers, duplicate keys, deep nesting or
+    many aliases."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._aliases = 0
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise ConfigError("", f"more than {MAX_ALIASES} YAML aliases")
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise ConfigError("", f"nested deeper than {MAX_DEPTH} levels")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                raise ConfigError("", f"line {key_node.start_mark.line + 1}: "
+                                  "a key must be a plain value") from None
+            if duplicate:
+                raise ConfigError(str(key), f"appears twice (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers
+            if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_StrictLoader.add_implicit_resolver("tag:yaml.org,2002:int", _INT_RE, list("-+0123456789"))
+_StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_RE,
+                                    list("-+0123456789."))
+
+
 def load_yaml(path: str) -> tuple[Any, str]:
     """The file's data and its SHA-256 (reloads skip unchanged files by it)."""
     try:
         with open(path, "rb") as fh:
-            raw = fh.read()
-        return yaml.safe_load(raw), hashlib.sha256(raw).hexdigest()
+            raw = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ConfigError("", f"cannot read {path}: {exc.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError("", f"{path} is larger than {MAX_FILE_BYTES // 1024} KiB")
+    try:
+        return yaml.load(raw, Loader=_StrictLoader), hashlib.sha256(raw).hexdigest()
     except yaml.YAMLError as exc:
         raise ConfigError("", f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
+    except RecursionError:
+        raise ConfigError("", f"{path} is nested too deeply") from None
 
 
 class Node:
@@ -92,15 +162,22 @@ def _kind(value: Any) -> str:
     return "nothing" if value is None else type(value).__name__
 
 
+def _number(path: str, value: Any, what: str) -> float:
+    """An int or float that is finite: .nan and .inf never reach a schedule."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(path, f"must be {what}, got {value!r}")
+    return float(value)
+
+
 def _seconds(path: str, value: Any) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
+    if isinstance(value, str) and (m := _DURATION_RE.match(value)):
         seconds = float(m.group(1)) * _UNITS[m.group(2)]
     else:
-        raise ConfigError(path, f"must be a duration such as 250ms or 2s, got {value!r}")
+        seconds = _number(path, value, "a duration such as 250ms or 2s")
     if seconds < 0:
         raise ConfigError(path, f"must not be negative, got {value!r}")
+    if seconds > MAX_DURATION_S:
+        raise ConfigError(path, f"must be at most {MAX_DURATION_S / 3600:.0f}h, got {value!r}")
     return seconds
 
 
@@ -118,9 +195,20 @@ def duration_or_zero(path: str, value: Any) -> float:
 
 
 def positive(path: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    number = _number(path, value, "a positive number")
+    if number <= 0:
         raise ConfigError(path, f"must be a positive number, got {value!r}")
-    return float(value)
+    return number
+
+
+def at_most(limit: float, check: Callable[[str, Any], T]) -> Callable[[str, Any], T]:
+    """`check`, then an upper bound (documented in docs/configuration.md)."""
+    def bounded(path: str, value: Any) -> T:
+        out = check(path, value)
+        if out > limit:  # type: ignore[operator]
+            raise ConfigError(path, f"must be at most {limit:,g}, got {value!r}")
+        return out
+    return bounded
 
 
 def non_negative_int(path: str, value: Any) -> int:
@@ -136,9 +224,10 @@ def positive_int(path: str, value: Any) -> int:
 
 
 def ratio(path: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+    number = _number(path, value, "a ratio between 0 and 1")
+    if not 0 <= number <= 1:
         raise ConfigError(path, f"must be a ratio between 0 and 1, got {value!r}")
-    return float(value)
+    return number
 
 
 def boolean(path: str, value: Any) -> bool:
@@ -165,6 +254,17 @@ def redis_url_check(path: str, value: Any) -> str:
     if not url.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
         raise ConfigError(path, "must be a redis://, rediss://, unix:// or redis+cluster:// URL, "
                           f"got {value!r}")
+    if url.startswith("unix://"):
+        if not urlsplit(url).path:
+            raise ConfigError(path, "a unix:// URL needs a socket path")
+        return url
+    parts = urlsplit(url)
+    try:
+        port = parts.port  # ValueError for a port that is not 0-65535
+    except ValueError:
+        raise ConfigError(path, "has a bad port; expected host:port with a port of 1-65535")
+    if not parts.hostname or port == 0 or " " in parts.netloc:
+        raise ConfigError(path, "needs a host and, optionally, a port of 1-65535")
     return url
 
 

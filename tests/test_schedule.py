@@ -34,12 +34,15 @@ def test_the_schedule_does_not_drift_with_rounding() -> None:
 
 def test_skip_rule() -> None:
     # Older than the timeout: skipped; within it (late or early): sent.
-    assert sendable([7.0, 8.5, 9.9, 10.001], now=10.0, timeout=1.0, full=False) == \
+    assert sendable([7.0, 8.5, 9.9, 10.001], now=10.0, timeout=1.0, room=10) == \
         ([9.9, 10.001], 2)
-    assert sendable([9.0], now=10.0, timeout=1.0, full=False) == ([9.0], 0)  # exactly 1 s late
+    assert sendable([9.0], now=10.0, timeout=1.0, room=10) == ([9.0], 0)  # exactly 1 s late
     # max_in_flight reached: nothing is sent, everything due is skipped.
-    assert sendable([9.9, 10.0], now=10.0, timeout=1.0, full=True) == ([], 2)
-    assert sendable([], now=10.0, timeout=1.0, full=True) == ([], 0)
+    assert sendable([9.9, 10.0], now=10.0, timeout=1.0, room=0) == ([], 2)
+    assert sendable([], now=10.0, timeout=1.0, room=0) == ([], 0)
+    # Room for some: the oldest go, the rest are skipped; never more than the room.
+    assert sendable([9.7, 9.8, 9.9, 10.0], now=10.0, timeout=1.0, room=3) == ([9.7, 9.8, 9.9], 1)
+    assert sendable([9.9], now=10.0, timeout=1.0, room=-5) == ([], 1)
 
 
 def test_ticks_are_bounded() -> None:

@@ -57,8 +57,9 @@ class MessageBus:
         except BUS_ERRORS as exc:
             log.warning("subscribing to replies failed: %s", exc)
 
-    def full(self) -> bool:
-        return len(self.tracker.pending) >= self.max_in_flight
+    def room(self, batch: Batch) -> int:
+        """How many more probes may be sent without exceeding max_in_flight."""
+        return self.max_in_flight - len(self.tracker.pending) - len(batch)
 
     async def send(self, batch: Batch) -> None:
         for req, p in batch:
@@ -124,8 +125,10 @@ async def run_plans(bus: MessageBus, plans: Callable[[], list[Plan]], stop: asyn
         current = plans()
         batch: Batch = []
         for plan in current:
-            send, skipped = sendable(plan.schedule.take_due(now + EARLY_S), now, plan.timeout,
-                                     bus.full())
+            due = plan.schedule.take_due(now + EARLY_S)
+            # A trading request sends one probe per leg.
+            room = bus.room(batch) // max(len(plan.series), 1)
+            send, skipped = sendable(due, now, plan.timeout, room)
             if skipped:
                 for s in plan.series:
                     s.m.skipped.inc(skipped)
@@ -152,7 +155,7 @@ class MessageBusProbe:
         self.plans: list[Plan] = []
         self.apply(specs)
 
-    def plan(self, spec: ProbeSpec) -> Plan:
+    def plan(self, spec: ProbeSpec, schedule: Schedule | None = None) -> Plan:
         s = self.bus.tracker.series(spec.engine, spec.op)
         payload = "x" * spec.payload_size
         tracker = self.bus.tracker
@@ -160,11 +163,14 @@ class MessageBusProbe:
         def fire(due: float, batch: Batch) -> None:
             batch.append(tracker.request(s, due, spec.timeout, spec.priority, payload))
 
-        return Plan(Schedule(spec.rate, clock()), spec.timeout, fire, [s])
+        schedule = schedule.continued(spec.rate) if schedule else Schedule(spec.rate, clock())
+        return Plan(schedule, spec.timeout, fire, [s])
 
     def apply(self, specs: tuple[ProbeSpec, ...]) -> bool:
-        """Replace what is probed; probes in flight are still accounted for."""
-        self.plans = [self.plan(spec) for spec in specs]
+        """Replace what is probed; probes in flight are still accounted for, and a
+        series probed before keeps its schedule."""
+        before = {(p.series[0].engine, p.series[0].op): p.schedule for p in self.plans}
+        self.plans = [self.plan(spec, before.get((spec.engine, spec.op))) for spec in specs]
         return True
 
     async def start(self) -> None:

@@ -21,6 +21,12 @@ from nautilus_wire.requester import Malformed
 from ..metrics import Failure, Metrics, ProbeSeries
 from ..schedule import clock
 
+# Bounded memory whatever the config: at most this many answered ids (kept to tell
+# duplicates from strays) and timed-out ids (waiting to be counted lost). Beyond
+# it the oldest are let go early: a timed-out probe is then counted lost at once,
+# an answered id's later duplicate counts as unmatched.
+MAX_REMEMBERED = 200_000
+
 # Called once per probe when it is settled: (failure or None, latency seconds).
 OnDone = Callable[["Failure | None", float], None]
 
@@ -145,6 +151,8 @@ class ReplyTracker:
         replies from strays."""
         self._answered[reply_id] = p.series
         heapq.heappush(self._forget, (now + 2 * p.timeout, reply_id))
+        while len(self._forget) > MAX_REMEMBERED:
+            self._answered.pop(heapq.heappop(self._forget)[1], None)
 
     # -- timeouts ----------------------------------------------------------------
 
@@ -159,7 +167,8 @@ class ReplyTracker:
             self._timed_out[req_id] = p.series
             # Still unanswered after a grace window as long as the timeout: lost.
             heapq.heappush(self._lost_at, (at + (at - p.due), req_id))
-        while self._lost_at and self._lost_at[0][0] <= now:
+        while self._lost_at and (self._lost_at[0][0] <= now
+                                 or len(self._lost_at) > MAX_REMEMBERED):
             _, req_id = heapq.heappop(self._lost_at)
             s = self._timed_out.pop(req_id, None)
             if s is not None:

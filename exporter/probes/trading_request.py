@@ -59,7 +59,9 @@ class TradingRequestProbe:
                 batch.append(tracker.request(s, due, spec.timeout, spec.priority, payload,
                                              parent.leg_done))
 
-        self.plans = [Plan(Schedule(spec.rate, clock()), spec.timeout, fire, legs)]
+        schedule = (self.plans[0].schedule.continued(spec.rate) if self.plans
+                    else Schedule(spec.rate, clock()))
+        self.plans = [Plan(schedule, spec.timeout, fire, legs)]
         return True
 
     async def start(self) -> None:
