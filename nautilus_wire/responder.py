@@ -19,13 +19,15 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from . import protocol
+from .failure_log import FailureLog
 from .protocol import ProtocolError, Reply, Request
+from .redis_client import BUS_ERRORS, reset_after
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,13 @@ READ_BATCH = 512
 REPLY_STREAM_MAXLEN = 10_000
 # A reply held back for reordering goes out anyway after this long.
 HOLD_MAX_S = 1.0
+# Requests left pending by a consumer that died are taken over after this long
+# (XAUTOCLAIM); consumers idle this long are removed from the group.
+CLAIM_IDLE_MS = 30_000
+CONSUMER_IDLE_MS = 3_600_000
+HOUSEKEEPING_S = 10.0
+# After an unexpected failure the read loop starts again, backing off to this.
+MAX_BACKOFF_S = 10.0
 
 
 @dataclass(slots=True)
@@ -58,7 +67,9 @@ class ResponderStats:
     errors: int = 0  # answered with status "error"
     dropped: int = 0  # handler chose no reply
     expired: int = 0  # past deadline_ms on arrival: dropped unanswered
-    malformed: int = 0
+    malformed: int = 0  # not protocol data, or a reply_to not of the protocol's shape
+    loop_restarts: int = 0  # the read loop failed unexpectedly and started again
+    claimed: int = 0  # pending requests taken over from a dead consumer
     duplicates: int = 0  # extra copies sent
     reordered: int = 0  # replies sent after a later one on the same stream
     write_failures: int = 0
@@ -95,15 +106,29 @@ class Responder:
         self._held: dict[tuple[str, str], tuple[float, _Outgoing]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._streams = [protocol.request_stream(prefix, engine, p) for p in protocol.PRIORITIES]
+        self.warn = FailureLog(log, engine)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Serve until `stop` is set, then finish what is in hand and return."""
+        """Serve until `stop` is set, then finish what is in hand and return. Nothing
+        but `stop` ends it: an unexpected failure is counted and reading starts again."""
         writer = asyncio.create_task(self._write_loop(stop))
+        backoff = 0.1
         try:
-            if self._transport == "streams":
-                await self._read_streams(stop)
-            else:
-                await self._read_pubsub(stop)
+            while not stop.is_set():
+                try:
+                    if self._transport == "streams":
+                        await self._read_streams(stop)
+                    else:
+                        await self._read_pubsub(stop)
+                except Exception as exc:  # noqa: BLE001 - an engine must keep answering
+                    self.stats.loop_restarts += 1
+                    log.error("%s: request loop failed; restarting in %.1fs", self.engine,
+                              backoff, exc_info=exc if self.stats.loop_restarts == 1 else None)
+                    try:
+                        await asyncio.wait_for(stop.wait(), backoff)
+                    except asyncio.TimeoutError:
+                        pass
+                    backoff = min(backoff * 2, MAX_BACKOFF_S)
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=5)
         finally:
@@ -127,31 +152,73 @@ class Responder:
         need_groups = True
         streams = {s: ">" for s in self._streams}
         rank = {s: i for i, s in enumerate(self._streams)}
+        housekeeping_at = 0.0
         while not stop.is_set():
             try:
                 if need_groups:
                     await self._ensure_groups()
                     need_groups = False
+                if time.monotonic() >= housekeeping_at:
+                    housekeeping_at = time.monotonic() + HOUSEKEEPING_S
+                    await self._housekeeping(rank)
                 resp = await self._redis.xreadgroup(protocol.RESPONDER_GROUP, self._consumer,
                                                     streams, count=READ_BATCH,
                                                     block=READ_BLOCK_MS)
-            except (RedisError, OSError) as exc:
+            except BUS_ERRORS as exc:
                 # Redis restarted or unreachable: groups may be gone; retry.
-                log.warning("%s: reading requests failed: %s", self.engine, exc)
+                self.warn.failed("reading requests", repr(exc))
+                await reset_after(self._redis, exc)
                 need_groups = True
                 await asyncio.sleep(0.5)
                 continue
-            # Higher priorities first within what was read.
-            for stream, entries in sorted(resp or (), key=lambda r: rank.get(r[0], 99)):
-                for entry_id, fields in entries:
-                    try:
-                        req = Request.from_fields(fields)
-                    except ProtocolError as exc:
-                        self.stats.malformed += 1
-                        log.debug("malformed request %s: %s", entry_id, exc)
-                        self._ack_only((stream, entry_id))
-                        continue
-                    await self._dispatch(req, (stream, entry_id))
+            self.warn.recovered("reading requests")
+            await self._handle_entries(resp or (), rank)
+
+    async def _handle_entries(self, resp: Any, rank: dict[str, int]) -> None:
+        # Higher priorities first within what was read.
+        for stream, entries in sorted(resp, key=lambda r: rank.get(r[0], 99)):
+            for entry_id, fields in entries:
+                if fields is None:  # deleted (trimmed) while pending: nothing to answer
+                    self._ack_only((stream, entry_id))
+                    continue
+                try:
+                    req = self._decode(fields)
+                except ProtocolError as exc:
+                    self._malformed(f"{stream} {entry_id}: {exc}")
+                    self._ack_only((stream, entry_id))
+                    continue
+                await self._dispatch(req, (stream, entry_id))
+
+    def _decode(self, fields: Any) -> Request:
+        req = Request.from_fields(fields)
+        # Replies go only to keys of the protocol's shape: a request cannot make an
+        # engine write anywhere else in Redis.
+        if req.reply_to != protocol.reply_key(self._prefix, req.prober):
+            raise ProtocolError(f"reply_to {req.reply_to[:60]!r} is not the prober's reply key")
+        return req
+
+    def _malformed(self, what: str) -> None:
+        self.stats.malformed += 1
+        self.warn.failed("malformed requests", what)
+
+    async def _housekeeping(self, rank: dict[str, int]) -> None:
+        """Take over requests a dead consumer left pending; forget long-idle consumers."""
+        for stream in self._streams:
+            try:
+                claimed = await self._redis.xautoclaim(
+                    stream, protocol.RESPONDER_GROUP, self._consumer, CLAIM_IDLE_MS,
+                    start_id="0-0", count=READ_BATCH)
+            except ResponseError:
+                continue  # no group yet
+            entries = claimed[1] if claimed else []
+            if entries:
+                self.stats.claimed += len(entries)
+                await self._handle_entries([(stream, entries)], rank)
+            for consumer in await self._redis.xinfo_consumers(stream, protocol.RESPONDER_GROUP):
+                if consumer.get("name") != self._consumer and consumer.get("pending") == 0 \
+                        and consumer.get("idle", 0) > CONSUMER_IDLE_MS:
+                    await self._redis.xgroup_delconsumer(stream, protocol.RESPONDER_GROUP,
+                                                         consumer["name"])
 
     async def _read_pubsub(self, stop: asyncio.Event) -> None:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
@@ -162,16 +229,16 @@ class Responder:
                     if not pubsub.subscribed:
                         await pubsub.subscribe(channel)
                     msg = await pubsub.get_message(timeout=READ_BLOCK_MS / 1000)
-                except (RedisError, OSError) as exc:
-                    log.warning("%s: reading requests failed: %s", self.engine, exc)
+                except BUS_ERRORS as exc:
+                    self.warn.failed("reading requests", repr(exc))
                     await asyncio.sleep(0.5)
                     continue
                 if msg is None or msg.get("type") != "message":
                     continue
                 try:
-                    req = Request.from_json(msg["data"])
-                except ProtocolError:
-                    self.stats.malformed += 1
+                    req = self._decode(protocol.json_object(msg["data"]))
+                except ProtocolError as exc:
+                    self._malformed(f"{channel}: {exc}")
                     continue
                 await self._dispatch(req, None)
         finally:
@@ -283,6 +350,8 @@ class Responder:
             return
         try:
             await pipe.execute()
-        except (RedisError, OSError) as exc:
+            self.warn.recovered("writing replies")
+        except BUS_ERRORS as exc:
             self.stats.write_failures += len(sends)
-            log.warning("%s: writing %d replies failed: %s", self.engine, len(sends), exc)
+            self.warn.failed("writing replies", repr(exc), len(sends))
+            await reset_after(self._redis, exc)

@@ -16,10 +16,10 @@ import random
 import time
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from nautilus_wire import protocol
 from nautilus_wire.protocol import Request
+from nautilus_wire.redis_client import BUS_ERRORS
 from nautilus_wire.responder import Responder, Verdict
 from exporter.yamlcheck import ConfigError, Node
 
@@ -103,12 +103,14 @@ class SyntheticEngine:
                 "error_rate": derrors / dreplies if dreplies else 0.0,
                 "timestamp": time.time(),
                 "operations": ops,  # optional: ops/s per operation
+                # optional, cumulative: requests that were not protocol data
+                "malformed_requests": stats.malformed,
             }
             try:
                 await self._redis.set(protocol.report_key(self.name), json.dumps(report))
                 await self._apply_overrides()
-            except (RedisError, OSError) as exc:
-                log.warning("%s: self-report failed: %s", self.name, exc)
+            except BUS_ERRORS as exc:
+                self.responder.warn.failed("self-report", repr(exc))
 
     async def _apply_overrides(self) -> None:
         raw = await self._redis.get(knobs_key(self.prefix, self.name))
@@ -118,7 +120,7 @@ class SyntheticEngine:
         try:
             self.ops = apply_overrides(self.configured, json.loads(raw) if raw else {})
             log.info("%s: knobs now %s", self.name, raw)
-        except (ValueError, ConfigError) as exc:
+        except (ValueError, ConfigError, RecursionError) as exc:
             log.error("%s: ignoring bad knobs in %s: %s",
                       self.name, knobs_key(self.prefix, self.name), exc)
 

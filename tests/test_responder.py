@@ -11,10 +11,11 @@ from nautilus_wire.responder import Responder, Verdict
 from nautilus_wire.redis_client import connect
 
 PREFIX = "nautilus:probe"
+REPLY = protocol.reply_key(PREFIX, "tester")
 
 
 def request(seq: int, prio: str, deadline_s: float = 30.0, op: str = "limit_check") -> Request:
-    return Request(f"r{seq}", "tester", "risk", op, seq, prio, "tester:reply",
+    return Request(f"r{seq}", "tester", "risk", op, seq, prio, REPLY,
                    int((time.time() + deadline_s) * 1000))
 
 
@@ -46,7 +47,7 @@ async def test_higher_priorities_are_served_first(redis_url: str) -> None:
     await serve_until_idle(responder, 40)
     assert order == ["critical"] * 10 + ["high"] * 10 + ["normal"] * 10 + ["low"] * 10
     # Every request was answered and acknowledged.
-    assert await client.xlen("tester:reply") == 40
+    assert await client.xlen(REPLY) == 40
     for prio in protocol.PRIORITIES:
         pending = await client.xpending(protocol.request_stream(PREFIX, "risk", prio), "responders")
         assert pending["pending"] == 0
@@ -70,7 +71,7 @@ async def test_expired_and_malformed_requests_get_no_reply(redis_url: str) -> No
     await serve_until_idle(responder, 3)
     stats = responder.stats
     assert (stats.received, stats.expired, stats.malformed, stats.replies, stats.errors) == (3, 1, 1, 2, 1)
-    replies = await client.xrange("tester:reply")
+    replies = await client.xrange(REPLY)
     assert [(f["seq"], f["status"]) for _, f in replies] == [("1", "ok"), ("3", "error")]
     assert replies[1][1]["error"] == "limit table unavailable"
     assert (await client.xpending(stream, "responders"))["pending"] == 0
