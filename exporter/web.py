@@ -110,9 +110,12 @@ async def serve(backend: Backend, listen: str) -> web.AppRunner:
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
-    except OSError:
+    except OSError as exc:
         await runner.cleanup()
-        raise
+        reason = exc.strerror or str(exc)
+        if "address already in use" in str(exc):
+            reason = "address already in use"
+        raise OSError(exc.errno, f"cannot listen on {listen}: {reason}") from None
     return runner
 
 

@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = {"warn": "WARNING"}.get(args.log_level, args.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
+        # Libraries log every connection at INFO: quiet unless asked (--log.level debug).
+        for name in ("websockets", "aiohttp", "asyncio"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     use_uvloop()
     raise_fd_limit()
     try:
@@ -56,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nautilus-probe: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. the listen address is taken
-        print(f"nautilus-probe: {exc}", file=sys.stderr)
+        text = exc.strerror if exc.strerror and exc.filename is None else exc
+        print(f"nautilus-probe: {text}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

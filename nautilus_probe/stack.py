@@ -34,16 +34,34 @@ def spawn(argv: list[str], **kw: object) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, start_new_session=True, **kw)  # type: ignore[call-overload]
 
 
-def wait_ready(url: str, timeout: float) -> bool:
+def exited(procs: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes] | None:
+    return next((p for p in procs if p.poll() is not None), None)
+
+
+def describe(proc: subprocess.Popen[bytes]) -> str:
+    """The subcommand a child runs ("exporter", "engines", ...), or its program."""
+    args = [str(a) for a in proc.args]  # type: ignore[union-attr]
+    if args[1:3] != ["-m", "nautilus_probe"]:
+        return Path(args[0]).name
+    rest = args[3:]
+    while rest and rest[0].startswith("--"):
+        rest = rest[2:]  # a global flag and its value
+    return rest[0] if rest else "nautilus-probe"
+
+
+def wait_ready(url: str, timeout: float, procs: list[subprocess.Popen[bytes]]) -> str | None:
+    """None when `url` answers 200; otherwise why not (a child exited, or time ran out)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if (dead := exited(procs)) is not None:
+            return f"{describe(dead)} exited with {dead.returncode} (its error is above)"
         try:
             with urllib.request.urlopen(url, timeout=1) as resp:
                 if resp.status == 200:
-                    return True
+                    return None
         except OSError:
             time.sleep(0.1)
-    return False
+    return f"the exporter did not become ready within {timeout:.0f} s"
 
 
 def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -78,7 +96,8 @@ def run_stack(args: argparse.Namespace) -> int:
         procs.append(redis.proc)
         exporter_path = str(CONFIG_DIR / "exporter.yml")
         synthetic_path = str(CONFIG_DIR / "synthetic.yml")
-        py = [sys.executable, "-m", "nautilus_probe"]
+        # Children log warnings and errors only: the banner below stays readable.
+        py = [sys.executable, "-m", "nautilus_probe", "--log.level", "warn"]
         engines = SyntheticConfig.load(synthetic_path).engines
 
         for spec in engines:  # one process each, as deployed
@@ -94,8 +113,8 @@ def run_stack(args: argparse.Namespace) -> int:
         procs.append(spawn([*py, "exporter", "--config.file", exporter_path,
                             "--redis.url", redis_url, "--web.listen-address", args.listen_address]))
         base = f"http://{host or '127.0.0.1'}:{port}"
-        if not wait_ready(f"{base}/-/ready", 30):
-            print("nautilus-probe: the exporter did not become ready", file=sys.stderr)
+        if (problem := wait_ready(f"{base}/-/ready", 30, procs)) is not None:
+            print(f"nautilus-probe: {problem}", file=sys.stderr)
             return 1
         print(f"\nnautilus-probe stack is up: Redis at {redis_url}, {len(engines)} engines, "
               f"the monolith, WebSocket engines on ports {WS_PORTS[0]}-{WS_PORTS[-1]}.\nMetrics: {base}/metrics\n"
@@ -103,12 +122,11 @@ def run_stack(args: argparse.Namespace) -> int:
               "Press Ctrl-C to stop.\n", flush=True)
         deadline = time.monotonic() + args.duration if args.duration else None
         while deadline is None or time.monotonic() < deadline:
-            for proc in procs:
-                if proc.poll() is not None:
-                    print(f"nautilus-probe: {proc.args[3] if len(proc.args) > 3 else proc.args[0]} "
-                          f"exited with {proc.returncode}", file=sys.stderr)
-                    return 1
-            time.sleep(0.5)
+            if (dead := exited(procs)) is not None:
+                print(f"nautilus-probe: {describe(dead)} exited with {dead.returncode}",
+                      file=sys.stderr)
+                return 1
+            time.sleep(0.2)
         return 0
     except KeyboardInterrupt:
         return 0

@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import random
 import ssl
 from dataclasses import dataclass
 from typing import Callable
 
 from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidStatus, ProtocolError
+from websockets.exceptions import InvalidStatus, PayloadTooBig, ProtocolError
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.frames import Opcode
 from websockets.http11 import Response
@@ -37,8 +38,14 @@ log = logging.getLogger(__name__)
 
 CONNECT_TICK_S = 0.01
 MAX_CONNECTING = 256
+# Reconnecting backs off exponentially, with jitter (x0.5-1.5), from 0.1 s up to
+# this, after a failed connect, an unauthorized close, a protocol error, or any
+# loss of a connection that lived under QUICK_LOSS_S; quiet for CALM_S, it
+# starts again from 0.1 s.
 MAX_BACKOFF_S = 5.0
-
+QUICK_LOSS_S = 1.0
+CALM_S = 30.0
+MAX_FRAME = 2**16  # larger frames close the connection: a protocol_error
 
 @dataclass(eq=False)
 class Endpoint:
@@ -51,19 +58,29 @@ class Endpoint:
     subscribed: int = 0
     retry_at: float = 0.0
     backoff: float = 0.0
+    troubled_at: float = -CALM_S
+
+    def back_off(self, now: float) -> None:
+        """Wait before the next connection to this endpoint, longer each time."""
+        if now - self.troubled_at > CALM_S:
+            self.backoff = 0.0
+        self.troubled_at = now
+        self.backoff = min(max(self.backoff * 2, 0.1), MAX_BACKOFF_S)
+        self.retry_at = now + self.backoff * random.uniform(0.5, 1.5)
 
 
 class _Conn(asyncio.Protocol):
     """One held connection: bytes in and out of a sans-I/O ClientProtocol."""
 
     __slots__ = ("prober", "ep", "proto", "transport", "handshake", "is_open", "last_seq",
-                 "index")
+                 "index", "opened_at")
 
     def __init__(self, prober: "WebSocketProbe", ep: Endpoint) -> None:
         self.prober, self.ep = prober, ep
         extensions = [ClientPerMessageDeflateFactory()] if prober.spec.compression else None
         self.proto = ClientProtocol(parse_uri(ep.spec.url), extensions=extensions,
-                                    max_size=2**16)
+                                    max_size=MAX_FRAME)
+        self.opened_at = 0.0
         self.transport: asyncio.Transport | None = None
         self.handshake: asyncio.Future[None] | None = \
             asyncio.get_running_loop().create_future()
@@ -108,6 +125,8 @@ class _Conn(asyncio.Protocol):
                         self.handshake.set_result(None)
             elif event.opcode is Opcode.TEXT and event.fin:
                 self.prober.frame(self, event.data)
+            elif event.opcode in (Opcode.BINARY, Opcode.TEXT, Opcode.CONT):
+                self.ep.m.invalid.inc()  # binary or fragmented: not protocol frames
         self._flush()
 
     def _flush(self) -> None:
@@ -209,15 +228,14 @@ class WebSocketProbe:
             conn.handshake = None
         if reason is not None:
             self.m.ws_connect_failures.labels(ep.spec.label, reason).inc()
-            ep.backoff = min(max(ep.backoff * 2, 0.1), MAX_BACKOFF_S)
-            ep.retry_at = clock() + ep.backoff
+            ep.back_off(clock())
             if conn is not None and conn.transport is not None:
                 conn.transport.abort()
             return
         assert conn is not None
         if self._closing or conn.transport is None or conn.transport.is_closing():
             return
-        ep.backoff = 0.0
+        conn.opened_at = clock()
         ep.m.connect_duration.observe(clock() - started)
         if self.on_connect is not None:
             self.on_connect(clock() - started)
@@ -248,15 +266,22 @@ class WebSocketProbe:
         if self._closing:
             return
         close = conn.proto.close_rcvd
+        # Bad framing, or a frame over MAX_FRAME (an EOF is not one of them).
+        bad_frames = isinstance(conn.proto.parser_exc, (ProtocolError, PayloadTooBig))
         if close is not None and close.code == wp.UNAUTHORIZED:
             reason = "unauthorized"
         elif close is not None:
             reason = "closed"
-        elif isinstance(conn.proto.parser_exc, ProtocolError):
+        elif bad_frames:
             reason = "protocol_error"
         else:  # reset, or EOF without a close frame (1006)
             reason = "dropped"
+        if close is not None and bad_frames:
+            reason = "protocol_error"  # we closed it (1002/1009) after a bad frame
         self.m.ws_disconnects.labels(ep.spec.label, reason).inc()
+        now = clock()
+        if reason in ("unauthorized", "protocol_error") or now - conn.opened_at < QUICK_LOSS_S:
+            ep.back_off(now)
 
     # -- heartbeats ---------------------------------------------------------------------
 
