@@ -71,6 +71,7 @@ class Exporter:
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._loop_lag_task: asyncio.Task[None] | None = None
+        self.generation = 0  # counts (re)load attempts: /metrics renders afresh after one
 
     @property
     def ready(self) -> bool:
@@ -112,6 +113,8 @@ class Exporter:
         except Exception:  # noqa: BLE001 - any rejected reload reads 0, and the caller says why
             self.metrics.reload_ok.set(0)
             raise
+        finally:
+            self.generation += 1
 
     async def apply(self, new: Config) -> bool:
         async with self._lock:

@@ -81,11 +81,14 @@ class WorkerPool:
 
     def __init__(self, workers: list[Worker]) -> None:
         self.workers = workers
-        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        self._session: aiohttp.ClientSession | None = None  # made on the endpoints' loop
+        self.reloads = 0
 
     async def _call(self, w: Worker, path: str, method: str = "GET") -> tuple[int, str]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         try:
-            async with self.session.request(method, f"{w.base}{path}") as resp:
+            async with self._session.request(method, f"{w.base}{path}") as resp:
                 return resp.status, await resp.text()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             return 503, f"worker {w.index}: {exc}\n"
@@ -110,24 +113,25 @@ class WorkerPool:
         return all(status == 200 for status, _ in await self._fan_out("/-/ready"))
 
     async def reload(self) -> bool:
+        self.reloads += 1
         results = await self._fan_out("/-/reload", "POST")
         failed = [body for status, body in results if status != 200]
         if failed:
             raise ReloadError("".join(failed))
         return any(body == "Reloaded.\n" for _, body in results)
 
+    def generation(self) -> int:
+        return self.reloads
+
     async def close(self) -> None:
-        await self.session.close()
+        if self._session is not None:
+            await self._session.close()
 
 
 async def run_workers(count: int, argv: list[str], listen: str, stop: asyncio.Event) -> None:
     workers = [Worker(i, count, argv) for i in range(1, count + 1)]
     pool = WorkerPool(workers)
-    try:
-        runner = await serve(pool, listen)
-    except OSError:
-        await pool.close()
-        raise
+    runner = await serve(pool, listen)
     for w in workers:
         w.start()
     log.info("%d workers behind %s", count, listen)
@@ -144,7 +148,6 @@ async def run_workers(count: int, argv: list[str], listen: str, stop: asyncio.Ev
                 pass
     finally:
         await runner.cleanup()
-        await pool.close()
         for w in workers:
             w.stop()
 

@@ -1,0 +1,136 @@
+"""Do scrapes move the numbers? Probe latency with no scraping, with one scrape/s
+(Prometheus) and with 20 clients scraping back to back, in one run.
+
+The exporter probes 15 engine × op series (500 probes/s in all) against the
+minimal reference responder on a private redis-server; each phase's p50/p99
+come from the exporter's own latency histogram (the difference of two scrapes
+around the phase). Phases alternate and repeat; figures are medians.
+
+    .venv/bin/python bench/scrape.py [--seconds 10] [--repeats 3] [--out results/bench-scrape.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from nautilus_testkit import ROOT, RedisServer, cpu_seconds, free_port, http_get, wait_for
+from nautilus_testkit.exposition import bucket_delta, histogram_quantile
+
+PY = sys.executable
+SERIES = 15
+RATE = 500.0
+
+
+class Scrapers:
+    """`clients` threads scraping /metrics, each every `interval` s (0: back to back)."""
+
+    def __init__(self, url: str, clients: int, interval: float) -> None:
+        self.url, self.clients, self.interval = url, clients, interval
+        self.stop = threading.Event()
+        self.times: list[float] = []
+        self.sizes: list[int] = []
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            t0 = time.monotonic()
+            with urllib.request.urlopen(self.url, timeout=30) as resp:
+                self.sizes.append(len(resp.read()))
+            self.times.append(time.monotonic() - t0)
+            if self.interval:
+                self.stop.wait(max(self.interval - (time.monotonic() - t0), 0))
+
+    def __enter__(self) -> "Scrapers":
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(35)
+
+
+def phase(base: str, pid: int, seconds: float, clients: int, interval: float) -> dict:
+    _, before = http_get(f"{base}/metrics", timeout=30)
+    t0, cpu0 = time.monotonic(), cpu_seconds(pid)
+    with Scrapers(f"{base}/metrics", clients, interval) as s:
+        time.sleep(seconds)
+    t1, cpu1 = time.monotonic(), cpu_seconds(pid)
+    _, after = http_get(f"{base}/metrics", timeout=30)
+    delta = bucket_delta(before, after, "nautilus_probe_latency_seconds")
+    return {"clients": clients, "scrapes": len(s.times),
+            "scrape_ms": 1e3 * statistics.median(s.times) if s.times else None,
+            "bytes": statistics.median(s.sizes) if s.sizes else len(after.encode()),
+            "answered": delta[-1][1],
+            "p50_ms": 1e3 * histogram_quantile(0.5, delta),
+            "p99_ms": 1e3 * histogram_quantile(0.99, delta),
+            "cpu_share": (cpu1 - cpu0) / (t1 - t0)}
+
+
+PHASES = {"none": (0, 0.0), "prometheus_1s": (1, 1.0), "20_clients": (20, 0.0)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", default="results/bench-scrape.json")
+    args = ap.parse_args()
+    server = RedisServer().start()
+    tmp = Path(tempfile.mkdtemp(prefix="np-scrape-"))
+    cfg = tmp / "exp.yml"
+    cfg.write_text(yaml.safe_dump({
+        "redis_url": server.url, "self_reports": {"engines": []},
+        "engines": {"risk": {f"op{i:02d}": {"rate": RATE / SERIES, "timeout": "2s"}
+                             for i in range(SERIES)}}}))
+    total = 3 * args.seconds * args.repeats + 20
+    responder = subprocess.Popen([PY, "bench/reference.py", "responder", server.url, str(total)],
+                                 cwd=ROOT)
+    port = free_port()
+    exporter = subprocess.Popen([PY, "-m", "nautilus_probe", "exporter", "--config.file", str(cfg),
+                                 "--web.listen-address", f"127.0.0.1:{port}"],
+                                cwd=ROOT, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    runs: dict[str, list[dict]] = {name: [] for name in PHASES}
+    try:
+        wait_for(lambda: http_get(f"{base}/-/ready")[0] == 200, 15)
+        time.sleep(2)  # warm up
+        for i in range(args.repeats):
+            print(f"repeat {i + 1}/{args.repeats} ...", file=sys.stderr, flush=True)
+            for name, (clients, interval) in PHASES.items():
+                runs[name].append(phase(base, exporter.pid, args.seconds, clients, interval))
+    finally:
+        exporter.terminate()
+        exporter.wait()
+        responder.terminate()
+        responder.wait()
+        server.remove()
+    summary = {name: {key: statistics.median(r[key] for r in rs)
+                      for key in ("p50_ms", "p99_ms", "cpu_share", "bytes", "answered")}
+               for name, rs in runs.items()}
+    for name, rs in runs.items():
+        summary[name]["scrapes_per_s"] = statistics.median(r["scrapes"] for r in rs) / args.seconds
+    base_p99 = summary["none"]["p99_ms"]
+    print(f"{'phase':<15} {'p50 ms':>8} {'p99 ms':>8} {'p99 vs none':>12} {'scrapes/s':>10} "
+          f"{'CPU':>6} {'bytes':>9}")
+    for name, s in summary.items():
+        print(f"{name:<15} {s['p50_ms']:8.2f} {s['p99_ms']:8.2f} {s['p99_ms'] / base_p99:11.2f}x "
+              f"{s['scrapes_per_s']:10.1f} {100 * s['cpu_share']:5.0f}% {s['bytes']:9.0f}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"summary": summary, "runs": runs}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
