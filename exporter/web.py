@@ -50,6 +50,16 @@ class ReloadError(Exception):
     """A reload that was rejected; the running configuration stays."""
 
 
+class Snapshot:
+    """Collected metric families, rendered like a registry."""
+
+    def __init__(self, families: list[Any]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Any]:
+        return self.families
+
+
 class ExporterBackend:
     """One exporter process. The endpoints run in their own thread (`serve`); a reload
     runs on the probes' event loop, where the exporter lives."""
@@ -59,7 +69,13 @@ class ExporterBackend:
         self.loop = asyncio.get_running_loop()
 
     async def registry(self) -> Any:
-        return self.exporter.registry
+        """The registry's samples, read on the probes' loop in one go: a consistent
+        snapshot (requests = answered + failed + in flight, exactly), formatted later
+        on the endpoints' thread."""
+        async def collect() -> Snapshot:
+            return Snapshot(list(self.exporter.registry.collect()))
+
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(collect(), self.loop))
 
     def generation(self) -> int:
         return self.exporter.generation
