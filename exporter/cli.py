@@ -9,6 +9,7 @@ import logging
 from .config import Config, parse_shard
 from .listen import parse_listen_address
 from .signals import until_signalled
+from .yamlcheck import duration_or_zero
 
 DEFAULT_LISTEN = ":9478"
 
@@ -21,6 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config.check", dest="config_check", action="store_true",
                    help="validate the configuration and exit")
     p.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN)
+    p.add_argument("--web.render-max-age", dest="render_max_age", default="500ms",
+                   help="scrapes within this long of a render share it (0: render each)")
     p.add_argument("--redis.url", dest="redis_url", help="override the config's redis_url")
     p.add_argument("--shard", default="1/1",
                    help="i/N: run shard i of N of the probe plan (one exporter per shard)")
@@ -35,7 +38,7 @@ async def _run_exporter(args: argparse.Namespace, config: Config, stop: asyncio.
 
     exporter = Exporter(args.config_file, redis_url=args.redis_url, shard=args.shard)
     # Listen first: a busy port is an error before any probe is sent.
-    runner = await serve(ExporterBackend(exporter), args.listen_address)
+    runner = await serve(ExporterBackend(exporter), args.listen_address, args.render_max_age)
     await exporter.start(config)
     install_sighup(exporter)
     log.info("listening on %s; metrics at /metrics", args.listen_address)
@@ -52,13 +55,15 @@ def cmd_exporter(args: argparse.Namespace) -> int:
         print(f"{args.config_file}: OK ({len(cfg.probes)} probe series)")
         return 0
     parse_listen_address(args.listen_address)
+    args.render_max_age = duration_or_zero("--web.render-max-age", args.render_max_age)
     if args.workers > 1:
         if args.shard != (1, 1):
             raise ValueError("--workers and --shard: use one or the other")
         from .workers import run_workers, worker_argv
 
         asyncio.run(until_signalled(
-            lambda stop: run_workers(args.workers, worker_argv(args), args.listen_address, stop)))
+            lambda stop: run_workers(args.workers, worker_argv(args), args.listen_address,
+                                     args.render_max_age, stop)))
         return 0
     asyncio.run(until_signalled(lambda stop: _run_exporter(args, cfg, stop)))
     return 0

@@ -152,8 +152,8 @@ class Renderer:
         return await asyncio.shield(pending), content_type
 
 
-def make_app(backend: Backend) -> web.Application:
-    renderer = Renderer(backend)
+def make_app(backend: Backend, render_max_age: float = 0.5) -> web.Application:
+    renderer = Renderer(backend, max_age=render_max_age)
 
     async def metrics(request: web.Request) -> web.Response:
         return await renderer.respond(request)
@@ -192,8 +192,8 @@ class Server:
     and writing /metrics never hold up the probes' loop. While the server thread
     holds the GIL, the probes' thread gets it back within 0.2 ms."""
 
-    def __init__(self, backend: Backend, listen: str) -> None:
-        self.backend, self.listen = backend, listen
+    def __init__(self, backend: Backend, listen: str, render_max_age: float) -> None:
+        self.backend, self.listen, self.render_max_age = backend, listen, render_max_age
         self.loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self._thread = threading.Thread(target=self.loop.run_forever, name="web",
@@ -207,7 +207,7 @@ class Server:
 
     async def _start(self) -> None:
         host, port = parse_listen_address(self.listen)
-        runner = web.AppRunner(make_app(self.backend), access_log=None)
+        runner = web.AppRunner(make_app(self.backend, self.render_max_age), access_log=None)
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port).start()
@@ -235,9 +235,9 @@ class Server:
         self.loop.close()
 
 
-async def serve(backend: Backend, listen: str) -> Server:
+async def serve(backend: Backend, listen: str, render_max_age: float = 0.5) -> Server:
     """The endpoints on `listen`, on their own thread; OSError when the address is taken."""
-    server = Server(backend, listen)
+    server = Server(backend, listen, render_max_age)
     try:
         await asyncio.to_thread(server.start)
     except BaseException:

@@ -128,10 +128,11 @@ class WorkerPool:
             await self._session.close()
 
 
-async def run_workers(count: int, argv: list[str], listen: str, stop: asyncio.Event) -> None:
+async def run_workers(count: int, argv: list[str], listen: str, render_max_age: float,
+                      stop: asyncio.Event) -> None:
     workers = [Worker(i, count, argv) for i in range(1, count + 1)]
     pool = WorkerPool(workers)
-    runner = await serve(pool, listen)
+    runner = await serve(pool, listen, render_max_age)
     for w in workers:
         w.start()
     log.info("%d workers behind %s", count, listen)

@@ -114,14 +114,23 @@ def load_yaml(path: str) -> tuple[Any, str]:
             raw = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ConfigError("", f"cannot read {path}: {exc.strerror}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ConfigError("", f"{path} is larger than {MAX_FILE_BYTES // 1024} KiB")
     try:
-        return yaml.load(raw, Loader=_StrictLoader), hashlib.sha256(raw).hexdigest()
-    except yaml.YAMLError as exc:
-        raise ConfigError("", f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
-    except RecursionError:
-        raise ConfigError("", f"{path} is nested too deeply") from None
+        if len(raw) > MAX_FILE_BYTES:
+            raise ConfigError("", f"is larger than {MAX_FILE_BYTES // 1024} KiB")
+        try:
+            return yaml.load(raw, Loader=_StrictLoader), hashlib.sha256(raw).hexdigest()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = " ".join(str(exc.problem or exc.context or exc).split())
+            raise ConfigError(where, f"not valid YAML: {problem}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError("", f"not valid YAML: {' '.join(str(exc).split())}") from None
+        except RecursionError:
+            raise ConfigError("", "is nested too deeply") from None
+    except ConfigError as exc:
+        exc.file = path
+        raise
 
 
 class Node:

@@ -41,6 +41,8 @@ HOLD_MAX_S = 1.0
 CLAIM_IDLE_MS = 30_000
 CONSUMER_IDLE_MS = 3_600_000
 HOUSEKEEPING_S = 10.0
+# Pause between reads while Redis is unreachable.
+RETRY_S = 0.2
 # After an unexpected failure the read loop starts again, backing off to this.
 MAX_BACKOFF_S = 10.0
 
@@ -169,7 +171,7 @@ class Responder:
                 self.warn.failed("reading requests", repr(exc))
                 await reset_after(self._redis, exc)
                 need_groups = True
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(RETRY_S)
                 continue
             self.warn.recovered("reading requests")
             await self._handle_entries(resp or (), rank)
@@ -231,7 +233,7 @@ class Responder:
                     msg = await pubsub.get_message(timeout=READ_BLOCK_MS / 1000)
                 except BUS_ERRORS as exc:
                     self.warn.failed("reading requests", repr(exc))
-                    await asyncio.sleep(0.5)
+                    await asyncio.sleep(RETRY_S)
                     continue
                 if msg is None or msg.get("type") != "message":
                     continue

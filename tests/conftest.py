@@ -15,6 +15,7 @@ import redis
 import yaml
 
 from nautilus_testkit import ROOT, RedisServer, free_port, http_get, wait_for
+from nautilus_testkit.exposition import value
 
 
 
@@ -84,6 +85,45 @@ def spawn(tmp_path: Path):
     yield start
     for child in reversed(children):
         child.stop()
+
+
+def write_config(path: Path, redis_url: str, engines: dict, **extra) -> Path:
+    path.write_text(yaml.safe_dump({"redis_url": redis_url, "engines": engines,
+                                    "self_reports": {"interval": "1s"}, **extra}))
+    return path
+
+
+def write_engines(path: Path, redis_url: str, engines: dict) -> Path:
+    path.write_text(yaml.safe_dump({"redis_url": redis_url, "report_interval": "1s",
+                                    "engines": engines}))
+    return path
+
+
+class Running:
+    def __init__(self, child, port: int) -> None:
+        self.child, self.base = child, f"http://127.0.0.1:{port}"
+
+    def metrics(self) -> str:
+        status, body = http_get(f"{self.base}/metrics")
+        assert status == 200
+        return body
+
+    def value(self, name: str, **labels: str) -> float:
+        return value(self.metrics(), name, **labels)
+
+
+@pytest.fixture
+def exporter(spawn, tmp_path):
+    """Start `nautilus-probe exporter` on a config; every scrape renders afresh."""
+    def start(config: Path, *flags: str) -> Running:
+        port = free_port()
+        child = spawn("exporter", "--config.file", str(config),
+                      "--web.listen-address", f"127.0.0.1:{port}",
+                      "--web.render-max-age", "0", *flags)
+        running = Running(child, port)
+        wait_for(lambda: http_get(f"{running.base}/-/ready")[0] == 200, 15)
+        return running
+    return start
 
 
 @pytest.fixture

@@ -15,48 +15,11 @@ import pytest
 import yaml
 
 from nautilus_testkit import ROOT, RedisServer, free_port, http_get, http_post, wait_for
-
-from .conftest import sync_client
 from nautilus_testkit.exposition import samples, value
 
+from .conftest import sync_client, write_config, write_engines
+
 REPLY_STREAM = "nautilus:probe:{exporter}:reply"
-
-
-def write_config(path: Path, redis_url: str, engines: dict, **extra) -> Path:
-    path.write_text(yaml.safe_dump({"redis_url": redis_url, "engines": engines,
-                                    "self_reports": {"interval": "1s"}, **extra}))
-    return path
-
-
-def write_engines(path: Path, redis_url: str, engines: dict) -> Path:
-    path.write_text(yaml.safe_dump({"redis_url": redis_url, "report_interval": "1s",
-                                    "engines": engines}))
-    return path
-
-
-class Running:
-    def __init__(self, child, port: int) -> None:
-        self.child, self.base = child, f"http://127.0.0.1:{port}"
-
-    def metrics(self) -> str:
-        status, body = http_get(f"{self.base}/metrics")
-        assert status == 200
-        return body
-
-    def value(self, name: str, **labels: str) -> float:
-        return value(self.metrics(), name, **labels)
-
-
-@pytest.fixture
-def exporter(spawn, tmp_path):
-    def start(config: Path) -> Running:
-        port = free_port()
-        child = spawn("exporter", "--config.file", str(config),
-                      "--web.listen-address", f"127.0.0.1:{port}")
-        running = Running(child, port)
-        wait_for(lambda: http_get(f"{running.base}/-/ready")[0] == 200, 15)
-        return running
-    return start
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

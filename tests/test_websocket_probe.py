@@ -207,6 +207,37 @@ async def test_token_is_required_when_configured() -> None:
             assert probe.value("nautilus_probe_ws_disconnects_total") == 0
 
 
+async def test_unauthorized_closes_back_off() -> None:
+    """A server that accepts and closes with 4001 at once is retried with growing,
+    jittered pauses (0.1 s doubling to 5 s), not at the connect rate (2,000/s here)."""
+    async with ws_engines(WsKnobs(tokens=frozenset({"s3cret"}))) as [(engine, port)]:
+        async with ws_probing(spec([url(port)], 5, token="wrong")) as probe:
+            await asyncio.sleep(4)
+            refused = probe.value("nautilus_probe_ws_disconnects_total", reason="unauthorized")
+            ep = probe.prober.endpoints[0]
+            assert ep.backoff >= 0.8 and ep.retry_at > 0
+    # 5 at once, then one per pause: 0.1+0.2+0.4+0.8+1.6 s of pauses (x0.5-1.5) fit in 4 s.
+    assert 5 <= refused <= 20, refused
+    assert engine.stats.unauthorized == refused
+
+
+async def test_oversized_and_binary_frames() -> None:
+    from websockets.asyncio.server import serve
+
+    async def handler(ws) -> None:
+        await ws.send(b"\x00binary")
+        await asyncio.sleep(0.2)
+        await ws.send("x" * (2**16 + 1))  # over the probe's frame limit
+        await asyncio.sleep(5)
+
+    port = free_port()
+    async with serve(handler, "127.0.0.1", port, max_size=None, compression=None):
+        async with ws_probing(spec([url(port)], 1, heartbeat_rate=1)) as probe:
+            await probe.until(lambda: probe.value(
+                "nautilus_probe_ws_disconnects_total", reason="protocol_error") == 1, 5)
+            assert probe.value("nautilus_probe_ws_invalid_frames_total") == 1
+
+
 async def test_broadcast_frames_and_gaps() -> None:
     knobs = WsKnobs(broadcast_rate=50, broadcast_skip_ratio=0.2)
     async with ws_engines(knobs) as [(engine, port)]:

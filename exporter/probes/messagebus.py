@@ -33,6 +33,9 @@ from .replies import Pending, ReplyTracker, Series
 log = logging.getLogger(__name__)
 
 Batch = list[tuple[Request, Pending]]
+# Pause between reads while the bus is unreachable: short, so replies resume
+# promptly when Redis is back (each failure is counted, the log stays quiet).
+RETRY_S = 0.2
 
 
 class MessageBus:
@@ -85,7 +88,7 @@ class MessageBus:
                 self.metrics.bus_up.set(0)
                 self.metrics.bus_errors.labels("receive").inc()
                 await reset_after(self.client, exc)
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(RETRY_S)
                 continue
             self.warn.recovered("receive")
             now = clock()

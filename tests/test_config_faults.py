@@ -1,0 +1,184 @@
+"""Hostile and mistaken configuration files: each is rejected with the key (or
+line) named, exit 2 and no traceback, quickly and in little memory; a running
+exporter keeps its configuration when a reload is rejected."""
+
+from __future__ import annotations
+
+import copy
+import random
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from exporter.config import Config
+from exporter.yamlcheck import ConfigError
+from nautilus_testkit import ROOT, free_port, http_post, wait_for
+
+from .conftest import write_config
+
+SHIPPED = yaml.safe_load((ROOT / "config" / "exporter.yml").read_text())
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "nautilus_probe", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("engines: {risk: {alert: {rate: .nan}}}", "engines.risk.alert.rate: must be a positive number, got nan"),
+    ("engines: {risk: {alert: {rate: .inf}}}", "engines.risk.alert.rate: must be a positive number, got inf"),
+    ("engines: {risk: {alert: {timeout: .inf}}}", "engines.risk.alert.timeout: must be a duration"),
+    ("engines: {risk: {alert: {timeout: -.inf}}}", "engines.risk.alert.timeout: must be a duration"),
+    ("engines: {risk: {alert: {rate: 1e9}}}", "engines.risk.alert.rate: must be at most 50,000"),
+    ("engines: {risk: {alert: {timeout: 1:30}}}", "engines.risk.alert.timeout: must be a duration"),
+    ("engines: {risk: {alert: {payload_size: 0o777777777}}}", "engines.risk.alert.payload_size"),
+    ("engines: {risk: {alert: {payload_size: 10000000}}}", "engines.risk.alert.payload_size: must be at most 65,536"),
+    ("engines: {risk: {alert: {}}}\nmax_in_flight: 100000000", "max_in_flight: must be at most"),
+    ("engines: {risk: {alert: {}}}\nwebsocket: {endpoints: ['ws://x/ws'], heartbeat_rate: .nan}",
+     "websocket.heartbeat_rate: must be a positive number, got nan"),
+    ("engines: {risk: {alert: {}}}\nengines: {ml: {process: {}}}", "engines: appears twice (line 2)"),
+    ("engines: {risk: {alert: {}, alert: {}}}", "alert: appears twice"),
+    ("redis_url: redis://127.0.0.1:99999/0\nengines: {risk: {alert: {}}}", "redis_url: has a bad port"),
+    ("redis_url: redis://:6379/0\nengines: {risk: {alert: {}}}", "redis_url: needs a host"),
+    ("redis_url: redis://127.0.0.1:0/0\nengines: {risk: {alert: {}}}", "redis_url: needs a host"),
+    ("engines: {risk: {alert: {rate: 40000}, limit_check: {rate: 40000}, alert2: {rate: 40000}}}",
+     "engines: adds up to 120,000 probes/s"),
+    ("a: &a [1]\n" + "".join(f"b{i}: &b{i} [*a, *a]\n" for i in range(70)), "more than 64 YAML aliases"),
+    ("engines: " + "[" * 100 + "]" * 100, "nested deeper than 32 levels"),
+])
+def test_hostile_values_are_rejected_with_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        Config.load(str(path))
+    assert message in str(info.value)
+
+
+def test_too_many_series_and_too_big_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "many.yml"
+    path.write_text(yaml.safe_dump({"engines": {f"e{i}": {f"op{j}": {"rate": 1} for j in range(60)}
+                                                for i in range(9)}}))
+    with pytest.raises(ConfigError, match="names 540 engine × op series; at most 500"):
+        Config.load(str(path))
+    path.write_text("# padding\n" * 120_000)
+    with pytest.raises(ConfigError, match="larger than 1024 KiB"):
+        Config.load(str(path))
+
+
+def mutations(rng: random.Random, n: int) -> list[tuple[str, str]]:
+    """(description, file text) of n mutated copies of the shipped config: type
+    swaps, unknown keys, out-of-range values, syntax errors."""
+    swaps: list[Any] = [[1, 2], {"x": 1}, "text", True, None, -1, 0, 1e12, float("nan"),
+                        float("inf"), "", "1:30", [[[]]], {"": None}]
+
+    def paths(node: Any, prefix: tuple = ()) -> list[tuple]:
+        out = [prefix] if prefix else []
+        if isinstance(node, dict):
+            for k, v in node.items():
+                out += paths(v, (*prefix, k))
+        return out
+
+    leaves = paths(SHIPPED)
+    out = []
+    for i in range(n):
+        data = copy.deepcopy(SHIPPED)
+        kind = i % 4
+        where = rng.choice(leaves)
+        parent = data
+        for key in where[:-1]:
+            parent = parent[key]
+        if kind == 0:
+            parent[where[-1]] = rng.choice(swaps)
+            out.append((f"swap {'.'.join(map(str, where))}", yaml.safe_dump(data)))
+        elif kind == 1:
+            target = parent[where[-1]] if isinstance(parent[where[-1]], dict) else parent
+            target[f"typo_{i}"] = 1
+            out.append((f"unknown key under {'.'.join(map(str, where))}", yaml.safe_dump(data)))
+        elif kind == 2:
+            parent[where[-1]] = rng.choice([-5, 0, 10**9, -0.001, 1e308, "-2s", "99h"])
+            out.append((f"out of range {'.'.join(map(str, where))}", yaml.safe_dump(data)))
+        else:
+            text = yaml.safe_dump(data)
+            cut = rng.randrange(1, len(text))
+            broken = text[:cut] + rng.choice(["\t", ": [", "{", "]", "\"", ": : :", "\n  - x\n y"]) + text[cut:]
+            out.append((f"syntax at {cut}", broken))
+    return out
+
+
+def test_hundreds_of_mutated_configs_fail_cleanly(tmp_path: Path) -> None:
+    """Each mutation either loads (some are still valid) or raises ConfigError naming
+    a key or a line: never another exception, never slowly, never big."""
+    rng = random.Random(20261128)
+    path = tmp_path / "mutated.yml"
+    rejected = 0
+    tracemalloc.start()
+    for description, text in mutations(rng, 400):
+        path.write_text(text)
+        started = time.monotonic()
+        try:
+            Config.load(str(path))
+        except ConfigError as exc:
+            rejected += 1
+            message = str(exc)
+            assert message.startswith(f"{path}: ") and len(message) > len(str(path)) + 5, \
+                (description, message)
+        assert time.monotonic() - started < 2, description
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 100 * 2**20
+    assert rejected >= 250, rejected
+
+
+@pytest.mark.parametrize("text", [
+    "engines: {risk: {alert: {rate: .nan}}}",
+    "engines: {risk: {alert: {}}}\nengines: {}",
+    "engines: " + "[" * 100 + "]" * 100,
+    "\t\tengines: [",
+])
+def test_the_command_exits_2_without_a_traceback(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text(text)
+    started = time.monotonic()
+    proc = cli("exporter", "--config.file", str(path), "--config.check")
+    assert time.monotonic() - started < 10
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("nautilus-probe: config error: ") and "Traceback" not in proc.stderr
+
+
+def test_a_rejected_reload_keeps_probing(redis_url: str, exporter, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "exp.yml", redis_url, {"risk": {"alert": {"rate": 50}}})
+    ex = exporter(cfg)
+    for bad in ("engines: {risk: {alert: {rate: .nan}}}", "engines: {risk: {alert: {rate: .inf}}}"):
+        cfg.write_text(bad)
+        status, body = http_post(f"{ex.base}/-/reload")
+        assert status == 500 and "rate: must be a positive number" in body
+        assert ex.value("nautilus_probe_config_last_reload_successful") == 0
+    before = ex.value("nautilus_probe_requests_total")
+    wait_for(lambda: ex.value("nautilus_probe_requests_total") >= before + 25, 5)
+    write_config(cfg, redis_url, {"risk": {"alert": {"rate": 50}, "limit_check": {"rate": 50}}})
+    assert http_post(f"{ex.base}/-/reload") == (200, "Reloaded.\n")
+    assert ex.value("nautilus_probe_config_last_reload_successful") == 1
+    wait_for(lambda: ex.value("nautilus_probe_requests_total", op="limit_check") >= 10, 5)
+    assert ex.value("nautilus_probe_loop_restarts_total") == 0
+
+
+def test_busy_port_exits_at_once_naming_the_address(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        started = time.monotonic()
+        proc = cli("exporter", "--config.file", "config/exporter.yml",
+                   "--redis.url", f"redis://127.0.0.1:{free_port()}/0",
+                   "--web.listen-address", f"127.0.0.1:{port}")
+        took = time.monotonic() - started
+    assert proc.returncode == 1 and took < 2, (took, proc.stderr)
+    assert f"cannot listen on 127.0.0.1:{port}: address already in use" in proc.stderr

@@ -1,0 +1,210 @@
+"""Faults an operator would inject before paging on this exporter: Redis killed and
+shut down, a peer that resets every connection, poison bytes on both streams,
+signals in every state. All on loopback, each bounded in time."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import struct
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from nautilus_testkit import RedisServer, free_port, http_get, http_post, wait_for
+from nautilus_testkit.exposition import value
+from nautilus_wire import protocol
+
+from .conftest import Running, write_config, write_engines
+
+OK = "nautilus_probe_latency_seconds_count"
+REPLY_STREAM = protocol.reply_key(protocol.DEFAULT_PREFIX, "exporter")
+
+
+def accounted(ex: Running) -> tuple[float, float]:
+    """(requests, answered + failed + in flight) from one scrape: always equal."""
+    text = ex.metrics()
+    return (value(text, "nautilus_probe_requests_total"),
+            value(text, OK) + value(text, "nautilus_probe_failures_total")
+            + value(text, "nautilus_probe_in_flight"))
+
+
+def recovery_s(ex: Running, restart) -> float:
+    """Seconds from Redis being back (restart() returned) to the next success."""
+    restart()
+    back = time.monotonic()
+    before = ex.value(OK)
+    wait_for(lambda: ex.value(OK) > before, 10, interval=0.02)
+    return time.monotonic() - back
+
+
+@pytest.fixture
+def probed(spawn, exporter, tmp_path: Path):
+    """A private Redis, one engine and an exporter probing it at 100/s."""
+    server = RedisServer().start()
+    spawn("engines", "--config.file", str(write_engines(
+        tmp_path / "syn.yml", server.url, {"risk": {"limit_check": {"service_time": 0}}})))
+    ex = exporter(write_config(tmp_path / "exp.yml", server.url,
+                               {"risk": {"limit_check": {"rate": 100, "timeout": "500ms"}}}))
+    wait_for(lambda: ex.value(OK) >= 50, 10)
+    yield server, ex
+    server.remove()
+
+
+def test_redis_killed_three_times_and_shut_down(probed) -> None:
+    server, ex = probed
+    recoveries = []
+    for fault in ("kill", "kill", "kill", "shutdown"):
+        if fault == "kill":
+            server.kill()
+        else:
+            with redis.Redis(port=server.port) as r:
+                try:
+                    r.shutdown(nosave=True)
+                except redis.ConnectionError:
+                    pass  # it went away mid-reply, as it should
+            assert server.proc is not None
+            server.proc.wait(10)
+        failed = ex.value("nautilus_probe_failures_total")
+        wait_for(lambda: ex.value("nautilus_probe_failures_total") >= failed + 20, 10)
+        assert ex.value("nautilus_probe_messagebus_up") == 0
+        recoveries.append(recovery_s(ex, server.start))
+        assert ex.value("nautilus_probe_messagebus_up") == 1
+        assert http_get(f"{ex.base}/-/healthy")[0] == 200 and ex.child.alive()
+    assert max(recoveries) < 1.0, recoveries
+    # No loop needed a restart: every fault was handled as a Redis error.
+    assert ex.value("nautilus_probe_loop_restarts_total") == 0
+    requests, settled = accounted(ex)
+    assert requests == settled
+
+
+class ResettingPeer:
+    """Accepts connections on a port and resets each at once (SO_LINGER 0)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(64)
+        self.sock.settimeout(0.1)
+        self.resets = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+            self.resets += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+def test_a_peer_resetting_connections_then_redis(probed) -> None:
+    server, ex = probed
+    server.kill()
+    peer = ResettingPeer(server.port)
+    try:
+        wait_for(lambda: peer.resets >= 20, 10)
+        time.sleep(2)  # several seconds of churn on every loop
+    finally:
+        peer.close()
+    assert recovery_s(ex, server.start) < 1.0
+    assert http_get(f"{ex.base}/-/healthy")[0] == 200 and ex.child.alive()
+    assert ex.value("nautilus_probe_loop_restarts_total") == 0
+    # Self-reports come back too: the engine's responder survived the churn.
+    wait_for(lambda: ex.value("nautilus_probe_engine_report_up", engine="risk") == 1, 10)
+    before = ex.value(OK)
+    wait_for(lambda: ex.value(OK) >= before + 100, 5)
+
+
+def test_poison_bytes_on_both_streams(probed) -> None:
+    server, ex = probed
+    raw = redis.Redis(port=server.port)  # bytes in, bytes out
+    bad = [{b"v": b"1", b"id": b"\xff\xfe", b"seq": b"1", b"engine": b"risk",
+            b"op": b"limit_check", b"status": b"ok", b"service_us": b"1"},
+           {b"v": b"1", b"id": b"abc", b"seq": b"\xff", b"engine": b"risk",
+            b"op": b"limit_check", b"status": b"ok", b"service_us": b"1"},
+           {b"\xff": b"\xff"}]
+    malformed = ex.value("nautilus_probe_replies_malformed_total")
+    for fields in bad:
+        raw.xadd(REPLY_STREAM, fields)
+    wait_for(lambda: ex.value("nautilus_probe_replies_malformed_total") == malformed + 3, 5)
+    request_stream = protocol.request_stream(protocol.DEFAULT_PREFIX, "risk", "normal")
+    for n in range(5):
+        raw.xadd(request_stream, {b"v": b"1", b"id": b"x\xff%d" % n, b"engine": b"risk"})
+    raw.xadd(request_stream, {b"\xc3\x28": b"\xa0\xa1"})
+    # The engine counts them in its self-report and keeps answering.
+    wait_for(lambda: b'"malformed_requests": 6' in (raw.get(protocol.report_key("risk")) or b""), 10)
+    before = ex.value(OK)
+    wait_for(lambda: ex.value(OK) >= before + 100, 5)
+    assert ex.value("nautilus_probe_loop_restarts_total") == 0
+    assert http_get(f"{ex.base}/-/healthy")[0] == 200
+    raw.close()
+
+
+def test_reply_keys_outside_the_protocol_are_never_written(probed) -> None:
+    server, ex = probed
+    raw = redis.Redis(port=server.port, decode_responses=True)
+    request_stream = protocol.request_stream(protocol.DEFAULT_PREFIX, "risk", "normal")
+    req = protocol.Request("evil1", "exporter", "risk", "limit_check", 1, "normal",
+                           "victim:key", int((time.time() + 30) * 1000))
+    raw.xadd(request_stream, req.fields())
+    wait_for(lambda: '"malformed_requests": 1' in (raw.get(protocol.report_key("risk")) or ""), 10)
+    assert raw.exists("victim:key") == 0
+    raw.close()
+
+
+def exits_within(child, sig: int, seconds: float) -> bool:
+    child.proc.send_signal(sig)
+    try:
+        child.proc.wait(seconds)
+        return True
+    except Exception:  # noqa: BLE001 - TimeoutExpired: it did not stop
+        return False
+
+
+def test_sigterm_with_redis_down(spawn, exporter, tmp_path: Path) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    ex = exporter(write_config(tmp_path / "exp.yml", dead, {"risk": {"alert": {"rate": 200}}}))
+    wait_for(lambda: ex.value("nautilus_probe_failures_total") >= 50, 10)
+    engines = spawn("engines", "--config.file", str(write_engines(
+        tmp_path / "syn.yml", dead, {"risk": {"alert": {}}})))
+    time.sleep(1)
+    started = time.monotonic()
+    assert exits_within(ex.child, signal.SIGTERM, 2) and exits_within(engines, signal.SIGTERM, 2)
+    assert time.monotonic() - started < 3
+
+
+def test_sigterm_while_overloaded_and_mid_reload(redis_url: str, spawn, exporter,
+                                                 tmp_path: Path) -> None:
+    spawn("engines", "--config.file", str(write_engines(
+        tmp_path / "syn.yml", redis_url, {"risk": {"alert": {"service_time": "50ms"}}})))
+    cfg = write_config(tmp_path / "exp.yml", redis_url,
+                       {"risk": {"alert": {"rate": 20000, "timeout": "5s"}}}, max_in_flight=50000)
+    ex = exporter(cfg)
+    wait_for(lambda: ex.value("nautilus_probe_in_flight") >= 10000, 10)
+    write_config(cfg, redis_url, {"risk": {"alert": {"rate": 10}}})
+    ex.child.proc.send_signal(signal.SIGHUP)
+    assert exits_within(ex.child, signal.SIGTERM, 2)
+
+
+def test_sigint_mid_http_reload(redis_url: str, exporter, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "exp.yml", redis_url, {"risk": {"alert": {"rate": 50}}})
+    ex = exporter(cfg)
+    write_config(cfg, redis_url, {"risk": {"alert": {"rate": 60}}})
+    thread = threading.Thread(target=lambda: http_post(f"{ex.base}/-/reload", timeout=5))
+    thread.start()
+    assert exits_within(ex.child, signal.SIGINT, 2)
+    thread.join(6)
