@@ -217,4 +217,9 @@ def _measurement_alerts(t: Thresholds) -> list[dict]:
         rule("MessageBusUnreachable", f"{P}_messagebus_up == 0", "1m",
              "The exporter cannot reach the MessageBus.",
              "{{ $labels.instance }} fails to talk to Redis: probes fail with send_failed."),
+        rule("ProbeLoopRestarting", f"increase({P}_loop_restarts_total[{w}]) > 2", "0m",
+             "A probe loop keeps failing and restarting.",
+             "The {{ $labels.loop }} loop of {{ $labels.instance }} restarted more than twice "
+             f"in {w}: its figures have gaps, and /-/healthy answers 500. The traceback is in "
+             "the exporter's log."),
     ]

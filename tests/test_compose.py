@@ -114,3 +114,33 @@ def test_the_image_install_is_plain_and_complete(tmp_path: Path) -> None:
     installed = {p.name for p in site.iterdir()}
     assert {"exporter", "nautilus_wire", "synthetic", "nautilus_probe"} <= installed
     assert not installed & {"dashboards", "grafanalib", "matplotlib"}
+
+
+def test_the_exporter_healthcheck_follows_healthy(tmp_path: Path) -> None:
+    """The compose healthcheck, run as Docker would, against /-/healthy answering
+    200 and then 500."""
+    import http.server
+    import threading
+
+    check = SERVICES["exporter"]["healthcheck"]["test"]
+    assert check[0] == "CMD" and "/-/healthy" in " ".join(check)
+    status = {"code": 200}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            self.send_response(status["code"] if self.path == "/-/healthy" else 404)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    argv = [sys.executable if a == "python" else a.replace("9478", str(server.server_port))
+            for a in check[1:]]
+    try:
+        assert subprocess.run(argv, capture_output=True, timeout=10).returncode == 0
+        status["code"] = 500
+        assert subprocess.run(argv, capture_output=True, timeout=10).returncode != 0
+    finally:
+        server.shutdown()
