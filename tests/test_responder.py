@@ -76,3 +76,27 @@ async def test_expired_and_malformed_requests_get_no_reply(redis_url: str) -> No
     assert replies[1][1]["error"] == "limit table unavailable"
     assert (await client.xpending(stream, "responders"))["pending"] == 0
     await client.aclose()
+
+
+async def test_requests_of_a_dead_consumer_are_claimed(redis_url: str, monkeypatch) -> None:
+    """A consumer that read requests and died leaves them pending: a live responder
+    takes them over (XAUTOCLAIM) and answers them; the dead consumer is removed."""
+    from nautilus_wire import responder as responder_module
+
+    monkeypatch.setattr(responder_module, "CLAIM_IDLE_MS", 0)
+    monkeypatch.setattr(responder_module, "CONSUMER_IDLE_MS", 0)
+    client = connect(redis_url)
+    responder = Responder(client, "risk", lambda req: asyncio.sleep(0), consumer="alive")
+    await responder._ensure_groups()
+    stream = protocol.request_stream(PREFIX, "risk", "normal")
+    for seq in (1, 2, 3):
+        await client.xadd(stream, request(seq, "normal").fields())
+    # The dead consumer reads them and never acknowledges.
+    await client.xreadgroup(protocol.RESPONDER_GROUP, "dead", {stream: ">"}, count=10)
+    assert (await client.xpending(stream, protocol.RESPONDER_GROUP))["pending"] == 3
+    await serve_until_idle(responder, 3)
+    assert responder.stats.claimed == 3 and responder.stats.replies == 3
+    assert (await client.xpending(stream, protocol.RESPONDER_GROUP))["pending"] == 0
+    consumers = await client.xinfo_consumers(stream, protocol.RESPONDER_GROUP)
+    assert [c["name"] for c in consumers] == ["alive"]
+    await client.aclose()

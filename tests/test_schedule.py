@@ -50,3 +50,12 @@ def test_ticks_are_bounded() -> None:
     assert sleep_for(next_due=10.005, now=10.0) == pytest.approx(0.005)
     assert sleep_for(next_due=60.0, now=10.0) == MAX_TICK_S  # timeouts checked every tick
     assert sleep_for(next_due=9.0, now=10.0) == MIN_TICK_S
+
+
+def test_a_reload_continues_the_schedule() -> None:
+    s = Schedule(rate=10.0, start=100.0)
+    s.take_due(100.35)  # probes 0..3 handed out
+    assert s.continued(10.0) is s  # same rate: nothing dropped, nothing repeated
+    faster = s.continued(20.0)
+    assert faster.next_due() == pytest.approx(100.4)  # from the next due probe on
+    assert faster.take_due(100.5) == pytest.approx([100.4, 100.45, 100.5])
