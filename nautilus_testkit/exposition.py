@@ -15,12 +15,21 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return out
 
 
+class MissingSeries(AssertionError):
+    """No sample of that name and labels is exported: a renamed or never-created
+    metric must fail the test, not read as 0."""
+
+
 def value(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples of `name` whose labels include `labels` (0 if none)."""
-    total = 0.0
+    """Sum of the samples of `name` whose labels include `labels`; MissingSeries if
+    there is none (polling helpers keep waiting on it)."""
+    total, found = 0.0, False
     for (n, lbls), v in samples(text).items():
         if n == name and all((k, val) in lbls for k, val in labels.items()):
             total += v
+            found = True
+    if not found:
+        raise MissingSeries(f"no series {name}{labels or ''} in the exposition")
     return total
 
 

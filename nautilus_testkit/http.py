@@ -26,15 +26,19 @@ def http_post(url: str, timeout: float = 10.0, method: str = "POST") -> tuple[in
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
-    """Poll until predicate() is truthy; return its value, or fail with the last one."""
+    """Poll until predicate() is truthy; return its value, or fail with the last one.
+    A series not exported yet (MissingSeries) or a refused connection counts as
+    not yet."""
+    from .exposition import MissingSeries
+
     deadline = time.monotonic() + timeout
-    value = None
+    value: Any = None
     while time.monotonic() < deadline:
         try:
             value = predicate()
-        except OSError:
-            value = None
-        if value:
+        except (OSError, MissingSeries) as exc:
+            value = exc
+        if value and not isinstance(value, BaseException):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")

@@ -19,7 +19,7 @@ from nautilus_wire.ws_protocol import PATH
 from synthetic.websocket_engine import WebSocketEngine, WsKnobs
 
 from nautilus_testkit import free_port, wait_for
-from nautilus_testkit.exposition import bucket_delta, histogram_quantile, value
+from nautilus_testkit.exposition import MissingSeries, bucket_delta, histogram_quantile, value
 
 
 def url(port: int, scheme: str = "ws") -> str:
@@ -48,7 +48,12 @@ class Probe:
     async def until(self, predicate, timeout: float) -> None:
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout
-        while not predicate():
+        while True:
+            try:
+                if predicate():
+                    return
+            except MissingSeries:
+                pass  # not exported yet
             assert loop.time() < end, f"not reached in {timeout}s:\n{self.summary()}"
             await asyncio.sleep(0.05)
 
