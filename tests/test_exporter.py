@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from nautilus_testkit import ROOT, RedisServer, free_port, http_get, http_post, wait_for
-from nautilus_testkit.exposition import samples, value
+from nautilus_testkit.exposition import MissingSeries, samples, value
 
 from .conftest import sync_client, write_config, write_engines
 
@@ -76,7 +76,7 @@ def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
     bad = tmp_path / "broken.yml"
     bad.write_text("engines: [\n")
     proc = run_cli("exporter", "--config.file", str(bad), "--config.check")
-    assert proc.returncode == 2 and "is not valid YAML" in proc.stderr
+    assert proc.returncode == 2 and "broken.yml: line 2, column 1: not valid YAML" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -127,7 +127,8 @@ def test_endpoints_reload_and_promtool(redis_url, spawn, exporter, tmp_path: Pat
     assert ex.value("nautilus_probe_config_last_reload_successful") == 0
     before = ex.value("nautilus_probe_requests_total", op="limit_check")
     wait_for(lambda: ex.value("nautilus_probe_requests_total", op="limit_check") > before + 20, 5)
-    assert ex.value("nautilus_probe_requests_total", op="alert") == 0
+    with pytest.raises(MissingSeries):  # the rejected config's new series never appeared
+        ex.value("nautilus_probe_requests_total", op="alert")
 
     # A good one is applied, through POST ...
     write_config(cfg, redis_url, {"risk": {"limit_check": {"rate": 50}, "alert": {"rate": 50}}})
