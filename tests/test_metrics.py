@@ -65,3 +65,14 @@ def test_docs_name_every_metric() -> None:
         if family.type == "info":
             name += "_info"
         assert f"`{name}`" in doc, name
+
+
+def test_doublings_formula() -> None:
+    from exporter.metrics import _doublings
+
+    assert _doublings(1.0, 4.0, 2) == {1.0, 1.414, 2.0, 2.828, 4.0}
+    assert _doublings(0.5, 0.5, 4) == {0.5}  # the stop itself is included
+    assert _doublings(1.0, 3.9999, 1) == {1.0, 2.0, 4.0}  # within 0.01 % of the stop
+    assert _doublings(1.0, 3.99, 1) == {1.0, 2.0}
+    latency = _doublings(0.00025, 10.0, 4)
+    assert len(latency) == 62 and min(latency) == 0.00025 and max(latency) == 9.742

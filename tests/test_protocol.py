@@ -74,3 +74,48 @@ def test_bad_requests_are_rejected() -> None:
         Request.from_json("{nope")
     with pytest.raises(ProtocolError, match="not an object"):
         Reply.from_json("[1]")
+
+
+def test_json_messages_carry_integers_compactly() -> None:
+    import json
+
+    text = REQ.to_json()
+    assert " " not in text
+    obj = json.loads(text)
+    assert obj["seq"] == 7 and obj["deadline_ms"] == REQ.deadline_ms and obj["v"] == "1"
+    reply = Reply.answering(REQ, service_us=120).to_json()
+    assert " " not in reply
+    assert json.loads(reply)["seq"] == 7 and json.loads(reply)["service_us"] == 120
+    # Integers given as JSON numbers, and a request without a payload, are read back.
+    assert Request.from_fields({**json.loads(text), "payload": None} | {"seq": 7}).seq == 7
+    fields = {k: v for k, v in REQ.fields().items() if k != "payload"}
+    assert Request.from_fields(fields).payload == ""
+
+
+def test_limits_and_messages_are_exact() -> None:
+    assert Reply.from_fields({**Reply.answering(REQ).fields(), "seq": "9" * 19}).seq == int("9" * 19)
+    with pytest.raises(ProtocolError) as info:
+        Reply.from_fields({**Reply.answering(REQ).fields(), "seq": "x" * 60})
+    assert str(info.value) == f"field 'seq' is not a non-negative integer: {'x' * 40!r}"
+    with pytest.raises(ProtocolError) as info:
+        Reply.from_fields({**Reply.answering(REQ).fields(), "engine": "E" * 60})
+    assert str(info.value) == f"field 'engine' is not a name: {'E' * 40!r}"
+    with pytest.raises(ProtocolError) as info:
+        Reply.from_fields({**Reply.answering(REQ).fields(), "id": " " * 60})
+    assert str(info.value) == f"field 'id' is not a correlation id: {' ' * 40!r}"
+    with pytest.raises(ProtocolError) as info:
+        Reply.from_fields({**Reply.answering(REQ).fields(), "v": "v" * 30})
+    assert str(info.value) == f"unsupported protocol version {'v' * 10!r}"
+    with pytest.raises(ProtocolError) as info:
+        Reply.from_fields({**Reply.answering(REQ).fields(), "status": "s" * 30})
+    assert str(info.value) == f"unknown status {'s' * 20!r}"
+    with pytest.raises(ProtocolError) as info:
+        Request.from_fields({**REQ.fields(), "prio": "p" * 30})
+    assert str(info.value) == f"unknown priority {'p' * 20!r}"
+    with pytest.raises(ProtocolError) as info:
+        Reply.from_json("[1]")
+    assert str(info.value) == "JSON message is not an object"
+    with pytest.raises(ProtocolError) as info:
+        Reply.from_fields({**Reply.answering(REQ).fields(), "seq": True})
+    assert str(info.value) == "field 'seq' has type bool"
+    assert Reply.from_fields({**Reply.answering(REQ).fields(), "seq": 7}).seq == 7

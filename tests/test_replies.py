@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.metrics import Failure, build
 from exporter.probes.replies import ReplyTracker
+from exporter.schedule import clock
 from nautilus_wire.protocol import Reply, Request
 from nautilus_wire.requester import Malformed
 
@@ -91,6 +92,7 @@ def test_unanswered_times_out_then_is_late_and_then_duplicate() -> None:
     assert c.counts() == {"requests_total": 1, "in_flight": 1}
     c.tracker.expire(11.0)
     assert c.counts() == {"requests_total": 1, "fail_timeout": 1}
+    assert c.done == [(Failure.TIMEOUT, 0.0)]
     c.reply(req, now=11.5)
     assert c.counts() == {"requests_total": 1, "fail_timeout": 1, "replies_late_total": 1}
     c.reply(req, now=11.6)
@@ -155,3 +157,94 @@ def test_send_failure_settles_the_probe() -> None:
     assert c.counts() == {"requests_total": 1, "fail_send_failed": 1}
     assert c.done == [(Failure.SEND_FAILED, 0.0)]
     assert c.tracker.settled()
+
+
+def test_each_request_carries_what_the_engine_needs() -> None:
+    import time as _time
+
+    c = Case()
+    before = _time.time()
+    first, _ = c.tracker.request(c.series, due=clock(), timeout=2.0, priority="high", payload="xyz")
+    second, _ = c.tracker.request(c.series, due=clock(), timeout=2.0, priority="low", payload="")
+    after = _time.time()
+    assert (first.prober, first.engine, first.op, first.prio, first.reply_to, first.payload) == \
+        ("tester", "risk", "limit_check", "high", "reply-key", "xyz")
+    assert (first.seq, second.seq) == (1, 2)  # one more per request of the series
+    # The engine's deadline is the probe's: now + timeout, in unix milliseconds.
+    assert before * 1000 + 2000 - 1 <= first.deadline_ms <= after * 1000 + 2000 + 1
+    # Ids: an 8-hex-digit token per tracker and a counter from 1, in hex.
+    assert first.id[:8] == second.id[:8] and len(first.id[:8]) == 8
+    assert (first.id[8:], second.id[8:]) == ("1", "2")
+    other = ReplyTracker(build(CollectorRegistry()), "tester", "reply-key")
+    assert other.request(other.series("risk", "limit_check"), 1.0, 1.0, "normal", "")[0].id[:8] \
+        != first.id[:8]
+    assert c.tracker.series("risk", "limit_check") is c.series  # one series per engine × op
+    s = c.tracker.series("ml", "process")
+    assert (s.engine, s.op) == ("ml", "process")
+
+
+def test_invalid_and_malformed_replies_settle_with_no_latency() -> None:
+    c = Case()
+    c.reply(c.send(due=10.0), now=10.5, seq=77)
+    c.tracker.on_malformed(Malformed("bad", c.send(due=11.0).id), 11.5)
+    assert c.done == [(Failure.INVALID, 0.0), (Failure.INVALID, 0.0)]
+
+
+def test_a_copy_after_a_malformed_reply_is_a_duplicate() -> None:
+    c = Case()
+    req = c.send(due=10.0)
+    c.tracker.on_malformed(Malformed("bad", req.id), 10.01)
+    c.reply(req, now=10.02)  # a well-formed copy of the same reply
+    assert c.counts() == {"requests_total": 1, "fail_invalid": 1, "replies_duplicate_total": 1}
+
+
+def test_id_memory_is_bounded(monkeypatch) -> None:
+    from exporter.probes import replies
+
+    monkeypatch.setattr(replies, "MAX_REMEMBERED", 3)
+    c = Case()
+    reqs = [c.send(due=10.0, timeout=100.0) for _ in range(4)]
+    for k, req in enumerate(reqs):
+        c.reply(req, now=10.01 + k / 100)
+    # The oldest answered id was let go (only 3 are kept): its copy is now a stray.
+    c.reply(reqs[0], now=10.1)
+    c.reply(reqs[1], now=10.1)
+    assert c.counts()["unmatched"] == 1 and c.counts()["replies_duplicate_total"] == 1
+    # Timed-out ids too: the 4th beyond 3 is counted lost at once.
+    d = Case()
+    for _ in range(4):
+        d.send(due=10.0, timeout=100.0)
+    d.tracker.expire(110.0)
+    assert d.counts()["replies_lost_total"] == 1 and d.counts()["fail_timeout"] == 4
+
+
+def test_a_send_failure_of_a_settled_probe_is_ignored() -> None:
+    c = Case()
+    req = c.send(due=10.0)
+    c.reply(req, now=10.01)
+    c.tracker.send_failed(req)  # already answered: nothing more to count
+    assert c.counts() == {"requests_total": 1, "ok": 1}
+
+
+def test_an_answered_id_is_kept_exactly_twice_its_timeout() -> None:
+    c = Case()
+    req = c.send(due=10.0, timeout=2.0)
+    c.reply(req, now=10.0)
+    c.tracker.expire(13.999)
+    c.reply(req, now=13.999)  # still remembered: a duplicate
+    c.tracker.expire(14.0)  # 10.0 + 2 × 2 s: forgotten
+    c.reply(req, now=14.0)
+    assert c.counts() == {"requests_total": 1, "ok": 1, "replies_duplicate_total": 1,
+                          "unmatched": 1}
+
+
+def test_replies_carry_the_service_time_given() -> None:
+    from nautilus_wire.protocol import Reply as R
+
+    assert R.answering(Request("a", "p", "risk", "x", 1, "normal", "k", 0)).service_us == 0
+
+
+def test_a_malformed_reply_with_an_unknown_id_is_counted_malformed() -> None:
+    c = Case()
+    c.tracker.on_malformed(Malformed("missing field 'seq'", "not-pending"), 10.0)
+    assert c.counts() == {"malformed": 1}

@@ -1,0 +1,38 @@
+"""`./run mutate`'s summary: mutmut's results per module of the measuring core, the
+score (killed / all, timeouts counted as killed: the mutant never finished), and
+every survivor. Presentation code of validate (report text, plots) is left out."""
+
+from __future__ import annotations
+
+import collections
+import subprocess
+import sys
+
+OUT_OF_SCOPE = ("x__fmt", "x_judge", "x_markdown", "x_plot", "x_validate")
+
+
+def main() -> int:
+    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"],
+                         capture_output=True, text=True, check=True).stdout
+    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    survivors = []
+    for line in out.splitlines():
+        if ": " not in line:
+            continue
+        name, status = line.strip().rsplit(": ", 1)
+        module, function = name.split(".x", 1)
+        if module.endswith("validate") and f"x{function}".startswith(OUT_OF_SCOPE):
+            continue
+        counts[module][status] += 1
+        if status == "survived":
+            survivors.append(name)
+    for module, c in sorted(counts.items()):
+        caught = c["killed"] + c["timeout"]
+        total = sum(c.values())
+        print(f"{module:32} {caught:4d}/{total:<4d} {100 * caught / total:5.1f} %  {dict(c)}")
+    print("\nsurvivors (mutmut show NAME):", *survivors, sep="\n  ")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""validate's verdicts, in-process and at the boundaries: every target is judged on
+the value it should be, and a value exactly at a limit passes."""
+
+from __future__ import annotations
+
+import pytest
+
+from alerts.thresholds import Limit, Thresholds
+from nautilus_loadtest.validate import _check, verdicts
+
+from nautilus_testkit import ROOT
+
+T = Thresholds.load(str(ROOT / "thresholds.yml"))
+
+
+def test_a_limit_is_inclusive_and_none_fails() -> None:
+    at_least = Limit(min=10.0)
+    assert _check("s", "t", 10.0, at_least).passed
+    assert not _check("s", "t", 9.999, at_least).passed
+    assert not _check("s", "t", None, at_least).passed
+    at_most = Limit(max=2.0)
+    assert _check("s", "t", 2.0, at_most).passed
+    assert not _check("s", "t", 2.001, at_most).passed
+    band = Limit(min=0.8, max=0.9)
+    assert [_check("s", "t", v, band).passed for v in (0.79, 0.8, 0.85, 0.9, 0.91)] == \
+        [False, True, True, True, False]
+    assert _check("s", "t", 5.0, band, " ms").limit == ">= 0.8 ms and <= 0.9 ms"
+    check = _check("sec", "target", 3.0, at_most)
+    assert (check.section, check.target, check.measured) == ("sec", "target", 3.0)
+
+
+def result(throughput: float, latency_ms: float | None, *, samples: int = 3000,
+           requests: int = 1_000_000, latency_errors: int = 0, throughput_errors: int = 0,
+           engine: dict | None = None) -> dict:
+    return {"latency_benchmark": {"avg_latency": latency_ms, "sample_count": samples,
+                                  "errors": latency_errors},
+            "throughput_benchmark": {"max_throughput": throughput, "total_requests": requests,
+                                     "errors": throughput_errors},
+            "scalability_benchmark": {"risk": engine or {"throughput": 1000, "latency": 100,
+                                                         "error_rate": 0.01}}}
+
+
+def by_target(vs) -> dict:
+    return {v.target: v for v in vs}
+
+
+def test_each_figure_is_computed_from_the_results() -> None:
+    vs = by_target(verdicts(T, {"throughput": 1000.0, "avg_latency": 200.0},
+                            result(50_000, 50.0, samples=990, requests=9_000,
+                                   latency_errors=6, throughput_errors=4)))
+    assert vs["System throughput (ops/s)"].measured == 50_000
+    assert vs["Throughput improvement over baseline (x)"].measured == 50.0
+    assert vs["End-to-end average latency (s)"].measured == pytest.approx(0.050)
+    assert vs["Latency improvement over baseline (x)"].measured == pytest.approx(4.0)
+    # 10 errors in 990 + 9,000 + 10 requests.
+    assert vs["System error ratio"].measured == pytest.approx(10 / 10_000)
+    # Exactly at every limit: all pass.
+    assert all(v.passed for v in vs.values()), [v for v in vs.values() if not v.passed]
+    assert vs["risk throughput (ops/s)"].measured == 1000
+    assert vs["risk average latency (s)"].measured == pytest.approx(0.100)
+    assert vs["risk error ratio"].measured == 0.01
+
+
+def test_just_past_each_limit_fails() -> None:
+    vs = by_target(verdicts(T, {"throughput": 1000.0, "avg_latency": 200.0},
+                            result(49_999, 50.1, samples=899, requests=9_000, latency_errors=101,
+                                   engine={"throughput": 999, "latency": 100.1,
+                                           "error_rate": 0.0101})))
+    assert {t for t, v in vs.items() if v.passed} == set()
+
+
+def test_missing_figures_fail_and_the_documented_baseline_stands_in() -> None:
+    vs = by_target(verdicts(T, {"throughput": None, "avg_latency": None},
+                            result(60_000, None, engine={"throughput": 2000, "latency": None,
+                                                         "error_rate": 0.0})))
+    # No measured monolith throughput: the documented 1,000 ops/s stands in.
+    assert vs["Throughput improvement over baseline (x)"].measured == 60.0
+    assert vs["End-to-end average latency (s)"].measured is None
+    assert not vs["End-to-end average latency (s)"].passed
+    assert vs["Latency improvement over baseline (x)"].measured is None
+    assert not vs["risk average latency (s)"].passed and vs["risk throughput (ops/s)"].passed
+    # Improvement on latency uses the documented 200 ms when the baseline has none.
+    vs = by_target(verdicts(T, {"throughput": 500.0, "avg_latency": None}, result(1000, 25.0)))
+    assert vs["Latency improvement over baseline (x)"].measured == pytest.approx(8.0)
+    assert vs["Throughput improvement over baseline (x)"].measured == pytest.approx(2.0)
+
+
+def test_no_requests_at_all_is_no_error_ratio() -> None:
+    vs = by_target(verdicts(T, {"throughput": 1000.0}, result(0, 10.0, samples=0, requests=0)))
+    assert vs["System error ratio"].measured is None and not vs["System error ratio"].passed
+
+
+def test_sections_and_absent_counts() -> None:
+    sections = {v.target: v.section for v in verdicts(T, {"throughput": 1000.0, "avg_latency": 100.0},
+                                                      result(1000, 10.0))}
+    assert sections["System throughput (ops/s)"] == "throughput"
+    assert sections["Throughput improvement over baseline (x)"] == "throughput"
+    assert sections["End-to-end average latency (s)"] == "latency"
+    assert sections["Latency improvement over baseline (x)"] == "latency"
+    assert sections["System error ratio"] == "overall"
+    assert {sections[f"risk {x}"] for x in ("throughput (ops/s)", "average latency (s)",
+                                            "error ratio")} == {"engine:risk"}
+    # The measured monolith latency is used when there is one (100 ms here: 10x).
+    vs = by_target(verdicts(T, {"throughput": 1000.0, "avg_latency": 100.0}, result(1000, 10.0)))
+    assert vs["Latency improvement over baseline (x)"].measured == pytest.approx(10.0)
+    # Results without error or sample counts: none assumed.
+    bare = result(1000, 10.0, requests=99, throughput_errors=1)
+    del bare["latency_benchmark"]["errors"], bare["latency_benchmark"]["sample_count"]
+    vs = by_target(verdicts(T, {"throughput": 1000.0}, bare))
+    assert vs["System error ratio"].measured == pytest.approx(1 / 100)
+    del bare["throughput_benchmark"]["errors"]
+    vs = by_target(verdicts(T, {"throughput": 1000.0}, bare))
+    assert vs["System error ratio"].measured == 0.0
+    # Units are shown only where given.
+    assert _check("s", "t", 1.0, Limit(min=1.0)).limit == ">= 1"
