@@ -65,8 +65,13 @@ def test_containerized_composite_latency(redis_url, spawn, tmp_path) -> None:
               "--concurrency", "8", "--p99-target", "0.2", "--out", str(tmp_path / "c.json"))
     lat = r["latency_benchmark"]
     assert 100 <= lat["avg_latency"] <= 110, lat
-    # 16 s over 7.33 phase-lengths: 2.18 s of open loop at 20/s.
-    assert lat["errors"] == 0 and 41 <= lat["sample_count"] <= 45
+    # The open-loop phase sends 20/s for its duration, which also covers waiting for
+    # the last replies (at most the slowest latency): count = 20 × duration, less
+    # what could not be sent while waiting, give or take the one at either edge.
+    phase_s, slowest_s = r["raw"]["latency"]["duration"], lat["max_latency"] / 1e3
+    assert lat["errors"] == 0
+    assert 20 * (phase_s - slowest_s) - 1 <= lat["sample_count"] <= 20 * phase_s + 1, \
+        (lat["sample_count"], phase_s)
     sb = r["sustained_benchmark"]
     assert sb["p99_target"] == 200 and [s["rate"] for s in sb["steps"][:2]] == [20, 40]
     assert sb["max_rate"] >= 40 and all(s["p99_latency"] >= 100 for s in sb["steps"])
@@ -75,8 +80,12 @@ def test_containerized_composite_latency(redis_url, spawn, tmp_path) -> None:
     assert r["throughput_benchmark"]["max_throughput"] > 8 / 0.11 * 0.8  # 8 in flight, ~105 ms each
     assert set(r["scalability_benchmark"]) == set(engines)
     assert r["scalability_benchmark"]["ml"]["error_rate"] == 0
-    # 10 ms of service plus this machine's bus round trip under closed-loop load.
-    assert 10 <= r["scalability_benchmark"]["ml"]["latency"] <= 30
+    # 10 ms of service plus the bus round trip, which the 0 ms engines measure in the
+    # same run (under 1 ms here; capped at 5 ms, which this machine meets).
+    floor = max(r["scalability_benchmark"][e]["latency"]
+                for e in ("features", "websocket", "strategy", "marketdata", "portfolio"))
+    assert floor <= 5, floor
+    assert 10 <= r["scalability_benchmark"]["ml"]["latency"] <= 10 + floor + 2
 
 
 def _ports_listening(ports: list[int]) -> bool:

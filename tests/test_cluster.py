@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import time
 
 import pytest
+import redis
 import yaml
 
 from exporter.config import ProbeSpec
+from nautilus_wire import protocol
 from nautilus_wire.protocol import ENGINE_OPERATIONS
 
 from nautilus_testkit import RedisServer, free_port, wait_for
@@ -38,9 +39,10 @@ def redis_cluster():
         subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
                         "--cluster-replicas", "0", "--cluster-yes"], check=True,
                        capture_output=True, timeout=30)
-        wait_for(lambda: "cluster_state:ok" in subprocess.run(
-            ["redis-cli", "-p", str(ports[0]), "cluster", "info"], capture_output=True,
-            text=True).stdout, 15)
+        for port in ports:  # every node agrees the cluster is up
+            wait_for(lambda port=port: "cluster_state:ok" in subprocess.run(
+                ["redis-cli", "-p", str(port), "cluster", "info"], capture_output=True,
+                text=True).stdout, 15)
         yield ports
     finally:
         for server in servers:
@@ -52,7 +54,9 @@ async def test_nine_engines_over_a_cluster(redis_cluster, spawn, tmp_path) -> No
     cfg = tmp_path / "syn.yml"
     cfg.write_text(yaml.safe_dump({"redis_url": url, "report_interval": "1s"}))
     spawn("engines", "--config.file", str(cfg))
-    time.sleep(2)  # consumer groups
+    cluster = redis.RedisCluster(host="127.0.0.1", port=redis_cluster[0], decode_responses=True)
+    streams = [protocol.request_stream(protocol.DEFAULT_PREFIX, e, "low") for e in ENGINE_OPERATIONS]
+    wait_for(lambda: all(cluster.exists(s) for s in streams), 15)  # every consumer group made
     probes = [ProbeSpec(e, ops[0], 50, 2.0, "normal", 16) for e, ops in ENGINE_OPERATIONS.items()]
     async with probing(url, probes, duration=3) as h:
         text = h.text()
@@ -62,8 +66,13 @@ async def test_nine_engines_over_a_cluster(redis_cluster, spawn, tmp_path) -> No
         assert value(text, "nautilus_probe_latency_seconds_count", engine=engine) == sent
     assert value(text, "nautilus_probe_failures_total") == 0
     assert value(text, "nautilus_probe_replies_malformed_total") == 0
-    # The engines' keys really are spread over the three masters.
-    slots = {subprocess.run(["redis-cli", "-p", str(redis_cluster[0]), "cluster", "keyslot",
-                             f"nautilus:probe:{{{e}}}:req:normal"], capture_output=True,
-                            text=True).stdout.strip() for e in ENGINE_OPERATIONS}
-    assert len(slots) == 9
+    # The engines' request streams really live on all three masters: a key exists
+    # only on the master that serves its slot, and each master holds some.
+    holders = {}
+    for port in redis_cluster:
+        with redis.Redis(port=port, decode_responses=True) as node:
+            holders[port] = [s for s in streams if node.execute_command(
+                "CLUSTER", "COUNTKEYSINSLOT", node.execute_command("CLUSTER", "KEYSLOT", s))]
+    assert sorted(s for found in holders.values() for s in found) == sorted(streams)
+    assert all(holders.values()), holders
+    cluster.close()

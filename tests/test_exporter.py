@@ -112,7 +112,9 @@ def test_endpoints_reload_and_promtool(redis_url, spawn, exporter, tmp_path: Pat
     text = ex.metrics()
     assert value(text, "nautilus_probe_config_last_reload_successful") == 1
     assert value(text, "nautilus_probe_build_info", version="0.1.0") == 1
-    assert value(text, "nautilus_probe_engine_report_up", engine="risk") in (0, 1)
+    # The engine reports itself every second and the exporter reads it every second.
+    wait_for(lambda: ex.value("nautilus_probe_engine_report_up", engine="risk") == 1, 10)
+    assert 0 <= ex.value("nautilus_probe_engine_report_age_seconds", engine="risk") < 5
 
     promtool = shutil.which("promtool")
     assert promtool, "promtool is missing: run ./run setup"
@@ -252,8 +254,8 @@ def test_workers_behind_one_metrics_endpoint(redis_url, spawn, tmp_path: Path) -
     text = http_get(f"{base}/metrics")[1]
     assert value(text, "nautilus_probe_worker_up") == 2
     # Each engine × op is probed by exactly one worker; together they probe all three.
-    owners = {op: {lbl for (n, lbls), v in samples(text).items() if n == "nautilus_probe_requests_total"
-                   and ("op", op) in lbls and v > 0 for lbl in dict(lbls).get("worker", "")}
+    owners = {op: {dict(lbls)["worker"] for (n, lbls), v in samples(text).items()
+                   if n == "nautilus_probe_requests_total" and ("op", op) in lbls and v > 0}
               for op in ("limit_check", "alert", "process")}
     assert all(len(w) == 1 for w in owners.values()), owners
     assert {w for ws in owners.values() for w in ws} == {"1", "2"}
