@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
 import subprocess
@@ -221,20 +222,34 @@ def test_synthetic_engines_report_themselves(redis_url, spawn, exporter, tmp_pat
 
 
 async def test_a_crashed_probe_loop_is_unhealthy(redis_url, tmp_path: Path) -> None:
-    """A probe loop that dies must not leave a 'healthy' exporter whose numbers froze."""
+    """A probe loop that keeps failing must not leave a 'healthy' exporter whose
+    numbers froze: over HTTP, /-/ready is 503 before the first configuration and
+    /-/healthy turns 500 naming the loop; the restarts are counted."""
     from exporter.runtime import Exporter
+    from exporter.web import ExporterBackend, serve
 
     ex = Exporter(str(write_config(tmp_path / "exp.yml", redis_url, {"risk": {"alert": {}}})))
-    await ex.start()
+    port = free_port()
+    server = await serve(ExporterBackend(ex), f"127.0.0.1:{port}", render_max_age=0)
+    base = f"http://127.0.0.1:{port}"
     try:
-        assert ex.healthy
+        assert await asyncio.to_thread(http_get, f"{base}/-/ready") == (503, "Not ready.\n")
+        await ex.start()
+        assert await asyncio.to_thread(http_get, f"{base}/-/ready") == (200, "Ready.\n")
+        assert await asyncio.to_thread(http_get, f"{base}/-/healthy") == (200, "Healthy.\n")
         ex.probe("messagebus").plans = [None]  # sabotage: not a Plan
-        for _ in range(100):
-            if not ex.healthy:
+        for _ in range(300):
+            status, body = await asyncio.to_thread(http_get, f"{base}/-/healthy")
+            if status != 200:
                 break
             await asyncio.sleep(0.01)
-        assert not ex.healthy
+        assert (status, body) == (500, "probe loops restarting repeatedly: messagebus_send; "
+                                       "see the log\n")
+        text = (await asyncio.to_thread(http_get, f"{base}/metrics"))[1]
+        assert value(text, "nautilus_probe_loop_restarts_total", loop="messagebus_send") >= 3
+        assert value(text, "nautilus_probe_loop_restarts_total", loop="messagebus_receive") == 0
     finally:
+        await server.cleanup()
         await ex.stop()
 
 
@@ -268,6 +283,14 @@ def test_workers_behind_one_metrics_endpoint(redis_url, spawn, tmp_path: Path) -
     # The parent serves the single exporter's handlers: PUT reloads too, and
     # OpenMetrics is negotiated.
     assert http_post(f"{base}/-/reload", method="PUT") == (200, "Unchanged.\n")
+    # A worker that dies is restarted, and answers again.
+    children = Path(f"/proc/{parent.proc.pid}/task/{parent.proc.pid}/children").read_text().split()
+    assert len(children) == 2
+    os.kill(int(children[0]), signal.SIGKILL)
+    wait_for(lambda: value(http_get(f"{base}/metrics")[1], "nautilus_probe_worker_up") == 1, 5)
+    wait_for(lambda: value(http_get(f"{base}/metrics")[1], "nautilus_probe_worker_up") == 2, 20)
+    now = Path(f"/proc/{parent.proc.pid}/task/{parent.proc.pid}/children").read_text().split()
+    assert len(now) == 2 and children[0] not in now and children[1] in now
     req = urllib.request.Request(f"{base}/metrics", headers={
         "Accept": "application/openmetrics-text; version=1.0.0"})
     with urllib.request.urlopen(req, timeout=10) as resp:

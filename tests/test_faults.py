@@ -69,8 +69,10 @@ def test_redis_killed_three_times_and_shut_down(probed) -> None:
             assert server.proc is not None
             server.proc.wait(10)
         failed = ex.value("nautilus_probe_failures_total")
+        errors = ex.value("nautilus_probe_messagebus_errors_total", operation="send")
         wait_for(lambda: ex.value("nautilus_probe_failures_total") >= failed + 20, 10)
         assert ex.value("nautilus_probe_messagebus_up") == 0
+        assert ex.value("nautilus_probe_messagebus_errors_total", operation="send") > errors
         recoveries.append(recovery_s(ex, server.start))
         assert ex.value("nautilus_probe_messagebus_up") == 1
         assert http_get(f"{ex.base}/-/healthy")[0] == 200 and ex.child.alive()

@@ -9,6 +9,7 @@ import redis
 import yaml
 
 from exporter.config import CompositeSpec, ProbeSpec
+from nautilus_wire import protocol
 from nautilus_wire.redis_client import connect
 from synthetic.engine import SyntheticEngine
 from synthetic.knobs import Knobs, ServiceTime
@@ -124,7 +125,7 @@ async def test_stall_shows_in_the_tail(redis_url: str, engine_process) -> None:
     assert value(text, "nautilus_probe_failures_total") == 0
 
 
-async def test_errors_and_deadline_expiry(redis_url: str) -> None:
+async def test_error_replies_are_counted_exactly(redis_url: str) -> None:
     eng = engine(redis_url, "analytics", {"report": fixed(0, error_ratio=0.2)})
     async with engines_running(redis_url, [eng]):
         async with probing(redis_url, [spec("analytics", "report", 200)], duration=2) as h:
@@ -196,3 +197,39 @@ async def test_knobs_change_while_running(redis_url: str) -> None:
     # (128, 152.2] ms, where interpolation reads ~140 ms whenever no probe lands above it.
     mean = value(after, f"{LAT}_sum") / value(after, f"{LAT}_count")
     assert 0.15 <= mean <= 0.17, mean
+
+
+async def test_replies_after_the_timeout_are_late_not_lost(redis_url: str) -> None:
+    """An engine that takes 150 ms against a 100 ms timeout: every probe times out,
+    and every reply, arriving 50 ms later, is counted late (never lost, never ok)."""
+    eng = engine(redis_url, "risk", {"alert": fixed(0.150)})
+    async with engines_running(redis_url, [eng]):
+        async with probing(redis_url, [spec("risk", "alert", 50, timeout=0.1)], duration=2) as h:
+            text = h.text()
+    requests = value(text, "nautilus_probe_requests_total")
+    assert 95 <= requests <= 105  # 50/s for 2 s
+    assert value(text, "nautilus_probe_failures_total", reason="timeout") == requests
+    assert value(text, "nautilus_probe_replies_late_total") == eng.responder.stats.replies == requests
+    assert value(text, "nautilus_probe_replies_lost_total") == 0
+    assert value(text, f"{LAT}_count") == 0
+
+
+async def test_a_slow_leg_fails_the_trading_request(redis_url: str) -> None:
+    """The composite fails with the reason of its failing leg; each leg is counted in
+    its own series."""
+    engines = [engine(redis_url, "risk", {"limit_check": fixed(0)}),
+               engine(redis_url, "analytics", {"calculation": fixed(0)}),
+               engine(redis_url, "factor", {"factor_calculation": fixed(0.150)}),
+               engine(redis_url, "ml", {"process": fixed(0)})]
+    trading = CompositeSpec(rate=20, timeout=0.1, priority="high", payload_size=0,
+                            legs=protocol.TRADING_REQUEST_LEGS)
+    async with engines_running(redis_url, engines):
+        async with probing(redis_url, [], duration=2, trading=trading) as h:
+            text = h.text()
+    sent = value(text, "nautilus_probe_trading_requests_total")
+    assert 38 <= sent <= 42  # 20/s for 2 s
+    assert value(text, "nautilus_probe_trading_request_failures_total", reason="timeout") == sent
+    assert value(text, "nautilus_probe_trading_request_latency_seconds_count") == 0
+    assert value(text, "nautilus_probe_failures_total", engine="factor", reason="timeout") == sent
+    for fine in ("risk", "analytics", "ml"):
+        assert value(text, f"{LAT}_count", engine=fine) == sent
