@@ -10,7 +10,7 @@ from pathlib import Path
 from exporter.listen import free_port
 from nautilus_probe.redis_server import RedisServer
 
-from .http import http_get, http_post, wait_for
+from .http import eventually, http_get, http_post, wait_for
 
 # The repository (an editable install, as ./run setup makes).
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,5 +22,5 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-__all__ = ["ROOT", "RedisServer", "cpu_seconds", "free_port", "http_get", "http_post",
-           "wait_for"]
+__all__ = ["ROOT", "RedisServer", "cpu_seconds", "eventually", "free_port", "http_get",
+           "http_post", "wait_for"]

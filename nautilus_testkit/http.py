@@ -25,6 +25,20 @@ def http_post(url: str, timeout: float = 10.0, method: str = "POST") -> tuple[in
         return exc.code, exc.read().decode()
 
 
+async def eventually(predicate: Callable[[], Any], timeout: float, interval: float = 0.02) -> Any:
+    """wait_for inside an event loop: poll without blocking it."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    value: Any = None
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
     """Poll until predicate() is truthy; return its value, or fail with the last one.
     A series not exported yet (MissingSeries) or a refused connection counts as

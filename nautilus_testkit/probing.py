@@ -14,7 +14,7 @@ from exporter.metrics import build
 from exporter.probes.base import Probe
 from exporter.probes.messagebus import MessageBus, MessageBusProbe
 from exporter.probes.trading_request import TradingRequestProbe
-from nautilus_wire.protocol import DEFAULT_PREFIX
+from nautilus_wire.protocol import DEFAULT_PREFIX, request_stream
 from nautilus_wire.redis_client import connect
 from nautilus_wire.requester import make_transport
 
@@ -68,7 +68,15 @@ async def engines_running(redis_url: str, engines: list) -> AsyncIterator[None]:
     """Run synthetic engines (already constructed on a client) until the block ends."""
     stop = asyncio.Event()
     tasks = [asyncio.create_task(e.run(stop)) for e in engines]
-    await asyncio.sleep(0.2)  # consumer groups exist before the first probe
+    # Every engine's consumer groups exist before the first probe.
+    client = connect(redis_url)
+    for e in engines:
+        stream = request_stream(e.prefix, e.name, "low")
+        for _ in range(500):
+            if await client.exists(stream):
+                break
+            await asyncio.sleep(0.01)
+    await client.aclose()
     try:
         yield
     finally:

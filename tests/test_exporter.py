@@ -142,10 +142,14 @@ def test_endpoints_reload_and_promtool(redis_url, spawn, exporter, tmp_path: Pat
 
     # ... and through SIGHUP, which also rejects bad files without stopping.
     write_config(cfg, redis_url, {"risk": {"alert": {"rate": 50}}})
+    loaded = ex.value("nautilus_probe_config_last_reload_success_timestamp_seconds")
     ex.child.proc.send_signal(signal.SIGHUP)
-    time.sleep(0.5)
+    wait_for(lambda: ex.value("nautilus_probe_config_last_reload_success_timestamp_seconds")
+             > loaded, 5)
     stopped = ex.value("nautilus_probe_requests_total", op="limit_check")
-    time.sleep(0.5)
+    alerts = ex.value("nautilus_probe_requests_total", op="alert")
+    # Ten more alert probes (0.2 s at 50/s) and not one more limit_check.
+    wait_for(lambda: ex.value("nautilus_probe_requests_total", op="alert") >= alerts + 10, 5)
     assert ex.value("nautilus_probe_requests_total", op="limit_check") == stopped
     assert ex.value("nautilus_probe_failures_total") == 0
     cfg.write_text("engines: [\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 import redis
@@ -14,7 +13,7 @@ from nautilus_wire.redis_client import connect
 from synthetic.engine import SyntheticEngine
 from synthetic.knobs import Knobs, ServiceTime
 
-from nautilus_testkit import wait_for
+from nautilus_testkit import eventually, wait_for
 from nautilus_testkit.exposition import buckets, histogram_quantile, value
 from nautilus_testkit.probing import engines_running, probing
 
@@ -186,12 +185,11 @@ async def test_knobs_change_while_running(redis_url: str) -> None:
             before = h.text()
         await eng._redis.set("nautilus:probe:{risk}:knobs",
                              '{"limit_check": {"service_time": "150ms"}}')
-        await asyncio.sleep(0.5)
+        await eventually(lambda: eng.ops["limit_check"] == fixed(0.150), 5)
         async with probing(redis_url, [spec("risk", "limit_check", 50)], duration=1) as h:
             after = h.text()
         await eng._redis.delete("nautilus:probe:{risk}:knobs")
-        await asyncio.sleep(0.5)
-        assert eng.ops["limit_check"] == fixed(0.001)
+        await eventually(lambda: eng.ops["limit_check"] == fixed(0.001), 5)
     assert histogram_quantile(0.5, buckets(before, LAT)) < 0.01
     # The exact mean, not a bucket-interpolated median: 150 ms sits inside the bucket
     # (128, 152.2] ms, where interpolation reads ~140 ms whenever no probe lands above it.

@@ -202,7 +202,7 @@ async def test_refusing_endpoints_do_not_affect_the_others() -> None:
 
 
 async def test_token_is_required_when_configured() -> None:
-    async with ws_engines(WsKnobs(tokens=frozenset({"s3cret"}))) as [(engine, port)]:
+    async with ws_engines(WsKnobs(tokens=frozenset({"s3cret"}))) as [(_, port)]:
         async with ws_probing(spec([url(port)], 5, token="wrong")) as probe:
             await probe.until(lambda: probe.value(
                 "nautilus_probe_ws_disconnects_total", reason="unauthorized") >= 5, 10)
