@@ -305,3 +305,87 @@ async def test_engine_speaks_the_protocol() -> None:
             await ws.send('{"type": "dance", "id": "9"}')
             err = json.loads(await ws.recv())
             assert (err["type"], err["id"]) == ("error", "9")
+
+
+async def test_no_connection_means_skipped_heartbeats() -> None:
+    """Heartbeats due while nothing is open are counted skipped: 20/s for 1 s here."""
+    dead = url(free_port())
+    async with ws_probing(spec([dead], 1, heartbeat_rate=20)) as probe:
+        await asyncio.sleep(1.0)
+        skipped = probe.value("nautilus_probe_ws_heartbeats_skipped_total")
+        refused = probe.value("nautilus_probe_ws_connect_failures_total", reason="refused")
+    assert 15 <= skipped <= 25, skipped
+    assert refused >= 1 and probe.value("nautilus_probe_ws_messages_sent_total") == 0
+
+
+async def test_a_silent_server_is_a_connect_timeout() -> None:
+    """TCP accepted, no handshake answer: a timeout after connect_timeout."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    port = silent.getsockname()[1]
+    ws = spec([url(port)], 1)
+    ws = WsSpec(ws.endpoints, 1, connect_rate=100, connect_timeout=0.3, heartbeat_rate=1,
+                heartbeat_timeout=1, compression=False, subscribe_topic=None,
+                subscribe_connections=0)
+    try:
+        async with ws_probing(ws) as probe:
+            await probe.until(lambda: probe.value(
+                "nautilus_probe_ws_connect_failures_total", reason="timeout") >= 1, 5)
+            assert probe.value(OPEN) == 0
+    finally:
+        silent.close()
+
+
+async def test_a_normal_close_by_the_server_is_closed() -> None:
+    from websockets.asyncio.server import serve
+
+    async def handler(ws) -> None:
+        await asyncio.sleep(1.5)  # long enough not to count as a quick loss
+        await ws.close(1001, "going away")
+
+    port = free_port()
+    async with serve(handler, "127.0.0.1", port, compression=None):
+        async with ws_probing(spec([url(port)], 1, heartbeat_rate=1)) as probe:
+            await probe.until(lambda: probe.value(
+                "nautilus_probe_ws_disconnects_total", reason="closed") >= 1, 5)
+            assert probe.value("nautilus_probe_ws_disconnects_total", reason="dropped") == 0
+            # Not a quick loss: reconnected at once, without a pause.
+            await probe.until(lambda: probe.value(OPEN) == 1, 2)
+
+
+async def test_connect_rate() -> None:
+    """Connections open at the configured rate (50/s here: 100 take about 2 s), never
+    in a burst."""
+    async with ws_engines(WsKnobs()) as [(engine, port)]:
+        ws = spec([url(port)], 100, heartbeat_rate=50)
+        ws = WsSpec(ws.endpoints, 100, connect_rate=50, connect_timeout=5, heartbeat_rate=50,
+                    heartbeat_timeout=2, compression=False, subscribe_topic=None,
+                    subscribe_connections=0)
+        async with ws_probing(ws) as probe:
+            await asyncio.sleep(1.0)
+            after_1s = probe.value(OPEN)
+            await probe.until(lambda: probe.value(OPEN) == 100, 5)
+    assert 40 <= after_1s <= 65, after_1s
+
+
+async def test_compression_is_negotiated_when_asked_for() -> None:
+    from websockets.asyncio.server import serve
+
+    async def handler(ws) -> None:
+        await asyncio.sleep(5)
+
+    port = free_port()
+    async with serve(handler, "127.0.0.1", port):  # permessage-deflate offered
+        for compression, expected in ((True, 3), (False, 0)):
+            ws = spec([url(port)], 3)
+            ws = WsSpec(ws.endpoints, 3, connect_rate=100, connect_timeout=5, heartbeat_rate=1,
+                        heartbeat_timeout=2, compression=compression, subscribe_topic=None,
+                        subscribe_connections=0)
+            async with ws_probing(ws) as probe:
+                await probe.until(lambda: probe.value(OPEN) == 3, 5)
+                deflate = [c for c in probe.prober.open
+                           if any(type(e).__name__ == "PerMessageDeflate" for e in c.proto.extensions)]
+            assert len(deflate) == expected, compression
