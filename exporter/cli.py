@@ -9,6 +9,8 @@ import logging
 from .config import Config, parse_shard
 from .listen import parse_listen_address
 from .signals import until_signalled
+from .web import WebOptions
+from .web_config import WebSecurity
 from .yamlcheck import duration_or_zero
 
 DEFAULT_LISTEN = ":9478"
@@ -24,6 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN)
     p.add_argument("--web.render-max-age", dest="render_max_age", default="500ms",
                    help="scrapes within this long of a render share it (0: render each)")
+    p.add_argument("--web.config.file", dest="web_config_file",
+                   help="TLS and basic auth, in the Prometheus exporter-toolkit format")
+    p.add_argument("--web.enable-lifecycle", dest="enable_lifecycle", action="store_true",
+                   help="allow POST/PUT /-/reload (SIGHUP always reloads)")
     p.add_argument("--redis.url", dest="redis_url", help="override the config's redis_url")
     p.add_argument("--shard", default="1/1",
                    help="i/N: run shard i of N of the probe plan (one exporter per shard)")
@@ -38,7 +44,7 @@ async def _run_exporter(args: argparse.Namespace, config: Config, stop: asyncio.
 
     exporter = Exporter(args.config_file, redis_url=args.redis_url, shard=args.shard)
     # Listen first: a busy port is an error before any probe is sent.
-    runner = await serve(ExporterBackend(exporter), args.listen_address, args.render_max_age)
+    runner = await serve(ExporterBackend(exporter), args.listen_address, args.web)
     await exporter.start(config)
     install_sighup(exporter)
     log.info("listening on %s; metrics at /metrics", args.listen_address)
@@ -55,7 +61,8 @@ def cmd_exporter(args: argparse.Namespace) -> int:
         print(f"{args.config_file}: OK ({len(cfg.probes)} probe series)")
         return 0
     parse_listen_address(args.listen_address)
-    args.render_max_age = duration_or_zero("--web.render-max-age", args.render_max_age)
+    args.web = WebOptions(duration_or_zero("--web.render-max-age", args.render_max_age),
+                          args.enable_lifecycle, WebSecurity(args.web_config_file))
     if args.workers > 1:
         if args.shard != (1, 1):
             raise ValueError("--workers and --shard: use one or the other")
@@ -63,7 +70,7 @@ def cmd_exporter(args: argparse.Namespace) -> int:
 
         asyncio.run(until_signalled(
             lambda stop: run_workers(args.workers, worker_argv(args), args.listen_address,
-                                     args.render_max_age, stop)))
+                                     args.web, stop)))
         return 0
     asyncio.run(until_signalled(lambda stop: _run_exporter(args, cfg, stop)))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ssl
 from urllib.parse import urlencode
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,8 @@ class WsEndpoint:
     url: str  # as dialled, with ?token= when one is set
     label: str  # the `endpoint` label: the URL without its query (never the token)
     ca_file: str | None
+    cert_file: str | None = None  # a client certificate, for servers that ask for one
+    key_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -206,33 +209,45 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def _endpoint(path: str, value: Any, token: str | None, ca_file: str | None) -> WsEndpoint:
+WS_SECURITY = ("token", "ca_file", "cert_file", "key_file")
+
+
+def _endpoint(path: str, value: Any, defaults: dict[str, str | None]) -> WsEndpoint:
+    given = dict(defaults)
     if isinstance(value, dict):
         node = Node(value, path)
         url = node.get("url", None, string)
-        token = node.get("token", token, string)
-        ca_file = node.get("ca_file", ca_file, string)
+        given = {key: node.get(key, given[key], string) for key in WS_SECURITY}
         node.done()
         path = node.sub("url")
     else:
         url = string(path, value)
     if url is None or not url.startswith(("ws://", "wss://")):
         raise ConfigError(path, f"must be a ws:// or wss:// URL, got {url!r}")
-    if ca_file is not None and not url.startswith("wss://"):
-        raise ConfigError(path, "ca_file needs a wss:// URL")
+    for key in ("ca_file", "cert_file", "key_file"):
+        if given[key] is not None and not url.startswith("wss://"):
+            raise ConfigError(path, f"{key} needs a wss:// URL")
+    if (given["cert_file"] is None) != (given["key_file"] is None):
+        raise ConfigError(path, "cert_file and key_file go together")
+    try:  # files that cannot be loaded are a config error now, not at the first connection
+        if url.startswith("wss://"):
+            context = ssl.create_default_context(cafile=given["ca_file"])
+            if given["cert_file"]:
+                context.load_cert_chain(given["cert_file"], given["key_file"])
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(path, f"cannot load the TLS files: {exc}") from None
     label = url.split("?", 1)[0]
-    if token is not None:
-        url = f"{url}{'&' if '?' in url else '?'}{urlencode({'token': token})}"
-    return WsEndpoint(url, label, ca_file)
+    if given["token"] is not None:
+        url = f"{url}{'&' if '?' in url else '?'}{urlencode({'token': given['token']})}"
+    return WsEndpoint(url, label, given["ca_file"], given["cert_file"], given["key_file"])
 
 
 def _websocket(node: Node) -> WsSpec:
-    token = node.get("token", None, string)
-    ca_file = node.get("ca_file", None, string)
+    defaults = {key: node.get(key, None, string) for key in WS_SECURITY}
     raw = node.get("endpoints", None)
     if not isinstance(raw, list) or not raw:
         raise ConfigError(node.sub("endpoints"), "must be a non-empty list of ws:// URLs")
-    endpoints = tuple(_endpoint(f"{node.sub('endpoints')}[{i}]", v, token, ca_file)
+    endpoints = tuple(_endpoint(f"{node.sub('endpoints')}[{i}]", v, defaults)
                       for i, v in enumerate(raw))
     sub = node.node("subscribe")
     topic = sub.get("topic", None, string)

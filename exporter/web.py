@@ -7,14 +7,18 @@ import gzip
 import logging
 import sys
 import threading
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
+from nautilus_wire.redact import redact
+
 from . import __version__
 from .listen import parse_listen_address
 from .runtime import Exporter
+from .web_config import WebSecurity
 from .yamlcheck import ConfigError
 
 log = logging.getLogger(__name__)
@@ -93,7 +97,7 @@ class ExporterBackend:
         except ConfigError as exc:
             raise ReloadError(f"failed to reload config: {exc}\n") from None
         except Exception as exc:  # noqa: BLE001 - whatever failed, the caller hears why
-            raise ReloadError(f"failed to reload config: {exc!r}\n") from None
+            raise ReloadError(redact(f"failed to reload config: {exc!r}\n")) from None
 
 
 class Renderer:
@@ -152,8 +156,31 @@ class Renderer:
         return await asyncio.shield(pending), content_type
 
 
-def make_app(backend: Backend, render_max_age: float = 0.5) -> web.Application:
-    renderer = Renderer(backend, max_age=render_max_age)
+@dataclass
+class WebOptions:
+    """How the endpoints are served (flags of the exporter command)."""
+
+    render_max_age: float = 0.5
+    enable_lifecycle: bool = False  # /-/reload answers 403 without it, as in Prometheus
+    security: WebSecurity = field(default_factory=lambda: WebSecurity(None))
+
+
+def make_app(backend: Backend, options: WebOptions | None = None) -> web.Application:
+    options = options or WebOptions()
+    renderer = Renderer(backend, max_age=options.render_max_age)
+    security = options.security
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+        security.refresh()
+        if not security.authorized(request.headers.get("Authorization")):
+            response: web.StreamResponse = web.Response(
+                status=401, text="Unauthorized\n",
+                headers={"WWW-Authenticate": 'Basic realm="nautilus-probe"'})
+        else:
+            response = await handler(request)
+        response.headers.update(security.config.headers)
+        return response
 
     async def metrics(request: web.Request) -> web.Response:
         return await renderer.respond(request)
@@ -173,6 +200,8 @@ def make_app(backend: Backend, render_max_age: float = 0.5) -> web.Application:
         return web.Response(status=503, text="Not ready.\n")
 
     async def reload(_: web.Request) -> web.Response:
+        if not options.enable_lifecycle:
+            return web.Response(status=403, text="Lifecycle API is not enabled.\n")
         try:
             changed = await backend.reload()
         except ReloadError as exc:
@@ -180,7 +209,7 @@ def make_app(backend: Backend, render_max_age: float = 0.5) -> web.Application:
             return web.Response(status=500, text=str(exc))
         return web.Response(text="Reloaded.\n" if changed else "Unchanged.\n")
 
-    app = web.Application()
+    app = web.Application(middlewares=[guard])
     app.add_routes([web.get("/", landing), web.get("/metrics", metrics),
                     web.get("/-/healthy", healthy), web.get("/-/ready", ready),
                     web.post("/-/reload", reload), web.put("/-/reload", reload)])
@@ -192,8 +221,8 @@ class Server:
     and writing /metrics never hold up the probes' loop. While the server thread
     holds the GIL, the probes' thread gets it back within 0.2 ms."""
 
-    def __init__(self, backend: Backend, listen: str, render_max_age: float) -> None:
-        self.backend, self.listen, self.render_max_age = backend, listen, render_max_age
+    def __init__(self, backend: Backend, listen: str, options: WebOptions) -> None:
+        self.backend, self.listen, self.options = backend, listen, options
         self.loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self._thread = threading.Thread(target=self.loop.run_forever, name="web",
@@ -207,10 +236,11 @@ class Server:
 
     async def _start(self) -> None:
         host, port = parse_listen_address(self.listen)
-        runner = web.AppRunner(make_app(self.backend, self.render_max_age), access_log=None)
+        runner = web.AppRunner(make_app(self.backend, self.options), access_log=None)
         await runner.setup()
         try:
-            await web.TCPSite(runner, host, port).start()
+            await web.TCPSite(runner, host, port,
+                              ssl_context=self.options.security.serving_context()).start()
         except OSError as exc:
             await runner.cleanup()
             reason = exc.strerror or str(exc)
@@ -235,9 +265,9 @@ class Server:
         self.loop.close()
 
 
-async def serve(backend: Backend, listen: str, render_max_age: float = 0.5) -> Server:
+async def serve(backend: Backend, listen: str, options: WebOptions | None = None) -> Server:
     """The endpoints on `listen`, on their own thread; OSError when the address is taken."""
-    server = Server(backend, listen, render_max_age)
+    server = Server(backend, listen, options or WebOptions())
     try:
         await asyncio.to_thread(server.start)
     except BaseException:

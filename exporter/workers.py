@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from .listen import free_port
 from .metrics import NAMESPACE
-from .web import ReloadError, serve
+from .web import ReloadError, WebOptions, serve
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +128,11 @@ class WorkerPool:
             await self._session.close()
 
 
-async def run_workers(count: int, argv: list[str], listen: str, render_max_age: float,
+async def run_workers(count: int, argv: list[str], listen: str, options: WebOptions,
                       stop: asyncio.Event) -> None:
     workers = [Worker(i, count, argv) for i in range(1, count + 1)]
     pool = WorkerPool(workers)
-    runner = await serve(pool, listen, render_max_age)
+    runner = await serve(pool, listen, options)
     for w in workers:
         w.start()
     log.info("%d workers behind %s", count, listen)
@@ -154,7 +154,9 @@ async def run_workers(count: int, argv: list[str], listen: str, render_max_age: 
 
 
 def worker_argv(args: Any) -> list[str]:
-    argv = ["--config.file", args.config_file]
+    # Workers listen on loopback and only the parent calls them: the parent decides
+    # whether reloads are allowed, and its --web.config.file guards the outside.
+    argv = ["--config.file", args.config_file, "--web.enable-lifecycle"]
     if args.redis_url:
         argv += ["--redis.url", args.redis_url]
     return argv

@@ -14,6 +14,7 @@ from typing import Any, Callable, TypeVar
 import yaml
 
 from nautilus_wire.protocol import DEFAULT_PREFIX, NAME_RE, TRANSPORTS
+from nautilus_wire.redact import redact
 
 T = TypeVar("T")
 
@@ -27,7 +28,8 @@ class ConfigError(Exception):
     """Invalid configuration; str() is the message shown to the user."""
 
     def __init__(self, path: str, problem: str) -> None:
-        self.path, self.problem = path, problem
+        # A problem may quote a value: a Redis URL's password never leaves in it.
+        self.path, self.problem = path, redact(problem)
         self.file = ""  # set by the loader that read it
         super().__init__(f"{path}: {problem}" if path else problem)
 

@@ -12,6 +12,7 @@ from exporter import cli as exporter_cli
 from exporter.signals import raise_fd_limit, use_uvloop
 from exporter.yamlcheck import ConfigError
 from nautilus_loadtest import cli as loadtest_cli
+from nautilus_wire.redact import RedactingFilter, redact
 from synthetic import cli as synthetic_cli
 
 
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = {"warn": "WARNING"}.get(args.log_level, args.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
     if level != "DEBUG":
         # Libraries log every connection at INFO: quiet unless asked (--log.level debug).
         for name in ("websockets", "aiohttp", "asyncio"):
@@ -57,11 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nautilus-probe: config error: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # bad flag values
-        print(f"nautilus-probe: {exc}", file=sys.stderr)
+        print(f"nautilus-probe: {redact(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. the listen address is taken
         text = exc.strerror if exc.strerror and exc.filename is None else exc
-        print(f"nautilus-probe: {text}", file=sys.stderr)
+        print(f"nautilus-probe: {redact(str(text))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

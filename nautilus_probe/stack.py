@@ -110,8 +110,9 @@ def run_stack(args: argparse.Namespace) -> int:
                       "engines need 8080-8082", file=sys.stderr)
                 return 1
         procs.append(spawn([*py, "ws-engine", *[a for p in WS_PORTS for a in ("--port", str(p))]]))
-        procs.append(spawn([*py, "exporter", "--config.file", exporter_path,
-                            "--redis.url", redis_url, "--web.listen-address", args.listen_address]))
+        procs.append(spawn([*py, "exporter", "--config.file", exporter_path, "--redis.url",
+                            redis_url, "--web.listen-address", args.listen_address,
+                            "--web.enable-lifecycle"]))
         base = f"http://{host or '127.0.0.1'}:{port}"
         if (problem := wait_ready(f"{base}/-/ready", 30, procs)) is not None:
             print(f"nautilus-probe: {problem}", file=sys.stderr)

@@ -119,7 +119,7 @@ def exporter(spawn, tmp_path):
         port = free_port()
         child = spawn("exporter", "--config.file", str(config),
                       "--web.listen-address", f"127.0.0.1:{port}",
-                      "--web.render-max-age", "0", *flags)
+                      "--web.render-max-age", "0", "--web.enable-lifecycle", *flags)
         running = Running(child, port)
         wait_for(lambda: http_get(f"{running.base}/-/ready")[0] == 200, 15)
         return running

@@ -230,11 +230,11 @@ async def test_a_crashed_probe_loop_is_unhealthy(redis_url, tmp_path: Path) -> N
     numbers froze: over HTTP, /-/ready is 503 before the first configuration and
     /-/healthy turns 500 naming the loop; the restarts are counted."""
     from exporter.runtime import Exporter
-    from exporter.web import ExporterBackend, serve
+    from exporter.web import ExporterBackend, WebOptions, serve
 
     ex = Exporter(str(write_config(tmp_path / "exp.yml", redis_url, {"risk": {"alert": {}}})))
     port = free_port()
-    server = await serve(ExporterBackend(ex), f"127.0.0.1:{port}", render_max_age=0)
+    server = await serve(ExporterBackend(ex), f"127.0.0.1:{port}", WebOptions(render_max_age=0))
     base = f"http://127.0.0.1:{port}"
     try:
         assert await asyncio.to_thread(http_get, f"{base}/-/ready") == (503, "Not ready.\n")
@@ -264,7 +264,7 @@ def test_workers_behind_one_metrics_endpoint(redis_url, spawn, tmp_path: Path) -
     cfg = write_config(tmp_path / "exp.yml", redis_url, {
         "risk": {"limit_check": {"rate": 50}, "alert": {"rate": 50}}, "ml": {"process": {"rate": 50}}})
     port = free_port()
-    parent = spawn("exporter", "--config.file", str(cfg), "--workers", "2",
+    parent = spawn("exporter", "--config.file", str(cfg), "--workers", "2", "--web.enable-lifecycle",
                    "--web.listen-address", f"127.0.0.1:{port}")
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: http_get(f"{base}/-/ready")[0] == 200, 20)

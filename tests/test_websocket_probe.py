@@ -359,7 +359,7 @@ async def test_a_normal_close_by_the_server_is_closed() -> None:
 async def test_connect_rate() -> None:
     """Connections open at the configured rate (50/s here: 100 take about 2 s), never
     in a burst."""
-    async with ws_engines(WsKnobs()) as [(engine, port)]:
+    async with ws_engines(WsKnobs()) as [(_, port)]:
         ws = spec([url(port)], 100, heartbeat_rate=50)
         ws = WsSpec(ws.endpoints, 100, connect_rate=50, connect_timeout=5, heartbeat_rate=50,
                     heartbeat_timeout=2, compression=False, subscribe_topic=None,
@@ -389,3 +389,36 @@ async def test_compression_is_negotiated_when_asked_for() -> None:
                 deflate = [c for c in probe.prober.open
                            if any(type(e).__name__ == "PerMessageDeflate" for e in c.proto.extensions)]
             assert len(deflate) == expected, compression
+
+
+async def test_wss_with_a_client_certificate(tmp_path) -> None:
+    """A server that requires a client certificate from its CA: the probe presents one."""
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is missing"
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True, cwd=tmp_path)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=ca",
+        "-keyout", "ca.key", "-out", "ca.crt")
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}.key",
+            "-out", f"{name}.csr")
+        (tmp_path / f"{name}.ext").write_text(ext + "\n")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.crt")
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tmp_path / "ca.crt"))
+    server.load_cert_chain(str(tmp_path / "server.crt"), str(tmp_path / "server.key"))
+    server.verify_mode = ssl.CERT_REQUIRED
+    ca = str(tmp_path / "ca.crt")
+    async with ws_engines(WsKnobs(), ssl_context=server) as [(_, port)]:
+        with_cert = WsEndpoint(url(port, "wss"), url(port, "wss"), ca,
+                               str(tmp_path / "client.crt"), str(tmp_path / "client.key"))
+        async with ws_probing(WsSpec((with_cert,), 2, connect_rate=100, connect_timeout=5,
+                                     heartbeat_rate=10, heartbeat_timeout=2, compression=False,
+                                     subscribe_topic=None, subscribe_connections=0)) as probe:
+            await probe.until(lambda: probe.value(OPEN) == 2, 10)
+            await probe.until(lambda: probe.value("nautilus_probe_ws_messages_received_total") >= 3, 5)
+        async with ws_probing(spec([url(port, "wss")], 2, ca_file=ca)) as probe:  # no certificate
+            await probe.until(lambda: probe.value("nautilus_probe_ws_connect_failures_total") >= 1, 10)
+            assert probe.value(OPEN) == 0

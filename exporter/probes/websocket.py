@@ -145,7 +145,10 @@ class _Conn(asyncio.Protocol):
 def _ssl_context(ep: WsEndpoint) -> ssl.SSLContext | None:
     if not ep.url.startswith("wss://"):
         return None
-    return ssl.create_default_context(cafile=ep.ca_file)
+    context = ssl.create_default_context(cafile=ep.ca_file)
+    if ep.cert_file:
+        context.load_cert_chain(ep.cert_file, ep.key_file)
+    return context
 
 
 class WebSocketProbe:
