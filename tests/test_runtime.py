@@ -56,6 +56,15 @@ async def test_reloads_reconnect_or_reopen_only_what_changed(redis_url: str, tmp
             assert await ex.reload()
             assert ex.bus is bus and ex.probe("websocket") is not ws
             assert ex.healthy
+            # The prober measured itself all along: every probe's send lag, and the
+            # event loop's lag every 100 ms, both small on an idle loop.
+            out = text(ex)
+            sent = value(out, "nautilus_probe_requests_total")
+            assert value(out, "nautilus_probe_schedule_lag_seconds_count") == sent
+            assert value(out, "nautilus_probe_schedule_lag_seconds_sum") / sent < 0.01
+            assert value(out, "nautilus_probe_event_loop_lag_seconds_count") >= 3
+            assert value(out, "nautilus_probe_event_loop_lag_seconds_sum") / \
+                value(out, "nautilus_probe_event_loop_lag_seconds_count") < 0.05
         finally:
             await ex.stop()
 

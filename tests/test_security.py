@@ -4,7 +4,6 @@ off by default, and secrets that never reach a log, an error or a response."""
 from __future__ import annotations
 
 import base64
-import shutil
 import ssl
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import yaml
 
 from nautilus_testkit import RedisServer, free_port, http_get, http_post, wait_for
 from nautilus_testkit.exposition import value
+from nautilus_testkit.pki import make_pki
 
 from .conftest import write_config, write_engines
 
@@ -26,23 +26,7 @@ SECRET = "s3cr3tPW-planted"
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory) -> dict[str, Path]:
-    """A test CA, a server certificate for 127.0.0.1 and a client certificate."""
-    openssl = shutil.which("openssl")
-    assert openssl, "openssl is missing: run ./run setup"
-    d = tmp_path_factory.mktemp("pki")
-
-    def run(*args: str) -> None:
-        subprocess.run([openssl, *args], check=True, capture_output=True, cwd=d)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test CA",
-        "-keyout", "ca.key", "-out", "ca.crt")
-    for name, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
-        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}.key",
-            "-out", f"{name}.csr")
-        (d / f"{name}.ext").write_text(ext + "\n")
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.crt")
-    return {p.stem + p.suffix.replace(".", "_"): p for p in d.iterdir()}
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def get(url: str, context: ssl.SSLContext | None = None, auth: tuple[str, str] | None = None

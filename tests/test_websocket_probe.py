@@ -393,20 +393,9 @@ async def test_compression_is_negotiated_when_asked_for() -> None:
 
 async def test_wss_with_a_client_certificate(tmp_path) -> None:
     """A server that requires a client certificate from its CA: the probe presents one."""
-    openssl = shutil.which("openssl")
-    assert openssl, "openssl is missing"
+    from nautilus_testkit.pki import make_pki
 
-    def run(*args: str) -> None:
-        subprocess.run([openssl, *args], check=True, capture_output=True, cwd=tmp_path)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=ca",
-        "-keyout", "ca.key", "-out", "ca.crt")
-    for name, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
-        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}.key",
-            "-out", f"{name}.csr")
-        (tmp_path / f"{name}.ext").write_text(ext + "\n")
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.crt")
+    make_pki(tmp_path)
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tmp_path / "ca.crt"))
     server.load_cert_chain(str(tmp_path / "server.crt"), str(tmp_path / "server.key"))
     server.verify_mode = ssl.CERT_REQUIRED
