@@ -39,6 +39,9 @@ def test_review_agrees_with_validate(live_stack, tmp_path: Path) -> None:
     # review has no measured monolith capacity and uses the documented one: document
     # the synthetic monolith's (one 200 ms request at a time), as bench measures it.
     data["baseline"]["throughput_ops_per_second"] = 5
+    # The engines fail 0.1 % of requests at random; an engine probed 10/s for 17 s sees
+    # one error as 0.6-1.2 %, so a 1 % target would flip on chance, not on logic.
+    data["engine_defaults"]["error_ratio"]["max"] = 0.05
     thresholds = tmp_path / "thresholds.yml"
     thresholds.write_text(yaml.safe_dump(data))
     time.sleep(5)
@@ -68,10 +71,11 @@ def test_review_agrees_with_validate(live_stack, tmp_path: Path) -> None:
     review_ms = got["containerized"]["latency_benchmark"]["avg_latency"]
     validate_ms = measured["latency_benchmark"]["avg_latency"]
     assert abs(review_ms - validate_ms) / validate_ms < 0.25, (review_ms, validate_ms)
-    # Each engine's error ratio: the engines' 0.1 % default, well under 1 % in both.
+    # Each engine's error ratio: the engines' 0.1 % default, under 5 % in both even
+    # with the few probes of a short window.
     for engine, figures in got["containerized"]["scalability_benchmark"].items():
-        assert figures["error_rate"] < 0.01, engine
-        assert measured["scalability_benchmark"][engine]["error_rate"] < 0.01, engine
+        assert figures["error_rate"] < 0.05, engine
+        assert measured["scalability_benchmark"][engine]["error_rate"] < 0.05, engine
 
 
 def test_query_pack_is_documented() -> None:

@@ -40,8 +40,8 @@ CONNECT_TICK_S = 0.01
 MAX_CONNECTING = 256
 # Reconnecting backs off exponentially, with jitter (x0.5-1.5), from 0.1 s up to
 # this, after a failed connect, an unauthorized close, a protocol error, or any
-# loss of a connection that lived under QUICK_LOSS_S; quiet for CALM_S, it
-# starts again from 0.1 s.
+# loss of a connection that lived under QUICK_LOSS_S; after a heartbeat answered,
+# or CALM_S without trouble, it starts again from 0.1 s.
 MAX_BACKOFF_S = 5.0
 QUICK_LOSS_S = 1.0
 CALM_S = 30.0
@@ -332,6 +332,7 @@ class WebSocketProbe:
         if kind == "heartbeat_ack":
             entry = self.pending.pop(str(obj.get("id")), None)
             if entry is not None:
+                conn.ep.backoff = 0.0  # the endpoint answers: a later loss starts afresh
                 m.heartbeat_latency.observe(now - entry[1])
                 m.received.inc()
                 if self.on_latency is not None:
