@@ -76,10 +76,6 @@ async def test_fixed_service_time_median(redis_url: str, engine_process, transpo
     service = value(text, "nautilus_probe_service_seconds_sum", op="limit_check") / \
         value(text, "nautilus_probe_service_seconds_count", op="limit_check")
     assert 0.019 <= service <= 0.022, service
-    cumulative = dict(buckets(text, "nautilus_probe_service_seconds", op="limit_check"))
-    # None early (at or under 18.1 ms); a sleep may run late on a loaded machine, so
-    # "most" within 25.6 ms rather than all.
-    assert cumulative[0.0181] == 0 and cumulative[0.0256] >= 0.9 * count, cumulative
 
 
 async def test_drop_ratio_counts_lost(redis_url: str) -> None:
