@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from nautilus_wire import protocol
+from nautilus_wire.redis_client import RedisAccess
 
 from .yamlcheck import (ConfigError, Node, at_most, boolean, duration, load_file,
-                        messagebus_settings, name, non_negative_int, one_of, positive,
+                        messagebus_settings, name, redis_access, non_negative_int, one_of, positive,
                         positive_int, redis_url_check, string)
 
 
@@ -96,6 +97,7 @@ class Config:
     max_in_flight: int
     websocket: WsSpec | None = None
     checksum: str = ""
+    redis_access: RedisAccess = RedisAccess()
 
     @classmethod
     def load(cls, path: str, redis_url: str | None = None,
@@ -126,9 +128,9 @@ class Config:
         return dataclasses.replace(self, probes=probes, trading_request=trading, websocket=ws,
                                    prober_id=f"{self.prober_id}_s{index}")
 
-    def connection(self) -> tuple[str, str, str, str]:
+    def connection(self) -> tuple[object, ...]:
         """What a reload cannot change without reconnecting."""
-        return (self.redis_url, self.transport, self.prefix, self.prober_id)
+        return (self.redis_url, self.redis_access, self.transport, self.prefix, self.prober_id)
 
 
 def _probe_settings(node: Node, base: dict[str, Any]) -> dict[str, Any]:
@@ -146,6 +148,7 @@ def _probe_settings(node: Node, base: dict[str, Any]) -> dict[str, Any]:
 def parse(data: Any) -> Config:
     root = Node(data)
     redis_url, transport, prefix = messagebus_settings(root)
+    access = redis_access(root, redis_url)
     prober_id = root.get("prober_id", "exporter", name)
     max_in_flight = root.get("max_in_flight", 100_000, at_most(MAX_IN_FLIGHT, positive_int))
     defaults = _probe_settings(root.node("defaults"), {
@@ -195,7 +198,8 @@ def parse(data: Any) -> Config:
         raise ConfigError("engines", f"adds up to {total:,.0f} probes/s; at most "
                           f"{MAX_TOTAL_RATE:,.0f} per exporter (shard the rest: --shard)")
     return Config(redis_url, transport, prefix, prober_id, tuple(probes), trading,
-                  SelfReportSpec(report_engines, interval), max_in_flight, websocket)
+                  SelfReportSpec(report_engines, interval), max_in_flight, websocket,
+                  redis_access=access)
 
 
 def parse_shard(text: str) -> tuple[int, int]:

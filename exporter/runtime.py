@@ -134,7 +134,7 @@ class Exporter:
                 await self._stop_probe(kind)
             if self.bus is not None:
                 await self.bus.close()
-            client = connect(new.redis_url)
+            client = connect(new.redis_url, new.redis_access)
             self.bus = MessageBus(client, make_transport(new.transport, client, new.prefix,
                                                           new.prober_id),
                                   self.metrics, new.prober_id, supervisor=self.supervisor)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 from urllib.parse import urlsplit
 from typing import Any, Callable, TypeVar
@@ -15,6 +16,7 @@ import yaml
 
 from nautilus_wire.protocol import DEFAULT_PREFIX, NAME_RE, TRANSPORTS
 from nautilus_wire.redact import redact
+from nautilus_wire.redis_client import RedisAccess
 
 T = TypeVar("T")
 
@@ -285,6 +287,33 @@ def one_of(*choices: str) -> Callable[[str, Any], str]:
             raise ConfigError(path, f"must be one of {', '.join(choices)}; got {value!r}")
         return value
     return check
+
+
+def redis_access(root: Node, redis_url: str) -> RedisAccess:
+    """`redis_username`, `redis_password_file` and `redis_tls` beside the URL."""
+    username = root.get("redis_username", None, string)
+    password = None
+    if (path := root.get("redis_password_file", None, string)) is not None:
+        try:
+            with open(path) as fh:
+                password = fh.read().strip()
+        except OSError as exc:
+            raise ConfigError("redis_password_file", f"cannot read it: {exc.strerror}") from None
+    tls = root.node("redis_tls")
+    access = RedisAccess(username, password,
+                         ca_file=tls.get("ca_file", None, string),
+                         cert_file=tls.get("cert_file", None, string),
+                         key_file=tls.get("key_file", None, string),
+                         insecure_skip_verify=tls.get("insecure_skip_verify", False, boolean))
+    tls.done()
+    if tls.data and not redis_url.startswith("rediss://"):
+        raise ConfigError("redis_tls", "needs a rediss:// redis_url")
+    if (access.cert_file is None) != (access.key_file is None):
+        raise ConfigError("redis_tls", "cert_file and key_file go together")
+    for key in ("ca_file", "cert_file", "key_file"):
+        if (file := getattr(access, key)) is not None and not os.path.isfile(file):
+            raise ConfigError(f"redis_tls.{key}", f"no such file: {file}")
+    return access
 
 
 def messagebus_settings(root: Node) -> tuple[str, str, str]:

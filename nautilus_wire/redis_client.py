@@ -5,6 +5,7 @@ The exporter, the responders and the load tools all connect through `connect`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -59,18 +60,45 @@ _CONNECTIONS = {"redis": _Connection, "rediss": _SSLConnection, "unix": _UnixCon
 CLUSTER_SCHEME = "redis+cluster://"
 
 
-def connect(url: str) -> aioredis.Redis:
+@dataclass(frozen=True)
+class RedisAccess:
+    """Credentials and TLS beside the URL (kept out of it, so they are never printed)."""
+
+    username: str | None = None
+    password: str | None = None  # read from a password_file
+    ca_file: str | None = None
+    cert_file: str | None = None  # a client certificate, for `tls-auth-clients yes`
+    key_file: str | None = None
+    insecure_skip_verify: bool = False
+
+    def options(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.username is not None:
+            out["username"] = self.username
+        if self.password is not None:
+            out["password"] = self.password
+        if self.ca_file:
+            out["ssl_ca_certs"] = self.ca_file
+        if self.cert_file:
+            out["ssl_certfile"], out["ssl_keyfile"] = self.cert_file, self.key_file
+        if self.insecure_skip_verify:
+            out["ssl_cert_reqs"], out["ssl_check_hostname"] = "none", False
+        return out
+
+
+def connect(url: str, access: RedisAccess | None = None) -> aioredis.Redis:
     """A client that fails fast: one immediate retry (a connection gone stale after a
     Redis restart), then the error, which callers count. The default policy retries
     with backoff for seconds and would stall the open-loop schedule.
 
     `redis+cluster://host:port` connects to a Redis Cluster: the protocol's hash tags
     keep an engine's request streams, and a prober's reply stream, in one slot each."""
+    extra: dict[str, Any] = access.options() if access else {}
     if url.startswith(CLUSTER_SCHEME):
         return aioredis.RedisCluster.from_url(  # type: ignore[return-value]
             "redis://" + url[len(CLUSTER_SCHEME):], decode_responses=True,
-            encoding_errors=ENCODING_ERRORS, socket_timeout=2.0, socket_connect_timeout=1.0)
-    extra: dict[str, Any] = {}
+            encoding_errors=ENCODING_ERRORS, socket_timeout=2.0, socket_connect_timeout=1.0,
+            **extra)
     if hiredis is not None:
         extra["connection_class"] = _CONNECTIONS[url.split("://", 1)[0]]
     return aioredis.from_url(url, decode_responses=True, encoding_errors=ENCODING_ERRORS,

@@ -62,7 +62,7 @@ def cmd_engines(args: argparse.Namespace) -> int:
     redis_url = args.redis_url or cfg.redis_url
 
     async def body(stop: asyncio.Event) -> None:
-        client = connect(redis_url)
+        client = connect(redis_url, cfg.redis_access)
         await ready(client)
         engines = [SyntheticEngine(client, s.name, s.ops, transport=cfg.transport,
                                    prefix=cfg.prefix, concurrency=cfg.concurrency,

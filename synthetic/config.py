@@ -7,7 +7,8 @@ from typing import Any
 
 from nautilus_wire import protocol
 from exporter.yamlcheck import (ConfigError, Node, duration, load_file, messagebus_settings, name,
-                                positive_int)
+                                positive_int, redis_access)
+from nautilus_wire.redis_client import RedisAccess
 
 from .knobs import Knobs, parse_knobs
 
@@ -26,6 +27,7 @@ class SyntheticConfig:
     report_interval: float
     concurrency: int
     engines: tuple[EngineSpec, ...]
+    redis_access: RedisAccess = RedisAccess()
 
     @classmethod
     def load(cls, path: str) -> "SyntheticConfig":
@@ -41,6 +43,7 @@ class SyntheticConfig:
 def parse(data: Any) -> SyntheticConfig:
     root = Node(data)
     redis_url, transport, prefix = messagebus_settings(root)
+    access = redis_access(root, redis_url)
     interval = root.get("report_interval", 2.0, duration)
     concurrency = root.get("concurrency", 256, positive_int)
     defaults = parse_knobs(root.node("defaults"), Knobs())
@@ -62,4 +65,5 @@ def parse(data: Any) -> SyntheticConfig:
                 knobs[op] = parse_knobs(Node(settings, onode.sub(op)), defaults)
             engines.append(EngineSpec(engine, knobs))
     root.done()
-    return SyntheticConfig(redis_url, transport, prefix, interval, concurrency, tuple(engines))
+    return SyntheticConfig(redis_url, transport, prefix, interval, concurrency, tuple(engines),
+                           access)
