@@ -11,6 +11,7 @@ import time
 from alerts.thresholds import Thresholds
 from exporter.yamlcheck import redis_url_check
 from nautilus_wire import protocol
+from nautilus_wire.redact import redact
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -64,7 +65,7 @@ def _need_plots(command: str) -> int | None:
 
 
 def cmd_loadtest(args: argparse.Namespace) -> int:
-    from .runs import run, summary_table
+    from .runs import NothingAnswered, run, summary_table
 
     opts = {"redis_url": redis_url_check("--redis.url", args.redis_url),
             "transport": args.transport, "prefix": args.prefix, "prober": "bench",
@@ -73,10 +74,16 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
             "urls": args.url or [f"ws://127.0.0.1:{p}/ws/engine/status" for p in (8080, 8081, 8082)],
             "connections": args.connections, "connect_rate": args.connect_rate,
             "p99_target": args.p99_target}
+    system = Thresholds.load(args.thresholds).system
     if args.p99_target is None:
-        opts["p99_target"] = Thresholds.load(args.thresholds).system["latency_average_seconds"].max
+        opts["p99_target"] = system["latency_average_seconds"].max
+    opts["error_ratio_target"] = system["error_ratio"].max
     out = args.out or f"results/{args.kind}_results.json"
-    result = run(args.kind, opts, args.workers, out)
+    try:
+        result = run(args.kind, opts, args.workers, out)
+    except NothingAnswered as exc:
+        print(f"nautilus-probe loadtest: {redact(str(exc))}", file=sys.stderr)
+        return 2
     print(summary_table(args.kind, result))
     print(f"written to {out}")
     return 0
@@ -85,13 +92,13 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     if (code := _need_plots("validate")) is not None:
         return code
-    from .validate import validate
+    from .validate import UnusableResults, validate
 
     try:
         ok, text = validate(Thresholds.load(args.thresholds), args.baseline, args.containerized,
                             args.out)
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"nautilus-probe: cannot read the results: {exc!r}", file=sys.stderr)
+    except UnusableResults as exc:
+        print(f"nautilus-probe validate: {exc}", file=sys.stderr)
         return 2
     print(text)
     print(f"\n{'PASS' if ok else 'FAIL'}; report in {args.out}/report.md")
@@ -101,7 +108,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_review(args: argparse.Namespace) -> int:
     if (code := _need_plots("review")) is not None:
         return code
-    from .review import collect, parse_time
+    from .review import NoData, collect, parse_time
     from .validate import judge
 
     end = parse_time(args.end) if args.end else time.time()
@@ -111,6 +118,9 @@ def cmd_review(args: argparse.Namespace) -> int:
         return 2
     try:
         baseline, containerized = collect(args.prometheus, start, end)
+    except NoData as exc:
+        print(f"nautilus-probe review: {exc}", file=sys.stderr)
+        return 2
     except (OSError, ValueError) as exc:
         print(f"nautilus-probe: cannot query {args.prometheus}: {exc}", file=sys.stderr)
         return 2

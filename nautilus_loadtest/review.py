@@ -40,6 +40,10 @@ QUERIES: dict[str, str] = {
 }
 
 
+class NoData(Exception):
+    """The window holds no samples of the exporter: nothing to judge."""
+
+
 def parse_time(text: str) -> float:
     """Unix seconds, or ISO 8601 (UTC if no zone)."""
     try:
@@ -58,6 +62,10 @@ def query(prometheus: str, expr: str, at: float) -> list[dict[str, Any]]:
     if body.get("status") != "success":
         raise ValueError(f"Prometheus refused {expr!r}: {body.get('error')}")
     return body["data"]["result"]
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
 
 
 def _scalar(result: list[dict[str, Any]]) -> float | None:
@@ -80,6 +88,10 @@ def collect(prometheus: str, start: float, end: float) -> tuple[dict[str, Any], 
     seconds = max(int(end - start), 1)
     got = {name: query(prometheus, expr.replace("$W", f"{seconds}s"), end)
            for name, expr in QUERIES.items()}
+    if not _scalar(got["system_request_rate"]) and not any(
+            v is not None for v in _by_engine(got["engine_latency_seconds"]).values()):
+        raise NoData(f"no data in {prometheus} between {_iso(start)} and {_iso(end)}: no probe "
+                     "was recorded in that window (is it the right Prometheus and window?)")
     sys_lat = _scalar(got["system_latency_seconds"])
     thr = _scalar(got["system_throughput"]) or 0.0
     errors = _scalar(got["system_error_ratio"])

@@ -157,9 +157,26 @@ def plot(t: Thresholds, baseline: dict[str, Any], containerized: dict[str, Any],
     return files
 
 
+class UnusableResults(Exception):
+    """A results file that cannot be judged; the message names it."""
+
+
+def _read(path: str, required: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise UnusableResults(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise UnusableResults(f"{path} is not JSON: {exc}") from None
+    if not isinstance(data, dict) or any(key not in data for key in required):
+        raise UnusableResults(f"{path} is not a load-test result (needs {', '.join(required)})")
+    return data
+
+
 def validate(t: Thresholds, baseline_path: str, containerized_path: str, out_dir: str) -> tuple[bool, str]:
-    baseline = json.loads(Path(baseline_path).read_text())
-    containerized = json.loads(Path(containerized_path).read_text())
+    baseline = _read(baseline_path, ("avg_latency",))
+    containerized = _read(containerized_path, ("latency_benchmark", "throughput_benchmark",
+                                               "scalability_benchmark"))
     return judge(t, baseline, containerized, out_dir)
 
 

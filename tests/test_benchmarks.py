@@ -111,3 +111,36 @@ def test_websocket_run_matches_replies_by_id(spawn, tmp_path) -> None:
     assert m["messages_received"] + m["error_replies"] + m["timeouts"] == m["messages_sent"]
     assert 0.65 <= m["success_rate"] <= 0.85, m
     assert m["latency"]["sample_count"] == m["messages_received"]
+
+
+def test_an_unreachable_bus_is_unusable_not_a_result(tmp_path) -> None:
+    from nautilus_testkit import free_port
+
+    out = tmp_path / "b.json"
+    proc = subprocess.run([sys.executable, "-m", "nautilus_probe", "loadtest", "baseline",
+                           "--redis.url", f"redis://:hunter2@127.0.0.1:{free_port()}/0",
+                           "--duration", "1", "--timeout", "0.2", "--quiet", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "no request was answered" in proc.stderr and "hunter2" not in proc.stderr
+    assert not out.exists()
+
+
+def test_the_sustained_rate_stops_on_the_error_ratio_target() -> None:
+    from nautilus_loadtest.histogram import LatencyHistogram
+    from nautilus_loadtest.runs import _sustained_report
+
+    def step(rate: float, ok: int, errors: int, latency: float) -> dict:
+        h = LatencyHistogram()
+        for _ in range(ok):
+            h.record(latency)
+        return {"rate": rate, "errors": errors, "histogram": h.to_json()}
+
+    raw = {"p99_target": 0.05, "error_ratio_target": 0.01, "sustained": [
+        step(100, 1998, 2, 0.02),    # 0.1 % errors: the engines' own, within the target
+        step(200, 3960, 40, 0.02),   # 1.0 %: exactly the target, still within
+        step(400, 7900, 100, 0.02),  # 1.25 %: past it
+        step(800, 16000, 0, 0.08)]}  # p99 past 50 ms
+    report = _sustained_report(raw)
+    assert report["max_rate"] == 200
+    assert [s["errors"] for s in report["steps"]] == [2, 40, 100, 0]

@@ -82,3 +82,31 @@ def test_query_pack_is_documented() -> None:
     doc = (ROOT / "docs" / "review.md").read_text()
     for name, expr in QUERIES.items():
         assert f"`{name}`" in doc and expr in doc, name
+
+
+def test_an_empty_window_is_no_data(tmp_path: Path) -> None:
+    """A window with no probes recorded is not a FAIL of every target: it is unusable
+    input, said as such (exit 2)."""
+    import shutil
+
+    from nautilus_testkit import free_port, http_get, wait_for
+
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus is missing: run ./run setup"
+    (tmp_path / "prometheus.yml").write_text("global: {scrape_interval: 1s}\n")
+    port = free_port()
+    prometheus = subprocess.Popen(
+        [binary, f"--config.file={tmp_path / 'prometheus.yml'}",
+         f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: http_get(f"http://127.0.0.1:{port}/-/ready")[0] == 200, 30)
+        proc = cli("review", "--prometheus", f"http://127.0.0.1:{port}",
+                   "--start", "2020-01-01T00:00:00", "--end", "2020-01-01T01:00:00",
+                   "--out", str(tmp_path / "r"))
+    finally:
+        prometheus.terminate()
+        prometheus.wait(20)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "no data" in proc.stderr and "2020-01-01T00:00:00+00:00" in proc.stderr
+    assert "FAIL" not in proc.stdout and not (tmp_path / "r" / "report.md").exists()

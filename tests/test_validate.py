@@ -87,3 +87,16 @@ def test_unreadable_results(tmp_path: Path) -> None:
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2 and "cannot read the results" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_unusable_input_exits_2_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "c.json").write_text(json.dumps(GOOD))
+    (tmp_path / "bad.json").write_text("{not json")
+    for baseline, message in ((tmp_path / "nope.json", f"cannot read {tmp_path / 'nope.json'}"),
+                              (tmp_path / "bad.json", f"{tmp_path / 'bad.json'} is not JSON")):
+        proc = subprocess.run([sys.executable, "-m", "nautilus_probe", "validate", "--baseline",
+                               str(baseline), "--containerized", str(tmp_path / "c.json"),
+                               "--out", str(tmp_path / "r")], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
