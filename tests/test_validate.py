@@ -85,7 +85,7 @@ def test_unreadable_results(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "nautilus_probe", "validate", "--baseline",
                            str(tmp_path / "none.json"), "--containerized", str(tmp_path / "x.json")],
                           cwd=ROOT, capture_output=True, text=True)
-    assert proc.returncode == 2 and "cannot read the results" in proc.stderr
+    assert proc.returncode == 2 and f"cannot read {tmp_path / 'none.json'}" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
