@@ -16,18 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import yaml
 
-from nautilus_testkit import ROOT, RedisServer, cpu_seconds, free_port, http_get, wait_for
+from nautilus_testkit import ROOT, RedisServer, cpu_seconds, http_get
 from nautilus_testkit.exposition import bucket_delta, histogram_quantile, samples
+from nautilus_testkit.reference_run import exporter_on_reference
 
 PY = sys.executable
 
@@ -43,29 +41,13 @@ def reference(url: str, seconds: float, rate: float | None) -> dict:
     return json.loads(out.stdout)
 
 
-def exporter_run(url: str, seconds: float, rate: float, tmp: Path) -> dict:
-    cfg = tmp / "exp.yml"
-    cfg.write_text(yaml.safe_dump({
-        "redis_url": url,
-        "engines": {"risk": {"limit_check": {"rate": rate, "timeout": "2s"}}},
-        "self_reports": {"engines": []}}))
-    port = free_port()
-    engine = subprocess.Popen([PY, "bench/reference.py", "responder", url, str(seconds + 10)],
-                              cwd=ROOT)
-    exporter = subprocess.Popen([PY, "-m", "nautilus_probe", "exporter", "--config.file", str(cfg),
-                                 "--web.listen-address", f"127.0.0.1:{port}"],
-                                cwd=ROOT, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/metrics"
-    try:
-        wait_for(lambda: http_get(base.replace("/metrics", "/-/ready"))[0] == 200, 15)
+def exporter_run(url: str, seconds: float, rate: float) -> dict:
+    with exporter_on_reference(url, {"limit_check": rate}, seconds + 10) as (base, exporter):
+        metrics = f"{base}/metrics"
         time.sleep(1.0)  # warm up
-        t0, cpu0, (_, before) = time.monotonic(), cpu_seconds(exporter.pid), http_get(base)
+        t0, cpu0, (_, before) = time.monotonic(), cpu_seconds(exporter.pid), http_get(metrics)
         time.sleep(seconds)
-        t1, cpu1, (_, after) = time.monotonic(), cpu_seconds(exporter.pid), http_get(base)
-    finally:
-        for proc in (exporter, engine):
-            proc.terminate()
-            proc.wait()
+        t1, cpu1, (_, after) = time.monotonic(), cpu_seconds(exporter.pid), http_get(metrics)
     name = "nautilus_probe_latency_seconds"
     delta = bucket_delta(before, after, name)
     ok = delta[-1][1]
@@ -101,7 +83,6 @@ def main() -> None:
     ap.add_argument("--out", default="results/bench-messagebus.json")
     args = ap.parse_args()
     server = RedisServer().start()
-    tmp = Path(tempfile.mkdtemp(prefix="np-bench-"))
     runs: dict[str, list] = {"ref_sat": [], "exp_sweep": [], "ref_1k": [], "exp_1k": []}
     try:
         for i in range(args.repeats):
@@ -109,15 +90,14 @@ def main() -> None:
             runs["ref_sat"].append(reference(server.url, args.seconds, None))
             sweep = []
             for rate in SWEEP:
-                sweep.append(exporter_run(server.url, args.seconds, rate, tmp))
+                sweep.append(exporter_run(server.url, args.seconds, rate))
                 if sweep[-1]["per_second"] < 0.9 * rate:
                     break  # past saturation
             runs["exp_sweep"].append(sweep)
             runs["ref_1k"].append(reference(server.url, args.seconds, 1000))
-            runs["exp_1k"].append(exporter_run(server.url, args.seconds, 1000, tmp))
+            runs["exp_1k"].append(exporter_run(server.url, args.seconds, 1000))
     finally:
         server.remove()
-        shutil.rmtree(tmp, ignore_errors=True)
     exp_sat = statistics.median(sustained(s)["per_second"] for s in runs["exp_sweep"])
     exp_peak = statistics.median(max(r["per_second"] for r in s) for s in runs["exp_sweep"])
     ref_sat = med(runs["ref_sat"], "per_second")

@@ -14,18 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 from pathlib import Path
 
-import yaml
 
-from nautilus_testkit import ROOT, RedisServer, cpu_seconds, free_port, http_get, wait_for
+from nautilus_testkit import RedisServer, cpu_seconds, http_get
 from nautilus_testkit.exposition import bucket_delta, histogram_quantile
+from nautilus_testkit.reference_run import exporter_on_reference
 
 PY = sys.executable
 SERIES = 15
@@ -89,33 +87,17 @@ def main() -> None:
     ap.add_argument("--out", default="results/bench-scrape.json")
     args = ap.parse_args()
     server = RedisServer().start()
-    tmp = Path(tempfile.mkdtemp(prefix="np-scrape-"))
-    cfg = tmp / "exp.yml"
-    cfg.write_text(yaml.safe_dump({
-        "redis_url": server.url, "self_reports": {"engines": []},
-        "engines": {"risk": {f"op{i:02d}": {"rate": RATE / SERIES, "timeout": "2s"}
-                             for i in range(SERIES)}}}))
     total = 3 * args.seconds * args.repeats + 20
-    responder = subprocess.Popen([PY, "bench/reference.py", "responder", server.url, str(total)],
-                                 cwd=ROOT)
-    port = free_port()
-    exporter = subprocess.Popen([PY, "-m", "nautilus_probe", "exporter", "--config.file", str(cfg),
-                                 "--web.listen-address", f"127.0.0.1:{port}"],
-                                cwd=ROOT, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    ops = {f"op{i:02d}": RATE / SERIES for i in range(SERIES)}
     runs: dict[str, list[dict]] = {name: [] for name in PHASES}
     try:
-        wait_for(lambda: http_get(f"{base}/-/ready")[0] == 200, 15)
-        time.sleep(2)  # warm up
-        for i in range(args.repeats):
-            print(f"repeat {i + 1}/{args.repeats} ...", file=sys.stderr, flush=True)
-            for name, (clients, interval) in PHASES.items():
-                runs[name].append(phase(base, exporter.pid, args.seconds, clients, interval))
+        with exporter_on_reference(server.url, ops, total) as (base, exporter):
+            time.sleep(2)  # warm up
+            for i in range(args.repeats):
+                print(f"repeat {i + 1}/{args.repeats} ...", file=sys.stderr, flush=True)
+                for name, (clients, interval) in PHASES.items():
+                    runs[name].append(phase(base, exporter.pid, args.seconds, clients, interval))
     finally:
-        exporter.terminate()
-        exporter.wait()
-        responder.terminate()
-        responder.wait()
         server.remove()
     summary = {name: {key: statistics.median(r[key] for r in rs)
                       for key in ("p50_ms", "p99_ms", "cpu_share", "bytes", "answered")}

@@ -11,24 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import yaml
 
-from nautilus_testkit import ROOT, RedisServer, cpu_seconds, free_port, http_get, wait_for
+from nautilus_testkit import RedisServer, cpu_seconds, http_get, rss_bytes
 from nautilus_testkit.exposition import value
+from nautilus_testkit.reference_run import exporter_on_reference
 
 PY = sys.executable
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def rss_mb(pid: int) -> float:
-    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
 
 
 def main() -> None:
@@ -39,37 +31,23 @@ def main() -> None:
     args = ap.parse_args()
     seconds = args.minutes * 60
     server = RedisServer().start()
-    cfg = Path(tempfile.mkdtemp(prefix="np-soak-")) / "exp.yml"
-    cfg.write_text(yaml.safe_dump({
-        "redis_url": server.url, "self_reports": {"engines": []},
-        "engines": {"risk": {op: {"rate": args.rate / 4, "timeout": "2s"}
-                             for op in ("limit_check", "breach_detection", "alert", "op3")}}}))
-    responder = subprocess.Popen([PY, "bench/reference.py", "responder", server.url,
-                                  str(seconds + 30)], cwd=ROOT)
-    port = free_port()
-    exporter = subprocess.Popen([PY, "-m", "nautilus_probe", "exporter", "--config.file", str(cfg),
-                                 "--web.listen-address", f"127.0.0.1:{port}"],
-                                cwd=ROOT, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    ops = {op: args.rate / 4 for op in ("limit_check", "breach_detection", "alert", "op3")}
     samples = []
     try:
-        wait_for(lambda: http_get(f"{base}/-/ready")[0] == 200, 15)
-        t0, cpu0 = time.monotonic(), cpu_seconds(exporter.pid)
-        while (now := time.monotonic()) - t0 < seconds:
+        with exporter_on_reference(server.url, ops, seconds + 30) as (base, exporter):
+            t0, cpu0 = time.monotonic(), cpu_seconds(exporter.pid)
+            while (now := time.monotonic()) - t0 < seconds:
+                text = http_get(f"{base}/metrics", timeout=10)[1]
+                rss_mb = round(rss_bytes(exporter.pid) / 2**20, 2)
+                samples.append({"t": round(now - t0, 1), "rss_mb": rss_mb,
+                                "requests": value(text, "nautilus_probe_requests_total"),
+                                "failures": value(text, "nautilus_probe_failures_total"),
+                                "skipped": value(text, "nautilus_probe_probes_skipped_total")})
+                print(f"\r{samples[-1]}", end="", file=sys.stderr, flush=True)
+                time.sleep(10)
+            cpu = (cpu_seconds(exporter.pid) - cpu0) / (time.monotonic() - t0)
             text = http_get(f"{base}/metrics", timeout=10)[1]
-            samples.append({"t": round(now - t0, 1), "rss_mb": round(rss_mb(exporter.pid), 2),
-                            "requests": value(text, "nautilus_probe_requests_total"),
-                            "failures": value(text, "nautilus_probe_failures_total"),
-                            "skipped": value(text, "nautilus_probe_probes_skipped_total")})
-            print(f"\r{samples[-1]}", end="", file=sys.stderr, flush=True)
-            time.sleep(10)
-        cpu = (cpu_seconds(exporter.pid) - cpu0) / (time.monotonic() - t0)
-        text = http_get(f"{base}/metrics", timeout=10)[1]
     finally:
-        exporter.terminate()
-        exporter.wait()
-        responder.terminate()
-        responder.wait()
         server.remove()
     print(file=sys.stderr)
     warm = next(s for s in samples if s["t"] >= 60)

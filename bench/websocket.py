@@ -22,16 +22,12 @@ from pathlib import Path
 import yaml
 
 
-from nautilus_testkit import ROOT, free_port, http_get, wait_for
+from nautilus_testkit import ROOT, free_port, http_get, rss_bytes, wait_for
 from nautilus_testkit.exposition import bucket_delta, histogram_quantile, value
 
 PY = sys.executable
 PATH = "/ws/engine/status"
 RATES = (1000, 2000, 4000, 6000, 8000, 12000, 16000)
-
-
-def rss(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * 4096
 
 
 def start_engines(ports: list[int]) -> subprocess.Popen:
@@ -66,7 +62,7 @@ def held(tmp: Path, urls: list[str], n: int) -> dict:
                                "nautilus_probe_ws_connections_open") == n, 120, interval=0.2)
         opened = time.monotonic() - t0
         time.sleep(2)
-        return {"open_seconds": opened, "rss": rss(proc.pid)}
+        return {"open_seconds": opened, "rss": rss_bytes(proc.pid)}
     finally:
         proc.terminate()
         proc.wait()

@@ -22,5 +22,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-__all__ = ["ROOT", "RedisServer", "cpu_seconds", "eventually", "free_port", "http_get",
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process now, from /proc."""
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+__all__ = ["ROOT", "RedisServer", "cpu_seconds", "rss_bytes", "eventually", "free_port", "http_get",
            "http_post", "wait_for"]
