@@ -11,6 +11,7 @@ from typing import Any
 from nautilus_wire import protocol
 from nautilus_wire.redis_client import RedisAccess
 
+from .probes.backlog import BacklogSpec
 from .yamlcheck import (ConfigError, Node, at_most, boolean, duration, load_file,
                         messagebus_settings, name, redis_access, non_negative_int, one_of, positive,
                         positive_int, redis_url_check, string)
@@ -106,6 +107,17 @@ class Config:
         if redis_url is not None:
             cfg = dataclasses.replace(cfg, redis_url=redis_url_check("--redis.url", redis_url))
         return dataclasses.replace(cfg.shard(*shard), checksum=digest)
+
+    @property
+    def backlog(self) -> "BacklogSpec | None":
+        """The probed engines' request-stream backlog, read on the self-report interval
+        (pub/sub keeps no backlog to read)."""
+        if self.transport != "streams":
+            return None
+        engines = dict.fromkeys(p.engine for p in self.probes)
+        engines.update(dict.fromkeys(e for e, _ in self.trading_request.legs)
+                       if self.trading_request else {})
+        return BacklogSpec(self.prefix, tuple(engines), self.self_reports.interval)
 
     def shard(self, index: int, count: int) -> "Config":
         """Shard `index` of `count` (1-based) of this probe plan, for running several

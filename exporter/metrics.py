@@ -54,7 +54,7 @@ class Failure(str, Enum):
 
 
 # Every supervised loop (supervise.py): the `loop` label of loop_restarts_total.
-LOOPS = ("messagebus_send", "messagebus_receive", "trading_request", "self_report",
+LOOPS = ("messagebus_send", "messagebus_receive", "trading_request", "self_report", "backlog",
          "websocket_connect", "websocket_heartbeat", "event_loop_lag")
 WS_CONNECT_FAILURES = ("refused", "timeout", "handshake", "tls", "error")
 WS_DISCONNECTS = ("dropped", "closed", "unauthorized", "protocol_error")
@@ -140,6 +140,9 @@ class Metrics:
     reported_memory: Gauge
     reported_error_ratio: Gauge
     reported_op_throughput: Gauge
+    backlog_pending: Gauge
+    backlog_lag: Gauge
+    backlog_consumers: Gauge
     ws_open: Gauge
     ws_connect_duration: Histogram
     ws_connect_failures: Counter
@@ -278,6 +281,13 @@ def build(reg: CollectorRegistry) -> Metrics:
         reported_op_throughput=gauge("engine_reported_operation_operations_per_second",
                                      "Per-operation throughput the engine reports for itself "
                                      "(optional `operations` field).", ENGINE_OP),
+        backlog_pending=gauge("messagebus_pending_messages", "Requests handed to the engine's "
+                              "responders and not yet acknowledged, over its request streams "
+                              "(XINFO GROUPS pending).", ("engine",)),
+        backlog_lag=gauge("messagebus_lag_messages", "Requests in the engine's request streams "
+                          "not yet handed to a responder (XINFO GROUPS lag).", ("engine",)),
+        backlog_consumers=gauge("messagebus_consumers", "Responders in the engine's consumer "
+                                "group (the most over its request streams).", ("engine",)),
         ws_open=gauge("ws_connections_open", "WebSocket connections held open.", EP),
         ws_connect_duration=histogram("ws_connect_duration_seconds", "Time to open a "
                                       "WebSocket connection: TCP, TLS and handshake.", EP,

@@ -9,13 +9,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 
 from nautilus_wire.redis_client import connect
 from nautilus_wire.requester import make_transport
 
 from .config import Config
 from .metrics import build
+from .probes.backlog import BacklogProbe
 from .probes.base import Probe
 from .probes.messagebus import MessageBus, MessageBusProbe
 from .probes.self_report import SelfReportProbe
@@ -27,15 +28,16 @@ from .supervise import Supervisor
 log = logging.getLogger(__name__)
 
 LOOP_LAG_INTERVAL_S = 0.1
-# Probe kinds in start order; the first three share the MessageBus connection.
-BUS_KINDS = ("messagebus", "trading_request", "self_report")
+# Probe kinds in start order; the first four share the MessageBus connection.
+BUS_KINDS = ("messagebus", "trading_request", "self_report", "backlog")
 KINDS = (*BUS_KINDS, "websocket")
 
 
 def specs_of(cfg: Config) -> dict[str, Any]:
     """Each probe kind's part of the configuration (None: not configured)."""
     return {"messagebus": cfg.probes, "trading_request": cfg.trading_request,
-            "self_report": cfg.self_reports, "websocket": cfg.websocket}
+            "self_report": cfg.self_reports, "backlog": cfg.backlog,
+            "websocket": cfg.websocket}
 
 
 @dataclass
@@ -63,6 +65,8 @@ class Exporter:
         self.redis_url = redis_url  # overrides the file's redis_url (--redis.url)
         self.shard = shard  # (i, N): this exporter runs shard i of N of the plan
         self.registry = registry if registry is not None else CollectorRegistry()
+        # The exporter's own CPU, memory and open fds: process_* (per worker with --workers).
+        ProcessCollector(registry=self.registry)
         self.metrics = build(self.registry)
         self.supervisor = Supervisor(self.metrics)
         self.config: Config | None = None
@@ -158,6 +162,8 @@ class Exporter:
             return TradingRequestProbe(self.bus, spec)
         if kind == "self_report":
             return SelfReportProbe(self.bus.client, self.metrics, spec, self.supervisor)
+        if kind == "backlog":
+            return BacklogProbe(self.bus.client, self.metrics, spec, self.supervisor)
         return WebSocketProbe(spec, self.metrics, self.supervisor)
 
     async def _start_probe(self, probe: Probe) -> None:

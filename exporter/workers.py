@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 import aiohttp
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -99,6 +99,7 @@ class WorkerPool:
     async def registry(self) -> CollectorRegistry:
         results = await self._fan_out("/metrics")
         reg = CollectorRegistry()
+        ProcessCollector(registry=reg)  # the parent's own; the workers' carry `worker`
         reg.register(_Merged([(w.index, text) for w, (status, text) in zip(self.workers, results)
                               if status == 200],
                              {w.index: int(status == 200)

@@ -8,7 +8,12 @@ import pytest
 import redis
 import yaml
 
+from prometheus_client import CollectorRegistry, generate_latest
+
 from exporter.config import ProbeSpec
+from exporter.metrics import build
+from exporter.probes.backlog import BacklogProbe, BacklogSpec
+from nautilus_wire.redis_client import connect
 from nautilus_wire import protocol
 from nautilus_wire.protocol import ENGINE_OPERATIONS
 
@@ -75,4 +80,16 @@ async def test_nine_engines_over_a_cluster(redis_cluster, spawn, tmp_path) -> No
                 "CLUSTER", "COUNTKEYSINSLOT", node.execute_command("CLUSTER", "KEYSLOT", s))]
     assert sorted(s for found in holders.values() for s in found) == sorted(streams)
     assert all(holders.values()), holders
+    # The backlog reader routes each stream's XINFO GROUPS to its own master.
+    cluster.xadd(protocol.request_stream(protocol.DEFAULT_PREFIX, "risk", "critical"), {"n": "1"})
+    reg = CollectorRegistry()
+    client = connect(url)
+    await BacklogProbe(client, build(reg), BacklogSpec(protocol.DEFAULT_PREFIX,
+                                                       tuple(ENGINE_OPERATIONS), 1.0)).poll()
+    await client.aclose()
+    text = generate_latest(reg).decode()
+    for engine in ENGINE_OPERATIONS:
+        assert value(text, "nautilus_probe_messagebus_consumers", engine=engine) >= 1, engine
+        assert value(text, "nautilus_probe_messagebus_pending_messages", engine=engine) == 0
+    assert "messagebus_errors_total{" not in text  # not one failed read
     cluster.close()

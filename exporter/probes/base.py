@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 
 class Probe(Protocol):
-    kind: str  # "messagebus", "trading_request", "self_report", "websocket"
+    kind: str  # "messagebus", "trading_request", "self_report", "backlog", "websocket"
 
     async def start(self) -> None: ...
 

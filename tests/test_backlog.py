@@ -1,0 +1,117 @@
+"""MessageBus backlog gauges: consumer-group state read from a real redis-server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter.metrics import build
+from exporter.probes.backlog import BacklogProbe, BacklogSpec
+from nautilus_wire import protocol
+from nautilus_wire.redis_client import connect
+
+from nautilus_testkit import wait_for
+from nautilus_testkit.exposition import value
+
+from .conftest import sync_client, write_config, write_engines
+
+PREFIX = protocol.DEFAULT_PREFIX
+
+
+def stream(engine: str, priority: str) -> str:
+    return protocol.request_stream(PREFIX, engine, priority)
+
+
+async def test_pending_lag_and_consumers_per_engine(redis_session, redis_url) -> None:
+    r = sync_client(redis_session)
+    # risk: a group; 10 requests, 4 handed to a responder and not acknowledged.
+    r.xgroup_create(stream("risk", "normal"), protocol.RESPONDER_GROUP, id="0", mkstream=True)
+    for i in range(10):
+        r.xadd(stream("risk", "normal"), {"n": str(i)})
+    r.xreadgroup(protocol.RESPONDER_GROUP, "engine-1", {stream("risk", "normal"): ">"}, count=4)
+    # ... and 3 at high priority where no responder ever made the group: all waiting.
+    for i in range(3):
+        r.xadd(stream("risk", "high"), {"n": str(i)})
+    r.set(stream("factor", "normal"), "not a stream")  # garbage where a stream should be
+    reg = CollectorRegistry()
+    m = build(reg)
+    client = connect(redis_url)
+    probe = BacklogProbe(client, m, BacklogSpec(PREFIX, ("risk", "ml", "factor"), 1.0))
+    try:
+        await probe.poll()
+        text = generate_latest(reg).decode()
+        assert value(text, "nautilus_probe_messagebus_pending_messages", engine="risk") == 4
+        assert value(text, "nautilus_probe_messagebus_lag_messages", engine="risk") == 6 + 3
+        assert value(text, "nautilus_probe_messagebus_consumers", engine="risk") == 1
+        # ml: never sent to, no streams: an empty backlog, no responder.
+        assert value(text, "nautilus_probe_messagebus_pending_messages", engine="ml") == 0
+        assert value(text, "nautilus_probe_messagebus_lag_messages", engine="ml") == 0
+        assert value(text, "nautilus_probe_messagebus_consumers", engine="ml") == 0
+        # factor: unknown (no series), counted, and the others still read.
+        assert 'engine="factor"' not in text.split("messagebus_errors_total")[0]
+        assert value(text, "nautilus_probe_messagebus_errors_total", operation="backlog") == 1
+        # The responder acknowledges two: pending drops by exactly two.
+        ids = [e[0] for e in r.xrange(stream("risk", "normal"), count=2)]
+        r.xack(stream("risk", "normal"), protocol.RESPONDER_GROUP, *ids)
+        await probe.poll()
+        text = generate_latest(reg).decode()
+        assert value(text, "nautilus_probe_messagebus_pending_messages", engine="risk") == 2
+        # A reload that drops an engine replaces the probe; closing removes its series.
+        assert not probe.apply(BacklogSpec(PREFIX, ("risk",), 1.0))
+        await probe.close()
+        assert "messagebus_pending_messages{" not in generate_latest(reg).decode()
+    finally:
+        await client.aclose()
+        r.close()
+
+
+async def test_redis_down_is_counted_and_recovered(redis_server) -> None:
+    reg = CollectorRegistry()
+    m = build(reg)
+    client = connect(redis_server.url)
+    probe = BacklogProbe(client, m, BacklogSpec(PREFIX, ("risk",), 1.0))
+    try:
+        await probe.poll()
+        assert value(generate_latest(reg).decode(), "nautilus_probe_messagebus_lag_messages",
+                     engine="risk") == 0
+        port = redis_server.port
+        redis_server.kill()
+        await probe.poll()
+        text = generate_latest(reg).decode()
+        assert value(text, "nautilus_probe_messagebus_errors_total", operation="backlog") == 1
+        redis_server.start()
+        assert redis_server.port == port
+        sync_client(redis_server).xadd(stream("risk", "low"), {"n": "1"})
+        await probe.poll()
+        assert value(generate_latest(reg).decode(), "nautilus_probe_messagebus_lag_messages",
+                     engine="risk") == 1
+    finally:
+        await client.aclose()
+
+
+def test_a_stalled_engine_shows_a_growing_backlog(redis_session, redis_url, spawn, exporter,
+                                                  tmp_path: Path) -> None:
+    """The synthetic stall knob stops risk answering: its backlog grows on /metrics
+    while it stalls and drains once it answers again."""
+    spawn("engines", "--config.file", str(write_engines(
+        tmp_path / "syn.yml", redis_url, {"risk": {"limit_check": {}}})))
+    ex = exporter(write_config(tmp_path / "exp.yml", redis_url,
+                               {"risk": {"limit_check": {"rate": 100, "timeout": "1s"}}}))
+
+    def backlog() -> float:
+        text = ex.metrics()
+        return (value(text, "nautilus_probe_messagebus_pending_messages", engine="risk")
+                + value(text, "nautilus_probe_messagebus_lag_messages", engine="risk"))
+
+    wait_for(lambda: ex.value("nautilus_probe_messagebus_consumers", engine="risk") == 1, 10)
+    assert backlog() < 20  # healthy: answered as fast as sent
+    r = sync_client(redis_session)
+    knobs = f"{PREFIX}:{{risk}}:knobs"
+    # Stalled for all but 1 ms of every 5 s: each request waits up to 5 s.
+    r.set(knobs, json.dumps({"*": {"stall": {"duration": "5s", "period": "5.001s"}}}))
+    wait_for(lambda: backlog() >= 200, 15)
+    r.delete(knobs)
+    wait_for(lambda: backlog() < 20, 20)
+    r.close()
