@@ -16,6 +16,7 @@ from .thresholds import Limit, Thresholds
 
 # Every series of the containerized system; the monolith is the baseline.
 NOT_BASELINE = f'engine!="{BASELINE_ENGINE}"'
+BASELINE = f'engine="{BASELINE_ENGINE}"'
 JOB = "nautilus-probe"  # the Prometheus job scraping the exporter(s)
 
 
@@ -62,6 +63,9 @@ def recording_exprs(w: str) -> dict[str, str]:
         f"{P}:system_request_rate:rate": rate(f"{P}_requests_total", "", NOT_BASELINE),
         f"{P}:system_error_ratio:rate":
             f"{rate(f'{P}_failures_total', '', NOT_BASELINE)} / {rate(f'{P}_requests_total', '', NOT_BASELINE)}",
+        # The monolith, probed continuously: the latency baseline.
+        f"{P}:baseline_latency_seconds:mean":
+            f"{rate(f'{lat}_sum', '', BASELINE)} / {rate(f'{lat}_count', '', BASELINE)}",
         f"{P}:system_cpu_ratio:reported": f"avg({P}:engine_cpu_ratio:reported{{{NOT_BASELINE}}})",
         f"{P}:ws_connections_open:sum": f"sum({P}_ws_connections_open)",
         f"{P}:ws_heartbeat_latency_seconds:p99":
@@ -69,8 +73,20 @@ def recording_exprs(w: str) -> dict[str, str]:
     }
 
 
+def improvement_exprs(t: Thresholds) -> dict[str, str]:
+    """The migration's improvement factors (targets: Thresholds.throughput_factor and
+    latency_factor): reported throughput over the baseline capacity in thresholds.yml,
+    and the measured monolith's latency over the trading request's."""
+    return {
+        f"{P}:system_throughput_improvement:ratio":
+            f"{P}:system_throughput:reported / {t.baseline_throughput:g}",
+        f"{P}:system_latency_improvement:ratio":
+            f"{P}:baseline_latency_seconds:mean / {P}:system_latency_seconds:mean",
+    }
+
+
 def recording_rules(t: Thresholds) -> list[dict]:
-    exprs = recording_exprs(window(t.alerting.rate_window))
+    exprs = {**recording_exprs(window(t.alerting.rate_window)), **improvement_exprs(t)}
     return [{"record": name, "expr": expr} for name, expr in exprs.items()]
 
 

@@ -42,6 +42,16 @@ class Thresholds:
     websocket: dict[str, Limit]
     alerting: Alerting = field(default_factory=Alerting)
 
+    @property
+    def throughput_factor(self) -> float:
+        """The improvement the system throughput target asks for (50×)."""
+        return self.system["throughput_ops_per_second"].min / self.baseline_throughput
+
+    @property
+    def latency_factor(self) -> float:
+        """The improvement the end-to-end latency target asks for (4×)."""
+        return self.baseline_latency / self.system["latency_average_seconds"].max
+
     @classmethod
     def load(cls, path: str) -> "Thresholds":
         return load_file(path, parse)[0]

@@ -17,12 +17,13 @@ except ImportError:
 from alerts.thresholds import Thresholds, generate
 
 from .build import DASHBOARDS
+from .clean import clean
 
 
 def render(t: Thresholds) -> dict[str, str]:
     out = {}
     for name, build in DASHBOARDS.items():
-        data = json.loads(json.dumps(build(t).to_json_data(), cls=DashboardEncoder))
+        data = clean(json.loads(json.dumps(build(t).to_json_data(), cls=DashboardEncoder)))
         out[f"{name}.json"] = json.dumps(data, sort_keys=True, indent=2) + "\n"
     return out
 

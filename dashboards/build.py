@@ -6,30 +6,91 @@ dashboards/generated/*.json (sorted keys, stable uids).
 
 from __future__ import annotations
 
-from grafanalib.core import Dashboard, Template, Templating, Time
+from grafanalib.core import Annotations, Dashboard, DashboardLink, Template, Templating, Time
 
 from alerts.rules import NOT_BASELINE, P
-from alerts.thresholds import Thresholds
+from alerts.thresholds import Limit, Thresholds
 from nautilus_wire.protocol import BASELINE_ENGINE
 
-from .panels import DATASOURCE, RATE, heatmap, stat, target, targets, timeseries
+from .panels import (DATASOURCE, FILTER, RATE, alert_list, flow, heatmap, row, sel, stat, table,
+                     target, targets, timeseries, variables)
 
+# Grafana 11.1 (the compose file's image) writes this; tests/test_dashboards.py checks
+# it against Grafana's published types of the same release.
+SCHEMA_VERSION = 39
+UIDS = {"overview": "nautilus-overview", "engine": "nautilus-engine",
+        "websocket": "nautilus-websocket", "prober": "nautilus-prober"}
 PASS_FAIL = [{"type": "value", "options": {"0": {"text": "FAIL", "color": "red"},
                                             "1": {"text": "PASS", "color": "green"}}}]
+TIMES = "suffix:×"  # an improvement factor
+VARS = "${datasource:queryparam}&${job:queryparam}&${instance:queryparam}"
 
 
-def _dashboard(uid: str, title: str, panels: list, templating: list | None = None) -> Dashboard:
-    return Dashboard(uid=uid, title=title, panels=panels, tags=["nautilus-probe"],
-                     time=Time("now-30m", "now"), refresh="10s", timezone="utc",
-                     templating=Templating(templating or [])).auto_panel_ids()
+def _lim(limit: Limit) -> tuple[float | None, float | None]:
+    return limit.min, limit.max
+
+
+def annotations() -> Annotations:
+    """Configuration reloads and alerts, drawn on every time series."""
+    return Annotations([
+        {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+         "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
+         "name": "Annotations & Alerts", "type": "dashboard"},
+        {"datasource": DATASOURCE, "enable": True, "iconColor": "blue",
+         "name": "Configuration reloads", "step": "15s", "titleFormat": "Configuration loaded",
+         "textFormat": "{{instance}}", "useValueForTime": False,
+         "expr": f"changes({P}_config_last_reload_success_timestamp_seconds{sel()}[1m]) > 0"},
+        {"datasource": DATASOURCE, "enable": True, "iconColor": "red", "name": "Alerts",
+         "step": "15s", "titleFormat": "{{alertname}} ({{severity}})",
+         "textFormat": "{{engine}} {{instance}}", "tagKeys": "severity,engine",
+         "useValueForTime": False, "expr": 'ALERTS{alertstate="firing"}'},
+    ])
+
+
+def _dashboard(name: str, title: str, panels: list, extra_vars: list[Template] | None = None,
+               description: str = "") -> Dashboard:
+    links = [DashboardLink(title="Nautilus dashboards", type="dashboards", tags=["nautilus-probe"],
+                           asDropdown=True, includeVars=True, keepTime=True)]
+    if name == "engine":
+        links.append(DashboardLink(title="Prober health", type="link", icon="dashboard",
+                                   uri=f"/d/{UIDS['prober']}?{VARS}", keepTime=True,
+                                   tooltip="Is the prober itself healthy? Read this before "
+                                           "trusting the engine's figures."))
+    return Dashboard(uid=UIDS[name], title=title, description=description,
+                     panels=flow(panels), tags=["nautilus-probe"], schemaVersion=SCHEMA_VERSION,
+                     time=Time("now-30m", "now"), refresh="10s", timezone="utc", graphTooltip=1,
+                     links=links, annotations=annotations(),
+                     templating=Templating([*variables(), *(extra_vars or [])]))
+
+
+def _ratio(num: str, den: str, by: str = "", matchers: str = "") -> str:
+    agg = f"sum by ({by})" if by else "sum"
+    return (f"{agg} (rate({num}{sel(matchers)}[{RATE}])) / "
+            f"{agg} (rate({den}{sel(matchers)}[{RATE}]))")
+
+
+def _quantile(q: float, metric: str, by: str = "", matchers: str = "") -> str:
+    keys = f"{by}, le" if by else "le"
+    return f"histogram_quantile({q}, sum by ({keys}) (rate({metric}_bucket{sel(matchers)}[{RATE}])))"
+
+
+def _mean(metric: str, by: str = "", matchers: str = "") -> str:
+    return _ratio(f"{metric}_sum", f"{metric}_count", by, matchers)
+
+
+LAT = f"{P}_latency_seconds"
+SERVICE = f"{P}_service_seconds"
+TRADE = f"{P}_trading_request_latency_seconds"
+BACKLOG = (f"max by (engine) ({P}_messagebus_pending_messages{{{FILTER}}}) + "
+           f"max by (engine) ({P}_messagebus_lag_messages{{{FILTER}}})")
 
 
 def overview(t: Thresholds) -> Dashboard:
-    s = t.system
+    s, e = t.system, t.engine
     thr, lat, err = (s["throughput_ops_per_second"], s["latency_average_seconds"],
                      s["error_ratio"])
     ws, cpu = s["websocket_connections"], s["cpu_busy_ratio"]
-    trade = f"{P}_trading_request_latency_seconds"
+    reported = f"sum(max by (engine) ({P}_engine_reported_operations_per_second{sel(NOT_BASELINE)}))"
     verdicts = [
         (f"{P}:system_throughput:reported >= bool {thr.min:g}", "throughput"),
         (f"{P}:system_latency_seconds:mean < bool {lat.max:g}", "latency"),
@@ -37,131 +98,264 @@ def overview(t: Thresholds) -> Dashboard:
         (f"{P}:ws_connections_open:sum >= bool {ws.min:g}", "websocket"),
         (f"({P}:system_cpu_ratio:reported >= bool {cpu.min:g}) * "
          f"({P}:system_cpu_ratio:reported <= bool {cpu.max:g})", "cpu efficiency"),
+        (f"{P}:system_throughput_improvement:ratio >= bool {t.throughput_factor:g}",
+         "throughput ×"),
+        (f"{P}:system_latency_improvement:ratio >= bool {t.latency_factor:g}", "latency ×"),
     ]
-    return _dashboard("nautilus-overview", "Nautilus: system overview", [
-        stat("Throughput (reported)", [target(f"{P}:system_throughput:reported")], (0, 0, 6, 4),
-             "ops", (thr.min, None), f"Target: at least {thr.min:g} ops/s."),
-        stat("End-to-end latency (avg)", [target(f"{P}:system_latency_seconds:mean")],
-             (6, 0, 6, 4), "s", (None, lat.max), f"Trading request; target under {lat.max:g} s."),
-        stat("Error ratio", [target(f"{P}:system_error_ratio:rate")], (12, 0, 6, 4),
-             "percentunit", (None, err.max)),
-        stat("WebSocket connections", [target(f"{P}:ws_connections_open:sum")], (18, 0, 6, 4),
-             "short", (ws.min, None)),
-        stat("Targets", targets(*verdicts), (0, 4, 24, 4), mappings=PASS_FAIL,
-             description="1 = target met (PASS), 0 = missed (FAIL), from thresholds.yml."),
+    drill = f"/d/{UIDS['engine']}?var-engine=${{__data.fields.engine}}&{VARS}&${{__url_time_range}}"
+    instant = dict(fmt="table", instant=True)
+    return _dashboard("overview", "Nautilus: system overview", [
+        row("The migration's targets"),
+        stat("Throughput (reported)", [target(reported)], "ops", (4, 4), (thr.min, None),
+             f"What the containerized engines report, summed. Capacity target: at least "
+             f"{thr.min:g} ops/s (validated under load by the load test, not by probes)."),
+        stat("End-to-end latency (avg)", [target(_mean(TRADE))], "s", (4, 4), (None, lat.max),
+             f"The trading request (its legs in parallel); target under {lat.max:g} s."),
+        stat("Error ratio", [target(_ratio(f"{P}_failures_total", f"{P}_requests_total",
+                                           matchers=NOT_BASELINE))], "percentunit", (4, 4),
+             (None, err.max), f"Failed probes to the containerized engines; target under "
+             f"{err.max:g}."),
+        stat("WebSocket connections", [target(f"sum({P}_ws_connections_open{sel()})")], "none",
+             (4, 4), (ws.min, None), f"Held by the prober. Capacity target: {ws.min:g}."),
+        stat("Throughput vs baseline", [target(f"{P}:system_throughput_improvement:ratio")],
+             TIMES, (4, 4), (t.throughput_factor, None),
+             f"Reported throughput over the monolith's {t.baseline_throughput:g} ops/s "
+             f"(thresholds.yml baseline); target {t.throughput_factor:g}×."),
+        stat("Latency vs baseline", [target(f"{P}:system_latency_improvement:ratio")], TIMES,
+             (4, 4), (t.latency_factor, None),
+             f"The monolith's measured latency over the trading request's; target "
+             f"{t.latency_factor:g}×."),
+        stat("Targets", targets(*verdicts), "none", (24, 3), mappings=PASS_FAIL,
+             description="PASS when the target is met now, FAIL when missed "
+                         "(from thresholds.yml; over all instances)."),
+        row("Engines"),
+        table("Engines against their targets", [
+            target(f"max by (engine) ({P}_engine_reported_operations_per_second{sel()})",
+                   ref="A", **instant),
+            target(_quantile(0.5, LAT, "engine"), ref="B", **instant),
+            target(_quantile(0.99, LAT, "engine"), ref="C", **instant),
+            target(_ratio(f"{P}_failures_total", f"{P}_requests_total", "engine"), ref="D",
+                   **instant),
+            target(_ratio(f"{P}_replies_lost_total", f"{P}_requests_total", "engine"), ref="E",
+                   **instant),
+            target(BACKLOG, ref="F", **instant)], {
+            "A": ("throughput (reported, ops/s)", "ops", _lim(e["throughput_ops_per_second"])),
+            "B": ("p50 latency", "s", (None, e["latency_average_seconds"].max)),
+            "C": ("p99 latency", "s", (None, e["latency_average_seconds"].max)),
+            "D": ("error ratio", "percentunit", _lim(e["error_ratio"])),
+            "E": ("lost ratio", "percentunit", _lim(e["error_ratio"])),
+            "F": ("backlog (requests)", "none", (None, None))},
+            (24, 9), "One row per engine; click an engine for its dashboard. Cells are green "
+            "when they meet the engine's target in thresholds.yml (latency quantiles against "
+            "its average-latency target, lost replies against its error-ratio target).",
+            link=("engine", drill)),
+        alert_list("Firing and pending alerts", (12, 8)),
+        timeseries("Trading requests: sent and failed by reason", targets(
+            (f"sum(rate({P}_trading_requests_total{sel()}[{RATE}]))", "sent"),
+            (f"sum by (reason) (rate({P}_trading_request_failures_total{sel()}[{RATE}]))",
+             "failed: {{reason}}")), "reqps", (12, 8),
+            description="Composite requests sent, and those that failed by the reason of "
+                        "the first failing leg."),
+        row("End to end"),
         timeseries("Throughput vs target", targets(
-            (f"{P}:system_throughput:reported", "reported, all engines"),
-            (f"sum(rate({P}_latency_seconds_count{{{NOT_BASELINE}}}[{RATE}]))", "probes answered")),
-            (0, 8, 12, 8), "ops", (thr.min, None)),
+            (reported, "reported, all engines"),
+            (f"sum(rate({LAT}_count{sel(NOT_BASELINE)}[{RATE}]))", "probes answered")),
+            "ops", (12, 8), (thr.min, None)),
         timeseries("End-to-end latency vs target", targets(
-            (f"sum(rate({trade}_sum[{RATE}])) / sum(rate({trade}_count[{RATE}]))", "avg"),
-            (f"histogram_quantile(0.95, sum by (le) (rate({trade}_bucket[{RATE}])))", "p95"),
-            (f"histogram_quantile(0.99, sum by (le) (rate({trade}_bucket[{RATE}])))", "p99"),
-            (f"sum(rate({P}_latency_seconds_sum{{engine=\"{BASELINE_ENGINE}\"}}[{RATE}])) / "
-             f"sum(rate({P}_latency_seconds_count{{engine=\"{BASELINE_ENGINE}\"}}[{RATE}]))",
-             "monolith baseline avg")),
-            (12, 8, 12, 8), "s", (None, lat.max)),
+            (_mean(TRADE), "avg"), (_quantile(0.95, TRADE), "p95"), (_quantile(0.99, TRADE), "p99"),
+            (_mean(LAT, matchers=f'engine="{BASELINE_ENGINE}"'), "monolith baseline avg")),
+            "s", (12, 8), (None, lat.max)),
         timeseries("Error ratio", targets(
-            (f"sum(rate({P}_failures_total{{{NOT_BASELINE}}}[{RATE}])) / "
-             f"sum(rate({P}_requests_total{{{NOT_BASELINE}}}[{RATE}]))", "all engines")),
-            (0, 16, 12, 8), "percentunit", (None, err.max)),
+            (_ratio(f"{P}_failures_total", f"{P}_requests_total", matchers=NOT_BASELINE),
+             "all engines")), "percentunit", (12, 8), (None, err.max)),
+        timeseries("Improvement over the baseline", targets(
+            (f"{P}:system_throughput_improvement:ratio", "throughput"),
+            (f"{P}:system_latency_improvement:ratio", "latency")), TIMES, (12, 8),
+            (min(t.throughput_factor, t.latency_factor), None),
+            f"Targets: throughput {t.throughput_factor:g}×, latency {t.latency_factor:g}× "
+            "(the line is the lower of the two)."),
+        timeseries("Queueing time per engine", targets(
+            (f"{_mean(LAT, 'engine')} - {_mean(SERVICE, 'engine')}", "{{engine}}")), "s",
+            (12, 8), description="Mean round trip minus the engine's own reported service "
+            "time: time spent on the MessageBus and waiting for a free worker."),
+        timeseries("MessageBus backlog per engine", targets((BACKLOG, "{{engine}}")), "none",
+                   (12, 8), description="Requests waiting in each engine's request streams "
+                   "(pending + not yet delivered). Growing while throughput is low: the "
+                   "engine cannot keep up.",
+                   links=[{"title": "${__field.labels.engine}", "url": drill.replace(
+                       "${__data.fields.engine}", "${__field.labels.engine}")}]),
         timeseries("WebSocket connections", targets(
-            (f"sum({P}_ws_connections_open)", "open")), (12, 16, 12, 8), "short", (ws.min, None)),
-    ])
+            (f"sum({P}_ws_connections_open{sel()})", "open")), "none", (24, 8), (ws.min, None)),
+    ], description="Is the containerized platform meeting the migration's targets?")
 
 
 def engine(t: Thresholds) -> Dashboard:
     e = t.engine
-    sel = 'engine="$engine"'
-    lat = f"{P}_latency_seconds"
-    var = Template(name="engine", label="Engine", dataSource=DATASOURCE,
-                   query=f"label_values({P}_requests_total, engine)", default="risk", refresh=2)
-    return _dashboard("nautilus-engine", "Nautilus: engine", [
-        stat("Throughput (reported)", [target(f"{P}:engine_throughput:reported{{{sel}}}")],
-             (0, 0, 8, 4), "ops", (e["throughput_ops_per_second"].min, None)),
-        stat("Average latency (probes)", [target(
-            f"sum(rate({lat}_sum{{{sel}}}[{RATE}])) / sum(rate({lat}_count{{{sel}}}[{RATE}]))")],
-            (8, 0, 8, 4), "s", (None, e["latency_average_seconds"].max)),
-        stat("Error ratio", [target(f"sum(rate({P}_failures_total{{{sel}}}[{RATE}])) / "
-                                    f"sum(rate({P}_requests_total{{{sel}}}[{RATE}]))")],
-             (16, 0, 8, 4), "percentunit", (None, e["error_ratio"].max)),
-        timeseries("Answered probes per operation", targets(
-            (f"sum by (op) (rate({lat}_count{{{sel}}}[{RATE}]))", "{{op}}")), (0, 4, 12, 8), "ops"),
-        heatmap("Latency heatmap", f"sum by (le) (rate({lat}_bucket{{{sel}}}[{RATE}]))",
-                (12, 4, 12, 8)),
+    eng = 'engine="$engine"'
+    var = Template(name="engine", label="Engine", dataSource=DATASOURCE, type="query",
+                   query=f'label_values({P}_requests_total{{{FILTER}}}, engine)',
+                   default="risk", refresh=2)
+    lat_max = e["latency_average_seconds"].max
+    return _dashboard("engine", "Nautilus: engine", [
+        row("$engine against its targets"),
+        stat("Throughput (reported)", [target(
+            f"max({P}_engine_reported_operations_per_second{sel(eng)})")], "ops", (4, 4),
+            _lim(e["throughput_ops_per_second"])),
+        stat("Average latency (probes)", [target(_mean(LAT, matchers=eng))], "s", (4, 4),
+             (None, lat_max)),
+        stat("p99 latency (probes)", [target(_quantile(0.99, LAT, matchers=eng))], "s", (4, 4),
+             (None, lat_max)),
+        stat("Error ratio", [target(_ratio(f"{P}_failures_total", f"{P}_requests_total",
+                                           matchers=eng))], "percentunit", (4, 4),
+             _lim(e["error_ratio"])),
+        stat("Backlog", [target(
+            f"max({P}_messagebus_pending_messages{sel(eng)}) + "
+            f"max({P}_messagebus_lag_messages{sel(eng)})")], "none", (4, 4),
+            description="Requests waiting in the engine's request streams."),
+        stat("Responders", [target(f"max({P}_messagebus_consumers{sel(eng)})")], "none", (4, 4),
+             (1, None), "Consumers in the engine's group: 0 means nothing reads its requests."),
+        row("Latency"),
         timeseries("Latency quantiles per operation", targets(
-            (f"histogram_quantile(0.5, sum by (op, le) (rate({lat}_bucket{{{sel}}}[{RATE}])))", "p50 {{op}}"),
-            (f"histogram_quantile(0.95, sum by (op, le) (rate({lat}_bucket{{{sel}}}[{RATE}])))", "p95 {{op}}"),
-            (f"histogram_quantile(0.99, sum by (op, le) (rate({lat}_bucket{{{sel}}}[{RATE}])))", "p99 {{op}}")),
-            (0, 12, 12, 8), "s", (None, e["latency_average_seconds"].max)),
+            (_quantile(0.5, LAT, "op", eng), "p50 {{op}}"),
+            (_quantile(0.95, LAT, "op", eng), "p95 {{op}}"),
+            (_quantile(0.99, LAT, "op", eng), "p99 {{op}}")), "s", (12, 8), (None, lat_max)),
+        heatmap("Latency heatmap", f"sum by (le) (rate({LAT}_bucket{sel(eng)}[{RATE}]))", "s",
+                (12, 8), "Round trips of answered probes, all operations."),
+        timeseries("Round trip, service and queueing time", targets(
+            (_mean(LAT, "op", eng), "round trip {{op}}"),
+            (_mean(SERVICE, "op", eng), "service {{op}}"),
+            (f"{_mean(LAT, 'op', eng)} - {_mean(SERVICE, 'op', eng)}", "queueing {{op}}")),
+            "s", (12, 8), (None, lat_max),
+            "Service time is what the engine reports in its replies; queueing is the rest."),
+        timeseries("Answered probes per operation", targets(
+            (f"sum by (op) (rate({LAT}_count{sel(eng)}[{RATE}]))", "{{op}}")), "ops", (12, 8)),
+        row("Failures and backlog"),
         timeseries("Failures by reason", targets(
-            (f"sum by (reason) (rate({P}_failures_total{{{sel}}}[{RATE}]))", "{{reason}}")),
-            (12, 12, 12, 8), "ops"),
+            (f"sum by (reason) (rate({P}_failures_total{sel(eng)}[{RATE}]))", "{{reason}}")),
+            "ops", (12, 8)),
         timeseries("Integrity: lost, late, duplicate, out of order", targets(
-            (f"sum(rate({P}_replies_lost_total{{{sel}}}[{RATE}]))", "lost"),
-            (f"sum(rate({P}_replies_late_total{{{sel}}}[{RATE}]))", "late"),
-            (f"sum(rate({P}_replies_duplicate_total{{{sel}}}[{RATE}]))", "duplicate"),
-            (f"sum(rate({P}_replies_out_of_order_total{{{sel}}}[{RATE}]))", "out of order")),
-            (0, 20, 12, 8), "ops"),
-        timeseries("Self-reported CPU and memory", targets(
-            (f"{P}:engine_cpu_ratio:reported{{{sel}}}", "CPU (share of a core)"),
-            (f"{P}:engine_memory_bytes:reported{{{sel}}} / 1e9", "memory (GB)")),
-            (12, 20, 12, 8), "short"),
-    ], templating=[var])
+            (f"sum(rate({P}_replies_lost_total{sel(eng)}[{RATE}]))", "lost"),
+            (f"sum(rate({P}_replies_late_total{sel(eng)}[{RATE}]))", "late"),
+            (f"sum(rate({P}_replies_duplicate_total{sel(eng)}[{RATE}]))", "duplicate"),
+            (f"sum(rate({P}_replies_out_of_order_total{sel(eng)}[{RATE}]))", "out of order")),
+            "ops", (12, 8)),
+        timeseries("MessageBus backlog", targets(
+            (f"max({P}_messagebus_pending_messages{sel(eng)})", "pending (being served)"),
+            (f"max({P}_messagebus_lag_messages{sel(eng)})", "not yet delivered")), "none",
+            (12, 8), stack=True),
+        timeseries("Probes in flight", targets(
+            (f"sum by (op) ({P}_in_flight{sel(eng)})", "{{op}}")), "none", (12, 8),
+            description="Sent and not yet answered or timed out."),
+        row("What the engine reports about itself"),
+        timeseries("Reported throughput per operation", targets(
+            (f"max by (op) ({P}_engine_reported_operation_operations_per_second{sel(eng)})",
+             "{{op}}"),
+            (f"max({P}_engine_reported_operations_per_second{sel(eng)})", "total")),
+            "ops", (12, 8), _lim(e["throughput_ops_per_second"])),
+        timeseries("Reported vs probed latency", targets(
+            (f"max({P}_engine_reported_latency_seconds{sel(eng)})", "reported by the engine"),
+            (_mean(LAT, matchers=eng), "probed round trip")), "s", (12, 8), (None, lat_max)),
+        timeseries("Reported CPU", targets(
+            (f"max({P}_engine_reported_cpu_ratio{sel(eng)})", "CPU (share of one core)")),
+            "percentunit", (8, 8), (t.system["cpu_busy_ratio"].min, t.system["cpu_busy_ratio"].max)),
+        timeseries("Reported memory", targets(
+            (f"max({P}_engine_reported_memory_bytes{sel(eng)})", "memory")), "bytes", (8, 8)),
+        timeseries("Reported error ratio", targets(
+            (f"max({P}_engine_reported_error_ratio{sel(eng)})", "error ratio")), "percentunit",
+            (8, 8), _lim(e["error_ratio"])),
+    ], [var], "One engine: its probes, its MessageBus backlog and what it reports.")
 
 
 def websocket(t: Thresholds) -> Dashboard:
     hb = t.websocket["heartbeat_p99_seconds"]
-    return _dashboard("nautilus-websocket", "Nautilus: WebSocket", [
+    ep = "sum by (endpoint)"
+    return _dashboard("websocket", "Nautilus: WebSocket", [
         timeseries("Open connections per endpoint", targets(
-            (f"sum by (endpoint) ({P}_ws_connections_open)", "{{endpoint}}")), (0, 0, 12, 8),
-            "short"),
+            (f"{ep} ({P}_ws_connections_open{sel()})", "{{endpoint}}")), "none"),
         timeseries("Heartbeat p99 per endpoint", targets(
-            (f"histogram_quantile(0.99, sum by (endpoint, le) "
-             f"(rate({P}_ws_heartbeat_latency_seconds_bucket[{RATE}])))", "{{endpoint}}")),
-            (12, 0, 12, 8), "s", (None, hb.max)),
+            (_quantile(0.99, f"{P}_ws_heartbeat_latency_seconds", "endpoint"), "{{endpoint}}")),
+            "s", limit=(None, hb.max)),
         timeseries("Connect time p99", targets(
-            (f"histogram_quantile(0.99, sum by (endpoint, le) "
-             f"(rate({P}_ws_connect_duration_seconds_bucket[{RATE}])))", "{{endpoint}}")),
-            (0, 8, 12, 8), "s"),
+            (_quantile(0.99, f"{P}_ws_connect_duration_seconds", "endpoint"), "{{endpoint}}")),
+            "s"),
         timeseries("Connect failures and disconnects", targets(
-            (f"sum by (reason) (rate({P}_ws_connect_failures_total[{RATE}]))", "connect: {{reason}}"),
-            (f"sum by (reason) (rate({P}_ws_disconnects_total[{RATE}]))", "disconnect: {{reason}}")),
-            (12, 8, 12, 8), "ops"),
-        timeseries("Messages", targets(
-            (f"sum(rate({P}_ws_messages_sent_total[{RATE}]))", "sent"),
-            (f"sum(rate({P}_ws_messages_received_total[{RATE}]))", "received"),
-            (f"sum(rate({P}_ws_error_replies_total[{RATE}]))", "error replies"),
-            (f"sum(rate({P}_ws_timeouts_total[{RATE}]))", "timeouts")), (0, 16, 12, 8), "ops"),
+            (f"sum by (reason) (rate({P}_ws_connect_failures_total{sel()}[{RATE}]))",
+             "connect: {{reason}}"),
+            (f"sum by (reason) (rate({P}_ws_disconnects_total{sel()}[{RATE}]))",
+             "disconnect: {{reason}}")), "ops"),
+        timeseries("Heartbeats", targets(
+            (f"sum(rate({P}_ws_messages_sent_total{sel()}[{RATE}]))", "sent"),
+            (f"sum(rate({P}_ws_messages_received_total{sel()}[{RATE}]))", "acknowledged"),
+            (f"sum(rate({P}_ws_error_replies_total{sel()}[{RATE}]))", "error replies"),
+            (f"sum(rate({P}_ws_timeouts_total{sel()}[{RATE}]))", "timeouts")), "ops"),
+        timeseries("Late, invalid and skipped", targets(
+            (f"sum(rate({P}_ws_replies_late_total{sel()}[{RATE}]))", "late acks"),
+            (f"sum(rate({P}_ws_invalid_frames_total{sel()}[{RATE}]))", "invalid frames"),
+            (f"sum(rate({P}_ws_heartbeats_skipped_total{sel()}[{RATE}]))", "skipped (no connection)")),
+            "ops"),
         timeseries("Broadcast frames and gaps", targets(
-            (f"sum(rate({P}_ws_broadcast_frames_total[{RATE}]))", "frames"),
-            (f"sum(rate({P}_ws_broadcast_gaps_total[{RATE}]))", "gaps")), (12, 16, 12, 8), "ops"),
-    ])
+            (f"sum(rate({P}_ws_broadcast_frames_total{sel()}[{RATE}]))", "frames"),
+            (f"sum(rate({P}_ws_broadcast_gaps_total{sel()}[{RATE}]))", "gaps")), "ops", (24, 8)),
+    ], description="The WebSocket front ends as the prober's held connections see them.")
 
 
 def prober(t: Thresholds) -> Dashboard:
-    return _dashboard("nautilus-prober", "Nautilus: prober health", [
+    who = "{{instance}} {{worker}}"
+    return _dashboard("prober", "Nautilus: prober health", [
+        row("Can the prober be trusted?"),
+        stat("MessageBus up", [target(f"min({P}_messagebus_up{sel()})")], "none", (6, 4),
+             (1, None), mappings=[{"type": "value", "options": {
+                 "0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}]),
+        stat("Last config reload", [target(f"min({P}_config_last_reload_successful{sel()})")],
+             "none", (6, 4), (1, None), mappings=PASS_FAIL),
+        stat("Since the last config load", [target(
+            f"time() - max({P}_config_last_reload_success_timestamp_seconds{sel()})")], "s",
+            (6, 4)),
+        stat("Stale self-reports", [target(
+            f"count(({P}_engine_report_up{sel()} == 0) or ({P}_engine_report_age_seconds"
+            f"{sel()} > {t.alerting.stale_after:g})) or vector(0)")], "none", (6, 4),
+            (None, 1), f"Engines whose metrics:<engine> is missing, invalid or older than "
+            f"{t.alerting.stale_after:g} s."),
         timeseries("Schedule lag p99", targets(
-            (f"histogram_quantile(0.99, sum by (instance, le) "
-             f"(rate({P}_schedule_lag_seconds_bucket[{RATE}])))", "{{instance}}")),
-            (0, 0, 12, 8), "s", (None, 0.05)),
+            (_quantile(0.99, f"{P}_schedule_lag_seconds", "instance"), "{{instance}}")), "s",
+            limit=(None, 0.05)),
         timeseries("Event-loop lag p99", targets(
-            (f"histogram_quantile(0.99, sum by (instance, le) "
-             f"(rate({P}_event_loop_lag_seconds_bucket[{RATE}])))", "{{instance}}")),
-            (12, 0, 12, 8), "s"),
+            (_quantile(0.99, f"{P}_event_loop_lag_seconds", "instance"), "{{instance}}")), "s"),
         timeseries("Skipped probes", targets(
-            (f"sum by (instance) (rate({P}_probes_skipped_total[{RATE}]))", "{{instance}}")),
-            (0, 8, 12, 8), "ops"),
+            (f"sum by (instance) (rate({P}_probes_skipped_total{sel()}[{RATE}]))", "{{instance}}")),
+            "ops"),
         timeseries("Probes in flight", targets(
-            (f"sum by (instance) ({P}_in_flight)", "{{instance}}")), (12, 8, 12, 8), "short"),
+            (f"sum by (instance) ({P}_in_flight{sel()})", "{{instance}}")), "none"),
         timeseries("Unattributable replies", targets(
-            (f"sum(rate({P}_replies_malformed_total[{RATE}]))", "malformed"),
-            (f"sum(rate({P}_replies_unmatched_total[{RATE}]))", "unmatched")), (0, 16, 12, 8), "ops"),
-        stat("MessageBus up", [target(f"min({P}_messagebus_up)")], (12, 16, 6, 4), "short",
-             (1, None)),
-        stat("Last config reload", [target(f"min({P}_config_last_reload_successful)")],
-             (18, 16, 6, 4), "short", (1, None)),
-    ])
+            (f"sum(rate({P}_replies_malformed_total{sel()}[{RATE}]))", "malformed"),
+            (f"sum(rate({P}_replies_unmatched_total{sel()}[{RATE}]))", "unmatched")), "ops"),
+        timeseries("MessageBus errors and loop restarts", targets(
+            (f"sum by (operation) (rate({P}_messagebus_errors_total{sel()}[{RATE}]))",
+             "redis: {{operation}}"),
+            (f"sum by (loop) (rate({P}_loop_restarts_total{sel()}[{RATE}]))", "restart: {{loop}}"),
+            (f"sum by (engine) (rate({P}_engine_report_errors_total{sel()}[{RATE}]))",
+             "bad self-report: {{engine}}")), "ops"),
+        timeseries("Self-report age", targets(
+            (f"max by (engine) ({P}_engine_report_age_seconds{sel()})", "{{engine}}")), "s",
+            limit=(None, t.alerting.stale_after)),
+        timeseries("Self-reports present", targets(
+            (f"min by (engine) ({P}_engine_report_up{sel()})", "{{engine}}")), "none"),
+        row("The exporter's own resources"),
+        timeseries("Exporter CPU", targets(
+            (f"rate(process_cpu_seconds_total{sel()}[{RATE}])", who)), "percentunit", (8, 8)),
+        timeseries("Exporter memory (resident)", targets(
+            (f"process_resident_memory_bytes{sel()}", who)), "bytes", (8, 8)),
+        timeseries("Exporter open files", targets(
+            (f"process_open_fds{sel()} / process_max_fds{sel()}", who)), "percentunit", (8, 8),
+            (None, 0.8)),
+        table("Exporter instances", [
+            target(f"max by (instance, version, python_version) ({P}_build_info{sel()})",
+                   ref="A", fmt="table", instant=True),
+            target(f"max by (instance) (time() - process_start_time_seconds{sel()})", ref="B",
+                   fmt="table", instant=True)],
+            {"A": ("build", "none", (None, None)), "B": ("uptime", "s", (None, None))},
+            (24, 5)),
+    ], description="Is the measurement itself sound? Read before trusting the figures.")
 
 
 DASHBOARDS = {"overview": overview, "engine": engine, "websocket": websocket, "prober": prober}

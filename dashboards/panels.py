@@ -1,15 +1,49 @@
-"""Small helpers over grafanalib: one datasource, modern panel types, threshold lines."""
+"""Small helpers over grafanalib: the datasource and filter variables, modern panel
+types with units, threshold lines, and a grid that flows panels left to right."""
 
 from __future__ import annotations
 
-from grafanalib.core import (GridPos, Heatmap, Stat, Target, Threshold, TimeSeries)
+from dataclasses import dataclass, field
+from typing import Any
 
-DATASOURCE = {"type": "prometheus", "uid": "prometheus"}  # provisioned with this uid
+import attr
+from grafanalib.core import (GridPos, RowPanel, Stat, Table, Target, Template, Threshold,
+                             TimeSeries)
+
+from alerts.rules import JOB
+
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+DEFAULT_DATASOURCE_UID = "prometheus"  # what deploy/ provisions
 RATE = "$__rate_interval"
+COLUMNS = 24  # Grafana's grid
+# Every raw series on a dashboard is filtered by these variables. (Recording-rule
+# series are already aggregated over instances and carry neither label.)
+FILTER = 'job=~"$job",instance=~"$instance"'
 
 
-def target(expr: str, legend: str = "", ref: str = "A", fmt: str = "time_series") -> Target:
-    return Target(expr=expr, legendFormat=legend, refId=ref, datasource=DATASOURCE, format=fmt)
+def sel(*matchers: str) -> str:
+    """A selector with the job/instance filter and `matchers`: {job=~..,engine="x"}."""
+    return "{" + ",".join((FILTER, *(m for m in matchers if m))) + "}"
+
+
+def variables() -> list[Template]:
+    """Data source (the provisioned uid by default), then job and instance."""
+    return [
+        Template(name="datasource", label="Data source", type="datasource", query="prometheus",
+                 default=DEFAULT_DATASOURCE_UID, refresh=1),
+        Template(name="job", label="Job", dataSource=DATASOURCE, type="query",
+                 query="label_values(nautilus_probe_build_info, job)", default=JOB,
+                 includeAll=True, multi=True, allValue=".+", refresh=2),
+        Template(name="instance", label="Instance", dataSource=DATASOURCE, type="query",
+                 query='label_values(nautilus_probe_build_info{job=~"$job"}, instance)',
+                 default="$__all", includeAll=True, multi=True, allValue=".+", refresh=2),
+    ]
+
+
+def target(expr: str, legend: str = "", ref: str = "A", fmt: str = "time_series",
+           instant: bool = False) -> Target:
+    return Target(expr=expr, legendFormat=legend, refId=ref, datasource=DATASOURCE, format=fmt,
+                  instant=instant)
 
 
 def targets(*pairs: tuple[str, str]) -> list[Target]:
@@ -30,25 +64,143 @@ def steps(limit_min: float | None, limit_max: float | None) -> list[Threshold]:
     return [Threshold("green", 0, 0.0)]
 
 
-def timeseries(title: str, tgts: list[Target], pos: tuple[int, int, int, int], unit: str = "",
-               limit: tuple[float | None, float | None] = (None, None),
-               description: str = "") -> TimeSeries:
+Limit = tuple[float | None, float | None]
+NO_LIMIT: Limit = (None, None)
+
+
+def timeseries(title: str, tgts: list[Target], unit: str, size: tuple[int, int] = (12, 8),
+               limit: Limit = NO_LIMIT, description: str = "", links: list | None = None,
+               stack: bool = False) -> TimeSeries:
+    """A time series with a unit; a target from thresholds.yml is drawn as a red line."""
     lo, hi = limit
+    w, h = size
     return TimeSeries(
         title=title, description=description, dataSource=DATASOURCE, targets=tgts,
-        gridPos=GridPos(*pos), unit=unit, thresholds=steps(lo, hi),
-        thresholdsStyleMode="line" if (lo is not None or hi is not None) else "off")
+        gridPos=GridPos(h=h, w=w, x=0, y=0), unit=unit, thresholds=steps(lo, hi),
+        thresholdsStyleMode="line" if (lo is not None or hi is not None) else "off",
+        stacking={"mode": "normal", "group": "A"} if stack else {"mode": "none"},
+        fillOpacity=20 if stack else 0, legendDisplayMode="list", legendPlacement="bottom",
+        tooltipMode="multi", axisSoftMin=0,
+        extraJson={"fieldConfig": {"defaults": {"links": links or []}}} if links else None)
 
 
-def stat(title: str, tgts: list[Target], pos: tuple[int, int, int, int], unit: str = "",
-         limit: tuple[float | None, float | None] = (None, None), description: str = "",
-         mappings: list | None = None) -> Stat:
+def stat(title: str, tgts: list[Target], unit: str, size: tuple[int, int] = (6, 4),
+         limit: Limit = NO_LIMIT, description: str = "", mappings: list | None = None) -> Stat:
+    w, h = size
     return Stat(title=title, description=description, dataSource=DATASOURCE, targets=tgts,
-                gridPos=GridPos(*pos), format=unit, thresholds=steps(*limit),
-                colorMode="background", reduceCalc="lastNotNull", mappings=mappings or [])
+                gridPos=GridPos(h=h, w=w, x=0, y=0), format=unit, thresholds=steps(*limit),
+                colorMode="background", reduceCalc="lastNotNull", mappings=mappings or [],
+                graphMode="area", noValue="no data")
 
 
-def heatmap(title: str, expr: str, pos: tuple[int, int, int, int]) -> Heatmap:
-    return Heatmap(title=title, dataSource=DATASOURCE,
-                   targets=[target(expr, "{{le}}", fmt="heatmap")], gridPos=GridPos(*pos),
-                   dataFormat="tsbuckets", hideZeroBuckets=True)
+def heatmap(title: str, expr: str, unit: str, size: tuple[int, int] = (12, 8),
+            description: str = "") -> "Raw":
+    """Grafana's current heatmap panel over pre-bucketed (le) series."""
+    w, h = size
+    return Raw(w, h, {
+        "type": "heatmap", "title": title, "description": description,
+        "datasource": DATASOURCE,
+        "targets": [{"expr": expr, "legendFormat": "{{le}}", "refId": "A", "format": "heatmap",
+                     "datasource": DATASOURCE}],
+        "fieldConfig": {"defaults": {"unit": unit, "custom": {"hideFrom": {
+            "legend": False, "tooltip": False, "viz": False}}}, "overrides": []},
+        "options": {"calculate": False, "yAxis": {"axisPlacement": "left", "unit": unit},
+                    "cellValues": {"unit": "reqps"}, "color": {"mode": "scheme",
+                                                               "scheme": "Oranges",
+                                                               "fill": "dark-orange",
+                                                               "scale": "exponential",
+                                                               "exponent": 0.5, "steps": 64},
+                    "rowsFrame": {"layout": "auto"}, "filterValues": {"le": 1e-9},
+                    "tooltip": {"mode": "single", "yHistogram": False},
+                    "legend": {"show": True}, "cellGap": 1}})
+
+
+def alert_list(title: str, size: tuple[int, int] = (24, 6), description: str = "") -> "Raw":
+    """Firing and pending alerts, Prometheus-managed ones included."""
+    w, h = size
+    return Raw(w, h, {
+        "type": "alertlist", "title": title, "description": description,
+        "datasource": DATASOURCE, "targets": [],
+        "fieldConfig": {"defaults": {"unit": "none"}, "overrides": []},
+        "options": {"viewMode": "list", "groupMode": "default", "groupBy": [], "maxItems": 20,
+                    "sortOrder": 1, "dashboardAlerts": False, "alertName": "",
+                    "alertInstanceLabelFilter": "", "datasource": "${datasource}",
+                    "showInstances": True, "folder": None,
+                    "stateFilter": {"firing": True, "pending": True, "noData": False,
+                                    "normal": False, "error": True}}})
+
+
+def table(title: str, tgts: list[Target], columns: dict[str, tuple[str, str, Limit]],
+          size: tuple[int, int] = (24, 8), description: str = "",
+          link: tuple[str, str] | None = None) -> Table:
+    """Instant queries joined on their labels into one row per label set; each value
+    column {refId: (header, unit, limit)} coloured against its limit. `link`: (column,
+    URL) turns that column's cells into links."""
+    w, h = size
+    overrides = []
+    for ref, (header, unit, (lo, hi)) in columns.items():
+        overrides.append({"matcher": {"id": "byName", "options": f"Value #{ref}"}, "properties": [
+            {"id": "displayName", "value": header}, {"id": "unit", "value": unit},
+            {"id": "decimals", "value": 3 if unit in ("s", "percentunit") else 1},
+            {"id": "thresholds", "value": {"mode": "absolute", "steps": [
+                s.to_json_data() for s in steps(lo, hi)]}},
+            {"id": "custom.cellOptions", "value": {"type": "color-background",
+                                                   "mode": "basic"}}]})
+    if link is not None:
+        overrides.append({"matcher": {"id": "byName", "options": link[0]}, "properties": [
+            {"id": "links", "value": [{"title": "Drill down", "url": link[1]}]}]})
+    return Table(
+        title=title, description=description, dataSource=DATASOURCE, targets=tgts,
+        gridPos=GridPos(h=h, w=w, x=0, y=0), unit="none", overrides=overrides,
+        transformations=[{"id": "merge", "options": {}},
+                         {"id": "organize", "options": {"excludeByName": {"Time": True}}}],
+        extraJson={"options": {"cellHeight": "sm", "footer": {"show": False}}})
+
+
+def row(title: str) -> RowPanel:
+    return RowPanel(title=title, gridPos=GridPos(h=1, w=COLUMNS, x=0, y=0))
+
+
+@dataclass
+class Raw:
+    """A panel grafanalib 0.7 cannot express (its heatmap and alert list are the
+    pre-Grafana-8 panels): the JSON as Grafana 11 writes it."""
+
+    w: int
+    h: int
+    data: dict[str, Any]
+    id: int | None = None
+    gridPos: GridPos = field(default_factory=lambda: GridPos(h=1, w=1, x=0, y=0))
+
+    def to_json_data(self) -> dict[str, Any]:
+        return {**self.data, "id": self.id, "gridPos": self.gridPos}
+
+
+def _size(panel: Any) -> tuple[int, int]:
+    if isinstance(panel, Raw):
+        return panel.w, panel.h
+    return panel.gridPos.w, panel.gridPos.h
+
+
+def flow(panels: list[Any]) -> list[Any]:
+    """Place panels left to right, wrapping at 24 columns; a row starts a new line.
+    Each panel gets its gridPos (by keyword: grafanalib's order is h, w, x, y) and
+    a stable id from its position."""
+    out: list[Any] = []
+    x = y = line = 0
+    for index, panel in enumerate(panels, start=1):
+        w, h = _size(panel)
+        if not 0 < w <= COLUMNS or h <= 0:
+            raise ValueError(f"panel {index} has an impossible size {w}x{h}")
+        if isinstance(panel, RowPanel) or x + w > COLUMNS:
+            x, y, line = 0, y + line, 0
+        pos = GridPos(h=h, w=w, x=x, y=y)
+        if isinstance(panel, Raw):
+            panel.gridPos, panel.id = pos, index
+        else:
+            panel = attr.evolve(panel, gridPos=pos, id=index)
+        out.append(panel)
+        x, line = x + w, max(line, h)
+        if isinstance(panel, RowPanel):
+            x, y, line = 0, y + h, 0
+    return out

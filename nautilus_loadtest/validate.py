@@ -43,8 +43,7 @@ def verdicts(t: Thresholds, baseline: dict[str, Any], containerized: dict[str, A
     lat_ms = containerized["latency_benchmark"].get("avg_latency")
     lat_s = lat_ms / 1e3 if lat_ms is not None else None
     base_lat_s = (baseline.get("avg_latency") or t.baseline_latency * 1e3) / 1e3
-    need_x = s["throughput_ops_per_second"].min / t.baseline_throughput
-    need_lat_x = t.baseline_latency / s["latency_average_seconds"].max
+    need_x, need_lat_x = t.throughput_factor, t.latency_factor
     errors = containerized["latency_benchmark"].get("errors", 0) + \
         containerized["throughput_benchmark"].get("errors", 0)
     total = containerized["latency_benchmark"].get("sample_count", 0) + \

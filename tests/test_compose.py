@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from dashboards.panels import DATASOURCE
+from dashboards.panels import DATASOURCE, DEFAULT_DATASOURCE_UID
 
 from nautilus_testkit import ROOT
 
@@ -68,7 +68,7 @@ def test_prometheus_config_loads_the_generated_rules(tmp_path: Path) -> None:
 def test_grafana_is_provisioned_with_the_dashboards_datasource() -> None:
     ds = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
     [source] = ds["datasources"]
-    assert (source["uid"], source["type"]) == (DATASOURCE["uid"], DATASOURCE["type"])
+    assert (source["uid"], source["type"]) == (DEFAULT_DATASOURCE_UID, DATASOURCE["type"])
     provider = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/nautilus.yml").read_text())
     path = provider["providers"][0]["options"]["path"]
     assert f"./dashboards/generated:{path}:ro" in SERVICES["grafana"]["volumes"]
