@@ -7,12 +7,12 @@ the committed files differ from a fresh generation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from prometheus_client.utils import floatToGoString
 
 from exporter.metrics import NAMESPACE as P
 from nautilus_wire.protocol import BASELINE_ENGINE
 
-from .thresholds import Limit, Thresholds
+from .thresholds import SEVERITIES, Thresholds
 
 # Every series of the containerized system; the monolith is the baseline.
 NOT_BASELINE = f'engine!="{BASELINE_ENGINE}"'
@@ -23,7 +23,7 @@ JOB = "nautilus-probe"  # the Prometheus job scraping the exporter(s)
 def window(seconds: float) -> str:
     """Prometheus duration text: 300 -> 5m, 30 -> 30s."""
     s = int(round(seconds))
-    for unit, size in (("h", 3600), ("m", 60)):
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if s % size == 0 and s >= size:
             return f"{s // size}{unit}"
     return f"{s}s"
@@ -68,6 +68,10 @@ def recording_exprs(w: str) -> dict[str, str]:
             f"{rate(f'{lat}_sum', '', BASELINE)} / {rate(f'{lat}_count', '', BASELINE)}",
         f"{P}:system_cpu_ratio:reported": f"avg({P}:engine_cpu_ratio:reported{{{NOT_BASELINE}}})",
         f"{P}:ws_connections_open:sum": f"sum({P}_ws_connections_open)",
+        # Requests waiting in each engine's streams (every exporter reads the same ones).
+        f"{P}:engine_backlog_messages:max":
+            f"max by (engine) ({P}_messagebus_pending_messages{{{NOT_BASELINE}}}) + "
+            f"max by (engine) ({P}_messagebus_lag_messages{{{NOT_BASELINE}}})",
         f"{P}:ws_heartbeat_latency_seconds:p99":
             f"histogram_quantile(0.99, {rate(f'{P}_ws_heartbeat_latency_seconds_bucket', 'le')})",
     }
@@ -85,157 +89,148 @@ def improvement_exprs(t: Thresholds) -> dict[str, str]:
     }
 
 
-def recording_rules(t: Thresholds) -> list[dict]:
-    exprs = {**recording_exprs(window(t.alerting.rate_window)), **improvement_exprs(t)}
-    return [{"record": name, "expr": expr} for name, expr in exprs.items()]
+def sli_exprs(t: Thresholds) -> dict[str, str]:
+    """Each engine's error ratios against its objectives, over every burn-rate window.
 
-
-@dataclass
-class Alert:
-    """One alert name, at one or two severities, and what its unit tests feed it."""
-
-    name: str
-    summary: str
-    description: str  # may use {{ $value }} and {{ $labels.engine }}
-    metric: str  # recording rule (or metric) the condition is on
-    selector: str = ""
-    limit: Limit = field(default_factory=Limit)
-    levels: tuple[str, ...] = ("warning", "critical")
-    labels: dict[str, str] = field(default_factory=dict)  # series labels in the tests
-    pinned: bool = False  # one rule per engine/op: its labels go on the rule too
-    fmt: str = '{{ $value | printf "%.3g" }}'
-
-    def thresholds(self, fraction: float) -> dict[str, tuple[str, float]]:
-        """severity -> (comparison, value); a range (min and max) is one warning."""
-        out = {}
-        lo, hi = self.limit.min, self.limit.max
-        if lo is not None and hi is not None:
-            return {"warning": ("outside", 0.0)}
-        for level in self.levels:
-            if hi is not None and lo is None:
-                out[level] = (">", hi * (fraction if level == "warning" else 1.0))
-            elif lo is not None and hi is None:
-                out[level] = ("<", lo / (fraction if level == "warning" else 1.0))
-        return out
-
-
-def alerts(t: Thresholds) -> list[Alert]:
-    s, e = t.system, t.engine
-    out = [
-        Alert("SystemThroughputBelowTarget", "System throughput is below its target.",
-              "The containerized engines report {v} ops/s in total; the target is at least "
-              f"{s['throughput_ops_per_second'].min:g}.",
-              f"{P}:system_throughput:reported", limit=s["throughput_ops_per_second"]),
-        Alert("SystemLatencyAboveTarget", "End-to-end latency is above its target.",
-              "The trading request averages {v} s; the target is under "
-              f"{s['latency_average_seconds'].max:g} s.",
-              f"{P}:system_latency_seconds:mean", limit=s["latency_average_seconds"]),
-        Alert("SystemErrorRatioAboveTarget", "System error ratio is above its target.",
-              "{v} of probes to the containerized engines fail; the target is under "
-              f"{s['error_ratio'].max:g}.",
-              f"{P}:system_error_ratio:rate", limit=s["error_ratio"]),
-        Alert("WebSocketConnectionsBelowTarget", "Fewer WebSocket connections are held than the target.",
-              "{v} connections are open; the target is at least "
-              f"{s['websocket_connections'].min:g}.",
-              f"{P}:ws_connections_open:sum", limit=s["websocket_connections"], levels=("critical",)),
-        Alert("EngineThroughputBelowTarget", "An engine's throughput is below its target.",
-              "{{ $labels.engine }} reports {v} ops/s; the target is at least "
-              f"{e['throughput_ops_per_second'].min:g}.",
-              f"{P}:engine_throughput:reported", NOT_BASELINE, e["throughput_ops_per_second"],
-              labels={"engine": "risk"}),
-        Alert("EngineLatencyAboveTarget", "An engine's average latency is above its target.",
-              "{{ $labels.engine }} averages {v} s per probe; the target is at most "
-              f"{e['latency_average_seconds'].max:g} s.",
-              f"{P}:engine_latency_seconds:mean", NOT_BASELINE, e["latency_average_seconds"],
-              labels={"engine": "risk"}),
-        Alert("EngineErrorRatioAboveTarget", "An engine's error ratio is above its target.",
-              "{v} of probes to {{ $labels.engine }} fail; the target is at most "
-              f"{e['error_ratio'].max:g}.",
-              f"{P}:engine_error_ratio:rate", NOT_BASELINE, e["error_ratio"],
-              labels={"engine": "risk"}),
-    ]
-    out.append(Alert(
-        "CpuBusyOutsideTarget", "Engines' CPU use is outside the efficiency target.",
-        "The containerized engines average {v} of a core busy; the target is "
-        f"{s['cpu_busy_ratio'].min:g} to {s['cpu_busy_ratio'].max:g}.",
-        f"{P}:system_cpu_ratio:reported", limit=s["cpu_busy_ratio"]))
-    hb = t.websocket["heartbeat_p99_seconds"]
-    out.append(Alert(
-        "WebSocketHeartbeatLatencyAboveTarget", "WebSocket heartbeat p99 is above its target.",
-        f"Heartbeat round trips have a p99 of {{v}} s; the target is at most {hb.max:g} s.",
-        f"{P}:ws_heartbeat_latency_seconds:p99", limit=hb))
-    for engine, ops in sorted(t.operations.items()):
-        for op, minimum in ops.items():
-            out.append(Alert(
-                "OperationThroughputBelowTarget", "An operation's throughput is below its target.",
-                "{{ $labels.engine }} {{ $labels.op }} reports {v} ops/s; the target is at least "
-                f"{minimum:g}.", f"{P}:engine_operation_throughput:reported",
-                f'engine="{engine}",op="{op}"', Limit(min=minimum),
-                labels={"engine": engine, "op": op}, pinned=True))
-    for engine, limit in sorted(t.full_cycle.items()):
-        out.append(Alert(
-            "FullCycleAboveTarget", "A full factor cycle takes longer than its target.",
-            "{{ $labels.engine }} full_cycle averages {v} s; the target is at most "
-            f"{limit.max:g} s.", f"{P}:engine_op_latency_seconds:mean",
-            f'engine="{engine}",op="full_cycle"', limit,
-            labels={"engine": engine, "op": "full_cycle"}, pinned=True))
+    Availability: probes that failed, of those that reached the MessageBus (a
+    send_failed is the prober's failure, MessageBusUnreachable's to report).
+    Latency: answered probes slower than the engine's latency target, which is an
+    exact bucket boundary of latency_seconds (tests/test_metrics.py)."""
+    lat = f"{P}_latency_seconds"
+    le = floatToGoString(t.engine["latency_average_seconds"].max)
+    out = {}
+    for seconds in t.alerting.windows():
+        w = window(seconds)
+        requests = f"sum by (engine) (rate({P}_requests_total{{{NOT_BASELINE}}}[{w}]))"
+        # (or 0: a prober that never failed to send need not expose that series)
+        sent = (f"({requests} - (sum by (engine) (rate({P}_failures_total{{{NOT_BASELINE},"
+                f"reason=\"send_failed\"}}[{w}])) or {requests} * 0))")
+        out[f"{P}:engine_availability_errors:ratio_rate{w}"] = (
+            f"sum by (engine) (rate({P}_failures_total{{{NOT_BASELINE},reason!=\"send_failed\"}}[{w}]))"
+            f" / {sent}")
+        out[f"{P}:engine_latency_errors:ratio_rate{w}"] = (
+            f"1 - sum by (engine) (rate({lat}_bucket{{{NOT_BASELINE},le=\"{le}\"}}[{w}])) / "
+            f"sum by (engine) (rate({lat}_count{{{NOT_BASELINE}}}[{w}]))")
     return out
 
 
-def _expr(alert: Alert, op: str, value: float) -> str:
-    series = f"{alert.metric}{{{alert.selector}}}" if alert.selector else alert.metric
-    if op == "outside":
-        return f"{series} < {alert.limit.min:g} or {series} > {alert.limit.max:g}"
-    return f"{series} {op} {value:g}"
+def recording_rules(t: Thresholds) -> list[dict]:
+    exprs = {**recording_exprs(window(t.alerting.rate_window)), **improvement_exprs(t),
+             **sli_exprs(t)}
+    return [{"record": name, "expr": expr} for name, expr in exprs.items()]
 
 
 def runbook_url(t: Thresholds, name: str) -> str:
-    return f"{t.alerting.runbook}#{name.lower()}"
+    return f"{t.alerting.runbook_url}#{name.lower()}"
+
+
+def _rule(t: Thresholds, name: str, expr: str, severity: str, for_: float, summary: str,
+          description: str) -> dict:
+    return {"alert": name, "expr": expr, "for": window(for_), "labels": {"severity": severity},
+            "annotations": {"summary": summary, "description": description,
+                            "runbook_url": runbook_url(t, name)}}
+
+
+# What each objective's error ratio counts, for the alerts' text.
+SLOS = {
+    "availability": ("EngineAvailabilityBudgetBurn", "of probes failed",
+                     "answered ok"),
+    "latency": ("EngineLatencyBudgetBurn", "of answered probes were slower than {target}",
+                "answered within {target}"),
+}
+
+
+def burn_rate_alerts(t: Thresholds) -> list[dict]:
+    """Multiwindow, multi-burn-rate alerts per engine and objective: page on a fast
+    burn, ticket on a slow one."""
+    a = t.alerting
+    target = f"{t.engine['latency_average_seconds'].max * 1e3:g} ms"
+    out = []
+    for slo, (name, what, good) in SLOS.items():
+        objective = getattr(t.objectives, slo)
+        budget = 1 - objective
+        for severity in SEVERITIES:
+            rates = a.burn_rates[severity]
+            expr = " or ".join(
+                f"({P}:engine_{slo}_errors:ratio_rate{window(b.long)} > {b.factor * budget:.6g} and "
+                f"{P}:engine_{slo}_errors:ratio_rate{window(b.short)} > {b.factor * budget:.6g})"
+                for b in rates)
+            speeds = ", or ".join(f"{b.factor:g}× too fast over {window(b.long)} and "
+                                  f"{window(b.short)}" for b in rates)
+            # `for:` too: just after a (re)start every window holds a few samples, and
+            # one early error would read as a burn.
+            out.append(_rule(
+                t, name, expr, severity, a.for_page if severity == "page" else a.for_ticket,
+                f"{{{{ $labels.engine }}}} is burning its {slo} error budget "
+                f"{'fast' if severity == 'page' else 'slowly'}.",
+                f"{{{{ $labels.engine }}}}: {{{{ $value | humanizePercentage }}}} "
+                f"{what.format(target=target)} over the long window. Objective: "
+                f"{objective * 100:g}% {good.format(target=target)} (error budget "
+                f"{budget * 100:.3g}%); this fires when the budget burns {speeds}."))
+    return out
+
+
+def saturation_alerts(t: Thresholds) -> list[dict]:
+    """Capacity turned into signals that mean users wait: demand above capacity."""
+    a = t.alerting
+    w = window(a.rate_window)
+    backlog = f"{P}:engine_backlog_messages:max"
+    thr = t.engine["throughput_ops_per_second"].min
+    return [
+        _rule(t, "EngineBacklogGrowing",
+              f"{backlog} > {a.backlog_messages:g} and deriv({backlog}[{w}]) > 0", "page",
+              a.for_page, "{{ $labels.engine }} cannot keep up with its requests.",
+              "{{ $labels.engine }} has {{ $value | printf \"%.0f\" }} requests waiting in its "
+              f"MessageBus streams (more than {a.backlog_messages:g}) and the backlog is still "
+              f"growing: demand exceeds its capacity (capacity target: {thr:g} ops/s)."),
+        _rule(t, "EngineNoResponders", f"max by (engine) ({P}_messagebus_consumers{{{NOT_BASELINE}}}) == 0",
+              "page", a.for_page, "Nothing reads {{ $labels.engine }}'s requests.",
+              "{{ $labels.engine }}'s consumer group has no responders: every request to it "
+              "waits until it times out."),
+        _rule(t, "WebSocketConnectionsBelowConfigured",
+              f"sum by (endpoint) ({P}_ws_connections_open) < "
+              f"sum by (endpoint) ({P}_ws_connections_desired)", "page", a.for_page,
+              "The prober holds fewer WebSocket connections than configured.",
+              "{{ $labels.endpoint }} holds {{ $value | printf \"%.0f\" }} connections, fewer "
+              "than the prober is configured to hold: the front end refuses or drops them."),
+        _rule(t, "WebSocketConnectFailing",
+              f"sum by (endpoint) (rate({P}_ws_connect_failures_total[{w}])) > 0", "page",
+              a.for_page, "WebSocket connections to an endpoint keep failing.",
+              "{{ $labels.endpoint }} refuses or fails {{ $value | printf \"%.3g\" }} new "
+              f"connections per second (over {w})."),
+    ]
+
+
+def prober_alerts(t: Thresholds) -> list[dict]:
+    """Alerts on the measurement itself: no numbers must never read as good numbers."""
+    a = t.alerting
+    w = window(a.rate_window)
+    return [
+        _rule(t, "ExporterDown", f'up{{job="{JOB}"}} == 0', "page", a.for_page,
+              "The nautilus-probe exporter is down.",
+              "Prometheus cannot scrape {{ $labels.instance }}: nothing is being measured."),
+        _rule(t, "MessageBusUnreachable", f"{P}_messagebus_up == 0", "page", a.for_page,
+              "The exporter cannot reach the MessageBus.",
+              "{{ $labels.instance }} fails to talk to Redis: probes fail with send_failed, "
+              "and the engines' alerts are inhibited until it recovers."),
+        _rule(t, "ProberSaturated",
+              f"sum by (instance) (rate({P}_probes_skipped_total[{w}])) > 0 or histogram_quantile"
+              f"(0.99, sum by (instance, le) (rate({P}_schedule_lag_seconds_bucket[{w}]))) > 0.05",
+              "ticket", a.for_ticket, "The prober cannot keep its schedule.",
+              "{{ $labels.instance }} skips probes or sends them late: its latency figures "
+              "include its own delay. Lower the probe rates or add exporter instances."),
+        _rule(t, "EngineSelfReportStale",
+              f"{P}_engine_report_age_seconds > {a.stale_after:g} or {P}_engine_report_up == 0",
+              "ticket", a.for_ticket, "An engine's self-report is stale or missing.",
+              "metrics:{{ $labels.engine }} in Redis is missing, invalid or older than "
+              f"{a.stale_after:g} s."),
+        _rule(t, "ProbeLoopRestarting", f"increase({P}_loop_restarts_total[{w}]) > 2", "ticket", 0,
+              "A probe loop keeps failing and restarting.",
+              "The {{ $labels.loop }} loop of {{ $labels.instance }} restarted more than twice "
+              f"in {w}: its figures have gaps, and /-/healthy answers 500. The traceback is in "
+              "the exporter's log."),
+    ]
 
 
 def alerting_rules(t: Thresholds) -> list[dict]:
-    a = t.alerting
-    fors = {"warning": window(a.for_warning), "critical": window(a.for_critical)}
-    rules = []
-    for alert in alerts(t):
-        for level, (op, value) in alert.thresholds(a.warning_fraction).items():
-            rules.append({
-                "alert": alert.name, "expr": _expr(alert, op, value), "for": fors[level],
-                "labels": {"severity": level, **(alert.labels if alert.pinned else {})},
-                "annotations": {"summary": alert.summary,
-                                "description": alert.description.replace("{v}", alert.fmt),
-                                "runbook_url": runbook_url(t, alert.name)}})
-    rules.extend(_measurement_alerts(t))
-    return rules
-
-
-def _measurement_alerts(t: Thresholds) -> list[dict]:
-    """Alerts on the measurement itself: no numbers must never read as good numbers."""
-    def rule(name: str, expr: str, for_: str, summary: str, description: str,
-             severity: str = "critical") -> dict:
-        return {"alert": name, "expr": expr, "for": for_, "labels": {"severity": severity},
-                "annotations": {"summary": summary, "description": description,
-                                "runbook_url": runbook_url(t, name)}}
-    w = window(t.alerting.rate_window)
-    return [
-        rule("ExporterDown", f'up{{job="{JOB}"}} == 0', "1m", "The nautilus-probe exporter is down.",
-             "Prometheus cannot scrape {{ $labels.instance }}: nothing is being measured."),
-        rule("ProberSaturated", f"sum by (instance) (rate({P}_probes_skipped_total[{w}])) > 0 "
-             f"or histogram_quantile(0.99, sum by (instance, le) (rate({P}_schedule_lag_seconds_bucket[{w}]))) > 0.05",
-             "5m", "The prober cannot keep its schedule.",
-             "{{ $labels.instance }} skips probes or sends them late: its latency figures "
-             "include its own delay. Lower the probe rates or add exporter instances.",
-             severity="warning"),
-        rule("EngineSelfReportStale", f"{P}_engine_report_age_seconds > {t.alerting.stale_after:g} "
-             f"or {P}_engine_report_up == 0", "2m", "An engine's self-report is stale or missing.",
-             "metrics:{{ $labels.engine }} in Redis is missing, invalid or older than "
-             f"{t.alerting.stale_after:g} s.", severity="warning"),
-        rule("MessageBusUnreachable", f"{P}_messagebus_up == 0", "1m",
-             "The exporter cannot reach the MessageBus.",
-             "{{ $labels.instance }} fails to talk to Redis: probes fail with send_failed."),
-        rule("ProbeLoopRestarting", f"increase({P}_loop_restarts_total[{w}]) > 2", "0m",
-             "A probe loop keeps failing and restarting.",
-             "The {{ $labels.loop }} loop of {{ $labels.instance }} restarted more than twice "
-             f"in {w}: its figures have gaps, and /-/healthy answers 500. The traceback is in "
-             "the exporter's log."),
-    ]
+    return [*burn_rate_alerts(t), *saturation_alerts(t), *prober_alerts(t)]

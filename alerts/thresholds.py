@@ -7,12 +7,13 @@ else hard-codes a threshold.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from exporter.yamlcheck import ConfigError, Node, duration, load_file, name, positive, ratio, string
+from exporter.yamlcheck import ConfigError, Node, duration, load_file, name, positive, string
 
 
 @dataclass(frozen=True)
@@ -22,13 +23,44 @@ class Limit:
 
 
 @dataclass(frozen=True)
+class BurnRate:
+    """Alert when the error budget burns `factor` times too fast over both windows."""
+
+    factor: float
+    long: float  # seconds
+    short: float
+
+
+# The SRE workbook's multiwindow, multi-burn-rate scheme (page: 2 % of a 30-day
+# budget in an hour, 5 % in six; ticket: 10 % in a day, all of it in three).
+DEFAULT_BURN_RATES = {
+    "page": (BurnRate(14.4, 3600, 300), BurnRate(6, 21600, 1800)),
+    "ticket": (BurnRate(3, 86400, 7200), BurnRate(1, 259200, 21600)),
+}
+SEVERITIES = ("page", "ticket")
+
+
+@dataclass(frozen=True)
+class Objectives:
+    availability: float = 0.99  # share of probes answered ok
+    latency: float = 0.99  # share of answered probes under the engine's latency target
+
+
+@dataclass(frozen=True)
 class Alerting:
     rate_window: float = 300.0
-    for_warning: float = 600.0
-    for_critical: float = 300.0
-    warning_fraction: float = 0.8
+    burn_rates: dict[str, tuple[BurnRate, ...]] = field(
+        default_factory=lambda: dict(DEFAULT_BURN_RATES))
+    for_page: float = 120.0
+    for_ticket: float = 900.0
+    backlog_messages: float = 100.0
     stale_after: float = 30.0
-    runbook: str = "docs/runbook.md"
+    runbook_url: str = "https://github.com/nautilus-platform/nautilus-probe/blob/main/docs/runbook.md"
+
+    def windows(self) -> list[float]:
+        """Every burn-rate window, shortest first."""
+        return sorted({w for rates in self.burn_rates.values() for b in rates
+                       for w in (b.long, b.short)})
 
 
 @dataclass(frozen=True)
@@ -40,6 +72,7 @@ class Thresholds:
     operations: dict[str, dict[str, float]]  # engine -> op -> minimum ops/s
     full_cycle: dict[str, Limit]  # engine -> limit on its full_cycle op's latency
     websocket: dict[str, Limit]
+    objectives: Objectives = field(default_factory=Objectives)
     alerting: Alerting = field(default_factory=Alerting)
 
     @property
@@ -89,6 +122,52 @@ def _limits(node: Node, keys: tuple[str, ...]) -> dict[str, Limit]:
     return out  # type: ignore[return-value]
 
 
+def _objective(path: str, value: Any) -> float:
+    v = _number(path, value)
+    if not 0 < v < 1:
+        raise ConfigError(path, f"must be a share between 0 and 1 (e.g. 0.99), got {value!r}")
+    return v
+
+
+def _http_url(path: str, value: Any) -> str:
+    text = string(path, value)
+    if not text.startswith(("http://", "https://")):
+        raise ConfigError(path, f"must be an absolute http(s) URL (alerts link to it), got {text!r}")
+    return text
+
+
+_WINDOW_RE = re.compile(r"^([1-9][0-9]*)(s|m|h|d|w)$")
+_WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _window(path: str, value: Any) -> float:
+    """A Prometheus range such as 5m, 6h, 3d (at most 90 days)."""
+    m = _WINDOW_RE.match(value) if isinstance(value, str) else None
+    if m is None:
+        raise ConfigError(path, f"must be a window such as 5m, 6h or 3d, got {value!r}")
+    seconds = float(int(m.group(1)) * _WINDOW_UNITS[m.group(2)])
+    if seconds > 90 * 86400:
+        raise ConfigError(path, f"must be at most 90d, got {value!r}")
+    return seconds
+
+
+def _burn_rates(path: str, value: Any) -> tuple[BurnRate, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(path, "must be a list of {factor, long, short}")
+    out = []
+    for i, item in enumerate(value):
+        node = Node(item, f"{path}[{i}]")
+        rate = BurnRate(node.get("factor", None, positive), node.get("long", None, _window),
+                        node.get("short", None, _window))
+        node.done()
+        if None in (rate.factor, rate.long, rate.short):
+            raise ConfigError(f"{path}[{i}]", "needs factor, long and short")
+        if rate.short >= rate.long:
+            raise ConfigError(f"{path}[{i}].short", "must be shorter than long")
+        out.append(rate)
+    return tuple(out)
+
+
 def parse(data: Any) -> Thresholds:
     root = Node(data)
     base = root.node("baseline")
@@ -111,20 +190,28 @@ def parse(data: Any) -> Thresholds:
     ws = root.node("websocket")
     websocket = {"heartbeat_p99_seconds": ws.get("heartbeat_p99_seconds", Limit(max=0.005), _limit)}
     ws.done()
+    o = root.node("objectives")
+    objectives = Objectives(availability=o.get("availability", 0.99, _objective),
+                            latency=o.get("latency", 0.99, _objective))
+    o.done()
     a = root.node("alerting")
     fors = a.node("for")
+    rates = a.node("burn_rates")
+    burn_rates = {sev: rates.get(sev, DEFAULT_BURN_RATES[sev], _burn_rates) for sev in SEVERITIES}
+    rates.done()
     alerting = Alerting(
         rate_window=a.get("rate_window", 300.0, duration),
-        for_warning=fors.get("warning", 600.0, duration),
-        for_critical=fors.get("critical", 300.0, duration),
-        warning_fraction=a.get("warning_fraction", 0.8, ratio),
+        burn_rates=burn_rates,
+        for_page=fors.get("page", 120.0, duration),
+        for_ticket=fors.get("ticket", 900.0, duration),
+        backlog_messages=a.get("backlog_messages", 100.0, positive),
         stale_after=a.get("self_report_stale_after", 30.0, duration),
-        runbook=a.get("runbook", "docs/runbook.md", string))
+        runbook_url=a.get("runbook_url", Alerting.runbook_url, _http_url))
     fors.done()
     a.done()
     root.done()
     return Thresholds(baseline[0], baseline[1], system, engine, operations, full_cycle,
-                      websocket, alerting)
+                      websocket, objectives, alerting)
 
 
 def generate(prog: str, render: Callable[["Thresholds"], dict[str, str]], default_out: str,

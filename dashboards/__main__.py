@@ -1,4 +1,5 @@
-"""python -m dashboards [--thresholds thresholds.yml] [--out dashboards/generated]"""
+"""python -m dashboards [--thresholds thresholds.yml] [--out dashboards/generated]
+python -m dashboards preview --out DIR [--prometheus URL --start T --end T]"""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import json
 import sys
 
 try:
+    import matplotlib  # noqa: F401 - the previews need it
     from grafanalib._gen import DashboardEncoder
 except ImportError:
     if __name__ != "__main__":
         raise
-    print("python -m dashboards: needs grafanalib; install the extra: "
+    print("python -m dashboards: needs grafanalib and matplotlib; install the extra: "
           "pip install 'nautilus-probe[mixin]'", file=sys.stderr)
     sys.exit(2)
 
@@ -29,4 +31,7 @@ def render(t: Thresholds) -> dict[str, str]:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["preview"]:
+        from .preview import main
+        sys.exit(main(sys.argv[2:]))
     sys.exit(generate("dashboards", render, "dashboards/generated"))

@@ -130,13 +130,14 @@ def overview(t: Thresholds) -> Dashboard:
                          "(from thresholds.yml; over all instances)."),
         row("Engines"),
         table("Engines against their targets", [
-            target(f"max by (engine) ({P}_engine_reported_operations_per_second{sel()})",
+            target(f"max by (engine) ({P}_engine_reported_operations_per_second{sel(NOT_BASELINE)})",
                    ref="A", **instant),
-            target(_quantile(0.5, LAT, "engine"), ref="B", **instant),
-            target(_quantile(0.99, LAT, "engine"), ref="C", **instant),
-            target(_ratio(f"{P}_failures_total", f"{P}_requests_total", "engine"), ref="D",
+            target(_quantile(0.5, LAT, "engine", NOT_BASELINE), ref="B", **instant),
+            target(_quantile(0.99, LAT, "engine", NOT_BASELINE), ref="C", **instant),
+            target(_ratio(f"{P}_failures_total", f"{P}_requests_total", "engine", NOT_BASELINE), ref="D",
                    **instant),
-            target(_ratio(f"{P}_replies_lost_total", f"{P}_requests_total", "engine"), ref="E",
+            target(_ratio(f"{P}_replies_lost_total", f"{P}_requests_total", "engine", NOT_BASELINE),
+                   ref="E",
                    **instant),
             target(BACKLOG, ref="F", **instant)], {
             "A": ("throughput (reported, ops/s)", "ops", _lim(e["throughput_ops_per_second"])),
@@ -145,7 +146,7 @@ def overview(t: Thresholds) -> Dashboard:
             "D": ("error ratio", "percentunit", _lim(e["error_ratio"])),
             "E": ("lost ratio", "percentunit", _lim(e["error_ratio"])),
             "F": ("backlog (requests)", "none", (None, None))},
-            (24, 9), "One row per engine; click an engine for its dashboard. Cells are green "
+            (24, 9), "One row per containerized engine (the monolith is the baseline); click an engine for its dashboard. Cells are green "
             "when they meet the engine's target in thresholds.yml (latency quantiles against "
             "its average-latency target, lost replies against its error-ratio target).",
             link=("engine", drill)),
@@ -160,7 +161,8 @@ def overview(t: Thresholds) -> Dashboard:
         timeseries("Throughput vs target", targets(
             (reported, "reported, all engines"),
             (f"sum(rate({LAT}_count{sel(NOT_BASELINE)}[{RATE}]))", "probes answered")),
-            "ops", (12, 8), (thr.min, None)),
+            "ops", (12, 8), (thr.min, None), "Log scale: the capacity target and the probe "
+            "traffic differ by orders of magnitude.", log=True),
         timeseries("End-to-end latency vs target", targets(
             (_mean(TRADE), "avg"), (_quantile(0.95, TRADE), "p95"), (_quantile(0.99, TRADE), "p99"),
             (_mean(LAT, matchers=f'engine="{BASELINE_ENGINE}"'), "monolith baseline avg")),
@@ -251,7 +253,8 @@ def engine(t: Thresholds) -> Dashboard:
             (f"max by (op) ({P}_engine_reported_operation_operations_per_second{sel(eng)})",
              "{{op}}"),
             (f"max({P}_engine_reported_operations_per_second{sel(eng)})", "total")),
-            "ops", (12, 8), _lim(e["throughput_ops_per_second"])),
+            "ops", (12, 8), _lim(e["throughput_ops_per_second"]), "Log scale: the capacity "
+            "target and the probe traffic differ by orders of magnitude.", log=True),
         timeseries("Reported vs probed latency", targets(
             (f"max({P}_engine_reported_latency_seconds{sel(eng)})", "reported by the engine"),
             (_mean(LAT, matchers=eng), "probed round trip")), "s", (12, 8), (None, lat_max)),
@@ -271,13 +274,18 @@ def websocket(t: Thresholds) -> Dashboard:
     ep = "sum by (endpoint)"
     return _dashboard("websocket", "Nautilus: WebSocket", [
         timeseries("Open connections per endpoint", targets(
-            (f"{ep} ({P}_ws_connections_open{sel()})", "{{endpoint}}")), "none"),
+            (f"{ep} ({P}_ws_connections_open{sel()})", "open {{endpoint}}"),
+            (f"{ep} ({P}_ws_connections_desired{sel()})", "configured {{endpoint}}")), "none",
+            description="Held open, against what the prober is configured to hold."),
         timeseries("Heartbeat p99 per endpoint", targets(
             (_quantile(0.99, f"{P}_ws_heartbeat_latency_seconds", "endpoint"), "{{endpoint}}")),
             "s", limit=(None, hb.max)),
-        timeseries("Connect time p99", targets(
-            (_quantile(0.99, f"{P}_ws_connect_duration_seconds", "endpoint"), "{{endpoint}}")),
-            "s"),
+        timeseries("Connect time", targets(
+            (_quantile(0.99, f"{P}_ws_connect_duration_seconds", "endpoint"), "p99 {{endpoint}}"),
+            (f"sum by (endpoint) ({P}_ws_connect_duration_seconds_sum{sel()}) / sum by (endpoint) "
+             f"({P}_ws_connect_duration_seconds_count{sel()})", "mean since start {{endpoint}}")),
+            "s", description="p99 over the rate interval (empty while no connection is being "
+            "opened) and the mean over every connection the exporter opened."),
         timeseries("Connect failures and disconnects", targets(
             (f"sum by (reason) (rate({P}_ws_connect_failures_total{sel()}[{RATE}]))",
              "connect: {{reason}}"),
@@ -349,12 +357,11 @@ def prober(t: Thresholds) -> Dashboard:
             (f"process_open_fds{sel()} / process_max_fds{sel()}", who)), "percentunit", (8, 8),
             (None, 0.8)),
         table("Exporter instances", [
-            target(f"max by (instance, version, python_version) ({P}_build_info{sel()})",
-                   ref="A", fmt="table", instant=True),
-            target(f"max by (instance) (time() - process_start_time_seconds{sel()})", ref="B",
-                   fmt="table", instant=True)],
-            {"A": ("build", "none", (None, None)), "B": ("uptime", "s", (None, None))},
-            (24, 5)),
+            target(f"max by (instance, worker, version, python_version) (time() - "
+                   f"process_start_time_seconds{sel()} * on (instance, worker) "
+                   f"group_left (version, python_version) {P}_build_info{sel()})",
+                   ref="A", fmt="table", instant=True)],
+            {"A": ("uptime", "s", (None, None))}, (24, 5)),
     ], description="Is the measurement itself sound? Read before trusting the figures.")
 
 

@@ -70,7 +70,7 @@ NO_LIMIT: Limit = (None, None)
 
 def timeseries(title: str, tgts: list[Target], unit: str, size: tuple[int, int] = (12, 8),
                limit: Limit = NO_LIMIT, description: str = "", links: list | None = None,
-               stack: bool = False) -> TimeSeries:
+               stack: bool = False, log: bool = False) -> TimeSeries:
     """A time series with a unit; a target from thresholds.yml is drawn as a red line."""
     lo, hi = limit
     w, h = size
@@ -80,7 +80,8 @@ def timeseries(title: str, tgts: list[Target], unit: str, size: tuple[int, int] 
         thresholdsStyleMode="line" if (lo is not None or hi is not None) else "off",
         stacking={"mode": "normal", "group": "A"} if stack else {"mode": "none"},
         fillOpacity=20 if stack else 0, legendDisplayMode="list", legendPlacement="bottom",
-        tooltipMode="multi", axisSoftMin=0,
+        tooltipMode="multi", axisSoftMin=None if log else 0,
+        scaleDistributionType="log" if log else "linear", scaleDistributionLog=10 if log else 2,
         extraJson={"fieldConfig": {"defaults": {"links": links or []}}} if links else None)
 
 

@@ -56,6 +56,8 @@ class Failure(str, Enum):
 # Every supervised loop (supervise.py): the `loop` label of loop_restarts_total.
 LOOPS = ("messagebus_send", "messagebus_receive", "trading_request", "self_report", "backlog",
          "websocket_connect", "websocket_heartbeat", "event_loop_lag")
+# The `operation` label of messagebus_errors_total.
+BUS_OPERATIONS = ("send", "receive", "self_report", "backlog")
 WS_CONNECT_FAILURES = ("refused", "timeout", "handshake", "tls", "error")
 WS_DISCONNECTS = ("dropped", "closed", "unauthorized", "protocol_error")
 ENGINE_OP = ("engine", "op")
@@ -83,6 +85,7 @@ class EndpointSeries:
     """The children of one WebSocket endpoint."""
 
     open: Any
+    desired: Any
     connect_duration: Any
     heartbeat_latency: Any
     sent: Any
@@ -144,6 +147,7 @@ class Metrics:
     backlog_lag: Gauge
     backlog_consumers: Gauge
     ws_open: Gauge
+    ws_desired: Gauge
     ws_connect_duration: Histogram
     ws_connect_failures: Counter
     ws_disconnects: Counter
@@ -167,6 +171,7 @@ class Metrics:
             self.ws_disconnects.labels(endpoint, reason)
         return EndpointSeries(
             open=self.ws_open.labels(endpoint),
+            desired=self.ws_desired.labels(endpoint),
             connect_duration=self.ws_connect_duration.labels(endpoint),
             heartbeat_latency=self.ws_heartbeat_latency.labels(endpoint),
             sent=self.ws_sent.labels(endpoint),
@@ -220,7 +225,7 @@ def build(reg: CollectorRegistry) -> Metrics:
     info = Info("build", "Exporter build information.", namespace=NAMESPACE, registry=reg)
     info.info({"version": __version__, "python_version": platform.python_version()})
     failure_labels = (*ENGINE_OP, "reason")
-    return Metrics(
+    m = Metrics(
         requests=counter("requests", "MessageBus probes sent (or attempted).", ENGINE_OP),
         failures=counter("failures", "Probes that failed, by reason: timeout, error (the "
                          "engine replied status error), invalid (reply broke the protocol), "
@@ -289,6 +294,8 @@ def build(reg: CollectorRegistry) -> Metrics:
         backlog_consumers=gauge("messagebus_consumers", "Responders in the engine's consumer "
                                 "group (the most over its request streams).", ("engine",)),
         ws_open=gauge("ws_connections_open", "WebSocket connections held open.", EP),
+        ws_desired=gauge("ws_connections_desired", "WebSocket connections the configuration "
+                         "asks the prober to hold open.", EP),
         ws_connect_duration=histogram("ws_connect_duration_seconds", "Time to open a "
                                       "WebSocket connection: TCP, TLS and handshake.", EP,
                                       CONNECT_BUCKETS),
@@ -319,3 +326,6 @@ def build(reg: CollectorRegistry) -> Metrics:
         loop_restarts=counter("loop_restarts", "Probe loops restarted after an unexpected "
                               "failure, by loop.", ("loop",)),
     )
+    for operation in BUS_OPERATIONS:  # a never-failed operation reads 0
+        m.bus_errors.labels(operation)
+    return m

@@ -65,7 +65,7 @@ def _need_plots(command: str) -> int | None:
 
 
 def cmd_loadtest(args: argparse.Namespace) -> int:
-    from .runs import NothingAnswered, run, summary_table
+    from .runs import Contaminated, NothingAnswered, run, summary_table
 
     opts = {"redis_url": redis_url_check("--redis.url", args.redis_url),
             "transport": args.transport, "prefix": args.prefix, "prober": "bench",
@@ -73,7 +73,7 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
             "concurrency": args.concurrency, "progress": not args.quiet,
             "urls": args.url or [f"ws://127.0.0.1:{p}/ws/engine/status" for p in (8080, 8081, 8082)],
             "connections": args.connections, "connect_rate": args.connect_rate,
-            "p99_target": args.p99_target}
+            "p99_target": args.p99_target, "thresholds": args.thresholds}
     system = Thresholds.load(args.thresholds).system
     if args.p99_target is None:
         opts["p99_target"] = system["latency_average_seconds"].max
@@ -81,7 +81,7 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
     out = args.out or f"results/{args.kind}_results.json"
     try:
         result = run(args.kind, opts, args.workers, out)
-    except NothingAnswered as exc:
+    except (NothingAnswered, Contaminated) as exc:
         print(f"nautilus-probe loadtest: {redact(str(exc))}", file=sys.stderr)
         return 2
     print(summary_table(args.kind, result))

@@ -4,13 +4,17 @@ of what the exporter recorded. The query pack is QUERIES (docs/review.md)."""
 from __future__ import annotations
 
 import json
+import socket
 import urllib.parse
 import urllib.request
 from datetime import datetime, timezone
 from typing import Any
 
 from alerts.rules import P, recording_exprs
+from exporter import __version__
 from nautilus_wire.protocol import BASELINE_ENGINE
+
+from .runs import git_commit
 
 # The recording rules' own expressions, with their rates over the whole review
 # window `$W` (end - start, in seconds); every query is evaluated at `end`.
@@ -111,13 +115,21 @@ def collect(prometheus: str, start: float, end: float) -> tuple[dict[str, Any], 
         "latency_benchmark": {"avg_latency": sys_lat * 1e3 if sys_lat is not None else None,
                               "p95_latency": (_scalar(got["system_latency_p95_seconds"]) or 0) * 1e3,
                               "sample_count": int(round(requests)) - failed, "errors": failed},
-        # What the platform did, not a closed-loop maximum: its self-reported ops/s.
-        "throughput_benchmark": {"max_throughput": thr, "total_requests": 0,
-                                 "test_duration": end - start, "concurrent_workers": 0, "errors": 0},
+        # What the platform did, not a closed-loop maximum: its self-reported ops/s. No
+        # capacity run, so no trading requests/s to hold against the monolith's.
+        "throughput_benchmark": {"max_throughput": None, "max_ops_per_second": thr,
+                                 "total_requests": 0, "test_duration": end - start,
+                                 "concurrent_workers": 0, "errors": 0},
         "scalability_benchmark": {
             e: {"throughput": engines_thr.get(e),
                 "latency": engines_lat[e] * 1e3 if engines_lat.get(e) is not None else None,
                 "error_rate": engines_err.get(e)}
             for e in sorted(set(engines_thr) | set(engines_lat) | set(engines_err))},
         "source": "prometheus", "window": [start, end]}
+    meta = {"kind": "review", "prometheus": prometheus, "window_start": _iso(start),
+            "window_end": _iso(end), "duration_seconds": end - start, "tool": "nautilus-probe",
+            "version": __version__, "git_commit": git_commit(), "host": socket.gethostname(),
+            "probes_in_window": int(round(requests))}
+    baseline["metadata"] = {**meta, "kind": "review (monolith probes)"}
+    containerized["metadata"] = meta
     return baseline, containerized

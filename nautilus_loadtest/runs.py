@@ -13,14 +13,22 @@ import asyncio
 import json
 import multiprocessing
 import os
+import socket
+import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Awaitable, Callable
 
+from redis.exceptions import ResponseError
+
+from exporter import __version__
 from exporter.schedule import Schedule, clock, sleep_for
-from nautilus_wire.protocol import BASELINE_ENGINE, ENGINE_OPERATIONS, TRADING_REQUEST_LEGS
-from nautilus_wire.redis_client import connect
+from nautilus_wire.protocol import (BASELINE_ENGINE, ENGINE_OPERATIONS, PRIORITIES,
+                                    TRADING_REQUEST_LEGS, request_stream)
+from nautilus_wire.redact import redact
+from nautilus_wire.redis_client import BUS_ERRORS, connect
 
 from .buffered_bus import BufferedMessageBus
 from .caller import Caller
@@ -290,7 +298,8 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def report(raw: dict[str, Any], workers: int, concurrency: int) -> dict[str, Any]:
-    """The migration plan's result keys (latencies in ms, throughput in requests/s), plus percentiles."""
+    """The migration plan's result keys (latencies in ms; trading requests/s for the
+    monolith and the composite, ops/s per engine), plus percentiles."""
     def stats(p: dict[str, Any]) -> tuple[LatencyHistogram, float]:
         return LatencyHistogram.from_json(p["histogram"]), max(p["duration"], 1e-9)
 
@@ -328,6 +337,9 @@ def report(raw: dict[str, Any], workers: int, concurrency: int) -> dict[str, Any
                 "error_rate": part["errors"] / total if total else None}
     return {"latency_benchmark": {**lat.summary_ms(), "errors": raw["latency"]["errors"]},
             "throughput_benchmark": {"max_throughput": thr.count / thr_dur,
+                                     # each trading request is one operation per leg
+                                     "max_ops_per_second": thr.count / thr_dur * len(TRADING_REQUEST_LEGS),
+                                     "legs": len(TRADING_REQUEST_LEGS),
                                      "total_requests": thr.count, "test_duration": thr_dur,
                                      "concurrent_workers": concurrency * workers,
                                      "errors": raw["throughput"]["errors"]},
@@ -383,8 +395,76 @@ def _bus_report(raw: dict[str, Any]) -> dict[str, Any]:
             "failed_flushes": bus["failed_flushes"]}
 
 
+class Contaminated(Exception):
+    """A baseline run during which something else also sent requests to the monolith."""
+
+
+def git_commit() -> str | None:
+    """The checkout's commit, when the tool runs from one."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        out = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
+
+
+def metadata(kind: str, opts: dict[str, Any], workers: int, started: float, ended: float
+             ) -> dict[str, Any]:
+    """What a reviewer needs to trust (or redo) a result."""
+    offered: dict[str, Any] = {"duration_seconds": opts["duration"],
+                               "timeout_seconds": opts["timeout"], "workers": workers}
+    if kind == "baseline":
+        offered["in_flight"] = workers  # serial: one request at a time per worker
+    elif kind == "containerized":
+        offered.update(latency_phase_rate=opts["rate"], rate_unit="trading requests/s",
+                       in_flight=opts["concurrency"] * workers)
+    else:
+        offered.update(connections=opts["connections"] * workers,
+                       connect_rate=opts["connect_rate"], urls=opts["urls"])
+    return {"kind": kind, "started": _iso(started), "ended": _iso(ended),
+            "duration_seconds": round(ended - started, 3), "tool": "nautilus-probe",
+            "version": __version__, "git_commit": git_commit(), "host": socket.gethostname(),
+            "redis_url": redact(opts["redis_url"]), "transport": opts["transport"],
+            "prefix": opts["prefix"], "thresholds": opts.get("thresholds"), "offered": offered}
+
+
+def _requests_added(opts: dict[str, Any], engine: str) -> int | None:
+    """Requests ever added to an engine's request streams (XINFO STREAM entries-added):
+    read before and after a run, the difference is everyone's traffic. None when the
+    transport keeps no count (pub/sub) or Redis cannot say."""
+    if opts["transport"] != "streams":
+        return None
+
+    async def read() -> int:
+        client = connect(opts["redis_url"])
+        total = 0
+        try:
+            for priority in PRIORITIES:
+                try:
+                    info = await client.xinfo_stream(request_stream(opts["prefix"], engine,
+                                                                    priority))
+                except ResponseError:
+                    continue  # no such stream yet: nothing was ever sent at this priority
+                total += int(info.get("entries-added", 0))
+        finally:
+            await client.aclose()
+        return total
+    try:
+        return asyncio.run(read())
+    except BUS_ERRORS:
+        return None
+
+
 def run(kind: str, opts: dict[str, Any], workers: int, out_path: str) -> dict[str, Any]:
     """Run `kind` on `workers` processes (1: in this process), merge, write JSON."""
+    started = time.time()
+    before = _requests_added(opts, BASELINE_ENGINE) if kind == "baseline" else None
     if workers == 1:
         result = merge([_in_process(kind, opts)])
     else:
@@ -407,9 +487,25 @@ def run(kind: str, opts: dict[str, Any], workers: int, out_path: str) -> dict[st
                               f"{opts['redis_url']} reachable, and are the engines running? "
                               f"No result was written to {out_path}.")
     final = report(result, workers, opts.get("concurrency", 1))
+    final["metadata"] = metadata(kind, opts, workers, started, time.time())
+    problem = None
+    if kind == "baseline":
+        after = _requests_added(opts, BASELINE_ENGINE)
+        ours = final["total_requests"] + final["errors"]
+        foreign = None if before is None or after is None else after - before - ours
+        final["contamination"] = {"checked": foreign is not None,
+                                  "foreign_requests": max(foreign or 0, 0)}
+        if foreign and foreign > 0:
+            problem = (f"{foreign} requests from other clients reached the monolith during "
+                       f"the baseline run (we sent {ours}): its figures are not the monolith "
+                       "alone. Stop whatever else probes it (the local stack's exporter does: "
+                       "run the baseline against engines without an exporter) and run again. "
+                       f"The result in {out_path} is marked contaminated; validate refuses it.")
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     with open(out_path, "w") as fh:
         json.dump(final, fh, indent=2)
+    if problem:
+        raise Contaminated(problem)
     return final
 
 
@@ -442,7 +538,8 @@ def summary_table(kind: str, r: dict[str, Any]) -> str:
                 ("acked per second", m["messages_per_second"]),
                 ("p50 / p99 (ms)", f"{m['latency'].get('p50_latency', 0):.2f} / {m['latency'].get('p99_latency', 0):.2f}")]
     elif kind == "baseline":
-        rows = [("throughput (req/s)", r["throughput"]), ("per worker (req/s)", r["throughput_per_worker"]),
+        rows = [("throughput (trading requests/s)", r["throughput"]),
+                ("per worker (trading requests/s)", r["throughput_per_worker"]),
                 ("avg latency (ms)", r["avg_latency"]), ("p95 latency (ms)", r["p95_latency"]),
                 ("p99 latency (ms)", r["latency"].get("p99_latency", float("nan"))),
                 ("requests", r["total_requests"]), ("errors", r["errors"]),
@@ -451,10 +548,11 @@ def summary_table(kind: str, r: dict[str, Any]) -> str:
         lb, tb = r["latency_benchmark"], r["throughput_benchmark"]
         rows = [("e2e avg latency (ms)", lb.get("avg_latency", float("nan"))),
                 ("e2e p95 / p99 (ms)", f"{lb.get('p95_latency', 0):.2f} / {lb.get('p99_latency', 0):.2f}"),
-                ("max throughput (req/s)", tb["max_throughput"]),
+                ("max throughput (trading requests/s)", tb["max_throughput"]),
+                ("  = engine operations/s", tb["max_ops_per_second"]),
                 ("in flight", tb["concurrent_workers"])]
         sb = r["sustained_benchmark"]
-        rows.append(("sustained rate, p99 <= target (req/s)", sb["max_rate"]))
+        rows.append(("sustained rate, p99 <= target (trading requests/s)", sb["max_rate"]))
         if r["messagebus_benchmark"]:
             rows.append(("MessageBus publish (msgs/s)", r["messagebus_benchmark"]["message_throughput"]))
         for engine, e in r["scalability_benchmark"].items():

@@ -12,7 +12,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import redis
+
 from exporter.listen import parse_listen_address
+from nautilus_wire import protocol
 from synthetic.config import SyntheticConfig
 
 from .redis_server import RedisServer, RedisServerError
@@ -47,6 +50,32 @@ def describe(proc: subprocess.Popen[bytes]) -> str:
     while rest and rest[0].startswith("--"):
         rest = rest[2:]  # a global flag and its value
     return rest[0] if rest else "nautilus-probe"
+
+
+def wait_responders(redis_url: str, prefix: str, engines: list[str], timeout: float,
+                    procs: list[subprocess.Popen[bytes]]) -> str | None:
+    """None when every engine reads its requests (it makes its consumer group just
+    before it starts reading); otherwise why not. Probing before that would count
+    the engines' start-up as failures."""
+    streams = {e: protocol.request_stream(prefix, e, "normal") for e in engines}
+    deadline = time.monotonic() + timeout
+    waiting = list(engines)
+    with redis.Redis.from_url(redis_url, decode_responses=True) as r:
+        while time.monotonic() < deadline:
+            if (dead := exited(procs)) is not None:
+                return f"{describe(dead)} exited with {dead.returncode} (its error is above)"
+            waiting = [e for e in waiting if not _has_group(r, streams[e])]
+            if not waiting:
+                return None
+            time.sleep(0.1)
+    return f"engines not reading their requests after {timeout:.0f} s: {', '.join(waiting)}"
+
+
+def _has_group(r: redis.Redis, stream: str) -> bool:
+    try:
+        return any(g["name"] == protocol.RESPONDER_GROUP for g in r.xinfo_groups(stream))
+    except redis.ResponseError:
+        return False  # no stream yet
 
 
 def wait_ready(url: str, timeout: float, procs: list[subprocess.Popen[bytes]]) -> str | None:
@@ -98,7 +127,8 @@ def run_stack(args: argparse.Namespace) -> int:
         synthetic_path = str(CONFIG_DIR / "synthetic.yml")
         # Children log warnings and errors only: the banner below stays readable.
         py = [sys.executable, "-m", "nautilus_probe", "--log.level", "warn"]
-        engines = SyntheticConfig.load(synthetic_path).engines
+        synthetic = SyntheticConfig.load(synthetic_path)
+        engines = synthetic.engines
 
         for spec in engines:  # one process each, as deployed
             procs.append(spawn([*py, "engines", "--config.file", synthetic_path,
@@ -110,6 +140,10 @@ def run_stack(args: argparse.Namespace) -> int:
                       "engines need 8080-8082", file=sys.stderr)
                 return 1
         procs.append(spawn([*py, "ws-engine", *[a for p in WS_PORTS for a in ("--port", str(p))]]))
+        names = [spec.name for spec in engines] + [protocol.BASELINE_ENGINE]
+        if (problem := wait_responders(redis_url, synthetic.prefix, names, 30, procs)) is not None:
+            print(f"nautilus-probe: {problem}", file=sys.stderr)
+            return 1
         procs.append(spawn([*py, "exporter", "--config.file", exporter_path, "--redis.url",
                             redis_url, "--web.listen-address", args.listen_address,
                             "--web.enable-lifecycle"]))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +12,7 @@ import pytest
 import redis
 import yaml
 
-from nautilus_testkit import ROOT, RedisServer, free_port, http_get, wait_for
+from nautilus_testkit import ROOT, RedisServer, free_port, http_get, live, wait_for
 from nautilus_testkit.exposition import value
 
 
@@ -129,50 +127,10 @@ def exporter(spawn, tmp_path):
 @pytest.fixture
 def live_stack(tmp_path: Path):
     """The local stack (./run stack) and a real Prometheus scraping it every second
-    with the generated rules (windows shortened for a test). Yields (api, redis_url)."""
-    port = free_port()
-    log = tmp_path / "stack.log"
-    out = open(log, "wb")
-    stack = subprocess.Popen([sys.executable, "-m", "nautilus_probe", "stack", "--duration", "240",
-                              "--web.listen-address", f"127.0.0.1:{port}"], cwd=ROOT,
-                             stdout=out, stderr=subprocess.STDOUT)
-    prometheus = None
-    try:
-        wait_for(lambda: "Metrics: " in log.read_text(), 40)
-        redis_url = re.search(r"Redis at (redis://\S+)", log.read_text()).group(1)
-        # The generated rules, from thresholds.yml with windows short enough for a test.
-        data = yaml.safe_load((ROOT / "thresholds.yml").read_text())
-        data["alerting"].update({"rate_window": "10s", "for": {"warning": "4s", "critical": "2s"}})
-        (tmp_path / "thresholds.yml").write_text(yaml.safe_dump(data))
-        rules = tmp_path / "rules"
-        rules.mkdir()
-        from alerts.__main__ import render
-        from alerts.thresholds import Thresholds
-
-        for name, text in render(Thresholds.load(str(tmp_path / "thresholds.yml"))).items():
-            (rules / name).write_text(text)
-        prom_port = free_port()
-        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(rules / "recording.yml"), str(rules / "alerts.yml")],
-            "scrape_configs": [{"job_name": "nautilus-probe",
-                                "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}]}))
-        binary = shutil.which("prometheus")
-        assert binary, "prometheus is missing: run ./run setup"
-        prometheus = subprocess.Popen(
-            [binary, f"--config.file={tmp_path / 'prometheus.yml'}",
-             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{prom_port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        api = f"http://127.0.0.1:{prom_port}"
-        wait_for(lambda: http_get(f"{api}/-/ready")[0] == 200, 30)
-        yield api, redis_url
-    finally:
-        for proc in (prometheus, stack):
-            if proc is not None:
-                proc.terminate()
-                proc.wait(20)
-        out.close()
+    with the generated rules (windows shortened for a test). Yields (Prometheus API,
+    redis URL, exporter base URL)."""
+    with live.live_stack(tmp_path) as running:
+        yield running.api, running.redis_url, running.exporter
 
 
 os.environ.setdefault("PYTHONUNBUFFERED", "1")

@@ -35,6 +35,36 @@ def test_baseline_against_the_200ms_monolith(redis_url, spawn, tmp_path) -> None
     assert 200 <= r["avg_latency"] <= 215, r["avg_latency"]
     assert r["errors"] == 0 and r["total_requests"] >= 27
     assert set(r) >= {"throughput", "avg_latency", "p95_latency", "total_requests", "test_duration"}
+    # Alone on the monolith: checked, clean. And what a reviewer needs to redo it.
+    assert r["contamination"] == {"checked": True, "foreign_requests": 0}
+    meta = r["metadata"]
+    assert meta["kind"] == "baseline" and 6 <= meta["duration_seconds"] < 10
+    assert meta["offered"] == {"duration_seconds": 6.0, "timeout_seconds": 5.0, "workers": 1,
+                               "in_flight": 1}
+    assert meta["version"] and meta["host"] and meta["started"] < meta["ended"]
+    assert meta["git_commit"] is None or len(meta["git_commit"]) == 40
+
+
+def test_a_baseline_shared_with_other_traffic_is_refused(redis_url, spawn, exporter,
+                                                         tmp_path) -> None:
+    """The exporter probing the monolith at the same time would inflate its latency
+    and shrink its throughput: the run says so, exits 2, and marks its result."""
+    from .conftest import write_config
+
+    spawn("monolith", "--redis.url", redis_url)
+    wait_for_group(redis_url, "monolith")
+    exporter(write_config(tmp_path / "exp.yml", redis_url,
+                          {"monolith": {"trading_request": {"rate": 3, "timeout": "5s"}}}))
+    out = tmp_path / "b.json"
+    proc = subprocess.run([sys.executable, "-m", "nautilus_probe", "loadtest", "baseline",
+                           "--redis.url", redis_url, "--duration", "4", "--quiet",
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    result = json.loads(out.read_text())
+    foreign = result["contamination"]["foreign_requests"]
+    assert 8 <= foreign <= 16, foreign  # ~3/s from the exporter over the 4 s run
+    assert f"{foreign} requests from other clients reached the monolith" in proc.stderr
 
 
 def test_two_workers_merge_exactly(redis_url, spawn, tmp_path) -> None:

@@ -23,11 +23,11 @@ ALLOWED: dict[str, set[str]] = {
     "nautilus_probe": {"nautilus_probe", "exporter", "synthetic", "nautilus_loadtest",
                        "nautilus_wire"},
     "nautilus_testkit": {"nautilus_testkit", "nautilus_probe", "exporter", "synthetic",
-                         "nautilus_wire"},
+                         "nautilus_wire", "alerts"},
     "bench": {"nautilus_testkit", "nautilus_loadtest", "nautilus_wire", "exporter"},
 }
 # Third-party packages that only an extra installs, and who may import them.
-EXTRAS = {"grafanalib": {"dashboards"}, "matplotlib": {"nautilus_loadtest"}}
+EXTRAS = {"grafanalib": {"dashboards"}, "matplotlib": {"nautilus_loadtest", "dashboards"}}
 
 
 def imports(path: Path) -> list[tuple[int, str]]:

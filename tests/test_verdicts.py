@@ -29,12 +29,14 @@ def test_a_limit_is_inclusive_and_none_fails() -> None:
     assert (check.section, check.target, check.measured) == ("sec", "target", 3.0)
 
 
-def result(throughput: float, latency_ms: float | None, *, samples: int = 3000,
+def result(ops: float, latency_ms: float | None, *, samples: int = 3000,
            requests: int = 1_000_000, latency_errors: int = 0, throughput_errors: int = 0,
            engine: dict | None = None) -> dict:
+    """A containerized result: `ops` engine operations/s, four per trading request."""
     return {"latency_benchmark": {"avg_latency": latency_ms, "sample_count": samples,
                                   "errors": latency_errors},
-            "throughput_benchmark": {"max_throughput": throughput, "total_requests": requests,
+            "throughput_benchmark": {"max_throughput": ops / 4, "max_ops_per_second": ops,
+                                     "legs": 4, "total_requests": requests,
                                      "errors": throughput_errors},
             "scalability_benchmark": {"risk": engine or {"throughput": 1000, "latency": 100,
                                                          "error_rate": 0.01}}}
@@ -44,72 +46,77 @@ def by_target(vs) -> dict:
     return {v.target: v for v in vs}
 
 
+SYS = "System throughput (engine operations/s)"
+THR_X = "Throughput over the monolith's (×, trading requests/s)"
+LAT_X = "Latency improvement over the monolith (×)"
+LAT = "End-to-end average latency (s)"
+# The monolith: 250 trading requests/s (1,000 engine operations/s), 200 ms.
+MONOLITH = {"throughput": 250.0, "avg_latency": 200.0}
+
+
 def test_each_figure_is_computed_from_the_results() -> None:
-    vs = by_target(verdicts(T, {"throughput": 1000.0, "avg_latency": 200.0},
-                            result(50_000, 50.0, samples=990, requests=9_000,
-                                   latency_errors=6, throughput_errors=4)))
-    assert vs["System throughput (ops/s)"].measured == 50_000
-    assert vs["Throughput improvement over baseline (x)"].measured == 50.0
-    assert vs["End-to-end average latency (s)"].measured == pytest.approx(0.050)
-    assert vs["Latency improvement over baseline (x)"].measured == pytest.approx(4.0)
+    vs = by_target(verdicts(T, MONOLITH, result(50_000, 50.0, samples=990, requests=9_000,
+                                                latency_errors=6, throughput_errors=4)))
+    assert vs[SYS].measured == 50_000
+    # 12,500 trading requests/s over the monolith's 250: like for like.
+    assert vs[THR_X].measured == 50.0
+    assert vs[LAT].measured == pytest.approx(0.050)
+    assert vs[LAT_X].measured == pytest.approx(4.0)
     # 10 errors in 990 + 9,000 + 10 requests.
     assert vs["System error ratio"].measured == pytest.approx(10 / 10_000)
     # Exactly at every limit: all pass.
     assert all(v.passed for v in vs.values()), [v for v in vs.values() if not v.passed]
-    assert vs["risk throughput (ops/s)"].measured == 1000
+    assert vs["risk throughput (operations/s)"].measured == 1000
     assert vs["risk average latency (s)"].measured == pytest.approx(0.100)
     assert vs["risk error ratio"].measured == 0.01
 
 
 def test_just_past_each_limit_fails() -> None:
-    vs = by_target(verdicts(T, {"throughput": 1000.0, "avg_latency": 200.0},
+    vs = by_target(verdicts(T, MONOLITH,
                             result(49_999, 50.1, samples=899, requests=9_000, latency_errors=101,
                                    engine={"throughput": 999, "latency": 100.1,
                                            "error_rate": 0.0101})))
     assert {t for t, v in vs.items() if v.passed} == set()
 
 
-def test_missing_figures_fail_and_the_documented_baseline_stands_in() -> None:
+def test_missing_figures_fail_and_no_documented_figure_stands_in() -> None:
     vs = by_target(verdicts(T, {"throughput": None, "avg_latency": None},
                             result(60_000, None, engine={"throughput": 2000, "latency": None,
                                                          "error_rate": 0.0})))
-    # No measured monolith throughput: the documented 1,000 ops/s stands in.
-    assert vs["Throughput improvement over baseline (x)"].measured == 60.0
-    assert vs["End-to-end average latency (s)"].measured is None
-    assert not vs["End-to-end average latency (s)"].passed
-    assert vs["Latency improvement over baseline (x)"].measured is None
-    assert not vs["risk average latency (s)"].passed and vs["risk throughput (ops/s)"].passed
-    # Improvement on latency uses the documented 200 ms when the baseline has none.
-    vs = by_target(verdicts(T, {"throughput": 500.0, "avg_latency": None}, result(1000, 25.0)))
-    assert vs["Latency improvement over baseline (x)"].measured == pytest.approx(8.0)
-    assert vs["Throughput improvement over baseline (x)"].measured == pytest.approx(2.0)
+    # No measured monolith: no improvement factor at all, rather than one against a
+    # documented figure the run never saw.
+    assert THR_X not in vs and LAT_X not in vs
+    assert vs[LAT].measured is None and not vs[LAT].passed
+    assert not vs["risk average latency (s)"].passed and vs["risk throughput (operations/s)"].passed
+    # A review: no closed-loop trading-request rate, so no throughput factor.
+    review = result(60_000, 25.0)
+    review["throughput_benchmark"]["max_throughput"] = None
+    vs = by_target(verdicts(T, MONOLITH, review))
+    assert THR_X not in vs and vs[LAT_X].measured == pytest.approx(8.0)
+    assert vs[SYS].measured == 60_000
 
 
 def test_no_requests_at_all_is_no_error_ratio() -> None:
-    vs = by_target(verdicts(T, {"throughput": 1000.0}, result(0, 10.0, samples=0, requests=0)))
+    vs = by_target(verdicts(T, MONOLITH, result(0, 10.0, samples=0, requests=0)))
     assert vs["System error ratio"].measured is None and not vs["System error ratio"].passed
 
 
 def test_sections_and_absent_counts() -> None:
-    sections = {v.target: v.section for v in verdicts(T, {"throughput": 1000.0, "avg_latency": 100.0},
-                                                      result(1000, 10.0))}
-    assert sections["System throughput (ops/s)"] == "throughput"
-    assert sections["Throughput improvement over baseline (x)"] == "throughput"
-    assert sections["End-to-end average latency (s)"] == "latency"
-    assert sections["Latency improvement over baseline (x)"] == "latency"
-    assert sections["System error ratio"] == "overall"
-    assert {sections[f"risk {x}"] for x in ("throughput (ops/s)", "average latency (s)",
+    sections = {v.target: v.section for v in verdicts(T, MONOLITH, result(1000, 10.0))}
+    assert {sections[t] for t in (SYS, LAT, "System error ratio")} == {"absolute"}
+    assert {sections[t] for t in (THR_X, LAT_X)} == {"improvement"}
+    assert {sections[f"risk {x}"] for x in ("throughput (operations/s)", "average latency (s)",
                                             "error ratio")} == {"engine:risk"}
-    # The measured monolith latency is used when there is one (100 ms here: 10x).
-    vs = by_target(verdicts(T, {"throughput": 1000.0, "avg_latency": 100.0}, result(1000, 10.0)))
-    assert vs["Latency improvement over baseline (x)"].measured == pytest.approx(10.0)
+    # The measured monolith latency is the baseline (200 ms here: 20x).
+    vs = by_target(verdicts(T, MONOLITH, result(1000, 10.0)))
+    assert vs[LAT_X].measured == pytest.approx(20.0)
     # Results without error or sample counts: none assumed.
     bare = result(1000, 10.0, requests=99, throughput_errors=1)
     del bare["latency_benchmark"]["errors"], bare["latency_benchmark"]["sample_count"]
-    vs = by_target(verdicts(T, {"throughput": 1000.0}, bare))
+    vs = by_target(verdicts(T, MONOLITH, bare))
     assert vs["System error ratio"].measured == pytest.approx(1 / 100)
     del bare["throughput_benchmark"]["errors"]
-    vs = by_target(verdicts(T, {"throughput": 1000.0}, bare))
+    vs = by_target(verdicts(T, MONOLITH, bare))
     assert vs["System error ratio"].measured == 0.0
     # Units are shown only where given.
     assert _check("s", "t", 1.0, Limit(min=1.0)).limit == ">= 1"

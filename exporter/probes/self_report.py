@@ -78,10 +78,16 @@ class SelfReportProbe:
 
     def apply(self, spec: SelfReportSpec) -> bool:
         self.spec = spec
+        self._init_errors()
         return True
+
+    def _init_errors(self) -> None:
+        for engine in self.spec.engines:  # a report never unreadable reads 0
+            self._m.report_errors.labels(engine)
 
     async def start(self) -> None:
         """Nothing to open: it reads through the MessageBus connection's client."""
+        self._init_errors()
 
     async def close(self) -> None:
         """The client is closed by its owner."""

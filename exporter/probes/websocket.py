@@ -163,6 +163,8 @@ class WebSocketProbe:
         self.endpoints = [Endpoint(e, spec.connections // n + (i < spec.connections % n),
                                    _ssl_context(e), metrics.init_endpoint(e.label))
                           for i, e in enumerate(spec.endpoints)]
+        for ep in self.endpoints:
+            ep.m.desired.set(ep.target)
         self.open: list[_Conn] = []
         self.pending: dict[str, tuple[_Conn, float]] = {}
         self._deadlines: list[tuple[float, str]] = []
@@ -377,4 +379,6 @@ class WebSocketProbe:
         for conn in list(self.open):
             if conn.transport is not None:
                 conn.transport.abort()
+        for ep in self.endpoints:
+            ep.m.desired.set(0)  # no longer held: nothing to miss
         await asyncio.sleep(0)

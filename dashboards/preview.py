@@ -1,0 +1,387 @@
+"""A picture of each dashboard without Grafana: `python -m dashboards preview`.
+
+Draws the 24-column grid with every panel's title, type and unit in its place and,
+given a Prometheus URL, each panel's queries over the window: time series as lines
+(threshold lines dashed), stats as their last value coloured against their
+thresholds, tables as text, heatmaps as bucket rates, the alert list from
+Prometheus' alerts. A preview, not a Grafana clone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import time
+import urllib.parse
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from .panels import COLUMNS  # noqa: E402
+
+COL_IN = 0.75  # inches per grid column (Grafana: ~75 px on a 1,800 px screen)
+ROW_IN = 0.32  # inches per grid row (Grafana: 30 px plus margin)
+COLOURS = {"red": "#d44a3a", "green": "#299c46", "orange": "#eb7b18", "blue": "#1f78c1"}
+SI = ((1e9, "G"), (1e6, "M"), (1e3, "k"))
+
+
+class QueryError(RuntimeError):
+    pass
+
+
+def fmt(value: float, unit: str) -> str:
+    """A value in a panel's unit, as a person reads it."""
+    if value is None or not math.isfinite(value):
+        return "no data"
+    if unit == "s":
+        if abs(value) < 1e-3:
+            return f"{value * 1e6:.0f} µs"
+        return f"{value * 1e3:.3g} ms" if abs(value) < 1 else f"{value:.3g} s"
+    if unit == "percentunit":
+        return f"{value * 100:.3g} %"
+    if unit == "bytes":
+        return f"{value / 2**20:.3g} MiB"
+    if unit.startswith("suffix:"):
+        return f"{value:.3g}{unit[7:]}"
+    suffix = {"ops": " ops/s", "reqps": " req/s"}.get(unit, "")
+    for size, prefix in SI:
+        if abs(value) >= size:
+            return f"{value / size:.3g}{prefix}{suffix}"
+    return f"{value:.3g}{suffix}"
+
+
+UNIT_NAMES = {"s": "seconds", "percentunit": "ratio (%)", "ops": "ops/s", "reqps": "req/s",
+              "bytes": "bytes", "none": "count"}
+
+
+def unit_name(unit: str) -> str:
+    return "×" if unit.startswith("suffix:") else UNIT_NAMES.get(unit, unit)
+
+
+class Prometheus:
+    def __init__(self, url: str, start: float, end: float, substitutions: dict[str, str]):
+        self.url, self.start, self.end = url.rstrip("/"), start, end
+        self.subs = substitutions
+        self.step = max((end - start) / 240, 1.0)
+
+    def expr(self, text: str) -> str:
+        for name in sorted(self.subs, key=len, reverse=True):
+            text = text.replace(name, self.subs[name])
+        return text
+
+    def _get(self, path: str, **params: Any) -> Any:
+        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as resp:
+                body = json.loads(resp.read())
+        except (OSError, ValueError) as exc:
+            raise QueryError(f"{url}: {exc}") from None
+        if body.get("status") != "success":
+            raise QueryError(f"{url}: {body.get('error')}")
+        return body["data"]
+
+    def range(self, expr: str) -> list[dict]:
+        return self._get("/api/v1/query_range", query=self.expr(expr), start=self.start,
+                         end=self.end, step=self.step)["result"]
+
+    def instant(self, expr: str) -> list[dict]:
+        return self._get("/api/v1/query", query=self.expr(expr), time=self.end)["result"]
+
+    def alerts(self) -> list[dict]:
+        """Alerts active at the window's end (ALERTS keeps their history)."""
+        return self.instant('ALERTS{alertstate=~"firing|pending"}')
+
+
+def legend(fmt_text: str, labels: dict[str, str]) -> str:
+    """Grafana's legend format: {{label}} is the label's value, empty when absent."""
+    out = re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), fmt_text).strip()
+    return out or ",".join(labels.values())
+
+
+def _threshold_values(panel: dict) -> list[tuple[float, str]]:
+    steps = panel.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {}).get("steps", [])
+    return [(s["value"], s["color"]) for s in steps if s.get("value") is not None]
+
+
+def _colour_for(value: float, panel: dict) -> str:
+    colour = "green"
+    steps = panel.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {}).get("steps", [])
+    for s in steps:
+        if s.get("value") is None or value >= s["value"]:
+            colour = s["color"]
+    for m in panel.get("fieldConfig", {}).get("defaults", {}).get("mappings", []):
+        hit = m.get("options", {}).get(f"{value:g}")
+        if hit and hit.get("color"):
+            colour = hit["color"]
+    return COLOURS.get(colour, colour)
+
+
+def _mapped(value: float, panel: dict) -> str | None:
+    for m in panel.get("fieldConfig", {}).get("defaults", {}).get("mappings", []):
+        hit = m.get("options", {}).get(f"{value:g}")
+        if hit and hit.get("text"):
+            return hit["text"]
+    return None
+
+
+def draw_timeseries(ax: Axes, panel: dict, prom: Prometheus, unit: str) -> None:
+    custom = panel["fieldConfig"]["defaults"].get("custom", {})
+    log = custom.get("scaleDistribution", {}).get("type") == "log"
+    top = 0.0
+    for target in panel["targets"]:
+        for series in prom.range(target["expr"])[:8]:
+            points = [(datetime.fromtimestamp(float(t), timezone.utc), float(v))
+                      for t, v in series["values"] if math.isfinite(float(v))]
+            if not points:
+                continue  # NaN throughout (e.g. a quantile of no events)
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, lw=1.2, label=legend(target.get("legendFormat", ""), series["metric"]))
+            top = max(top, *ys)
+    if not ax.lines:
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no data in the window", ha="center", va="center",
+                transform=ax.transAxes, color="grey")
+        return
+    if custom.get("thresholdsStyle", {}).get("mode") == "line":
+        for value, colour in _threshold_values(panel):
+            if value > 0:
+                ax.axhline(value, color=COLOURS.get(colour, colour), ls="--", lw=1)
+                top = max(top, value)
+    if log:
+        ax.set_yscale("log")
+        ax.set_ylim(top=top * 3)
+    else:
+        ax.set_ylim(0, top * 1.15 or 1)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: fmt(v, unit)))
+    locator = matplotlib.dates.AutoDateLocator(maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(matplotlib.dates.ConciseDateFormatter(locator))
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, loc="upper left", ncol=2, framealpha=0.6)
+
+
+def draw_stat(ax: Axes, panel: dict, prom: Prometheus, unit: str) -> None:
+    ax.set_axis_off()
+    values = []
+    for target in panel["targets"]:
+        for series in prom.instant(target["expr"]):
+            values.append((legend(target.get("legendFormat", ""), series["metric"]),
+                           float(series["value"][1])))
+    if not values:
+        ax.text(0.5, 0.45, "no data", ha="center", va="center", transform=ax.transAxes,
+                color="grey", fontsize=12)
+        return
+    width = 1 / len(values)
+    for i, (label, value) in enumerate(values):
+        text = _mapped(value, panel) or fmt(value, unit)
+        ax.add_patch(plt.Rectangle((i * width + 0.01, 0.02), width - 0.02, 0.8,
+                                   color=_colour_for(value, panel), transform=ax.transAxes))
+        ax.text(i * width + width / 2, 0.42, text, ha="center", va="center", color="white",
+                fontsize=13 if len(values) == 1 else 10, weight="bold", transform=ax.transAxes)
+        if label and len(values) > 1:
+            ax.text(i * width + width / 2, 0.12, label, ha="center", va="center", color="white",
+                    fontsize=7, transform=ax.transAxes)
+
+
+def draw_table(ax: Axes, panel: dict, prom: Prometheus) -> None:
+    ax.set_axis_off()
+    columns = {o["matcher"]["options"].split("#")[-1]: {p["id"]: p["value"] for p in o["properties"]}
+               for o in panel["fieldConfig"]["overrides"] if "#" in o["matcher"]["options"]}
+    rows: dict[tuple, dict[str, tuple[float, str]]] = {}
+    keys: list[str] = []
+    for target in panel["targets"]:
+        for series in prom.instant(target["expr"]):
+            labels = {k: v for k, v in series["metric"].items() if k != "__name__"}
+            keys = keys or sorted(labels)
+            rows.setdefault(tuple(labels.get(k, "") for k in keys), {})[target["refId"]] = (
+                float(series["value"][1]), target["refId"])
+    if not rows:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="grey")
+        return
+    refs = [t["refId"] for t in panel["targets"]]
+    header = keys + [columns.get(r, {}).get("displayName", r) for r in refs]
+    cells, colours = [], []
+    for key, values in sorted(rows.items()):
+        row, row_colours = list(key), ["white"] * len(key)
+        for r in refs:
+            props = columns.get(r, {})
+            value = values.get(r, (float("nan"), r))[0]
+            row.append(fmt(value, props.get("unit", "none")))
+            steps = props.get("thresholds", {}).get("steps", [])
+            colour = "white"
+            if math.isfinite(value) and len(steps) > 1:
+                colour = _colour_for(value, {"fieldConfig": {"defaults": {"thresholds": {
+                    "steps": steps}}}})
+            row_colours.append(colour)
+        cells.append(row)
+        colours.append(row_colours)
+    table = ax.table(cellText=cells, colLabels=header, cellColours=colours, loc="upper center",
+                     cellLoc="center")
+    table.auto_set_font_size(False)
+    table.set_fontsize(7)
+    table.scale(1, 1.1)
+
+
+def draw_heatmap(ax: Axes, panel: dict, prom: Prometheus, unit: str) -> None:
+    series = prom.range(panel["targets"][0]["expr"])
+    by_le = sorted(((float(s["metric"]["le"]), [float(v) for _, v in s["values"]])
+                    for s in series if s["metric"].get("le") not in (None, "+Inf")))
+    if not by_le:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="grey")
+        return
+    rows = [[max(b - a, 0.0) for a, b in zip(prev[1], cur[1])]
+            for prev, cur in zip([(0.0, [0.0] * len(by_le[0][1]))] + by_le[:-1], by_le)]
+    used = [i for i, r in enumerate(rows) if any(v > 0 for v in r)]
+    if not used:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="grey")
+        return
+    lo, hi = max(used[0] - 1, 0), min(used[-1] + 2, len(rows))
+    ax.imshow(rows[lo:hi], aspect="auto", origin="lower", cmap="Oranges", interpolation="nearest")
+    ticks = list(range(0, hi - lo, max((hi - lo) // 6, 1)))
+    ax.set_yticks(ticks, [fmt(by_le[lo + i][0], unit) for i in ticks], fontsize=7)
+    ax.set_xticks([])
+
+
+def draw_alerts(ax: Axes, prom: Prometheus) -> None:
+    ax.set_axis_off()
+    active = prom.alerts()
+    if not active:
+        ax.text(0.02, 0.85, "No firing or pending alerts.", transform=ax.transAxes, fontsize=9)
+        return
+    for i, a in enumerate(sorted(active, key=lambda a: (a["metric"]["alertstate"],
+                                                        a["metric"]["alertname"]))[:12]):
+        m = a["metric"]
+        colour = COLOURS["red"] if m["alertstate"] == "firing" else COLOURS["orange"]
+        where = " ".join(v for k, v in m.items() if k in ("engine", "op", "instance"))
+        ax.text(0.02, 0.9 - i * 0.075, f"{m['alertstate'].upper():8} {m['alertname']} "
+                f"[{m.get('severity', '')}] {where}", color=colour, transform=ax.transAxes,
+                fontsize=7, family="monospace")
+
+
+def render(dashboard: dict, prom: Prometheus | None) -> Figure:
+    items = dashboard["panels"]
+    rows = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in items)
+    width, height = COLUMNS * COL_IN, rows * ROW_IN + 0.8
+    fig = plt.figure(figsize=(width, height), dpi=80)
+    window = ""
+    if prom is not None:
+        fmt_t = "%Y-%m-%d %H:%M UTC"
+        window = (f"  ·  {datetime.fromtimestamp(prom.start, timezone.utc).strftime(fmt_t)} – "
+                  f"{datetime.fromtimestamp(prom.end, timezone.utc).strftime('%H:%M UTC')}")
+    fig.text(0.005, 1 - 0.3 / height, dashboard["title"] + window, fontsize=14, weight="bold",
+             va="center")
+    for p in items:
+        g = p["gridPos"]
+        left, w = g["x"] / COLUMNS, g["w"] / COLUMNS
+        top = 1 - (0.6 + g["y"] * ROW_IN) / height
+        h = g["h"] * ROW_IN / height
+        if p["type"] == "row":
+            fig.text(left + 0.003, top - h / 2, p["title"], fontsize=11, weight="bold",
+                     va="center", color="#333")
+            fig.add_artist(plt.Line2D([0.003, 0.997], [top - h, top - h], color="#bbb", lw=0.8))
+            continue
+        unit = p.get("fieldConfig", {}).get("defaults", {}).get("unit", "")
+        frame = fig.add_axes((left + 0.002, top - h + 0.002, w - 0.004, h - 0.004))
+        frame.set_xticks([])
+        frame.set_yticks([])
+        for spine in frame.spines.values():
+            spine.set_color("#ccc")
+        frame.text(0.01, 0.97, p["title"], transform=frame.transAxes, fontsize=9, weight="bold",
+                   va="top")
+        kind = p["type"] if p["type"] in ("alertlist", "table") else f"{p['type']} · {unit_name(unit)}"
+        frame.text(0.99, 0.97, kind, transform=frame.transAxes,
+                   fontsize=7, color="grey", va="top", ha="right")
+        if prom is None:
+            continue
+        # Margins in inches: room for the title, and for axis labels on plots.
+        plot = p["type"] in ("timeseries", "heatmap")
+        ml, mb, mt, mr = (0.8, 0.3, 0.35, 0.1) if plot else (0.1, 0.08, 0.35, 0.1)
+        inner = fig.add_axes((left + ml / width, top - h + mb / height,
+                              w - (ml + mr) / width, h - (mb + mt) / height))
+        try:
+            if p["type"] == "timeseries":
+                draw_timeseries(inner, p, prom, unit)
+            elif p["type"] == "stat":
+                draw_stat(inner, p, prom, unit)
+            elif p["type"] == "table":
+                draw_table(inner, p, prom)
+            elif p["type"] == "heatmap":
+                draw_heatmap(inner, p, prom, unit)
+            elif p["type"] == "alertlist":
+                draw_alerts(inner, prom)
+        except QueryError as exc:
+            inner.set_axis_off()
+            inner.text(0.5, 0.5, f"query failed: {exc}"[:120], ha="center", va="center",
+                       transform=inner.transAxes, color=COLOURS["red"], fontsize=7, wrap=True)
+    return fig
+
+
+def parse_time(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise SystemExit(f"python -m dashboards preview: cannot read the time {text!r} "
+                         "(unix seconds or ISO 8601)") from None
+    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m dashboards preview",
+                                 description="Render each generated dashboard to a PNG.")
+    ap.add_argument("--dashboards", default="dashboards/generated",
+                    help="directory of dashboard JSON (default: %(default)s)")
+    ap.add_argument("--out", required=True, help="directory for <name>.png")
+    ap.add_argument("--prometheus", help="draw the queries' data from this Prometheus URL")
+    ap.add_argument("--start", help="window start (unix s or ISO 8601; default: end - 30m)")
+    ap.add_argument("--end", help="window end (default: now)")
+    ap.add_argument("--rate-interval", default="1m", help="value of $__rate_interval")
+    ap.add_argument("--engine", default="risk", help="value of $engine")
+    args = ap.parse_args(argv)
+    end = parse_time(args.end) if args.end else time.time()
+    start = parse_time(args.start) if args.start else end - 1800
+    if start >= end:
+        print("python -m dashboards preview: --start must be before --end", file=sys.stderr)
+        return 2
+    prom = None
+    if args.prometheus:
+        prom = Prometheus(args.prometheus, start, end, {
+            "$__rate_interval": args.rate_interval, "$engine": args.engine,
+            '"$job"': '".+"', '"$instance"': '".+"'})
+        try:
+            prom.instant("vector(1)")
+        except QueryError as exc:
+            print(f"python -m dashboards preview: Prometheus does not answer: {exc}",
+                  file=sys.stderr)
+            return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = sorted(Path(args.dashboards).glob("*.json"))
+    if not paths:
+        print(f"python -m dashboards preview: no dashboards in {args.dashboards}", file=sys.stderr)
+        return 2
+    for path in paths:
+        dashboard = json.loads(path.read_text())
+        dashboard["title"] = dashboard["title"].replace("$engine", args.engine)
+        for p in dashboard["panels"]:
+            p["title"] = p["title"].replace("$engine", args.engine)
+        fig = render(dashboard, prom)
+        fig.savefig(out / f"{path.stem}.png")
+        plt.close(fig)
+        print(out / f"{path.stem}.png")
+    return 0

@@ -1,0 +1,65 @@
+"""Regenerate the dashboards and their previews from a real run:
+`python -m nautilus_testkit.previews` (or `./run previews`).
+
+Runs the local stack with Prometheus for a few minutes, injecting faults through
+the synthetic engines' knobs so every panel has something to show (a latency
+breach on risk, a stall on factor, errors on ml), then renders each dashboard over
+that window with `python -m dashboards preview` into docs/img/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+from nautilus_wire.protocol import DEFAULT_PREFIX
+from synthetic.engine import knobs_key
+
+from . import ROOT
+from .live import live_stack
+
+# (seconds after the start, engine, knobs or None to clear them)
+SCRIPT = (
+    (60, "risk", {"*": {"service_time": "150ms"}}),
+    (120, "factor", {"*": {"stall": {"duration": "30s", "period": "30.001s"}}}),
+    (150, "risk", None),
+    (170, "factor", None),
+    (180, "ml", {"*": {"error_ratio": 0.05}}),
+    (230, "ml", None),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m nautilus_testkit.previews",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=str(ROOT / "docs" / "img"))
+    ap.add_argument("--seconds", type=float, default=270, help="length of the run")
+    args = ap.parse_args(argv)
+    subprocess.run([sys.executable, "-m", "dashboards"], cwd=ROOT, check=True)
+    with tempfile.TemporaryDirectory(prefix="np-previews-") as tmp, \
+            live_stack(Path(tmp), duration=args.seconds + 120) as live:
+        start = time.time()
+        with redis.Redis.from_url(live.redis_url) as r:
+            for at, engine, knobs in SCRIPT:
+                if at >= args.seconds:
+                    break
+                time.sleep(max(start + at - time.time(), 0))
+                print(f"+{at:.0f}s {engine}: {knobs or 'healthy again'}", flush=True)
+                key = knobs_key(DEFAULT_PREFIX, engine)
+                r.set(key, json.dumps(knobs)) if knobs else r.delete(key)
+            time.sleep(max(start + args.seconds - time.time(), 0))
+        return subprocess.run([sys.executable, "-m", "dashboards", "preview", "--out", args.out,
+                               "--prometheus", live.api, "--start", str(start),
+                               "--end", str(time.time()), "--rate-interval", "15s"],
+                              cwd=ROOT).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

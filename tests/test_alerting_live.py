@@ -1,0 +1,129 @@
+"""The generated alerts on a real Prometheus and Alertmanager, scraping the local
+stack (windows a sixtieth of the real ones: nautilus_testkit.live.TEST_ALERTING):
+quiet when healthy; loud, and only about the right thing, when a fault is injected."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+import urllib.parse
+
+import redis
+import yaml
+
+from nautilus_testkit import ROOT, http_get, live, wait_for
+
+KNOBS = "nautilus:probe:{{{engine}}}:knobs"
+
+
+def query(api: str, expr: str) -> list:
+    status, body = http_get(f"{api}/api/v1/query?query={urllib.parse.quote(expr)}", timeout=10)
+    assert status == 200, body
+    return json.loads(body)["data"]["result"]
+
+
+def active(api: str) -> set[tuple[str, str, str, str]]:
+    """(alertname, severity, engine, state) of every pending or firing alert."""
+    body = json.loads(http_get(f"{api}/api/v1/alerts")[1])
+    return {(a["labels"]["alertname"], a["labels"].get("severity", ""),
+             a["labels"].get("engine", ""), a["state"]) for a in body["data"]["alerts"]}
+
+
+def delivered(am: str) -> set[tuple[str, str, str]]:
+    """What Alertmanager would notify: active, neither inhibited nor silenced."""
+    status, body = http_get(f"{am}/api/v2/alerts?active=true&inhibited=false&silenced=false")
+    assert status == 200, body
+    return {(a["labels"]["alertname"], a["labels"].get("severity", ""),
+             a["labels"].get("engine", "")) for a in json.loads(body)}
+
+
+def set_knobs(redis_url: str, engine: str, knobs: dict | None) -> None:
+    with redis.Redis.from_url(redis_url) as r:
+        key = KNOBS.format(engine=engine)
+        r.set(key, json.dumps(knobs)) if knobs else r.delete(key)
+
+
+def warm(api: str) -> None:
+    """Until every burn-rate window has samples for every engine."""
+    wait_for(lambda: len(query(api, "nautilus_probe:engine_latency_errors:ratio_rate1m")) >= 9,
+             60, interval=1)
+    wait_for(lambda: query(api, "nautilus_probe:engine_backlog_messages:max"), 30, interval=1)
+
+
+def rule_selectors() -> set[str]:
+    """Every raw series selector in the generated rules."""
+    out = set()
+    for name in ("recording.yml", "alerts.yml"):
+        for rule in yaml.safe_load((ROOT / "alerts" / "generated" / name).read_text())[
+                "groups"][0]["rules"]:
+            out |= {m.group(0) for m in re.finditer(
+                r"\b(?:nautilus_probe_[a-z_]+|up)(\{[^}]*\})?", rule["expr"])}
+    return out
+
+
+def test_quiet_when_healthy_and_each_fault_pages_for_itself(tmp_path) -> None:
+    with live.live_stack(tmp_path, duration=400, alertmanager=True) as stack:
+        api = stack.api
+        warm(api)
+        # Every selector the rules read is produced by the shipped configuration.
+        missing = [s for s in sorted(rule_selectors()) if not query(api, f"count({s})")]
+        assert missing == [], "rules read series the shipped config never produces"
+
+        # Healthy: not one alert pending or firing for 30 s.
+        seen: set = set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            seen |= active(api)
+            time.sleep(1)
+        assert seen == set()
+
+        # Slow risk: risk's latency budget pages (and tickets) — nothing else.
+        set_knobs(stack.redis_url, "risk", {"*": {"service_time": "150ms"}})
+        page = ("EngineLatencyBudgetBurn", "page", "risk")
+        wait_for(lambda: page + ("firing",) in active(api), 60, interval=1)
+        assert {a[:3] for a in active(api)} <= {page, ("EngineLatencyBudgetBurn", "ticket", "risk")}
+        wait_for(lambda: page in delivered(stack.alertmanager), 30, interval=1)
+        # The page inhibits the ticket of the same alert and engine.
+        assert delivered(stack.alertmanager) == {page}
+        set_knobs(stack.redis_url, "risk", None)
+
+        # Errors on ml: ml's availability page, nothing new about anything else.
+        set_knobs(stack.redis_url, "ml", {"*": {"error_ratio": 0.5}})
+        page = ("EngineAvailabilityBudgetBurn", "page", "ml")
+        wait_for(lambda: page + ("firing",) in active(api), 60, interval=1)
+        new = {a[:3] for a in active(api)} - {("EngineLatencyBudgetBurn", s, "risk")
+                                               for s in ("page", "ticket")}
+        assert new <= {page, ("EngineAvailabilityBudgetBurn", "ticket", "ml")}
+        set_knobs(stack.redis_url, "ml", None)
+
+        # A stalled engine: requests pile up in its streams; its saturation alert fires.
+        set_knobs(stack.redis_url, "factor", {"*": {"stall": {"duration": "20s",
+                                                              "period": "20.001s"}}})
+        wait_for(lambda: ("EngineBacklogGrowing", "page", "factor", "firing") in active(api),
+                 90, interval=1)
+        set_knobs(stack.redis_url, "factor", None)
+
+
+def test_redis_stopped_pages_message_bus_unreachable_only(tmp_path) -> None:
+    with live.live_stack(tmp_path, duration=300, alertmanager=True) as stack:
+        warm(stack.api)
+        with redis.Redis.from_url(stack.redis_url) as r:
+            pid = int(r.info("server")["process_id"])
+        os.kill(pid, signal.SIGSTOP)  # Redis stops answering; its process stays
+        try:
+            wait_for(lambda: ("MessageBusUnreachable", "page", "", "firing") in active(stack.api),
+                     60, interval=1)
+            wait_for(lambda: delivered(stack.alertmanager), 30, interval=1)
+            time.sleep(5)
+            # What the prober cannot see is not blamed on the engines; anything it
+            # still raises about itself is inhibited.
+            assert delivered(stack.alertmanager) == {("MessageBusUnreachable", "page", "")}
+            engine_alerts = {a for a in active(stack.api) if a[0].startswith("Engine")}
+            assert engine_alerts == set(), engine_alerts
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        wait_for(lambda: not any(a[0] == "MessageBusUnreachable" and a[3] == "firing"
+                                 for a in active(stack.api)), 60, interval=1)
