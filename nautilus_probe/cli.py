@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web.listen-address", dest="listen_address", default="127.0.0.1:9478")
     p.add_argument("--redis.port", dest="redis_port", type=int, default=0,
                    help="port for the stack's own redis-server (default: a free one)")
+    p.add_argument("--no-exporter", dest="no_exporter", action="store_true",
+                   help="engines only: for load tests (a baseline needs the monolith alone)")
     p.add_argument("--duration", type=float, default=0,
                    help="stop after this many seconds (default: run until Ctrl-C)")
     p.set_defaults(func=cmd_stack)

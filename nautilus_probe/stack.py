@@ -144,17 +144,23 @@ def run_stack(args: argparse.Namespace) -> int:
         if (problem := wait_responders(redis_url, synthetic.prefix, names, 30, procs)) is not None:
             print(f"nautilus-probe: {problem}", file=sys.stderr)
             return 1
-        procs.append(spawn([*py, "exporter", "--config.file", exporter_path, "--redis.url",
-                            redis_url, "--web.listen-address", args.listen_address,
-                            "--web.enable-lifecycle"]))
-        base = f"http://{host or '127.0.0.1'}:{port}"
-        if (problem := wait_ready(f"{base}/-/ready", 30, procs)) is not None:
-            print(f"nautilus-probe: {problem}", file=sys.stderr)
-            return 1
-        print(f"\nnautilus-probe stack is up: Redis at {redis_url}, {len(engines)} engines, "
-              f"the monolith, WebSocket engines on ports {WS_PORTS[0]}-{WS_PORTS[-1]}.\nMetrics: {base}/metrics\n"
-              f"Exporter config: {exporter_path} (edit, then POST {base}/-/reload)\n"
-              "Press Ctrl-C to stop.\n", flush=True)
+        where = (f"\nnautilus-probe stack is up: Redis at {redis_url}, {len(engines)} engines, "
+                 f"the monolith, WebSocket engines on ports {WS_PORTS[0]}-{WS_PORTS[-1]}.\n")
+        if args.no_exporter:
+            # For load tests: a baseline run must have the monolith to itself.
+            print(f"{where}No exporter (--no-exporter): nothing else sends requests.\n"
+                  "Press Ctrl-C to stop.\n", flush=True)
+        else:
+            procs.append(spawn([*py, "exporter", "--config.file", exporter_path, "--redis.url",
+                                redis_url, "--web.listen-address", args.listen_address,
+                                "--web.enable-lifecycle"]))
+            base = f"http://{host or '127.0.0.1'}:{port}"
+            if (problem := wait_ready(f"{base}/-/ready", 30, procs)) is not None:
+                print(f"nautilus-probe: {problem}", file=sys.stderr)
+                return 1
+            print(f"{where}Metrics: {base}/metrics\n"
+                  f"Exporter config: {exporter_path} (edit, then POST {base}/-/reload)\n"
+                  "Press Ctrl-C to stop.\n", flush=True)
         deadline = time.monotonic() + args.duration if args.duration else None
         while deadline is None or time.monotonic() < deadline:
             if (dead := exited(procs)) is not None:
