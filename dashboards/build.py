@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from grafanalib.core import Annotations, Dashboard, DashboardLink, Template, Templating, Time
 
-from alerts.rules import NOT_BASELINE, P
+from alerts.rules import NOT_BASELINE, P, window
 from alerts.thresholds import Limit, Thresholds
 from nautilus_wire.protocol import BASELINE_ENGINE
 
@@ -81,8 +81,8 @@ def _mean(metric: str, by: str = "", matchers: str = "") -> str:
 LAT = f"{P}_latency_seconds"
 SERVICE = f"{P}_service_seconds"
 TRADE = f"{P}_trading_request_latency_seconds"
-BACKLOG = (f"max by (engine) ({P}_messagebus_pending_messages{{{FILTER}}}) + "
-           f"max by (engine) ({P}_messagebus_lag_messages{{{FILTER}}})")
+BACKLOG = (f"max by (engine) ({P}_messagebus_pending_messages{sel(NOT_BASELINE)}) + "
+           f"max by (engine) ({P}_messagebus_lag_messages{sel(NOT_BASELINE)})")
 
 
 def overview(t: Thresholds) -> Dashboard:
@@ -126,8 +126,9 @@ def overview(t: Thresholds) -> Dashboard:
              f"The monolith's measured latency over the trading request's; target "
              f"{t.latency_factor:g}×."),
         stat("Targets", targets(*verdicts), "none", (24, 3), mappings=PASS_FAIL,
-             description="PASS when the target is met now, FAIL when missed "
-                         "(from thresholds.yml; over all instances)."),
+             description="PASS when the target is met, FAIL when missed: from thresholds.yml, "
+                         f"over the recording rules' {window(t.alerting.rate_window)} window and "
+                         "all instances (the stats above use the dashboard's rate interval)."),
         row("Engines"),
         table("Engines against their targets", [
             target(f"max by (engine) ({P}_engine_reported_operations_per_second{sel(NOT_BASELINE)})",
@@ -175,7 +176,7 @@ def overview(t: Thresholds) -> Dashboard:
             (f"{P}:system_latency_improvement:ratio", "latency")), TIMES, (12, 8),
             (min(t.throughput_factor, t.latency_factor), None),
             f"Targets: throughput {t.throughput_factor:g}×, latency {t.latency_factor:g}× "
-            "(the line is the lower of the two)."),
+            "(the line is the lower of the two). Log scale.", log=True),
         timeseries("Queueing time per engine", targets(
             (f"{_mean(LAT, 'engine')} - {_mean(SERVICE, 'engine')}", "{{engine}}")), "s",
             (12, 8), description="Mean round trip minus the engine's own reported service "
@@ -189,6 +190,33 @@ def overview(t: Thresholds) -> Dashboard:
         timeseries("WebSocket connections", targets(
             (f"sum({P}_ws_connections_open{sel()})", "open")), "none", (24, 8), (ws.min, None)),
     ], description="Is the containerized platform meeting the migration's targets?")
+
+
+def budget_panels(t: Thresholds, eng: str) -> list:
+    """Each objective's error budget: what is left over the longest alerting window,
+    and how fast it burns (the page threshold drawn), from the SLO recording rules."""
+    page = t.alerting.burn_rates["page"][0]
+    longest = window(max(t.alerting.windows()))
+    out: list = []
+    burns = []
+    for slo in ("availability", "latency"):
+        objective = getattr(t.objectives, slo)
+        budget = 1 - objective
+        ratio = f"{P}:engine_{slo}_errors:ratio_rate"
+        out.append(stat(f"{slo.capitalize()} budget left ({longest})", [target(
+            f"1 - {ratio}{longest}{{{eng}}} / {budget:.6g}")], "percentunit", (6, 8), (0, None),
+            f"Objective {objective * 100:g}%: the share of the {budget * 100:.3g}% error budget "
+            f"not spent over the last {longest}. Below 0: the objective is missed."))
+        burns += [(f"{ratio}{window(page.long)}{{{eng}}} / {budget:.6g}",
+                   f"{slo} over {window(page.long)}"),
+                  (f"{ratio}{window(page.short)}{{{eng}}} / {budget:.6g}",
+                   f"{slo} over {window(page.short)}")]
+    out.append(timeseries("Error-budget burn rate", targets(*burns), "suffix:×", (12, 8),
+                          (None, page.factor),
+                          f"1× spends the budget exactly over the objective's period; the red "
+                          f"line is the fast-burn page ({page.factor:g}× over "
+                          f"{window(page.long)} and {window(page.short)})."))
+    return out
 
 
 def engine(t: Thresholds) -> Dashboard:
@@ -216,6 +244,8 @@ def engine(t: Thresholds) -> Dashboard:
             description="Requests waiting in the engine's request streams."),
         stat("Responders", [target(f"max({P}_messagebus_consumers{sel(eng)})")], "none", (4, 4),
              (1, None), "Consumers in the engine's group: 0 means nothing reads its requests."),
+        row("Service objectives: error budgets"),
+        *budget_panels(t, eng),
         row("Latency"),
         timeseries("Latency quantiles per operation", targets(
             (_quantile(0.5, LAT, "op", eng), "p50 {{op}}"),
@@ -340,9 +370,10 @@ def prober(t: Thresholds) -> Dashboard:
         timeseries("MessageBus errors and loop restarts", targets(
             (f"sum by (operation) (rate({P}_messagebus_errors_total{sel()}[{RATE}]))",
              "redis: {{operation}}"),
-            (f"sum by (loop) (rate({P}_loop_restarts_total{sel()}[{RATE}]))", "restart: {{loop}}"),
-            (f"sum by (engine) (rate({P}_engine_report_errors_total{sel()}[{RATE}]))",
-             "bad self-report: {{engine}}")), "ops"),
+            (f"sum(rate({P}_loop_restarts_total{sel()}[{RATE}]))", "loop restarts"),
+            (f"sum(rate({P}_engine_report_errors_total{sel()}[{RATE}]))", "bad self-reports")),
+            "ops", description="Redis errors by operation; loop restarts and unreadable "
+            "self-reports in total (by loop and engine on Explore)."),
         timeseries("Self-report age", targets(
             (f"max by (engine) ({P}_engine_report_age_seconds{sel()})", "{{engine}}")), "s",
             limit=(None, t.alerting.stale_after)),

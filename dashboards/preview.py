@@ -49,7 +49,8 @@ def fmt(value: float, unit: str) -> str:
             return f"{value * 1e6:.0f} µs"
         return f"{value * 1e3:.3g} ms" if abs(value) < 1 else f"{value:.3g} s"
     if unit == "percentunit":
-        return f"{value * 100:.3g} %"
+        pct = value * 100
+        return f"{pct:,.0f} %" if abs(pct) >= 1000 else f"{pct:.3g} %"
     if unit == "bytes":
         return f"{value / 2**20:.3g} MiB"
     if unit.startswith("suffix:"):
@@ -164,9 +165,13 @@ def draw_timeseries(ax: Axes, panel: dict, prom: Prometheus, unit: str) -> None:
     else:
         ax.set_ylim(0, top * 1.15 or 1)
         ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: fmt(v, unit)))
-    locator = matplotlib.dates.AutoDateLocator(maxticks=8)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(matplotlib.dates.ConciseDateFormatter(locator))
+    minutes = max((prom.end - prom.start) / 60, 1)
+    step = next((m for m in (1, 2, 5, 10, 15, 30, 60, 120, 360) if minutes / m <= 8), 720)
+    if step < 60:
+        ax.xaxis.set_major_locator(matplotlib.dates.MinuteLocator(byminute=range(0, 60, step)))
+    else:
+        ax.xaxis.set_major_locator(matplotlib.dates.HourLocator(interval=step // 60))
+    ax.xaxis.set_major_formatter(matplotlib.dates.DateFormatter("%H:%M", tz=timezone.utc))
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, loc="upper left", ncol=2, framealpha=0.6)

@@ -61,6 +61,12 @@ class _Merged:
 
     def collect(self) -> list[Metric]:
         families: dict[str, Metric] = {}
+        # The parent's own process_* (no `worker` label), in the same families as
+        # the workers' (one HELP/TYPE per name).
+        for fam in ProcessCollector(registry=None).collect():
+            out = families[fam.name] = Metric(fam.name, fam.documentation, fam.type, fam.unit)
+            for s in fam.samples:
+                out.add_sample(s.name, s.labels, s.value, s.timestamp, s.exemplar)
         for index, text in self.scraped:
             for fam in text_string_to_metric_families(text):
                 out = families.get(fam.name)
@@ -99,7 +105,6 @@ class WorkerPool:
     async def registry(self) -> CollectorRegistry:
         results = await self._fan_out("/metrics")
         reg = CollectorRegistry()
-        ProcessCollector(registry=reg)  # the parent's own; the workers' carry `worker`
         reg.register(_Merged([(w.index, text) for w, (status, text) in zip(self.workers, results)
                               if status == 200],
                              {w.index: int(status == 200)

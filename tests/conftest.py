@@ -129,7 +129,10 @@ def live_stack(tmp_path: Path):
     """The local stack (./run stack) and a real Prometheus scraping it every second
     with the generated rules (windows shortened for a test). Yields (Prometheus API,
     redis URL, exporter base URL)."""
-    with live.live_stack(tmp_path) as running:
+    # The shipped burn-rate windows (the dashboards read their recorded series), rates
+    # over 10 s and `for:` of seconds.
+    with live.live_stack(tmp_path, alerting={"rate_window": "10s",
+                                             "for": {"page": "2s", "ticket": "4s"}}) as running:
         yield running.api, running.redis_url, running.exporter
 
 

@@ -279,6 +279,10 @@ def test_workers_behind_one_metrics_endpoint(redis_url, spawn, tmp_path: Path) -
     assert all(len(w) == 1 for w in owners.values()), owners
     assert {w for ws in owners.values() for w in ws} == {"1", "2"}
     assert value(text, "nautilus_probe_failures_total") == 0
+    # Each process's own resources: the workers' carry their label, the parent's none.
+    rss = {dict(lbls).get("worker", "parent"): v for (n, lbls), v in samples(text).items()
+           if n == "process_resident_memory_bytes"}
+    assert set(rss) == {"parent", "1", "2"} and all(v > 10 * 2**20 for v in rss.values()), rss
     check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                            text=True, timeout=30)
     assert check.returncode == 0 and check.stdout + check.stderr == "", check.stdout

@@ -11,7 +11,6 @@ so it is Redis Cluster safe (each stream is routed by its hash tag).
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,13 +18,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from nautilus_wire import protocol
-from nautilus_wire.failure_log import FailureLog
 from nautilus_wire.redis_client import BUS_ERRORS, reset_after
 
-from ..metrics import Metrics
-from ..supervise import Supervisor
-
-log = logging.getLogger(__name__)
+from .polling import PollingProbe
 
 
 @dataclass(frozen=True)
@@ -61,27 +56,17 @@ def group_state(group: dict[str, Any] | None, length: int) -> Backlog:
                    consumers=int(group.get("consumers") or 0))
 
 
-class BacklogProbe:
+class BacklogProbe(PollingProbe):
     """Reads the engines' request-stream backlog at a fixed interval."""
 
     kind = "backlog"
-
-    def __init__(self, client: aioredis.Redis, metrics: Metrics, spec: BacklogSpec,
-                 supervisor: Supervisor | None = None) -> None:
-        self._redis = client
-        self._m = metrics
-        self.spec = spec
-        self.supervisor = supervisor or Supervisor(metrics)
-        self.warn = FailureLog(log, "MessageBus backlog")
+    what = "MessageBus backlog"
 
     def apply(self, spec: BacklogSpec) -> bool:
         if spec.engines != self.spec.engines or spec.prefix != self.spec.prefix:
             return False  # replaced: series of engines no longer probed must go
         self.spec = spec
         return True
-
-    async def start(self) -> None:
-        """Nothing to open: it reads through the MessageBus connection's client."""
 
     async def close(self) -> None:
         for engine in self.spec.engines:
@@ -90,17 +75,6 @@ class BacklogProbe:
                     gauge.remove(engine)
                 except KeyError:
                     pass
-
-    async def run(self, stop: asyncio.Event) -> None:
-        await self.supervisor.run("backlog", lambda: self._poll_until(stop), stop)
-
-    async def _poll_until(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await self.poll()
-            try:
-                await asyncio.wait_for(stop.wait(), self.spec.interval)
-            except asyncio.TimeoutError:
-                pass
 
     async def _stream(self, key: str) -> Backlog | None:
         try:
@@ -118,11 +92,16 @@ class BacklogProbe:
 
     async def poll(self) -> None:
         spec = self.spec
+        keys = [[protocol.request_stream(spec.prefix, e, p) for p in protocol.PRIORITIES]
+                for e in spec.engines]
         try:
-            per_engine = await asyncio.gather(*(
-                asyncio.gather(*(self._stream(protocol.request_stream(spec.prefix, e, p))
-                                 for p in protocol.PRIORITIES))
-                for e in spec.engines))
+            if isinstance(self._redis, aioredis.RedisCluster):
+                # One at a time: redis-py's cluster client can hand a connection that is
+                # still being opened to a concurrent first command (AttributeError).
+                per_engine = [[await self._stream(k) for k in ks] for ks in keys]
+            else:
+                per_engine = await asyncio.gather(*(
+                    asyncio.gather(*(self._stream(k) for k in ks)) for ks in keys))
         except BUS_ERRORS as exc:
             self.warn.failed("read", repr(exc))
             self._m.bus_errors.labels("backlog").inc()

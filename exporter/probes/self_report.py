@@ -7,7 +7,6 @@ Gauges are converted to base units.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -17,12 +16,10 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from nautilus_wire import protocol
-from nautilus_wire.failure_log import FailureLog
 from nautilus_wire.redis_client import BUS_ERRORS, reset_after
 
 from ..config import SelfReportSpec
-from ..metrics import Metrics
-from ..supervise import Supervisor
+from .polling import PollingProbe
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +60,11 @@ def parse_report(raw: Any) -> dict[str, Any]:
     return out
 
 
-class SelfReportProbe:
+class SelfReportProbe(PollingProbe):
     """Reads every engine's self-report at a fixed interval into gauges."""
 
     kind = "self_report"
-
-    def __init__(self, client: aioredis.Redis, metrics: Metrics, spec: SelfReportSpec,
-                 supervisor: Supervisor | None = None) -> None:
-        self._redis = client
-        self._m = metrics
-        self.spec = spec
-        self.supervisor = supervisor or Supervisor(metrics)
-        self.warn = FailureLog(log, "Engine self-reports")
+    what = "Engine self-reports"
 
     def apply(self, spec: SelfReportSpec) -> bool:
         self.spec = spec
@@ -86,22 +76,7 @@ class SelfReportProbe:
             self._m.report_errors.labels(engine)
 
     async def start(self) -> None:
-        """Nothing to open: it reads through the MessageBus connection's client."""
         self._init_errors()
-
-    async def close(self) -> None:
-        """The client is closed by its owner."""
-
-    async def run(self, stop: asyncio.Event) -> None:
-        await self.supervisor.run("self_report", lambda: self._poll_until(stop), stop)
-
-    async def _poll_until(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await self.poll()
-            try:
-                await asyncio.wait_for(stop.wait(), self.spec.interval)
-            except asyncio.TimeoutError:
-                pass
 
     async def poll(self) -> None:
         engines = self.spec.engines
