@@ -177,8 +177,12 @@ def saturation_alerts(t: Thresholds) -> list[dict]:
     backlog = f"{P}:engine_backlog_messages:max"
     thr = t.engine["throughput_ops_per_second"].min
     return [
+        # The value from the raw gauges (evaluated with the alert), the trend from the
+        # recorded series: the alert never depends on which group ran first.
         _rule(t, "EngineBacklogGrowing",
-              f"{backlog} > {a.backlog_messages:g} and deriv({backlog}[{w}]) > 0", "page",
+              f"(max by (engine) ({P}_messagebus_pending_messages{{{NOT_BASELINE}}}) + "
+              f"max by (engine) ({P}_messagebus_lag_messages{{{NOT_BASELINE}}})) > "
+              f"{a.backlog_messages:g} and deriv({backlog}[{w}]) > 0", "page",
               a.for_page, "{{ $labels.engine }} cannot keep up with its requests.",
               "{{ $labels.engine }} has {{ $value | printf \"%.0f\" }} requests waiting in its "
               f"MessageBus streams (more than {a.backlog_messages:g}) and the backlog is still "

@@ -172,5 +172,10 @@ def run_stack(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        # Stopping is under way: a second SIGTERM or Ctrl-C (a supervisor that
+        # signals again, an impatient user) must not abandon children half-stopped.
+        # stop_all is bounded (5 s a child, then SIGKILL).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         stop_all(procs)
         redis.remove()

@@ -5,6 +5,7 @@ The exporter, the responders and the load tools all connect through `connect`.
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,20 +38,45 @@ class _HiredisPacking:
     argument here (a request has 25); hiredis packs them in C."""
 
     def pack_command(self, *args: Any) -> list[bytes]:
+        if hiredis is None:
+            return super().pack_command(*args)  # type: ignore[misc]
         if isinstance(args[0], str) and " " in args[0]:  # e.g. "XGROUP CREATE"
             args = (*args[0].split(), *args[1:])
         return [hiredis.pack_command(args)]
 
 
-class _Connection(_HiredisPacking, aioredis.Connection):
+def _from_the_transport(exc: BaseException) -> bool:
+    """Raised inside redis-py or asyncio, not by our code."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and any(part in frames[-1].filename for part in
+                                ("/redis/", "/asyncio/", "uvloop"))
+
+
+class _CloseRace:
+    """When the peer closes a connection while a command is being written, redis-py
+    can leak the transport's AttributeError or TypeError instead of a ConnectionError
+    (redis/redis-py#4287, #3546): it escaped every `except BUS_ERRORS` and ended an
+    engine during a Redis outage. Raise it as the ConnectionError it is."""
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        try:
+            await super().send_packed_command(command, check_health)  # type: ignore[misc]
+        except (AttributeError, TypeError) as exc:
+            if not _from_the_transport(exc):
+                raise
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+            raise RedisConnectionError(f"connection closed while writing ({exc!r})") from exc
+
+
+class _Connection(_CloseRace, _HiredisPacking, aioredis.Connection):
     pass
 
 
-class _SSLConnection(_HiredisPacking, aioredis.SSLConnection):
+class _SSLConnection(_CloseRace, _HiredisPacking, aioredis.SSLConnection):
     pass
 
 
-class _UnixConnection(_HiredisPacking, aioredis.UnixDomainSocketConnection):
+class _UnixConnection(_CloseRace, _HiredisPacking, aioredis.UnixDomainSocketConnection):
     pass
 
 
@@ -99,8 +125,7 @@ def connect(url: str, access: RedisAccess | None = None) -> aioredis.Redis:
             "redis://" + url[len(CLUSTER_SCHEME):], decode_responses=True,
             encoding_errors=ENCODING_ERRORS, socket_timeout=2.0, socket_connect_timeout=1.0,
             **extra)
-    if hiredis is not None:
-        extra["connection_class"] = _CONNECTIONS[url.split("://", 1)[0]]
+    extra["connection_class"] = _CONNECTIONS[url.split("://", 1)[0]]
     return aioredis.from_url(url, decode_responses=True, encoding_errors=ENCODING_ERRORS,
                              socket_timeout=2.0, socket_connect_timeout=1.0,
                              retry=Retry(NoBackoff(), 1), **extra)

@@ -47,10 +47,15 @@ def set_knobs(redis_url: str, engine: str, knobs: dict | None) -> None:
 
 
 def warm(api: str) -> None:
-    """Until every burn-rate window has samples for every engine."""
+    """Until every burn-rate window has samples for every engine, and a minute of
+    them: in the first seconds a window holds a few dozen probes, and one of the
+    engines' 0.1 % random errors reads as a 1-3 % burn (with the real windows the
+    alerts' `for:` covers that; the test's are seconds long)."""
     wait_for(lambda: len(query(api, "nautilus_probe:engine_latency_errors:ratio_rate1m")) >= 9,
              60, interval=1)
     wait_for(lambda: query(api, "nautilus_probe:engine_backlog_messages:max"), 30, interval=1)
+    wait_for(lambda: query(api, 'time() - max(process_start_time_seconds{job="nautilus-probe"})'
+                                ' > 60'), 90, interval=1)
 
 
 def rule_selectors() -> set[str]:

@@ -56,3 +56,34 @@ def test_local_stack_probes_all_nine_engines(tmp_path) -> None:
     except OSError:
         pass
     assert status is None
+
+
+def test_a_second_sigterm_while_stopping_leaves_no_child(tmp_path) -> None:
+    """A supervisor that signals twice must not orphan the engines: the first SIGTERM
+    starts the stop, the second arrives while children are being stopped."""
+    import os
+    import signal
+    import time
+
+    port = free_port()
+    log = tmp_path / "stack.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "nautilus_probe", "stack", "--duration", "60",
+                                 "--web.listen-address", f"127.0.0.1:{port}"],
+                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        wait_for(lambda: "Metrics: " in log.read_text(), 30)
+        children = [int(pid) for pid in
+                    open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()]
+        assert len(children) >= 12  # redis, nine engines, the monolith, ws-engine, exporter
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return "zombie" not in open(f"/proc/{pid}/status").read()
+    assert [pid for pid in children if alive(pid)] == []
