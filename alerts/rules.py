@@ -189,19 +189,20 @@ def saturation_alerts(t: Thresholds) -> list[dict]:
               f"growing: demand exceeds its capacity (capacity target: {thr:g} ops/s)."),
         _rule(t, "EngineNoResponders", f"max by (engine) ({P}_messagebus_consumers{{{NOT_BASELINE}}}) == 0",
               "page", a.for_page, "Nothing reads {{ $labels.engine }}'s requests.",
-              "{{ $labels.engine }}'s consumer group has no responders: every request to it "
-              "waits until it times out."),
+              "{{ $labels.engine }}'s consumer group has 0 responders (at least 1 needed): "
+              "every request to it waits until it times out."),
         _rule(t, "WebSocketConnectionsBelowConfigured",
-              f"sum by (endpoint) ({P}_ws_connections_open) < "
-              f"sum by (endpoint) ({P}_ws_connections_desired)", "page", a.for_page,
+              f"sum by (endpoint) ({P}_ws_connections_desired) - "
+              f"sum by (endpoint) ({P}_ws_connections_open) > 0", "page", a.for_page,
               "The prober holds fewer WebSocket connections than configured.",
-              "{{ $labels.endpoint }} holds {{ $value | printf \"%.0f\" }} connections, fewer "
-              "than the prober is configured to hold: the front end refuses or drops them."),
+              "{{ $labels.endpoint }} holds {{ $value | printf \"%.0f\" }} connections fewer "
+              "than the prober is configured to hold (the target: all of them): the front "
+              "end refuses or drops them."),
         _rule(t, "WebSocketConnectFailing",
               f"sum by (endpoint) (rate({P}_ws_connect_failures_total[{w}])) > 0", "page",
               a.for_page, "WebSocket connections to an endpoint keep failing.",
               "{{ $labels.endpoint }} refuses or fails {{ $value | printf \"%.3g\" }} new "
-              f"connections per second (over {w})."),
+              f"connections per second over {w} (the target: none)."),
     ]
 
 
@@ -221,8 +222,9 @@ def prober_alerts(t: Thresholds) -> list[dict]:
               f"sum by (instance) (rate({P}_probes_skipped_total[{w}])) > 0 or histogram_quantile"
               f"(0.99, sum by (instance, le) (rate({P}_schedule_lag_seconds_bucket[{w}]))) > 0.05",
               "ticket", a.for_ticket, "The prober cannot keep its schedule.",
-              "{{ $labels.instance }} skips probes or sends them late: its latency figures "
-              "include its own delay. Lower the probe rates or add exporter instances."),
+              "{{ $labels.instance }} skips probes, or sends them late (p99 schedule lag "
+              "above 50 ms): its latency figures include its own delay. Lower the probe rates "
+              "or add exporter instances."),
         _rule(t, "EngineSelfReportStale",
               f"{P}_engine_report_age_seconds > {a.stale_after:g} or {P}_engine_report_up == 0",
               "ticket", a.for_ticket, "An engine's self-report is stale or missing.",

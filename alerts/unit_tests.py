@@ -59,7 +59,7 @@ def threshold_tests(t: Thresholds) -> list[dict]:
             (f'{P}_ws_connections_desired{{endpoint="ws://a/ws",{LAB}}}', "100x10"),
             (f'{P}_ws_connections_open{{endpoint="ws://b/ws",{LAB}}}', "100x10"),
             (f'{P}_ws_connections_desired{{endpoint="ws://b/ws",{LAB}}}', "100x10")],
-            "1m", after_page, {"endpoint": "ws://a/ws"}, 90),
+            "1m", after_page, {"endpoint": "ws://a/ws"}, 10),
         case("WebSocketConnectFailing", [
             (f'{P}_ws_connect_failures_total{{endpoint="ws://a/ws",reason="refused",{LAB}}}',
              "0+60x20"),
