@@ -87,8 +87,14 @@ def test_quiet_when_healthy_and_each_fault_pages_for_itself(tmp_path) -> None:
 
         # Slow risk: risk's latency budget pages (and tickets) — nothing else.
         set_knobs(stack.redis_url, "risk", {"*": {"service_time": "150ms"}})
+        injected = time.monotonic()
         page = ("EngineLatencyBudgetBurn", "page", "risk")
         wait_for(lambda: page + ("firing",) in active(api), 60, interval=1)
+        # Every probe slow: the 1m ratio passes 14.4 % within ~9 s, then `for: 2s`
+        # (measured here: 9 s).
+        took = time.monotonic() - injected
+        print(f"latency page firing {took:.1f} s after the fault")
+        assert 5 <= took <= 30, took
         assert {a[:3] for a in active(api)} <= {page, ("EngineLatencyBudgetBurn", "ticket", "risk")}
         wait_for(lambda: page in delivered(stack.alertmanager), 30, interval=1)
         # The page inhibits the ticket of the same alert and engine.
