@@ -12,13 +12,17 @@ from nautilus_testkit import ROOT, free_port, http_get, wait_for
 from nautilus_testkit.exposition import value
 
 
+def start_stack(out, port: int, duration: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "nautilus_probe", "stack", "--duration",
+                             str(duration), "--web.listen-address", f"127.0.0.1:{port}"],
+                            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+
 def test_local_stack_probes_all_nine_engines(tmp_path) -> None:
     port = free_port()
     log = tmp_path / "stack.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "nautilus_probe", "stack", "--duration", "25",
-                                 "--web.listen-address", f"127.0.0.1:{port}"],
-                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        proc = start_stack(out, port, 25)
         try:
             url = f"http://127.0.0.1:{port}/metrics"
             wait_for(lambda: f"Metrics: {url}" in log.read_text(), 30)
@@ -68,9 +72,7 @@ def test_a_second_sigterm_while_stopping_leaves_no_child(tmp_path) -> None:
     port = free_port()
     log = tmp_path / "stack.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "nautilus_probe", "stack", "--duration", "60",
-                                 "--web.listen-address", f"127.0.0.1:{port}"],
-                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        proc = start_stack(out, port, 60)
         wait_for(lambda: "Metrics: " in log.read_text(), 30)
         children = [int(pid) for pid in
                     open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()]
