@@ -29,6 +29,13 @@ def window(seconds: float) -> str:
     return f"{s}s"
 
 
+def backlog_expr(selector: str = "{" + NOT_BASELINE + "}") -> str:
+    """Requests waiting in each engine's streams (every exporter reads the same ones,
+    hence max)."""
+    return (f"max by (engine) ({P}_messagebus_pending_messages{selector}) + "
+            f"max by (engine) ({P}_messagebus_lag_messages{selector})")
+
+
 def recording_exprs(w: str) -> dict[str, str]:
     """Every recorded series and its expression, with rates over window `w`. The
     review evaluates the same expressions over its whole window."""
@@ -68,10 +75,7 @@ def recording_exprs(w: str) -> dict[str, str]:
             f"{rate(f'{lat}_sum', '', BASELINE)} / {rate(f'{lat}_count', '', BASELINE)}",
         f"{P}:system_cpu_ratio:reported": f"avg({P}:engine_cpu_ratio:reported{{{NOT_BASELINE}}})",
         f"{P}:ws_connections_open:sum": f"sum({P}_ws_connections_open)",
-        # Requests waiting in each engine's streams (every exporter reads the same ones).
-        f"{P}:engine_backlog_messages:max":
-            f"max by (engine) ({P}_messagebus_pending_messages{{{NOT_BASELINE}}}) + "
-            f"max by (engine) ({P}_messagebus_lag_messages{{{NOT_BASELINE}}})",
+        f"{P}:engine_backlog_messages:max": backlog_expr(),
         f"{P}:ws_heartbeat_latency_seconds:p99":
             f"histogram_quantile(0.99, {rate(f'{P}_ws_heartbeat_latency_seconds_bucket', 'le')})",
     }
@@ -180,9 +184,8 @@ def saturation_alerts(t: Thresholds) -> list[dict]:
         # The value from the raw gauges (evaluated with the alert), the trend from the
         # recorded series: the alert never depends on which group ran first.
         _rule(t, "EngineBacklogGrowing",
-              f"(max by (engine) ({P}_messagebus_pending_messages{{{NOT_BASELINE}}}) + "
-              f"max by (engine) ({P}_messagebus_lag_messages{{{NOT_BASELINE}}})) > "
-              f"{a.backlog_messages:g} and deriv({backlog}[{w}]) > 0", "page",
+              f"({backlog_expr()}) > {a.backlog_messages:g} and deriv({backlog}[{w}]) > 0",
+              "page",
               a.for_page, "{{ $labels.engine }} cannot keep up with its requests.",
               "{{ $labels.engine }} has {{ $value | printf \"%.0f\" }} requests waiting in its "
               f"MessageBus streams (more than {a.backlog_messages:g}) and the backlog is still "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from grafanalib.core import Annotations, Dashboard, DashboardLink, Template, Templating, Time
 
-from alerts.rules import NOT_BASELINE, P, window
+from alerts.rules import NOT_BASELINE, P, backlog_expr, window
 from alerts.thresholds import Limit, Thresholds
 from nautilus_wire.protocol import BASELINE_ENGINE
 
@@ -69,6 +69,11 @@ def _ratio(num: str, den: str, by: str = "", matchers: str = "") -> str:
             f"{agg} (rate({den}{sel(matchers)}[{RATE}]))")
 
 
+def _error_ratio(by: str = "", matchers: str = "") -> str:
+    """Failed over sent probes."""
+    return _ratio(f"{P}_failures_total", f"{P}_requests_total", by, matchers)
+
+
 def _quantile(q: float, metric: str, by: str = "", matchers: str = "") -> str:
     keys = f"{by}, le" if by else "le"
     return f"histogram_quantile({q}, sum by ({keys}) (rate({metric}_bucket{sel(matchers)}[{RATE}])))"
@@ -81,8 +86,7 @@ def _mean(metric: str, by: str = "", matchers: str = "") -> str:
 LAT = f"{P}_latency_seconds"
 SERVICE = f"{P}_service_seconds"
 TRADE = f"{P}_trading_request_latency_seconds"
-BACKLOG = (f"max by (engine) ({P}_messagebus_pending_messages{sel(NOT_BASELINE)}) + "
-           f"max by (engine) ({P}_messagebus_lag_messages{sel(NOT_BASELINE)})")
+BACKLOG = backlog_expr(sel(NOT_BASELINE))
 
 
 def overview(t: Thresholds) -> Dashboard:
@@ -111,8 +115,7 @@ def overview(t: Thresholds) -> Dashboard:
              f"{thr.min:g} ops/s (validated under load by the load test, not by probes)."),
         stat("End-to-end latency (avg)", [target(_mean(TRADE))], "s", (4, 4), (None, lat.max),
              f"The trading request (its legs in parallel); target under {lat.max:g} s."),
-        stat("Error ratio", [target(_ratio(f"{P}_failures_total", f"{P}_requests_total",
-                                           matchers=NOT_BASELINE))], "percentunit", (4, 4),
+        stat("Error ratio", [target(_error_ratio(matchers=NOT_BASELINE))], "percentunit", (4, 4),
              (None, err.max), f"Failed probes to the containerized engines; target under "
              f"{err.max:g}."),
         stat("WebSocket connections", [target(f"sum({P}_ws_connections_open{sel()})")], "none",
@@ -135,11 +138,9 @@ def overview(t: Thresholds) -> Dashboard:
                    ref="A", **instant),
             target(_quantile(0.5, LAT, "engine", NOT_BASELINE), ref="B", **instant),
             target(_quantile(0.99, LAT, "engine", NOT_BASELINE), ref="C", **instant),
-            target(_ratio(f"{P}_failures_total", f"{P}_requests_total", "engine", NOT_BASELINE), ref="D",
-                   **instant),
+            target(_error_ratio("engine", NOT_BASELINE), ref="D", **instant),
             target(_ratio(f"{P}_replies_lost_total", f"{P}_requests_total", "engine", NOT_BASELINE),
-                   ref="E",
-                   **instant),
+                   ref="E", **instant),
             target(BACKLOG, ref="F", **instant)], {
             "A": ("throughput (reported, ops/s)", "ops", _lim(e["throughput_ops_per_second"])),
             "B": ("p50 latency", "s", (None, e["latency_average_seconds"].max)),
@@ -169,8 +170,8 @@ def overview(t: Thresholds) -> Dashboard:
             (_mean(LAT, matchers=f'engine="{BASELINE_ENGINE}"'), "monolith baseline avg")),
             "s", (12, 8), (None, lat.max)),
         timeseries("Error ratio", targets(
-            (_ratio(f"{P}_failures_total", f"{P}_requests_total", matchers=NOT_BASELINE),
-             "all engines")), "percentunit", (12, 8), (None, err.max)),
+            (_error_ratio(matchers=NOT_BASELINE), "all engines")), "percentunit", (12, 8),
+            (None, err.max)),
         timeseries("Improvement over the baseline", targets(
             (f"{P}:system_throughput_improvement:ratio", "throughput"),
             (f"{P}:system_latency_improvement:ratio", "latency")), TIMES, (12, 8),
@@ -235,8 +236,7 @@ def engine(t: Thresholds) -> Dashboard:
              (None, lat_max)),
         stat("p99 latency (probes)", [target(_quantile(0.99, LAT, matchers=eng))], "s", (4, 4),
              (None, lat_max)),
-        stat("Error ratio", [target(_ratio(f"{P}_failures_total", f"{P}_requests_total",
-                                           matchers=eng))], "percentunit", (4, 4),
+        stat("Error ratio", [target(_error_ratio(matchers=eng))], "percentunit", (4, 4),
              _lim(e["error_ratio"])),
         stat("Backlog", [target(
             f"max({P}_messagebus_pending_messages{sel(eng)}) + "

@@ -110,34 +110,44 @@ def legend(fmt_text: str, labels: dict[str, str]) -> str:
     return out or ",".join(labels.values())
 
 
+def _defaults(panel: dict) -> dict:
+    return panel.get("fieldConfig", {}).get("defaults", {})
+
+
+def _steps(panel: dict) -> list[dict]:
+    return _defaults(panel).get("thresholds", {}).get("steps", [])
+
+
 def _threshold_values(panel: dict) -> list[tuple[float, str]]:
-    steps = panel.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {}).get("steps", [])
-    return [(s["value"], s["color"]) for s in steps if s.get("value") is not None]
+    return [(s["value"], s["color"]) for s in _steps(panel) if s.get("value") is not None]
 
 
-def _colour_for(value: float, panel: dict) -> str:
+def _step_colour(value: float, steps: list[dict]) -> str:
+    """The colour of the last threshold step `value` reaches (the base step has none)."""
     colour = "green"
-    steps = panel.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {}).get("steps", [])
     for s in steps:
         if s.get("value") is None or value >= s["value"]:
             colour = s["color"]
-    for m in panel.get("fieldConfig", {}).get("defaults", {}).get("mappings", []):
-        hit = m.get("options", {}).get(f"{value:g}")
-        if hit and hit.get("color"):
-            colour = hit["color"]
     return COLOURS.get(colour, colour)
 
 
-def _mapped(value: float, panel: dict) -> str | None:
-    for m in panel.get("fieldConfig", {}).get("defaults", {}).get("mappings", []):
+def _mapping(value: float, panel: dict) -> dict:
+    """The value mapping that matches `value` ({"text": ..., "color": ...}), if any."""
+    for m in _defaults(panel).get("mappings", []):
         hit = m.get("options", {}).get(f"{value:g}")
-        if hit and hit.get("text"):
-            return hit["text"]
-    return None
+        if hit:
+            return hit
+    return {}
+
+
+def _no_data(ax: Axes, text: str = "no data", y: float = 0.5, size: float | None = None) -> None:
+    ax.set_axis_off()
+    ax.text(0.5, y, text, ha="center", va="center", transform=ax.transAxes, color="grey",
+            fontsize=size)
 
 
 def draw_timeseries(ax: Axes, panel: dict, prom: Prometheus, unit: str) -> None:
-    custom = panel["fieldConfig"]["defaults"].get("custom", {})
+    custom = _defaults(panel).get("custom", {})
     log = custom.get("scaleDistribution", {}).get("type") == "log"
     top = 0.0
     for target in panel["targets"]:
@@ -150,9 +160,7 @@ def draw_timeseries(ax: Axes, panel: dict, prom: Prometheus, unit: str) -> None:
             ax.plot(xs, ys, lw=1.2, label=legend(target.get("legendFormat", ""), series["metric"]))
             top = max(top, *ys)
     if not ax.lines:
-        ax.set_axis_off()
-        ax.text(0.5, 0.5, "no data in the window", ha="center", va="center",
-                transform=ax.transAxes, color="grey")
+        _no_data(ax, "no data in the window")
         return
     if custom.get("thresholdsStyle", {}).get("mode") == "line":
         for value, colour in _threshold_values(panel):
@@ -185,14 +193,16 @@ def draw_stat(ax: Axes, panel: dict, prom: Prometheus, unit: str) -> None:
             values.append((legend(target.get("legendFormat", ""), series["metric"]),
                            float(series["value"][1])))
     if not values:
-        ax.text(0.5, 0.45, "no data", ha="center", va="center", transform=ax.transAxes,
-                color="grey", fontsize=12)
+        _no_data(ax, y=0.45, size=12)
         return
     width = 1 / len(values)
     for i, (label, value) in enumerate(values):
-        text = _mapped(value, panel) or fmt(value, unit)
+        mapped = _mapping(value, panel)
+        text = mapped.get("text") or fmt(value, unit)
+        colour = COLOURS.get(mapped["color"], mapped["color"]) if mapped.get("color") else \
+            _step_colour(value, _steps(panel))
         ax.add_patch(plt.Rectangle((i * width + 0.01, 0.02), width - 0.02, 0.8,
-                                   color=_colour_for(value, panel), transform=ax.transAxes))
+                                   color=colour, transform=ax.transAxes))
         ax.text(i * width + width / 2, 0.42, text, ha="center", va="center", color="white",
                 fontsize=13 if len(values) == 1 else 10, weight="bold", transform=ax.transAxes)
         if label and len(values) > 1:
@@ -204,16 +214,16 @@ def draw_table(ax: Axes, panel: dict, prom: Prometheus) -> None:
     ax.set_axis_off()
     columns = {o["matcher"]["options"].split("#")[-1]: {p["id"]: p["value"] for p in o["properties"]}
                for o in panel["fieldConfig"]["overrides"] if "#" in o["matcher"]["options"]}
-    rows: dict[tuple, dict[str, tuple[float, str]]] = {}
+    rows: dict[tuple, dict[str, float]] = {}
     keys: list[str] = []
     for target in panel["targets"]:
         for series in prom.instant(target["expr"]):
             labels = {k: v for k, v in series["metric"].items() if k != "__name__"}
             keys = keys or sorted(labels)
-            rows.setdefault(tuple(labels.get(k, "") for k in keys), {})[target["refId"]] = (
-                float(series["value"][1]), target["refId"])
+            rows.setdefault(tuple(labels.get(k, "") for k in keys), {})[target["refId"]] = \
+                float(series["value"][1])
     if not rows:
-        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="grey")
+        _no_data(ax)
         return
     refs = [t["refId"] for t in panel["targets"]]
     header = keys + [columns.get(r, {}).get("displayName", r) for r in refs]
@@ -222,14 +232,11 @@ def draw_table(ax: Axes, panel: dict, prom: Prometheus) -> None:
         row, row_colours = list(key), ["white"] * len(key)
         for r in refs:
             props = columns.get(r, {})
-            value = values.get(r, (float("nan"), r))[0]
+            value = values.get(r, float("nan"))
             row.append(fmt(value, props.get("unit", "none")))
             steps = props.get("thresholds", {}).get("steps", [])
-            colour = "white"
-            if math.isfinite(value) and len(steps) > 1:
-                colour = _colour_for(value, {"fieldConfig": {"defaults": {"thresholds": {
-                    "steps": steps}}}})
-            row_colours.append(colour)
+            coloured = math.isfinite(value) and len(steps) > 1
+            row_colours.append(_step_colour(value, steps) if coloured else "white")
         cells.append(row)
         colours.append(row_colours)
     table = ax.table(cellText=cells, colLabels=header, cellColours=colours, loc="upper center",
@@ -244,13 +251,13 @@ def draw_heatmap(ax: Axes, panel: dict, prom: Prometheus, unit: str) -> None:
     by_le = sorted(((float(s["metric"]["le"]), [float(v) for _, v in s["values"]])
                     for s in series if s["metric"].get("le") not in (None, "+Inf")))
     if not by_le:
-        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="grey")
+        _no_data(ax)
         return
     rows = [[max(b - a, 0.0) for a, b in zip(prev[1], cur[1])]
             for prev, cur in zip([(0.0, [0.0] * len(by_le[0][1]))] + by_le[:-1], by_le)]
     used = [i for i, r in enumerate(rows) if any(v > 0 for v in r)]
     if not used:
-        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="grey")
+        _no_data(ax)
         return
     lo, hi = max(used[0] - 1, 0), min(used[-1] + 2, len(rows))
     ax.imshow(rows[lo:hi], aspect="auto", origin="lower", cmap="Oranges", interpolation="nearest")

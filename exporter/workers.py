@@ -53,6 +53,9 @@ class Worker:
                 self.proc.wait()
 
 
+_PARENT_PROCESS = ProcessCollector(registry=None)
+
+
 class _Merged:
     """A collector over the workers' parsed expositions, each series labelled `worker`."""
 
@@ -61,20 +64,21 @@ class _Merged:
 
     def collect(self) -> list[Metric]:
         families: dict[str, Metric] = {}
-        # The parent's own process_* (no `worker` label), in the same families as
-        # the workers' (one HELP/TYPE per name).
-        for fam in ProcessCollector(registry=None).collect():
-            out = families[fam.name] = Metric(fam.name, fam.documentation, fam.type, fam.unit)
+
+        def add(fam: Metric, labels: dict[str, str]) -> None:
+            out = families.get(fam.name)
+            if out is None:
+                out = families[fam.name] = Metric(fam.name, fam.documentation, fam.type, fam.unit)
             for s in fam.samples:
-                out.add_sample(s.name, s.labels, s.value, s.timestamp, s.exemplar)
+                out.add_sample(s.name, {**s.labels, **labels}, s.value, s.timestamp, s.exemplar)
+
+        # The parent's own process_* (no `worker` label) share their families with the
+        # workers' (one HELP/TYPE per name).
+        for fam in _PARENT_PROCESS.collect():
+            add(fam, {})
         for index, text in self.scraped:
             for fam in text_string_to_metric_families(text):
-                out = families.get(fam.name)
-                if out is None:
-                    out = families[fam.name] = Metric(fam.name, fam.documentation, fam.type, fam.unit)
-                for s in fam.samples:
-                    out.add_sample(s.name, {**s.labels, "worker": str(index)}, s.value,
-                                   s.timestamp, s.exemplar)
+                add(fam, {"worker": str(index)})
         up = Metric(f"{NAMESPACE}_worker_up", "1 when the worker process answered its scrape.",
                     "gauge")
         for index, value in sorted(self.up.items()):

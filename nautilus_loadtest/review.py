@@ -4,17 +4,15 @@ of what the exporter recorded. The query pack is QUERIES (docs/review.md)."""
 from __future__ import annotations
 
 import json
-import socket
 import urllib.parse
 import urllib.request
 from datetime import datetime, timezone
 from typing import Any
 
 from alerts.rules import P, recording_exprs
-from exporter import __version__
 from nautilus_wire.protocol import BASELINE_ENGINE
 
-from .runs import git_commit
+from .runs import iso, provenance
 
 # The recording rules' own expressions, with their rates over the whole review
 # window `$W` (end - start, in seconds); every query is evaluated at `end`.
@@ -68,10 +66,6 @@ def query(prometheus: str, expr: str, at: float) -> list[dict[str, Any]]:
     return body["data"]["result"]
 
 
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
-
-
 def _scalar(result: list[dict[str, Any]]) -> float | None:
     if not result:
         return None
@@ -94,7 +88,7 @@ def collect(prometheus: str, start: float, end: float) -> tuple[dict[str, Any], 
            for name, expr in QUERIES.items()}
     if not _scalar(got["system_request_rate"]) and not any(
             v is not None for v in _by_engine(got["engine_latency_seconds"]).values()):
-        raise NoData(f"no data in {prometheus} between {_iso(start)} and {_iso(end)}: no probe "
+        raise NoData(f"no data in {prometheus} between {iso(start)} and {iso(end)}: no probe "
                      "was recorded in that window (is it the right Prometheus and window?)")
     sys_lat = _scalar(got["system_latency_seconds"])
     thr = _scalar(got["system_throughput"]) or 0.0
@@ -126,9 +120,8 @@ def collect(prometheus: str, start: float, end: float) -> tuple[dict[str, Any], 
                 "error_rate": engines_err.get(e)}
             for e in sorted(set(engines_thr) | set(engines_lat) | set(engines_err))},
         "source": "prometheus", "window": [start, end]}
-    meta = {"kind": "review", "prometheus": prometheus, "window_start": _iso(start),
-            "window_end": _iso(end), "duration_seconds": end - start, "tool": "nautilus-probe",
-            "version": __version__, "git_commit": git_commit(), "host": socket.gethostname(),
+    meta = {"kind": "review", "prometheus": prometheus, "window_start": iso(start),
+            "window_end": iso(end), "duration_seconds": end - start, **provenance(),
             "probes_in_window": int(round(requests))}
     baseline["metadata"] = {**meta, "kind": "review (monolith probes)"}
     containerized["metadata"] = meta

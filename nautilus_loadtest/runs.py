@@ -399,7 +399,7 @@ class Contaminated(Exception):
     """A baseline run during which something else also sent requests to the monolith."""
 
 
-def git_commit() -> str | None:
+def _git_commit() -> str | None:
     """The checkout's commit, when the tool runs from one."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
@@ -410,8 +410,14 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def _iso(t: float) -> str:
+def iso(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
+
+
+def provenance() -> dict[str, Any]:
+    """Which tool made a result, and where: every load-test result and review says."""
+    return {"tool": "nautilus-probe", "version": __version__, "git_commit": _git_commit(),
+            "host": socket.gethostname()}
 
 
 def metadata(kind: str, opts: dict[str, Any], workers: int, started: float, ended: float
@@ -427,9 +433,8 @@ def metadata(kind: str, opts: dict[str, Any], workers: int, started: float, ende
     else:
         offered.update(connections=opts["connections"] * workers,
                        connect_rate=opts["connect_rate"], urls=opts["urls"])
-    return {"kind": kind, "started": _iso(started), "ended": _iso(ended),
-            "duration_seconds": round(ended - started, 3), "tool": "nautilus-probe",
-            "version": __version__, "git_commit": git_commit(), "host": socket.gethostname(),
+    return {"kind": kind, "started": iso(started), "ended": iso(ended),
+            "duration_seconds": round(ended - started, 3), **provenance(),
             "redis_url": redact(opts["redis_url"]), "transport": opts["transport"],
             "prefix": opts["prefix"], "thresholds": opts.get("thresholds"), "offered": offered}
 

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 import redis
 
@@ -52,23 +53,34 @@ def describe(proc: subprocess.Popen[bytes]) -> str:
     return rest[0] if rest else "nautilus-probe"
 
 
+def _wait(ready: Callable[[], bool], timeout: float,
+          procs: list[subprocess.Popen[bytes]]) -> str | None:
+    """None once `ready()`; otherwise why not: a child exited, or "" when time ran out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (dead := exited(procs)) is not None:
+            return f"{describe(dead)} exited with {dead.returncode} (its error is above)"
+        if ready():
+            return None
+        time.sleep(0.1)
+    return ""
+
+
 def wait_responders(redis_url: str, prefix: str, engines: list[str], timeout: float,
                     procs: list[subprocess.Popen[bytes]]) -> str | None:
     """None when every engine reads its requests (it makes its consumer group just
     before it starts reading); otherwise why not. Probing before that would count
     the engines' start-up as failures."""
     streams = {e: protocol.request_stream(prefix, e, "normal") for e in engines}
-    deadline = time.monotonic() + timeout
     waiting = list(engines)
     with redis.Redis.from_url(redis_url, decode_responses=True) as r:
-        while time.monotonic() < deadline:
-            if (dead := exited(procs)) is not None:
-                return f"{describe(dead)} exited with {dead.returncode} (its error is above)"
-            waiting = [e for e in waiting if not _has_group(r, streams[e])]
-            if not waiting:
-                return None
-            time.sleep(0.1)
-    return f"engines not reading their requests after {timeout:.0f} s: {', '.join(waiting)}"
+        def ready() -> bool:
+            waiting[:] = [e for e in waiting if not _has_group(r, streams[e])]
+            return not waiting
+        problem = _wait(ready, timeout, procs)
+    if problem == "":
+        return f"engines not reading their requests after {timeout:.0f} s: {', '.join(waiting)}"
+    return problem
 
 
 def _has_group(r: redis.Redis, stream: str) -> bool:
@@ -80,17 +92,16 @@ def _has_group(r: redis.Redis, stream: str) -> bool:
 
 def wait_ready(url: str, timeout: float, procs: list[subprocess.Popen[bytes]]) -> str | None:
     """None when `url` answers 200; otherwise why not (a child exited, or time ran out)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (dead := exited(procs)) is not None:
-            return f"{describe(dead)} exited with {dead.returncode} (its error is above)"
+    def ready() -> bool:
         try:
             with urllib.request.urlopen(url, timeout=1) as resp:
-                if resp.status == 200:
-                    return None
+                return resp.status == 200
         except OSError:
-            time.sleep(0.1)
-    return f"the exporter did not become ready within {timeout:.0f} s"
+            return False
+    problem = _wait(ready, timeout, procs)
+    if problem == "":
+        return f"the exporter did not become ready within {timeout:.0f} s"
+    return problem
 
 
 def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:

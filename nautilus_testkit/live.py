@@ -4,10 +4,12 @@ previews run against. Loopback only; both stop when the context exits."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 import sys
+import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,13 @@ class Live:
     thresholds: Path  # the thresholds file the rules were generated from
     rules: Path
     alertmanager: str | None = None  # its API base URL, when started
+
+
+def query(api: str, expr: str) -> list:
+    """An instant query's result vector from the Prometheus at `api`."""
+    status, body = http_get(f"{api}/api/v1/query?query={urllib.parse.quote(expr)}", timeout=10)
+    assert status == 200, body
+    return json.loads(body)["data"]["result"]
 
 
 def write_rules(tmp: Path, alerting: dict[str, Any] | None) -> tuple[Path, Path]:

@@ -9,20 +9,14 @@ import os
 import re
 import signal
 import time
-import urllib.parse
 
 import redis
 import yaml
 
 from nautilus_testkit import ROOT, http_get, live, wait_for
+from nautilus_testkit.live import query
 
 KNOBS = "nautilus:probe:{{{engine}}}:knobs"
-
-
-def query(api: str, expr: str) -> list:
-    status, body = http_get(f"{api}/api/v1/query?query={urllib.parse.quote(expr)}", timeout=10)
-    assert status == 200, body
-    return json.loads(body)["data"]["result"]
 
 
 def active(api: str) -> set[tuple[str, str, str, str]]:

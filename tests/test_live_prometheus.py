@@ -6,19 +6,13 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.parse
 
 import redis
 
 from nautilus_testkit import ROOT, http_get, http_post, wait_for
+from nautilus_testkit.live import query
 
 RATE_INTERVAL = "15s"  # $__rate_interval for a 1 s scrape
-
-
-def query(api: str, expr: str) -> list:
-    status, body = http_get(f"{api}/api/v1/query?query={urllib.parse.quote(expr)}", timeout=10)
-    assert status == 200, body
-    return json.loads(body)["data"]["result"]
 
 
 def substitute(expr: str) -> str:
