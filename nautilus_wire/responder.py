@@ -1,14 +1,17 @@
-"""Responder library: answer protocol-v1 probes from inside an engine.
+"""The responder: answers protocol-v1 probes from inside an engine.
 
-A real engine embeds it in a few lines::
+An engine gives one handler per operation and runs the responder beside its own
+work (docs/engines.md has every integration pattern)::
 
-    async def handle(req: Request) -> Verdict | None:
-        ...            # do the operation named by req.op; raise to reply "error"
-        return None    # reply "ok"
+    from nautilus_wire import Responder, connect
 
-    await Responder(redis_client, "risk", handle).run(stop_event)
+    async def limit_check(req):        # a dry run of the real operation: no side effects
+        await risk.check_limits(req.payload, dry_run=True)   # raise -> reply "error"
 
-The synthetic engines use the same class, so tests exercise the real thing.
+    async with Responder(connect(url), "risk", {"limit_check": limit_check}):
+        await serve_forever()          # the responder answers probes in the background
+
+The synthetic engines use the same class, so the project's tests exercise it.
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Mapping
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from . import protocol
+from . import self_report as reporting
 from .failure_log import FailureLog
+from .handlers import Handler, HandlerTable, Verdict
 from .protocol import ProtocolError, Reply, Request
 from .redis_client import BUS_ERRORS, reset_after
 
@@ -34,86 +39,138 @@ log = logging.getLogger(__name__)
 READ_BLOCK_MS = 100
 READ_BATCH = 512
 REPLY_STREAM_MAXLEN = 10_000
-# A reply held back for reordering goes out anyway after this long.
-HOLD_MAX_S = 1.0
-# Requests left pending by a consumer that died are taken over after this long
-# (XAUTOCLAIM); consumers idle this long are removed from the group.
-CLAIM_IDLE_MS = 30_000
+# Requests a consumer has held this long without acknowledging are taken over by
+# another (XAUTOCLAIM): its process died mid-handler. Probe handlers must be faster:
+# a live handler slower than this may be served twice (the prober counts the
+# second reply as a duplicate). A request past its deadline is acknowledged, not served.
+CLAIM_IDLE_MS = 5_000
+# Consumers idle this long with nothing pending are removed from the group.
 CONSUMER_IDLE_MS = 3_600_000
-HOUSEKEEPING_S = 10.0
+HOUSEKEEPING_S = 2.0
 # Pause between reads while Redis is unreachable.
 RETRY_S = 0.2
 # After an unexpected failure the read loop starts again, backing off to this.
 MAX_BACKOFF_S = 10.0
+# On stop, handlers still running after this long are abandoned (their requests
+# stay pending and are taken over by another consumer, or by this one's restart).
+STOP_GRACE_S = 5.0
+# The consumer name when none is given: this variable, else the host name.
+CONSUMER_ENV = "NAUTILUS_WIRE_CONSUMER"
+MAX_CONSUMER_CHARS = 128
 
 
-@dataclass(slots=True)
-class Verdict:
-    """A handler's decision about one request; returning None means "ok, one reply"."""
-
-    error: str = ""
-    copies: int = 1  # 0: no reply at all; 2 or more: duplicate replies
-    reorder: bool = False  # send after the next reply to the same prober and op
-    service_us: int | None = None  # default: measured around the handler
-
-
-Handler = Callable[[Request], Awaitable["Verdict | None"]]
+def consumer_name(given: str | None = None) -> str:
+    """The consumer name: `given`, else $NAUTILUS_WIRE_CONSUMER, else the host name.
+    Stable across restarts, so a restarted engine takes back its own pending requests."""
+    name = given or os.environ.get(CONSUMER_ENV) or socket.gethostname()
+    if not name or len(name) > MAX_CONSUMER_CHARS or not name.isprintable() or " " in name:
+        raise ValueError(f"consumer name {name[:40]!r}: 1-{MAX_CONSUMER_CHARS} printable "
+                         "characters without spaces")
+    return name
 
 
 @dataclass
 class ResponderStats:
-    """What the responder did; synthetic-engine tests compare it with the prober's counts."""
+    """What the responder did, cumulative since it was made (read it any time)."""
 
-    received: int = 0
-    replies: int = 0  # distinct requests answered (first copy)
-    errors: int = 0  # answered with status "error"
-    dropped: int = 0  # handler chose no reply
-    expired: int = 0  # past deadline_ms on arrival: dropped unanswered
+    received: int = 0  # protocol requests read
+    replies: int = 0  # requests answered (first copy)
+    errors: int = 0  # answered with status "error" (handler raised or unknown op)
+    unknown_ops: int = 0  # of those: an operation with no handler
+    dropped: int = 0  # handler chose no reply (Verdict(copies=0))
+    expired: int = 0  # past deadline_ms on arrival: acknowledged, not answered
     malformed: int = 0  # not protocol data, or a reply_to not of the protocol's shape
     loop_restarts: int = 0  # the read loop failed unexpectedly and started again
-    claimed: int = 0  # pending requests taken over from a dead consumer
+    claimed: int = 0  # pending requests taken over from a dead consumer (or a previous run)
     duplicates: int = 0  # extra copies sent
-    reordered: int = 0  # replies sent after a later one on the same stream
-    write_failures: int = 0
-    service_us_total: int = 0
-    by_op: dict[str, int] = field(default_factory=dict)
+    write_failures: int = 0  # replies that could not be written (Redis unreachable)
+    service_us_total: int = 0  # service time of every answered request
+    ok_service_us: int = 0  # service time of the successful ones
+    by_op: dict[str, int] = field(default_factory=dict)  # answered, per operation
+    ok_by_op: dict[str, int] = field(default_factory=dict)  # successful, per operation
 
 
 @dataclass(slots=True)
 class _Outgoing:
     reply: Reply | None  # None: nothing to send, only the acknowledgement
     reply_to: str
-    verdict: Verdict
+    copies: int
     ack: tuple[str, str] | None  # (stream, entry id) to XACK
 
 
 class Responder:
-    def __init__(self, client: aioredis.Redis, engine: str, handler: Handler, *,
+    """Answers the probes of one engine.
+
+    `handlers`: {operation: handler}, or one handler for every operation. A handler
+    takes the `Request` and returns None (reply "ok"), a `Verdict`, or raises (reply
+    "error", logged). An operation without a handler is answered "error".
+    `consumer`: this process's name in the consumer group (see `consumer_name`).
+    `self_report`: publish `metrics:<engine>` (a `SelfReport`); None: don't.
+    """
+
+    def __init__(self, client: aioredis.Redis, engine: str,
+                 handlers: Mapping[str, Handler] | Handler, *,
                  transport: str = "streams", prefix: str = protocol.DEFAULT_PREFIX,
                  consumer: str | None = None, concurrency: int = 256,
+                 self_report: reporting.SelfReport | None = reporting.SelfReport(),
                  reply_maxlen: int = REPLY_STREAM_MAXLEN) -> None:
         if transport not in protocol.TRANSPORTS:
-            raise ValueError(f"unknown transport {transport!r}")
+            raise ValueError(f"unknown transport {transport!r} (one of {protocol.TRANSPORTS})")
+        if not protocol.NAME_RE.match(engine):
+            raise ValueError(f"engine name {engine[:40]!r} is not [a-z][a-z0-9_]*, at most 63")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self.engine = engine
+        self.consumer = consumer_name(consumer)
         self.stats = ResponderStats()
+        self.handlers = HandlerTable(engine, handlers)
+        self.report = self_report
+        # Extra fields merged into every self-report (the synthetic engines add theirs).
+        self.report_extra: dict[str, Any] = {}
         self._redis = client
-        self._handler = handler
         self._transport = transport
         self._prefix = prefix
-        self._consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self._slots = asyncio.Semaphore(concurrency)
         self._reply_maxlen = reply_maxlen
         self._out: list[_Outgoing] = []
         self._out_ready = asyncio.Event()
-        self._held: dict[tuple[str, str], tuple[float, _Outgoing]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._streams = [protocol.request_stream(prefix, engine, p) for p in protocol.PRIORITIES]
+        self._stop = asyncio.Event()
+        self._running: asyncio.Task[None] | None = None
+        self._closing = False
         self.warn = FailureLog(log, engine)
+
+    # -- life cycle ---------------------------------------------------------------
+
+    async def __aenter__(self) -> "Responder":
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def start(self) -> None:
+        """Serve in a background task of the running loop until `stop()`."""
+        if self._running is None or self._running.done():
+            self._stop.clear()
+            self._running = asyncio.create_task(self.run(self._stop),
+                                                name=f"nautilus_wire responder {self.engine}")
+
+    async def stop(self) -> None:
+        """Stop reading, finish what is in hand (at most STOP_GRACE_S), write the last
+        replies, leave the consumer group, and return."""
+        self._stop.set()
+        if self._running is not None:
+            await self._running
+            self._running = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, then finish what is in hand and return. Nothing
         but `stop` ends it: an unexpected failure is counted and reading starts again."""
-        writer = asyncio.create_task(self._write_loop(stop))
+        self._closing = False
+        writer = asyncio.create_task(self._write_loop())
+        reporter = asyncio.create_task(self._report_loop(stop)) if self.report else None
         backoff = 0.1
         try:
             while not stop.is_set():
@@ -132,10 +189,34 @@ class Responder:
                         pass
                     backoff = min(backoff * 2, MAX_BACKOFF_S)
             if self._tasks:
-                await asyncio.wait(self._tasks, timeout=5)
+                await asyncio.wait(self._tasks, timeout=STOP_GRACE_S)
+                for task in list(self._tasks):
+                    task.cancel()
+                await asyncio.gather(*self._tasks, return_exceptions=True)
         finally:
+            self._closing = True
             self._out_ready.set()
             await writer
+            if reporter is not None:
+                await reporter
+            if self._transport == "streams":
+                await self._leave_group()
+
+    async def _leave_group(self) -> None:
+        """A clean stop removes this consumer, so the group lists only live ones. Not
+        if it still holds requests (a reply or ack could not be written): another
+        consumer, or this one's restart, takes them over."""
+        for stream in self._streams:
+            try:
+                consumers = await self._redis.xinfo_consumers(stream, protocol.RESPONDER_GROUP)
+                mine = next((c for c in consumers if c.get("name") == self.consumer), None)
+                if mine is not None and not mine.get("pending"):
+                    await self._redis.xgroup_delconsumer(stream, protocol.RESPONDER_GROUP,
+                                                         self.consumer)
+            except BUS_ERRORS as exc:
+                log.warning("%s: could not leave the consumer group of %s: %r",
+                            self.engine, stream, exc)
+                return
 
     # -- reading ---------------------------------------------------------------
 
@@ -150,6 +231,17 @@ class Responder:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
+    async def _take_back_own(self, rank: dict[str, int]) -> None:
+        """Requests this consumer name read and never acknowledged (the process was
+        killed mid-handler, then restarted): served now, or acknowledged if expired."""
+        streams = {s: "0" for s in self._streams}
+        resp = await self._redis.xreadgroup(protocol.RESPONDER_GROUP, self.consumer, streams,
+                                            count=READ_BATCH)
+        entries = [(s, e) for s, e in resp or () if e]
+        if entries:
+            self.stats.claimed += sum(len(e) for _, e in entries)
+            await self._handle_entries(entries, rank)
+
     async def _read_streams(self, stop: asyncio.Event) -> None:
         need_groups = True
         streams = {s: ">" for s in self._streams}
@@ -159,11 +251,12 @@ class Responder:
             try:
                 if need_groups:
                     await self._ensure_groups()
+                    await self._take_back_own(rank)
                     need_groups = False
                 if time.monotonic() >= housekeeping_at:
                     housekeeping_at = time.monotonic() + HOUSEKEEPING_S
                     await self._housekeeping(rank)
-                resp = await self._redis.xreadgroup(protocol.RESPONDER_GROUP, self._consumer,
+                resp = await self._redis.xreadgroup(protocol.RESPONDER_GROUP, self.consumer,
                                                     streams, count=READ_BATCH,
                                                     block=READ_BLOCK_MS)
             except BUS_ERRORS as exc:
@@ -208,7 +301,7 @@ class Responder:
         for stream in self._streams:
             try:
                 claimed = await self._redis.xautoclaim(
-                    stream, protocol.RESPONDER_GROUP, self._consumer, CLAIM_IDLE_MS,
+                    stream, protocol.RESPONDER_GROUP, self.consumer, CLAIM_IDLE_MS,
                     start_id="0-0", count=READ_BATCH)
             except ResponseError:
                 continue  # no group yet
@@ -217,7 +310,7 @@ class Responder:
                 self.stats.claimed += len(entries)
                 await self._handle_entries([(stream, entries)], rank)
             for consumer in await self._redis.xinfo_consumers(stream, protocol.RESPONDER_GROUP):
-                if consumer.get("name") != self._consumer and consumer.get("pending") == 0 \
+                if consumer.get("name") != self.consumer and consumer.get("pending") == 0 \
                         and consumer.get("idle", 0) > CONSUMER_IDLE_MS:
                     await self._redis.xgroup_delconsumer(stream, protocol.RESPONDER_GROUP,
                                                          consumer["name"])
@@ -258,20 +351,16 @@ class Responder:
         task.add_done_callback(self._tasks.discard)
 
     async def _serve(self, req: Request, ack: tuple[str, str] | None) -> None:
-        started = time.perf_counter()
         try:
-            verdict = await self._handler(req) or Verdict()
-        except Exception as exc:  # the engine's failure becomes an "error" reply
-            verdict = Verdict(error=str(exc) or type(exc).__name__)
+            verdict, measured_us = await self.handlers.call(req)
         finally:
             self._slots.release()
-        service_us = verdict.service_us
-        if service_us is None:
-            service_us = int((time.perf_counter() - started) * 1e6)
+        service_us = measured_us if verdict.service_us is None else max(int(verdict.service_us), 0)
+        if verdict.error and self.handlers.operations is not None \
+                and req.op not in self.handlers.operations:
+            self.stats.unknown_ops += 1
         reply = Reply.answering(req, error=verdict.error, service_us=service_us)
-        self.stats.service_us_total += service_us
-        self.stats.by_op[req.op] = self.stats.by_op.get(req.op, 0) + 1
-        self._queue(_Outgoing(reply, req.reply_to, verdict, ack))
+        self._queue(_Outgoing(reply, req.reply_to, max(verdict.copies, 0), ack))
 
     # -- writing ---------------------------------------------------------------
 
@@ -282,60 +371,43 @@ class Responder:
     def _ack_only(self, ack: tuple[str, str] | None) -> None:
         """An expired or malformed request: acknowledged, never answered."""
         if ack is not None:
-            self._queue(_Outgoing(None, "", Verdict(copies=0), ack))
+            self._queue(_Outgoing(None, "", 0, ack))
 
-    async def _write_loop(self, stop: asyncio.Event) -> None:
+    async def _write_loop(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._out_ready.wait(), HOLD_MAX_S)
-            except asyncio.TimeoutError:
-                pass
+            await self._out_ready.wait()
             self._out_ready.clear()
             batch, self._out = self._out, []
-            batch.extend(self._release_stale_holds(force=stop.is_set()))
             if batch:
                 await self._write(batch)
-            if stop.is_set() and not self._out and not self._tasks and not self._held:
+            if self._closing and not self._out:
                 return
 
-    def _release_stale_holds(self, force: bool) -> list[_Outgoing]:
-        now = time.monotonic()
-        stale = [k for k, (t, _) in self._held.items() if force or now - t > HOLD_MAX_S]
-        return [self._held.pop(k)[1] for k in stale]
-
-    def _expand(self, batch: list[_Outgoing]) -> list[tuple[str, Reply]]:
-        """Turn decisions into the replies to send, in order (duplicates, reordering)."""
+    def _count(self, batch: list[_Outgoing]) -> list[tuple[str, Reply]]:
+        """The replies to send, in order, counted."""
         sends: list[tuple[str, Reply]] = []
+        s = self.stats
         for out in batch:
-            if out.reply is None:
+            reply = out.reply
+            if reply is None:
                 continue
-            v = out.verdict
-            if v.copies <= 0:
-                self.stats.dropped += 1
+            if out.copies == 0:
+                s.dropped += 1
                 continue
-            key = (out.reply_to, out.reply.op)
-            if v.reorder and key not in self._held:
-                self._held[key] = (time.monotonic(), _Outgoing(out.reply, out.reply_to,
-                                                               Verdict(copies=v.copies), None))
-                continue
-            self._count_reply(out)
-            sends.extend((out.reply_to, out.reply) for _ in range(v.copies))
-            held = self._held.pop(key, None) if not v.reorder else None
-            if held is not None:
-                self.stats.reordered += 1
-                self._count_reply(held[1])
-                sends.extend((held[1].reply_to, held[1].reply) for _ in range(held[1].verdict.copies))
+            s.replies += 1
+            s.duplicates += out.copies - 1
+            s.service_us_total += reply.service_us
+            s.by_op[reply.op] = s.by_op.get(reply.op, 0) + 1
+            if reply.status == protocol.STATUS_ERROR:
+                s.errors += 1
+            else:
+                s.ok_service_us += reply.service_us
+                s.ok_by_op[reply.op] = s.ok_by_op.get(reply.op, 0) + 1
+            sends.extend((out.reply_to, reply) for _ in range(out.copies))
         return sends
 
-    def _count_reply(self, out: _Outgoing) -> None:
-        assert out.reply is not None
-        self.stats.replies += 1
-        self.stats.duplicates += out.verdict.copies - 1
-        if out.reply.status == protocol.STATUS_ERROR:
-            self.stats.errors += 1
-
     async def _write(self, batch: list[_Outgoing]) -> None:
-        sends = self._expand(batch)
+        sends = self._count(batch)
         pipe = self._redis.pipeline(transaction=False)
         for reply_to, reply in sends:
             if self._transport == "streams":
@@ -357,3 +429,43 @@ class Responder:
             self.stats.write_failures += len(sends)
             self.warn.failed("writing replies", repr(exc), len(sends))
             await reset_after(self._redis, exc)
+
+    # -- self-report -------------------------------------------------------------
+
+    async def _report_loop(self, stop: asyncio.Event) -> None:
+        """`metrics:<engine>` 1 s after start (no false "down" after a restart while
+        the old key lives), then every interval; each with an expiry, so a dead
+        engine's report vanishes. Removed on a clean stop."""
+        assert self.report is not None
+        spec, key = self.report, reporting.key(self.engine)
+        last = reporting.Snapshot.take(self.stats)
+        wait = min(1.0, spec.interval)
+        published = False
+        while True:
+            try:
+                await asyncio.wait_for(stop.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+            if stop.is_set():
+                break
+            wait = spec.interval
+            now = reporting.Snapshot.take(self.stats)
+            try:
+                supplied = dict(spec.figures()) if spec.figures else {}
+                report = reporting.build_report(last, now, supplied, self.report_extra)
+                text = reporting.encode(report)
+            except Exception as exc:  # noqa: BLE001 - the engine's figures must not stop reporting
+                self.warn.failed("self-report figures", repr(exc))
+                continue
+            last = now
+            try:
+                await self._redis.set(key, text, ex=spec.ttl)
+                published = True
+                self.warn.recovered("self-report")
+            except BUS_ERRORS as exc:
+                self.warn.failed("self-report", repr(exc))
+        if published:
+            try:
+                await self._redis.delete(key)
+            except BUS_ERRORS:
+                pass

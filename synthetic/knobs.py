@@ -62,7 +62,7 @@ class Knobs:
     error_ratio: float = 0.0
     drop_ratio: float = 0.0  # no reply at all
     duplicate_ratio: float = 0.0  # the reply is sent twice
-    reorder_ratio: float = 0.0  # the reply is sent after the next one
+    reorder_ratio: float = 0.0  # served only after the next request is answered
     stall_duration: float = 0.0  # stop answering for this long ...
     stall_period: float = 0.0  # ... at the end of every period
 

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from nautilus_wire import protocol
 from nautilus_wire.protocol import Request
-from nautilus_wire.responder import Responder, Verdict
+from nautilus_wire.responder import Responder
 
 ENGINE = protocol.BASELINE_ENGINE
 OPERATION = "trading_request"
@@ -24,12 +24,11 @@ class Monolith:
     def __init__(self, client: aioredis.Redis, *, transport: str = "streams",
                  prefix: str = protocol.DEFAULT_PREFIX, workers: int = 1) -> None:
         # workers=1 is the serial original; more model a scaled-out monolith.
-        self.responder = Responder(client, ENGINE, self.handle, transport=transport,
-                                   prefix=prefix, concurrency=workers)
+        self.responder = Responder(client, ENGINE, {OPERATION: self.handle},
+                                   transport=transport, prefix=prefix, concurrency=workers,
+                                   self_report=None)
 
-    async def handle(self, req: Request) -> Verdict | None:
-        if req.op != OPERATION:
-            raise ValueError(f"unknown operation {req.op!r}")
+    async def handle(self, req: Request) -> None:
         for _step, seconds in STEPS_S:
             await asyncio.sleep(seconds)
         return None

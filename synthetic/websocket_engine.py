@@ -22,7 +22,7 @@ from websockets.http11 import Request, Response
 
 from nautilus_wire import ws_protocol as wp
 
-from .engine import rss_bytes
+from nautilus_wire.self_report import rss_bytes
 from .timing import CalibratedSleep
 
 log = logging.getLogger(__name__)

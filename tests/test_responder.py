@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import socket
+import threading
 import time
 
-from nautilus_wire import protocol
+import pytest
+import redis
+
+import nautilus_wire
+from nautilus_wire import ResponderThread, SelfReport, handlers, protocol
 from nautilus_wire.protocol import Request
 from nautilus_wire.responder import Responder, Verdict
 from nautilus_wire.redis_client import connect
+from nautilus_wire.self_report import Snapshot, build_report
+
+from nautilus_testkit import eventually
 
 PREFIX = "nautilus:probe"
 REPLY = protocol.reply_key(PREFIX, "tester")
@@ -72,7 +83,7 @@ async def test_expired_and_malformed_requests_get_no_reply(redis_url: str) -> No
     assert (stats.received, stats.expired, stats.malformed, stats.replies, stats.errors) == (3, 1, 1, 2, 1)
     replies = await client.xrange(REPLY)
     assert [(f["seq"], f["status"]) for _, f in replies] == [("1", "ok"), ("3", "error")]
-    assert replies[1][1]["error"] == "limit table unavailable"
+    assert replies[1][1]["error"] == "RuntimeError: limit table unavailable"
     assert (await client.xpending(stream, "responders"))["pending"] == 0
     await client.aclose()
 
@@ -85,7 +96,8 @@ async def test_requests_of_a_dead_consumer_are_claimed(redis_url: str, monkeypat
     monkeypatch.setattr(responder_module, "CLAIM_IDLE_MS", 0)
     monkeypatch.setattr(responder_module, "CONSUMER_IDLE_MS", 0)
     client = connect(redis_url)
-    responder = Responder(client, "risk", lambda req: asyncio.sleep(0), consumer="alive")
+    responder = Responder(client, "risk", lambda req: asyncio.sleep(0), consumer="alive",
+                          self_report=None)
     await responder._ensure_groups()
     stream = protocol.request_stream(PREFIX, "risk", "normal")
     for seq in (1, 2, 3):
@@ -97,5 +109,184 @@ async def test_requests_of_a_dead_consumer_are_claimed(redis_url: str, monkeypat
     assert responder.stats.claimed == 3 and responder.stats.replies == 3
     assert (await client.xpending(stream, protocol.RESPONDER_GROUP))["pending"] == 0
     consumers = await client.xinfo_consumers(stream, protocol.RESPONDER_GROUP)
-    assert [c["name"] for c in consumers] == ["alive"]
+    assert consumers == []  # "dead" removed by housekeeping, "alive" by its clean stop
     await client.aclose()
+
+
+async def test_handlers_per_operation_and_unknown_operations(redis_url: str) -> None:
+    """Each op reaches its own handler; a plain function runs on a worker thread with
+    the probe context; an op without a handler is answered "error", naming the known ones."""
+    client = connect(redis_url)
+    seen: list[tuple[str, bool, bool]] = []
+
+    async def limit_check(req: Request) -> None:
+        seen.append((req.op, nautilus_wire.is_probe(), threading.current_thread() is main))
+
+    def breach_detection(req: Request) -> Verdict:  # blocking code is fine here
+        time.sleep(0.01)
+        seen.append((req.op, nautilus_wire.current_probe() is req, threading.current_thread() is main))
+        return Verdict(service_us=1234)
+
+    main = threading.current_thread()
+    responder = Responder(client, "risk", {"limit_check": limit_check,
+                                           "breach_detection": breach_detection},
+                          self_report=None)
+    stream = protocol.request_stream(PREFIX, "risk", "normal")
+    for seq, op in enumerate(("limit_check", "breach_detection", "rebalance"), 1):
+        await client.xadd(stream, request(seq, "normal", op=op).fields())
+    await serve_until_idle(responder, 3)
+    assert sorted(seen) == [("breach_detection", True, False), ("limit_check", True, True)]
+    assert not nautilus_wire.is_probe()  # outside a handler
+    replies = {f["op"]: f for _, f in await client.xrange(REPLY)}
+    assert replies["breach_detection"]["status"] == "ok"
+    assert replies["breach_detection"]["service_us"] == "1234"
+    assert replies["rebalance"]["status"] == "error"
+    assert replies["rebalance"]["error"] == (
+        "unknown operation 'rebalance' (this engine answers: breach_detection, limit_check)")
+    stats = responder.stats
+    assert (stats.replies, stats.errors, stats.unknown_ops) == (3, 1, 1)
+    assert stats.ok_by_op == {"limit_check": 1, "breach_detection": 1}
+    await client.aclose()
+
+
+async def test_handler_failures_are_logged_once_then_counted_and_bounded_on_the_wire(
+        redis_url: str, caplog) -> None:
+    client = connect(redis_url)
+    secret = "redis://svc:hunter2@db.internal:6379/0"
+
+    async def handle(req: Request) -> None:
+        raise ConnectionError(f"cannot reach {secret}\n" + "x" * 5000)
+
+    responder = Responder(client, "risk", {"limit_check": handle}, self_report=None)
+    stream = protocol.request_stream(PREFIX, "risk", "normal")
+    for seq in range(1, 6):
+        await client.xadd(stream, request(seq, "normal").fields())
+    with caplog.at_level(logging.WARNING, logger="nautilus_wire"):
+        await serve_until_idle(responder, 5)
+    errors = [f["error"] for _, f in await client.xrange(REPLY)]
+    assert len(errors) == 5
+    for text in errors:
+        assert text.startswith("ConnectionError: cannot reach redis://svc:xxxxx@db.internal")
+        assert "hunter2" not in text and "\n" not in text
+        assert len(text) == handlers.MAX_ERROR_CHARS
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1 and "first time" in tracebacks[0].getMessage()
+    counted = [r.getMessage() for r in caplog.records if "failing" in r.getMessage()]
+    assert len(counted) == 1  # the 2nd failure opens the 10 s window; 3-5 wait for it
+    assert responder.stats.errors == 5
+    await client.aclose()
+
+
+async def test_consumer_name_is_stable_and_a_clean_stop_leaves_the_group(
+        redis_url: str, monkeypatch) -> None:
+    monkeypatch.setenv("NAUTILUS_WIRE_CONSUMER", "risk-0")
+    client = connect(redis_url)
+    responder = Responder(client, "risk", lambda req: None, self_report=None)
+    assert responder.consumer == "risk-0"
+    monkeypatch.delenv("NAUTILUS_WIRE_CONSUMER")
+    assert Responder(client, "risk", lambda req: None).consumer == socket.gethostname()
+    stream = protocol.request_stream(PREFIX, "risk", "normal")
+    await client.xadd(stream, request(1, "normal").fields())
+    async with responder:
+        await eventually(lambda: responder.stats.replies == 1, timeout=5)
+        names = [c["name"] for c in await client.xinfo_consumers(stream, protocol.RESPONDER_GROUP)]
+        assert names == ["risk-0"]
+    assert await client.xinfo_consumers(stream, protocol.RESPONDER_GROUP) == []
+    await client.aclose()
+
+
+async def test_a_restarted_consumer_takes_back_what_it_held_when_killed(redis_url: str) -> None:
+    """Killed mid-handler: its requests stay pending under its name. The restart, with
+    the same name, serves the live ones and acknowledges the expired at once."""
+    client = connect(redis_url)
+    first = Responder(client, "risk", lambda req: None, consumer="risk-0", self_report=None)
+    await first._ensure_groups()
+    stream = protocol.request_stream(PREFIX, "risk", "normal")
+    await client.xadd(stream, request(1, "normal").fields())
+    await client.xadd(stream, request(2, "normal", deadline_s=0.2).fields())
+    await client.xreadgroup(protocol.RESPONDER_GROUP, "risk-0", {stream: ">"}, count=10)  # then SIGKILL
+    await asyncio.sleep(0.3)  # request 2's deadline passes
+    restarted = Responder(client, "risk", lambda req: None, consumer="risk-0", self_report=None)
+    started = time.monotonic()
+    async with restarted:
+        await eventually(lambda: restarted.stats.received == 2, timeout=5)
+        took = time.monotonic() - started
+    assert took < 1.0, took  # not CLAIM_IDLE_MS: its own requests, taken back at start
+    assert (restarted.stats.claimed, restarted.stats.replies, restarted.stats.expired) == (2, 1, 1)
+    assert (await client.xpending(stream, protocol.RESPONDER_GROUP))["pending"] == 0
+    await client.aclose()
+
+
+async def test_self_report_from_what_the_responder_measured(redis_url: str) -> None:
+    """The first report 1 s after start; successful work only in throughput and
+    latency; an expiry; the engine's own figures win; removed on a clean stop."""
+    client = connect(redis_url)
+    calls = 0
+
+    async def handle(req: Request) -> Verdict:
+        nonlocal calls
+        calls += 1
+        if calls % 4 == 0:
+            raise ValueError("bad limit")
+        return Verdict(service_us=2000)
+
+    responder = Responder(client, "risk", {"limit_check": handle},
+                          self_report=SelfReport(interval=1.0))
+    stream = protocol.request_stream(PREFIX, "risk", "normal")
+    for seq in range(1, 41):
+        await client.xadd(stream, request(seq, "normal").fields())
+    async with responder:  # the first report (at 1 s) covers all 40
+        while (raw := await client.get("metrics:risk")) is None:
+            await asyncio.sleep(0.02)
+        report = json.loads(raw)
+        ttl = await client.ttl("metrics:risk")
+    assert 10 <= ttl <= 15
+    assert report["source"] == "probes"
+    assert (report["error_rate"], report["latency"]) == (0.25, 2.0)  # ms, successes only
+    assert 25 <= report["throughput"] <= 30  # 30 successes in the first 1.0-1.2 s
+    assert report["memory_usage"] > 10  # MiB of this process
+    assert time.time() - report["timestamp"] < 2
+    assert await client.get("metrics:risk") is None  # a clean stop removes it
+    before = Snapshot(0.0, 0.0, 0, 0, 0, {})
+    after = Snapshot(2.0, 0.5, 30, 10, 30 * 2000, {"limit_check": 30})
+    built = build_report(before, after, {})
+    assert (built["throughput"], built["latency"], built["error_rate"]) == (15.0, 2.0, 0.25)
+    assert built["cpu_usage"] == 25.0 and built["operations"] == {"limit_check": 15.0}
+    engine = build_report(before, after, {"throughput": 5000.0, "cpu_usage": 80.0})
+    assert (engine["throughput"], engine["cpu_usage"], engine["source"]) == (5000.0, 80.0, "engine")
+    with pytest.raises(ValueError, match="thruput"):
+        build_report(before, after, {"thruput": 1})
+    await client.aclose()
+
+
+async def test_first_self_report_within_a_second_of_start(redis_url: str) -> None:
+    client = connect(redis_url)
+    responder = Responder(client, "risk", lambda req: None, self_report=SelfReport(interval=5.0))
+    started = time.monotonic()
+    async with responder:
+        while not await client.exists("metrics:risk") and time.monotonic() - started < 3:
+            await asyncio.sleep(0.02)
+        took = time.monotonic() - started
+    assert took < 1.5, took
+    await client.aclose()
+
+
+def test_responder_thread_for_a_synchronous_service(redis_url: str) -> None:
+    """A sync service: handlers are plain functions; start() and stop() from its thread."""
+    sync = redis.Redis.from_url(redis_url, decode_responses=True)
+    served: list[str] = []
+    with ResponderThread(redis_url, "risk", {"limit_check": lambda req: served.append(req.id)},
+                         consumer="sync-0", self_report=None) as thread:
+        stream = protocol.request_stream(PREFIX, "risk", "normal")
+        deadline = time.monotonic() + 5
+        while not sync.exists(stream) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sync.xadd(stream, request(1, "normal").fields())
+        while thread.stats.replies < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert served == ["r1"] and thread.stats.replies == 1
+    assert sync.xinfo_consumers(stream, protocol.RESPONDER_GROUP) == []  # left on stop
+    assert not any(t.name.startswith("nautilus_wire") for t in threading.enumerate())
+    with pytest.raises(ValueError, match="engine name"):
+        ResponderThread(redis_url, "Risk!", lambda req: None).start()
+    sync.close()

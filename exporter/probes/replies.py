@@ -11,7 +11,8 @@ from __future__ import annotations
 import heapq
 import os
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Callable
 
 from nautilus_wire import protocol
@@ -27,6 +28,16 @@ from ..schedule import clock
 # an answered id's later duplicate counts as unmatched.
 MAX_REMEMBERED = 200_000
 
+# Out of order means "not first come, first served": the engine began a request after
+# it had begun a later one of the same series. Its start is estimated as the reply's
+# arrival minus its service time; replies of a concurrent engine that overtake
+# slower ones start in order and are not counted. This much slack covers the reply
+# path's jitter between two replies (write batching, several responder processes).
+REORDER_TOLERANCE_S = 0.005
+# Replies remembered per series for that comparison (a reply overtaken by more
+# than this many later ones is judged against these only).
+RECENT_STARTS = 64
+
 # Called once per probe when it is settled: (failure or None, latency seconds).
 OnDone = Callable[["Failure | None", float], None]
 
@@ -40,6 +51,8 @@ class Series:
     m: ProbeSeries
     seq: int = 0
     max_seq_seen: int = -1
+    # (seq, estimated start) of the latest replies, to judge overtaken ones.
+    starts: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=RECENT_STARTS))
 
 
 @dataclass(slots=True)
@@ -109,11 +122,16 @@ class ReplyTracker:
         if (reply.engine, reply.op, reply.seq) != (s.engine, s.op, p.seq):
             self._finish(p, Failure.INVALID, 0.0)
             return
+        service = reply.service_us / 1e6
+        started = now - service
         if reply.seq < s.max_seq_seen:
-            s.m.out_of_order.inc()
+            if any(seq > reply.seq and other < started - REORDER_TOLERANCE_S
+                   for seq, other in s.starts):
+                s.m.out_of_order.inc()
         else:
             s.max_seq_seen = reply.seq
-        s.m.service.observe(reply.service_us / 1e6)
+        s.starts.append((reply.seq, started))
+        s.m.service.observe(service)
         if reply.status == protocol.STATUS_OK:
             latency = now - p.due
             s.m.latency.observe(latency)

@@ -1,0 +1,111 @@
+"""The engine self-report: `metrics:<engine>`, the migration plan's JSON, published
+by the responder from what it measured and what the engine supplies."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from . import protocol
+
+try:
+    _PAGE = os.sysconf("SC_PAGE_SIZE")
+except (AttributeError, ValueError, OSError):  # not Linux
+    _PAGE = 0
+
+# Figures an engine may supply (`SelfReport.figures`) in place of the responder's.
+ENGINE_FIGURES = ("throughput", "latency", "cpu_usage", "memory_usage", "error_rate",
+                  "operations")
+
+
+@dataclass(frozen=True)
+class SelfReport:
+    """How the responder self-reports.
+
+    `interval`: seconds between reports (the first one goes out 1 s after start).
+    `expire`: seconds the key lives without a new report (default 3 intervals, at
+    least 15 s): a crashed engine's report disappears instead of going stale forever.
+    `figures`: called at each report; returns any of ENGINE_FIGURES measured by the
+    engine itself (its real work, not only probes), which replace the responder's.
+    """
+
+    interval: float = 5.0
+    expire: float | None = None
+    figures: Callable[[], Mapping[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.interval) and 0.1 <= self.interval <= 3600):
+            raise ValueError(f"self-report interval {self.interval!r} is not 0.1..3600 s")
+        if self.expire is not None and not (math.isfinite(self.expire) and
+                                            self.expire >= 2 * self.interval):
+            raise ValueError(f"self-report expire {self.expire!r} must be at least two intervals")
+
+    @property
+    def ttl(self) -> int:
+        return math.ceil(self.expire if self.expire is not None else max(3 * self.interval, 15))
+
+
+def rss_bytes() -> int:
+    """This process's resident memory (Linux; 0 where /proc is missing)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+@dataclass
+class Snapshot:
+    """Cumulative counts at one moment; a report is the difference of two."""
+
+    at: float
+    cpu: float
+    ok: int
+    errors: int
+    ok_service_us: int
+    ok_by_op: dict[str, int]
+
+    @classmethod
+    def take(cls, stats: Any) -> "Snapshot":
+        return cls(time.monotonic(), time.process_time(), stats.replies - stats.errors,
+                   stats.errors, stats.ok_service_us, dict(stats.ok_by_op))
+
+
+def build_report(before: Snapshot, after: Snapshot, supplied: Mapping[str, Any],
+                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The report between two snapshots. Throughput and latency count successful
+    replies only (an engine failing every request does no useful work)."""
+    dt = after.at - before.at
+    ok, errors = after.ok - before.ok, after.errors - before.errors
+    report: dict[str, Any] = {
+        "throughput": ok / dt if dt > 0 else 0.0,  # operations/s
+        "latency": (after.ok_service_us - before.ok_service_us) / ok / 1000 if ok else 0.0,  # ms
+        "cpu_usage": 100.0 * (after.cpu - before.cpu) / dt if dt > 0 else 0.0,  # % of one core
+        "memory_usage": rss_bytes() / 2**20,  # MiB
+        "error_rate": errors / (ok + errors) if ok + errors else 0.0,
+        "operations": {op: (n - before.ok_by_op.get(op, 0)) / dt if dt > 0 else 0.0
+                       for op, n in after.ok_by_op.items()},
+        "source": "probes",
+    }
+    unknown = set(supplied) - set(ENGINE_FIGURES)
+    if unknown:
+        raise ValueError(f"self-report figures {sorted(unknown)} are not any of {ENGINE_FIGURES}")
+    if supplied:
+        report.update(supplied)
+        report["source"] = "engine"
+    report.update(extra or {})
+    report["timestamp"] = time.time()
+    return report
+
+
+def encode(report: Mapping[str, Any]) -> str:
+    """JSON with finite numbers only (the exporter counts anything else as an error)."""
+    return json.dumps(report, separators=(",", ":"), allow_nan=False)
+
+
+def key(engine: str) -> str:
+    return protocol.report_key(engine)
