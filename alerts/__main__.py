@@ -22,7 +22,7 @@ def render(t: Thresholds) -> dict[str, str]:
         "alerts.yml": dump({"groups": [{"name": "nautilus-probe.alerts",
                                         "rules": alerting_rules(t)}]}),
         "tests.yml": dump({"rule_files": ["recording.yml", "alerts.yml"],
-                           "evaluation_interval": "1m", "tests": unit_tests(t)}),
+                           "evaluation_interval": "15s", "tests": unit_tests(t)}),
     }
 
 

@@ -190,10 +190,12 @@ def saturation_alerts(t: Thresholds) -> list[dict]:
               "{{ $labels.engine }} has {{ $value | printf \"%.0f\" }} requests waiting in its "
               f"MessageBus streams (more than {a.backlog_messages:g}) and the backlog is still "
               f"growing: demand exceeds its capacity (capacity target: {thr:g} ops/s)."),
-        _rule(t, "EngineNoResponders", f"max by (engine) ({P}_messagebus_consumers{{{NOT_BASELINE}}}) == 0",
-              "page", a.for_page, "Nothing reads {{ $labels.engine }}'s requests.",
-              "{{ $labels.engine }}'s consumer group has 0 responders (at least 1 needed): "
-              "every request to it waits until it times out."),
+        _rule(t, "EngineNoResponders",
+              f"max by (engine) ({P}_messagebus_consumers_active{{{NOT_BASELINE}}}) == 0",
+              "page", a.for_no_responders, "Nothing reads {{ $labels.engine }}'s requests.",
+              "No responder of {{ $labels.engine }} has taken a request for "
+              f"{a.for_no_responders:g} s or more (at least 1 needed; a crashed one may still "
+              "be listed in the consumer group): every request to it waits until it times out."),
         _rule(t, "WebSocketConnectionsBelowConfigured",
               f"sum by (endpoint) ({P}_ws_connections_desired) - "
               f"sum by (endpoint) ({P}_ws_connections_open) > 0", "page", a.for_page,

@@ -53,6 +53,7 @@ class Alerting:
         default_factory=lambda: dict(DEFAULT_BURN_RATES))
     for_page: float = 120.0
     for_ticket: float = 900.0
+    for_no_responders: float = 60.0
     backlog_messages: float = 100.0
     stale_after: float = 30.0
     runbook_url: str = "https://github.com/nautilus-platform/nautilus-probe/blob/main/docs/runbook.md"
@@ -204,6 +205,7 @@ def parse(data: Any) -> Thresholds:
         burn_rates=burn_rates,
         for_page=fors.get("page", 120.0, duration),
         for_ticket=fors.get("ticket", 900.0, duration),
+        for_no_responders=fors.get("no_responders", 60.0, duration),
         backlog_messages=a.get("backlog_messages", 100.0, positive),
         stale_after=a.get("self_report_stale_after", 30.0, duration),
         runbook_url=a.get("runbook_url", Alerting.runbook_url, _http_url))

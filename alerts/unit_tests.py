@@ -50,10 +50,15 @@ def threshold_tests(t: Thresholds) -> list[dict]:
             (f'{P}_messagebus_lag_messages{{engine="ml",{LAB}}}', "0x30")],
             "5m", window(6 * 60 + a.for_page + 120), {"engine": "risk"},
             step * (6 + (a.for_page + 120) / 60)),
-        case("EngineNoResponders", [
-            (f'{P}_messagebus_consumers{{engine="risk",{LAB}}}', "0x10"),
-            (f'{P}_messagebus_consumers{{engine="ml",{LAB}}}', "1x10")],
-            "1m", after_page, {"engine": "risk"}, 0),
+        # risk's only responder is killed at 5m (still in the group: consumers 1);
+        # the exporter sees it inactive by 5m30s at the latest (15 s + a poll + a
+        # scrape); the page fires `for:` later: within 2 minutes of the kill.
+        {**case("EngineNoResponders", [
+            (f'{P}_messagebus_consumers_active{{engine="risk",{LAB}}}', "1x20 0x20"),
+            (f'{P}_messagebus_consumers{{engine="risk",{LAB}}}', "1x40"),
+            (f'{P}_messagebus_consumers_active{{engine="ml",{LAB}}}', "1x40")],
+            window(330 + a.for_no_responders - 30), window(330 + a.for_no_responders),
+            {"engine": "risk"}, 0), "interval": "15s"},
         case("WebSocketConnectionsBelowConfigured", [
             (f'{P}_ws_connections_open{{endpoint="ws://a/ws",{LAB}}}', "90x10"),
             (f'{P}_ws_connections_desired{{endpoint="ws://a/ws",{LAB}}}', "100x10"),

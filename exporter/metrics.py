@@ -146,6 +146,7 @@ class Metrics:
     backlog_pending: Gauge
     backlog_lag: Gauge
     backlog_consumers: Gauge
+    backlog_active: Gauge
     ws_open: Gauge
     ws_desired: Gauge
     ws_connect_duration: Histogram
@@ -293,7 +294,10 @@ def build(reg: CollectorRegistry) -> Metrics:
         backlog_lag=gauge("messagebus_lag_messages", "Requests in the engine's request streams "
                           "not yet handed to a responder (XINFO GROUPS lag).", ("engine",)),
         backlog_consumers=gauge("messagebus_consumers", "Responders in the engine's consumer "
-                                "group (the most over its request streams).", ("engine",)),
+                                "groups (distinct names over its request streams).", ("engine",)),
+        backlog_active=gauge("messagebus_consumers_active", "Responders of the engine that "
+                             "took a request in the last 15 s (XINFO CONSUMERS idle); 0: "
+                             "none is alive.", ("engine",)),
         ws_open=gauge("ws_connections_open", "WebSocket connections held open.", EP),
         ws_desired=gauge("ws_connections_desired", "WebSocket connections the configuration "
                          "asks the prober to hold open.", EP),

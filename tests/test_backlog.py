@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.metrics import build
-from exporter.probes.backlog import BacklogProbe, BacklogSpec
+from exporter.probes.backlog import Backlog, BacklogProbe, BacklogSpec, active_consumers
 from nautilus_wire import protocol
 from nautilus_wire.redis_client import connect
 
@@ -115,3 +116,45 @@ def test_a_stalled_engine_shows_a_growing_backlog(redis_session, redis_url, spaw
     r.delete(knobs)
     wait_for(lambda: backlog() < 20, 20)
     r.close()
+
+
+async def test_active_responders_are_those_that_took_a_request_recently(
+        redis_session, redis_url, monkeypatch) -> None:
+    """A responder killed without leaving the group stays a consumer, but stops being
+    active once it has taken nothing for the limit; one that reads again is active."""
+    from exporter.probes import backlog as backlog_module
+
+    monkeypatch.setattr(backlog_module, "ACTIVE_IDLE_S", 0.5)
+    r = sync_client(redis_session)
+    for prio in ("normal", "high"):
+        r.xgroup_create(stream("risk", prio), protocol.RESPONDER_GROUP, id="0", mkstream=True)
+        r.xadd(stream("risk", prio), {"n": "1"})
+    r.xreadgroup(protocol.RESPONDER_GROUP, "killed", {stream("risk", "normal"): ">"}, count=1)
+    r.xreadgroup(protocol.RESPONDER_GROUP, "alive", {stream("risk", "high"): ">"}, count=1)
+    reg = CollectorRegistry()
+    client = connect(redis_url)
+    probe = BacklogProbe(client, build(reg), BacklogSpec(PREFIX, ("risk",), 1.0))
+    try:
+        await probe.poll()
+        text = generate_latest(reg).decode()
+        assert value(text, "nautilus_probe_messagebus_consumers_active", engine="risk") == 2
+        time.sleep(0.7)
+        r.xadd(stream("risk", "high"), {"n": "2"})
+        r.xreadgroup(protocol.RESPONDER_GROUP, "alive", {stream("risk", "high"): ">"}, count=1)
+        await probe.poll()
+        text = generate_latest(reg).decode()
+        assert value(text, "nautilus_probe_messagebus_consumers", engine="risk") == 2
+        assert value(text, "nautilus_probe_messagebus_consumers_active", engine="risk") == 1
+        time.sleep(0.7)
+        await probe.poll()
+        text = generate_latest(reg).decode()
+        assert value(text, "nautilus_probe_messagebus_consumers_active", engine="risk") == 0
+    finally:
+        await client.aclose()
+
+
+def test_active_consumers_takes_each_consumers_least_idle_stream() -> None:
+    streams = [Backlog(idle_ms={"a": 40_000, "b": 1_000}), Backlog(idle_ms={"a": 2_000}),
+               Backlog(idle_ms={"c": 15_001})]
+    assert active_consumers(streams, 15.0) == 2  # a (2 s on one stream) and b; not c
+    assert active_consumers([], 15.0) == 0

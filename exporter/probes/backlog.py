@@ -3,15 +3,17 @@
 On the self-report interval it runs `XINFO GROUPS` on the engine's request
 streams (one per priority) and exposes, summed over them, the requests handed
 to the engine's responders and not yet acknowledged (`pending`), those not yet
-handed out (`lag`) and how many responders are in the group. A stalled engine
-then shows a growing backlog before its probes time out. One key per command,
+handed out (`lag`), how many responders are in the group and how many of them are
+active (`XINFO CONSUMERS`: took a request within ACTIVE_IDLE_S on one of the
+streams). A stalled engine then shows a growing backlog before its probes time
+out; a killed one drops to 0 active responders while it is still in the group. One key per command,
 so it is Redis Cluster safe (each stream is routed by its hash tag).
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -32,11 +34,30 @@ class BacklogSpec:
     interval: float
 
 
+# A responder is active if Redis handed it a request (or, from Redis 7.2, saw it ask
+# for one) this recently on any of its engine's streams. A live responder of a probed
+# engine reads every ~100 ms and is handed a probe every few; a killed one is
+# not active 15 s later. Redis 7.0 counts only deliveries: an engine that is not probed
+# at all has no active responders there.
+ACTIVE_IDLE_S = 15.0
+
+
 @dataclass
 class Backlog:
     pending: int = 0
     lag: int = 0
     consumers: int = 0
+    idle_ms: dict[str, int] = field(default_factory=dict)  # consumer -> XINFO CONSUMERS idle
+
+
+def active_consumers(streams: list[Backlog], idle_limit_s: float | None = None) -> int:
+    """Consumers that took a request within the limit on any of the engine's streams."""
+    limit = ACTIVE_IDLE_S if idle_limit_s is None else idle_limit_s
+    least: dict[str, int] = {}
+    for s in streams:
+        for name, idle in s.idle_ms.items():
+            least[name] = min(idle, least.get(name, idle))
+    return sum(1 for idle in least.values() if idle <= limit * 1000)
 
 
 def responders(groups: Any) -> dict[str, Any] | None:
@@ -70,7 +91,8 @@ class BacklogProbe(PollingProbe):
 
     async def close(self) -> None:
         for engine in self.spec.engines:
-            for gauge in (self._m.backlog_pending, self._m.backlog_lag, self._m.backlog_consumers):
+            for gauge in (self._m.backlog_pending, self._m.backlog_lag, self._m.backlog_consumers,
+                          self._m.backlog_active):
                 try:
                     gauge.remove(engine)
                 except KeyError:
@@ -88,7 +110,11 @@ class BacklogProbe(PollingProbe):
             return None
         group = responders(groups)
         need_length = group is None or group.get("lag") is None
-        return group_state(group, await self._redis.xlen(key) if need_length else 0)
+        state = group_state(group, await self._redis.xlen(key) if need_length else 0)
+        if state.consumers:
+            consumers = await self._redis.xinfo_consumers(key, protocol.RESPONDER_GROUP)
+            state.idle_ms = {str(c.get("name")): int(c.get("idle") or 0) for c in consumers}
+        return state
 
     async def poll(self) -> None:
         spec = self.spec
@@ -113,5 +139,9 @@ class BacklogProbe(PollingProbe):
                 continue
             self._m.backlog_pending.labels(engine).set(sum(s.pending for s in streams))
             self._m.backlog_lag.labels(engine).set(sum(s.lag for s in streams))
-            # Every responder joins every priority's group: the most of any stream.
-            self._m.backlog_consumers.labels(engine).set(max(s.consumers for s in streams))
+            # Distinct names over the streams (Redis adds a consumer to a stream's group
+            # when it is first handed a request there).
+            names = {name for s in streams for name in s.idle_ms}
+            self._m.backlog_consumers.labels(engine).set(
+                max(len(names), max(s.consumers for s in streams)))
+            self._m.backlog_active.labels(engine).set(active_consumers(streams))
