@@ -78,6 +78,36 @@ def _alertmanager(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
+def start_prometheus(tmp: Path, target: str, rules: Path,
+                     alertmanager: str | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """A real Prometheus scraping `target` (host:port) every second and evaluating
+    the rules in `rules` every second; the caller terminates it."""
+    config: dict[str, Any] = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(rules / "recording.yml"), str(rules / "alerts.yml")],
+        "scrape_configs": [{"job_name": "nautilus-probe",
+                            "static_configs": [{"targets": [target]}]}]}
+    if alertmanager:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [
+            {"targets": [alertmanager.removeprefix("http://")]}]}]}
+    (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus is missing: run ./run setup"
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    api = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: http_get(f"{api}/-/ready")[0] == 200, 30)
+    except BaseException:
+        proc.terminate()
+        proc.wait(20)
+        raise
+    return proc, api
+
+
 @contextmanager
 def live_stack(tmp: Path, duration: float = 240, alerting: dict[str, Any] | None = None,
                alertmanager: bool = False) -> Iterator[Live]:
@@ -97,25 +127,7 @@ def live_stack(tmp: Path, duration: float = 240, alerting: dict[str, Any] | None
         assert stack.poll() is None, log.read_text()
         redis_url = re.search(r"Redis at (redis://[^\s,]+)", log.read_text()).group(1)
         thresholds, rules = write_rules(tmp, TEST_ALERTING if alerting is None else alerting)
-        prom_port = free_port()
-        config: dict[str, Any] = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(rules / "recording.yml"), str(rules / "alerts.yml")],
-            "scrape_configs": [{"job_name": "nautilus-probe",
-                                "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}]}
-        if am_url:
-            config["alerting"] = {"alertmanagers": [{"static_configs": [
-                {"targets": [am_url.removeprefix("http://")]}]}]}
-        (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
-        binary = shutil.which("prometheus")
-        assert binary, "prometheus is missing: run ./run setup"
-        prometheus = subprocess.Popen(
-            [binary, f"--config.file={tmp / 'prometheus.yml'}",
-             f"--storage.tsdb.path={tmp / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{prom_port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        api = f"http://127.0.0.1:{prom_port}"
-        wait_for(lambda: http_get(f"{api}/-/ready")[0] == 200, 30)
+        prometheus, api = start_prometheus(tmp, f"127.0.0.1:{port}", rules, am_url)
         yield Live(api, redis_url, f"http://127.0.0.1:{port}", thresholds, rules, am_url)
     finally:
         for proc in (prometheus, stack, am):

@@ -1,0 +1,107 @@
+"""A FastAPI "risk" engine that answers nautilus-probe's probes.
+
+The responder starts and stops with the app (FastAPI's lifespan): it serves probes
+in the background of uvicorn's event loop and leaves the consumer group on shutdown.
+
+    pip install ./wire fastapi uvicorn
+    NAUTILUS_REDIS_URL=redis://127.0.0.1:6379/0 uvicorn --app-dir examples fastapi_engine:app
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import time
+from typing import AsyncIterator
+
+from fastapi import FastAPI
+
+from nautilus_wire import Request, Responder, SelfReport, connect, current_probe
+
+
+class RiskEngine:
+    """Stands in for the team's real engine: a limit check takes 2-20 ms, 2 % of them
+    200 ms, 1 % fail. Each operation's time goes to RISK_TIMING_LOG (JSON lines) when
+    set: the engine's own account, to compare with what the prober measured."""
+
+    def __init__(self) -> None:
+        self.rng = random.Random()
+        self.real_ops = 0  # work done for real clients (not probes)
+        self.timing = open(os.environ["RISK_TIMING_LOG"], "a") if "RISK_TIMING_LOG" in os.environ else None
+
+    async def check_limits(self, account: str, *, dry_run: bool) -> bool:
+        started, ok = time.perf_counter(), False
+        try:
+            if self.rng.random() < 0.01:
+                raise RuntimeError(f"limit table for {account!r} unavailable")
+            await asyncio.sleep(0.2 if self.rng.random() < 0.02 else self.rng.uniform(0.002, 0.02))
+            ok = True
+            return True
+        finally:
+            self._log("limit_check", started, ok)
+
+    async def detect_breaches(self, *, dry_run: bool) -> list[str]:
+        await asyncio.sleep(0.001)
+        return []
+
+    async def raise_alert(self, text: str, *, dry_run: bool) -> None:
+        if dry_run:
+            return  # a probe pages nobody: everything up to the pager, then stop
+        ...  # page the desk
+
+    def _log(self, op: str, started: float, ok: bool) -> None:
+        if self.timing is None:
+            return
+        probe = current_probe()  # None for real work
+        self.timing.write(json.dumps({"op": op, "ok": ok, "probe": probe.id if probe else None,
+                                      "ms": (time.perf_counter() - started) * 1e3}) + "\n")
+        self.timing.flush()
+
+
+engine = RiskEngine()
+
+
+# Probe handlers: a dry run of each operation, never a side effect.
+async def limit_check(req: Request) -> None:
+    await engine.check_limits(req.payload or "probe", dry_run=True)  # raise -> "error"
+
+
+async def breach_detection(req: Request) -> None:
+    await engine.detect_breaches(dry_run=True)
+
+
+async def alert(req: Request) -> None:
+    await engine.raise_alert("probe", dry_run=True)
+
+
+_last = [time.monotonic(), 0]
+
+
+def figures() -> dict[str, float]:
+    """The engine's own throughput (real work), for the self-report."""
+    now, ops = time.monotonic(), engine.real_ops
+    rate = (ops - _last[1]) / (now - _last[0])
+    _last[:] = [now, ops]
+    return {"throughput": rate}
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    client = connect(os.environ.get("NAUTILUS_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    handlers = {"limit_check": limit_check, "breach_detection": breach_detection, "alert": alert}
+    async with Responder(client, "risk", handlers, self_report=SelfReport(figures=figures)):
+        yield
+    await client.aclose()
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+@app.get("/limits/{account}")
+async def limits(account: str) -> dict[str, object]:
+    """The engine's real API."""
+    engine.real_ops += 1
+    return {"account": account, "ok": await engine.check_limits(account, dry_run=False)}
