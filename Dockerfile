@@ -4,8 +4,10 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
-COPY exporter exporter
+# nautilus-wire, the engines' distribution (wire/ builds it from nautilus_wire/).
+COPY wire wire
 COPY nautilus_wire nautilus_wire
+COPY exporter exporter
 COPY synthetic synthetic
 COPY nautilus_probe nautilus_probe
 COPY nautilus_loadtest nautilus_loadtest
@@ -13,7 +15,7 @@ COPY alerts alerts
 COPY config config
 COPY deploy deploy
 COPY thresholds.yml ./
-RUN pip install --no-cache-dir . && useradd --system probe
+RUN pip install --no-cache-dir ./wire . && useradd --system probe
 USER probe
 EXPOSE 9478
 ENTRYPOINT ["nautilus-probe"]

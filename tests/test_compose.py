@@ -91,7 +91,8 @@ def test_the_image_install_is_plain_and_complete(tmp_path: Path) -> None:
     """What the Dockerfile copies, installed without extras, runs the image's command;
     no dashboard code and no grafanalib or matplotlib is in it."""
     text = (ROOT / "Dockerfile").read_text()
-    assert "pip install --no-cache-dir . " in text and "[" not in text.split("pip install")[1].split("\n")[0]
+    assert "pip install --no-cache-dir ./wire . " in text
+    assert "[" not in text.split("pip install")[1].split("\n")[0]
     assert "dashboards" not in _dockerfile_copies()
     src = tmp_path / "app"
     src.mkdir()
@@ -101,7 +102,7 @@ def test_the_image_install_is_plain_and_complete(tmp_path: Path) -> None:
                                               if (ROOT / source).is_dir() else {}))
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                    "--target", str(site), str(src)],
+                    "--target", str(site), str(src / "wire"), str(src)],
                    check=True, capture_output=True, timeout=300)
     # -S: no site processing, so this checkout's editable install cannot fill a gap;
     # the dependencies come from the test environment's site-packages.
@@ -113,7 +114,7 @@ def test_the_image_install_is_plain_and_complete(tmp_path: Path) -> None:
     assert check.returncode == 0 and "OK (15 probe series)" in check.stdout, check.stderr
     installed = {p.name for p in site.iterdir()}
     assert {"exporter", "nautilus_wire", "synthetic", "nautilus_probe"} <= installed
-    assert not installed & {"dashboards", "grafanalib", "matplotlib"}
+    assert not installed & {"dashboards", "grafanalib", "matplotlib", "nautilus_testkit"}
 
 
 def test_the_exporter_healthcheck_follows_healthy(tmp_path: Path) -> None:

@@ -25,6 +25,8 @@ ALLOWED: dict[str, set[str]] = {
     "nautilus_testkit": {"nautilus_testkit", "nautilus_probe", "exporter", "synthetic",
                          "nautilus_wire", "alerts"},
     "bench": {"nautilus_testkit", "nautilus_loadtest", "nautilus_wire", "exporter"},
+    # What engine teams copy: the wire package only.
+    "examples": {"nautilus_wire"},
 }
 # Third-party packages that only an extra installs, and who may import them.
 EXTRAS = {"grafanalib": {"dashboards"}, "matplotlib": {"nautilus_loadtest", "dashboards"}}
@@ -75,8 +77,23 @@ def test_every_package_imports_only_what_it_may() -> None:
 
 
 def test_every_package_has_a_rule() -> None:
-    found = {p.parent.name for p in ROOT.glob("*/__init__.py")} | {"bench"}
+    found = {p.parent.name for p in ROOT.glob("*/__init__.py")} | {"bench", "examples"}
     assert found - {"tests"} == set(ALLOWED)
+
+
+def test_the_wire_package_needs_only_redis() -> None:
+    """nautilus-wire's one dependency is redis (hiredis optional): anything else it
+    imported would break an engine that installed only the wire distribution."""
+    import sys
+
+    bad = []
+    for path in sorted((ROOT / "nautilus_wire").rglob("*.py")):
+        for line, name in imports(path):
+            root = name.split(".")[0]
+            if root not in sys.stdlib_module_names and root not in (
+                    "nautilus_wire", "redis", "hiredis", "__future__"):
+                bad.append(f"{path.relative_to(ROOT)}:{line}: {name}")
+    assert bad == []
 
 
 def test_the_checker_sees_relative_and_lazy_imports(tmp_path: Path) -> None:
