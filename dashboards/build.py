@@ -242,8 +242,13 @@ def engine(t: Thresholds) -> Dashboard:
             f"max({P}_messagebus_pending_messages{sel(eng)}) + "
             f"max({P}_messagebus_lag_messages{sel(eng)})")], "none", (4, 4),
             description="Requests waiting in the engine's request streams."),
-        stat("Responders", [target(f"max({P}_messagebus_consumers{sel(eng)})")], "none", (4, 4),
-             (1, None), "Consumers in the engine's group: 0 means nothing reads its requests."),
+        stat("Responders", targets(
+            (f"max({P}_messagebus_consumers_active{sel(eng)})", "active"),
+            (f"max({P}_messagebus_consumers{sel(eng)})", "in group")),
+             "none", (4, 4), (1, None),
+             "Active: responders that took a request in the last 15 s; 0 means nothing reads "
+             "its requests (EngineNoResponders). In group: every consumer name, a crashed "
+             "one's included."),
         row("Service objectives: error budgets"),
         *budget_panels(t, eng),
         row("Latency"),

@@ -19,7 +19,7 @@ from typing import AsyncIterator
 
 from fastapi import FastAPI
 
-from nautilus_wire import Request, Responder, SelfReport, connect, current_probe
+from nautilus_wire import Request, Responder, SelfReport, connect, current_probe, is_probe
 
 
 class RiskEngine:
@@ -29,8 +29,16 @@ class RiskEngine:
 
     def __init__(self) -> None:
         self.rng = random.Random()
-        self.real_ops = 0  # work done for real clients (not probes)
-        self.timing = open(os.environ["RISK_TIMING_LOG"], "a") if "RISK_TIMING_LOG" in os.environ else None
+        self.real_ops = 0  # successful work done for real clients (not probes)
+        self._since = (time.monotonic(), 0)
+        log = os.environ.get("RISK_TIMING_LOG")
+        self.timing = open(log, "a") if log else None
+
+    def figures(self) -> dict[str, float]:
+        """The engine's own throughput (real work), for the self-report."""
+        now, ops = time.monotonic(), self.real_ops
+        (then, before), self._since = self._since, (now, ops)
+        return {"throughput": (ops - before) / (now - then)}
 
     async def check_limits(self, account: str, *, dry_run: bool) -> bool:
         started, ok = time.perf_counter(), False
@@ -48,7 +56,7 @@ class RiskEngine:
         return []
 
     async def raise_alert(self, text: str, *, dry_run: bool) -> None:
-        if dry_run:
+        if dry_run or is_probe():
             return  # a probe pages nobody: everything up to the pager, then stop
         ...  # page the desk
 
@@ -77,22 +85,11 @@ async def alert(req: Request) -> None:
     await engine.raise_alert("probe", dry_run=True)
 
 
-_last = [time.monotonic(), 0]
-
-
-def figures() -> dict[str, float]:
-    """The engine's own throughput (real work), for the self-report."""
-    now, ops = time.monotonic(), engine.real_ops
-    rate = (ops - _last[1]) / (now - _last[0])
-    _last[:] = [now, ops]
-    return {"throughput": rate}
-
-
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     client = connect(os.environ.get("NAUTILUS_REDIS_URL", "redis://127.0.0.1:6379/0"))
     handlers = {"limit_check": limit_check, "breach_detection": breach_detection, "alert": alert}
-    async with Responder(client, "risk", handlers, self_report=SelfReport(figures=figures)):
+    async with Responder(client, "risk", handlers, self_report=SelfReport(figures=engine.figures)):
         yield
     await client.aclose()
 
@@ -103,5 +100,6 @@ app = FastAPI(lifespan=lifespan)
 @app.get("/limits/{account}")
 async def limits(account: str) -> dict[str, object]:
     """The engine's real API."""
+    ok = await engine.check_limits(account, dry_run=False)
     engine.real_ops += 1
-    return {"account": account, "ok": await engine.check_limits(account, dry_run=False)}
+    return {"account": account, "ok": ok}

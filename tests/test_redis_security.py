@@ -16,10 +16,11 @@ from nautilus_testkit.pki import make_pki
 from .conftest import write_config, write_engines
 
 # The minimal ACLs of docs/security.md, word for word.
-ACL_PROBE = ("~nautilus:probe:* %R~metrics:* +ping +hello +xadd +xread +mget")
+ACL_PROBE = ("~nautilus:probe:* %R~metrics:* +ping +hello +xadd +xread +mget "
+             "+xinfo|groups +xinfo|consumers +xlen")
 ACL_ENGINE = ("~nautilus:probe:* %W~metrics:* +ping +hello +xadd +xack "
               "+xreadgroup +xautoclaim +xgroup|create +xgroup|delconsumer +xinfo|consumers "
-              "+set +get")
+              "+set +get +del")
 
 
 def test_the_documented_acls_are_the_documented_ones() -> None:
@@ -78,6 +79,9 @@ def test_acl_users_limited_to_the_protocol(spawn, exporter, tmp_path: Path) -> N
         wait_for(lambda: ex.value("nautilus_probe_engine_report_up", engine="risk") == 1, 10)
         assert ex.value("nautilus_probe_failures_total") == 0
         assert ex.value("nautilus_probe_loop_restarts_total") == 0
+        # The backlog (and so the active responders) is readable under the probe's ACL.
+        wait_for(lambda: ex.value("nautilus_probe_messagebus_consumers_active", engine="risk") == 1, 10)
+        assert ex.value("nautilus_probe_messagebus_errors_total", operation="backlog") == 0
         # And the limits hold: the exporter's user cannot write elsewhere.
         with redis.Redis(port=server.port, username="probe", password="probe-pw") as probe:
             with pytest.raises(redis.exceptions.NoPermissionError):
