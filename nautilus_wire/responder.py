@@ -233,7 +233,20 @@ class Responder:
 
     async def _take_back_own(self, rank: dict[str, int]) -> None:
         """Requests this consumer name read and never acknowledged (the process was
-        killed mid-handler, then restarted): served now, or acknowledged if expired."""
+        killed mid-handler, then restarted): served now, or acknowledged if expired.
+        Not when the name was in use moments ago: that may be another live process
+        with the same name, whose requests are in hand (they are taken over after
+        CLAIM_IDLE_MS if that process is in fact dead)."""
+        idle = []
+        for stream in self._streams:
+            for c in await self._redis.xinfo_consumers(stream, protocol.RESPONDER_GROUP):
+                if c.get("name") == self.consumer:
+                    idle.append(int(c.get("idle") or 0))
+        if idle and min(idle) < CLAIM_IDLE_MS:
+            log.warning("%s: consumer name %r was in use %.1f s ago; if another process uses "
+                        "it, give each its own (%s)", self.engine, self.consumer,
+                        min(idle) / 1000, CONSUMER_ENV)
+            return
         streams = {s: "0" for s in self._streams}
         resp = await self._redis.xreadgroup(protocol.RESPONDER_GROUP, self.consumer, streams,
                                             count=READ_BATCH)

@@ -195,9 +195,12 @@ async def test_consumer_name_is_stable_and_a_clean_stop_leaves_the_group(
     await client.aclose()
 
 
-async def test_a_restarted_consumer_takes_back_what_it_held_when_killed(redis_url: str) -> None:
+async def test_a_restarted_consumer_takes_back_what_it_held_when_killed(
+        redis_url: str, monkeypatch) -> None:
     """Killed mid-handler: its requests stay pending under its name. The restart, with
     the same name, serves the live ones and acknowledges the expired at once."""
+    from nautilus_wire import responder as responder_module
+
     client = connect(redis_url)
     first = Responder(client, "risk", lambda req: None, consumer="risk-0", self_report=None)
     await first._ensure_groups()
@@ -206,6 +209,9 @@ async def test_a_restarted_consumer_takes_back_what_it_held_when_killed(redis_ur
     await client.xadd(stream, request(2, "normal", deadline_s=0.2).fields())
     await client.xreadgroup(protocol.RESPONDER_GROUP, "risk-0", {stream: ">"}, count=10)  # then SIGKILL
     await asyncio.sleep(0.3)  # request 2's deadline passes
+    # (A restart within CLAIM_IDLE_MS of the last read leaves them to XAUTOCLAIM: the
+    # name may belong to another live process; see the next test.)
+    monkeypatch.setattr(responder_module, "CLAIM_IDLE_MS", 200)
     restarted = Responder(client, "risk", lambda req: None, consumer="risk-0", self_report=None)
     started = time.monotonic()
     async with restarted:
@@ -214,6 +220,23 @@ async def test_a_restarted_consumer_takes_back_what_it_held_when_killed(redis_ur
     assert took < 1.0, took  # not CLAIM_IDLE_MS: its own requests, taken back at start
     assert (restarted.stats.claimed, restarted.stats.replies, restarted.stats.expired) == (2, 1, 1)
     assert (await client.xpending(stream, protocol.RESPONDER_GROUP))["pending"] == 0
+    await client.aclose()
+
+
+async def test_a_name_in_use_by_a_live_process_is_not_taken_back(redis_url: str, caplog) -> None:
+    """Two processes given one name (gunicorn workers on one host, say): the second
+    to start must not serve the first's requests in hand; it says what to fix."""
+    client = connect(redis_url)
+    await Responder(client, "risk", lambda req: None, consumer="web", self_report=None)._ensure_groups()
+    stream = protocol.request_stream(PREFIX, "risk", "normal")
+    await client.xadd(stream, request(1, "normal").fields())
+    await client.xreadgroup(protocol.RESPONDER_GROUP, "web", {stream: ">"}, count=10)  # in hand
+    second = Responder(client, "risk", lambda req: None, consumer="web", self_report=None)
+    with caplog.at_level(logging.WARNING, logger="nautilus_wire"):
+        async with second:
+            await asyncio.sleep(0.5)
+    assert second.stats.received == 0
+    assert any("NAUTILUS_WIRE_CONSUMER" in r.getMessage() for r in caplog.records)
     await client.aclose()
 
 
