@@ -29,16 +29,16 @@ def test_every_latency_threshold_is_a_bucket_boundary() -> None:
 
 
 def test_bucket_layout() -> None:
-    # Latency: never more than 19 % between neighbours, so a median read is within a
-    # few percent. Service time: 41 % (its exact mean is the sum over the count).
+    # Never more than 19 % between neighbours, so a quantile read is within a few
+    # percent; service time as fine as the round trip (a 200 ms p99 reads ~200 ms).
     for buckets, low, ratio in ((LATENCY_BUCKETS, 0.00025, 2 ** 0.25),
-                                (SERVICE_BUCKETS, 0.00005, 2 ** 0.5)):
+                                (SERVICE_BUCKETS, 0.00005, 2 ** 0.25)):
         assert buckets[0] == low and buckets[-1] == 10.0
         assert list(buckets) == sorted(set(buckets))
         assert max(b / a for a, b in zip(buckets, buckets[1:])) <= ratio + 1e-3
         assert set(LATENCY_THRESHOLDS_S) <= set(buckets)
     assert len(LATENCY_BUCKETS) <= 70
-    assert len(SERVICE_BUCKETS) <= 41
+    assert len(SERVICE_BUCKETS) <= 80
 
 
 def test_names_follow_conventions() -> None:
