@@ -14,7 +14,7 @@ from nautilus_wire.redis_client import RedisAccess
 from .probes.backlog import BacklogSpec
 from .yamlcheck import (ConfigError, Node, at_most, boolean, duration, load_file,
                         messagebus_settings, name, redis_access, non_negative_int, one_of, positive,
-                        positive_int, redis_url_check, string)
+                        positive_int, redis_url_check, split_url, string)
 
 
 # Upper bounds, so that any accepted config runs in bounded memory and CPU (the
@@ -240,6 +240,7 @@ def _endpoint(path: str, value: Any, defaults: dict[str, str | None]) -> WsEndpo
         url = string(path, value)
     if url is None or not url.startswith(("ws://", "wss://")):
         raise ConfigError(path, f"must be a ws:// or wss:// URL, got {url!r}")
+    split_url(path, url)
     for key in ("ca_file", "cert_file", "key_file"):
         if given[key] is not None and not url.startswith("wss://"):
             raise ConfigError(path, f"{key} needs a wss:// URL")

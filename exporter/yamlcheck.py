@@ -14,13 +14,14 @@ from typing import Any, Callable, TypeVar
 
 import yaml
 
-from nautilus_wire.protocol import DEFAULT_PREFIX, NAME_RE, TRANSPORTS
+from nautilus_wire.protocol import DEFAULT_PREFIX, NAME_RE, PREFIX_RE, TRANSPORTS
 from nautilus_wire.redact import redact
 from nautilus_wire.redis_client import RedisAccess
 
 T = TypeVar("T")
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h)?\s*$")
+# Plain decimal: no leading zeros (017 is not 17 in every reader), no underscores.
+_DURATION_RE = re.compile(r"\A\s*((?:0|[1-9]\d*)(?:\.\d+)?)\s*(us|ms|s|m|h)?\s*\Z")
 # Durations beyond an hour are mistakes (a 1000s timeout keeps every probe in memory).
 MAX_DURATION_S = 3600.0
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -56,13 +57,15 @@ MAX_FILE_BYTES = 1 << 20
 MAX_ALIASES = 64
 MAX_DEPTH = 32
 
-# YAML 1.1 reads 1:30 as 90 (base 60) and 0o17/017 as octal; a config should say
-# what it means. Plain decimal integers and floats only (plus .nan/.inf, which the
-# checks below reject with the key named).
-_INT_RE = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
-_FLOAT_RE = re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*(?:[eE][-+]?[0-9]+)?"
-                       r"|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
-                       r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+# YAML 1.1 reads 1:30 as 90 (base 60), 0o17/017 as octal, 0x10 as hex and 1_000 as
+# 1000; a config should say what it means. Plain decimal integers and floats only
+# (plus .nan/.inf, which the checks below reject with the key named), whether
+# implicit or tagged (!!int 0x10 is refused too). Anything else stays a string, which
+# the number checks refuse with the key named.
+_INT_RE = re.compile(r"\A[-+]?(?:0|[1-9][0-9]*)\Z")
+_FLOAT_RE = re.compile(r"\A(?:[-+]?(?:0|[1-9][0-9]*)?\.[0-9]*(?:[eE][-+]?[0-9]+)?"
+                       r"|[-+]?(?:0|[1-9][0-9]*)[eE][-+]?[0-9]+"
+                       r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z")
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -102,6 +105,20 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+def _plain_number(pattern: re.Pattern[str], construct: Callable[[Any, Any], Any]) -> Callable[
+        [Any, Any], Any]:
+    def checked(loader: Any, node: Any) -> Any:
+        if not pattern.match(str(node.value)):
+            raise ConfigError("", f"line {node.start_mark.line + 1}: {node.value!r} is not a plain "
+                              "decimal number (no octal, hex, base 60 or underscores)")
+        return construct(loader, node)
+    return checked
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int",
+                              _plain_number(_INT_RE, yaml.SafeLoader.construct_yaml_int))
+_StrictLoader.add_constructor("tag:yaml.org,2002:float",
+                              _plain_number(_FLOAT_RE, yaml.SafeLoader.construct_yaml_float))
 _StrictLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers
             if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
@@ -148,6 +165,9 @@ class Node:
         self.data, self.path, self._used = data, path, set()
 
     def sub(self, key: str) -> str:
+        key = str(key)
+        if not key.isprintable():  # a newline in a key is shown, not printed
+            key = repr(key)[1:-1]
         return f"{self.path}.{key}" if self.path else key
 
     def get(self, key: str, default: T, check: Callable[[str, Any], T] | None = None) -> T:
@@ -262,6 +282,30 @@ def name(path: str, value: Any) -> str:
     return value
 
 
+def prefix_check(path: str, value: Any) -> str:
+    """A Redis key prefix: letters, digits and _ . : - only, at most 64."""
+    if not isinstance(value, str) or not PREFIX_RE.match(value):
+        raise ConfigError(path, "must be 1-64 letters, digits and _ . : - (no spaces, braces "
+                          f"or control characters), got {value!r}")
+    return value
+
+
+def split_url(path: str, url: str) -> Any:
+    """urlsplit, its ValueError (a bad IPv6 literal) as a ConfigError naming the key."""
+    if any(not c.isprintable() or c.isspace() for c in url):
+        raise ConfigError(path, f"must not contain spaces or control characters, got {url!r}")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port outside 0-65535
+    except ValueError as exc:
+        raise ConfigError(path, f"is not a valid URL ({exc}); expected scheme://host:port/path"
+                          ) from None
+    if not parts.hostname or parts.port == 0:
+        raise ConfigError(path, "needs a host and, optionally, a port of 1-65535, got "
+                          f"{url!r}")
+    return parts
+
+
 def redis_url_check(path: str, value: Any) -> str:
     url = string(path, value)
     if not url.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
@@ -271,13 +315,7 @@ def redis_url_check(path: str, value: Any) -> str:
         if not urlsplit(url).path:
             raise ConfigError(path, "a unix:// URL needs a socket path")
         return url
-    parts = urlsplit(url)
-    try:
-        port = parts.port  # ValueError for a port that is not 0-65535
-    except ValueError:
-        raise ConfigError(path, "has a bad port; expected host:port with a port of 1-65535")
-    if not parts.hostname or port == 0 or " " in parts.netloc:
-        raise ConfigError(path, "needs a host and, optionally, a port of 1-65535")
+    split_url(path, url)
     return url
 
 
@@ -322,5 +360,5 @@ def messagebus_settings(root: Node) -> tuple[str, str, str]:
     transport = root.get("transport", "streams", one_of(*TRANSPORTS))
     if transport == "pubsub" and redis_url.startswith("redis+cluster://"):
         raise ConfigError("transport", "pubsub is not supported on Redis Cluster; use streams")
-    prefix = root.get("prefix", DEFAULT_PREFIX, string)
+    prefix = root.get("prefix", DEFAULT_PREFIX, prefix_check)
     return redis_url, transport, prefix

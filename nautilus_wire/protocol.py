@@ -43,10 +43,14 @@ TRADING_REQUEST_LEGS: tuple[tuple[str, str], ...] = (
 # against the containerized targets.
 BASELINE_ENGINE = "monolith"
 
-# Engine, operation and prober names become Redis keys and label values.
-NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# Engine, operation and prober names become Redis keys and label values. \A..\Z:
+# `$` would also match before a trailing newline ("risk\n").
+NAME_RE = re.compile(r"\A[a-z][a-z0-9_]{0,62}\Z")
 # Correlation ids: printable ASCII without spaces, at most 64 characters.
-ID_RE = re.compile(r"^[!-~]{1,64}$")
+ID_RE = re.compile(r"\A[!-~]{1,64}\Z")
+# Key prefixes: what Redis key names and ACL patterns handle plainly (no braces:
+# they would change the Cluster hash tags; no spaces or control characters).
+PREFIX_RE = re.compile(r"\A[A-Za-z0-9_.:-]{1,64}\Z")
 
 
 class ProtocolError(ValueError):

@@ -44,7 +44,29 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
      "websocket.heartbeat_rate: must be a positive number, got nan"),
     ("engines: {risk: {alert: {}}}\nengines: {ml: {process: {}}}", "engines: appears twice (line 2)"),
     ("engines: {risk: {alert: {}, alert: {}}}", "alert: appears twice"),
-    ("redis_url: redis://127.0.0.1:99999/0\nengines: {risk: {alert: {}}}", "redis_url: has a bad port"),
+    ("redis_url: redis://127.0.0.1:99999/0\nengines: {risk: {alert: {}}}", "redis_url: is not a valid URL"),
+    ("redis_url: 'redis://[::1/0'\nengines: {risk: {alert: {}}}", "redis_url: is not a valid URL (Invalid IPv6 URL)"),
+    # Plain decimal numbers only: no octal, underscores, hex or base 60, tagged or not.
+    ("engines: {risk: {alert: {timeout: 017}}}", "engines.risk.alert.timeout: must be a duration such as 250ms or 2s, got '017'"),
+    ("engines: {risk: {alert: {rate: 1_000}}}", "engines.risk.alert.rate: must be a positive number, got '1_000'"),
+    ("engines: {risk: {alert: {rate: 0x10}}}", "engines.risk.alert.rate: must be a positive number, got '0x10'"),
+    ("engines: {risk: {alert: {rate: !!int 0x10}}}", "line 1: '0x10' is not a plain decimal number"),
+    ("engines: {risk: {alert: {rate: !!float 1_0.5}}}", "line 1: '1_0.5' is not a plain decimal number"),
+    ("engines: {risk: {alert: {timeout: '02s'}}}", "engines.risk.alert.timeout: must be a duration"),
+    # Names and prefixes: no trailing newline, whitespace or control characters.
+    ('engines: {"risk\\n": {alert: {}}}', "engines.risk\\n: must be a lower-case name"),
+    ('engines: {risk: {"alert\\n": {}}}', "must be a lower-case name like risk or limit_check, got 'alert\\n'"),
+    ('prober_id: "exporter\\n"\nengines: {risk: {alert: {}}}', "prober_id: must be a lower-case name"),
+    ('prefix: "nautilus:probe\\n"\nengines: {risk: {alert: {}}}', "prefix: must be 1-64 letters"),
+    ('prefix: "a{b}"\nengines: {risk: {alert: {}}}', "prefix: must be 1-64 letters"),
+    ('engines: {risk: {alert: {}}}\ntrading_request: {legs: {"risk\\n": alert}}', "trading_request.legs.risk\\n: must be a lower-case name"),
+    ('engines: {risk: {alert: {}}}\nself_reports: {engines: ["risk\\n"]}', "self_reports.engines[0]: must be a lower-case name"),
+    # WebSocket endpoints with a host and a valid port.
+    ("websocket: {endpoints: ['ws://']}", "websocket.endpoints[0]: needs a host"),
+    ("websocket: {endpoints: ['ws://127.0.0.1:99999/x']}", "websocket.endpoints[0]: is not a valid URL"),
+    ("websocket: {endpoints: ['ws://[::1/x']}", "websocket.endpoints[0]: is not a valid URL (Invalid IPv6 URL)"),
+    ("websocket: {endpoints: ['ws://127.0.0.1:0/x']}", "websocket.endpoints[0]: needs a host"),
+    ("websocket: {endpoints: [{url: 'ws://h st/x'}]}", "websocket.endpoints[0].url: must not contain spaces"),
     ("redis_url: redis://:6379/0\nengines: {risk: {alert: {}}}", "redis_url: needs a host"),
     ("redis_url: redis://127.0.0.1:0/0\nengines: {risk: {alert: {}}}", "redis_url: needs a host"),
     ("engines: {risk: {alert: {rate: 40000}, limit_check: {rate: 40000}, alert2: {rate: 40000}}}",
@@ -58,6 +80,17 @@ def test_hostile_values_are_rejected_with_the_key(tmp_path: Path, text: str, mes
     with pytest.raises(ConfigError) as info:
         Config.load(str(path))
     assert message in str(info.value)
+    assert str(info.value).startswith(f"{path}: ")  # the file, then the key or line
+
+
+def test_number_and_name_rules_at_the_command_line(tmp_path: Path) -> None:
+    """The same rules through `--config.check`: exit 2, file and key, no traceback."""
+    path = tmp_path / "bad.yml"
+    path.write_text("engines: {risk: {alert: {timeout: 017}}}\n")
+    proc = cli("exporter", "--config.file", str(path), "--config.check")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (f"nautilus-probe: config error: {path}: engines.risk.alert."
+                                   "timeout: must be a duration such as 250ms or 2s, got '017'")
 
 
 def test_too_many_series_and_too_big_a_file(tmp_path: Path) -> None:

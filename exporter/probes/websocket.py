@@ -205,11 +205,12 @@ class WebSocketProbe:
 
     async def _connect(self, ep: Endpoint) -> None:
         loop = asyncio.get_running_loop()
-        uri = parse_uri(ep.spec.url)
         started = clock()
         conn: _Conn | None = None
         reason: str | None = None
         try:
+            # Inside the try: whatever the URL or the connection does is counted.
+            uri = parse_uri(ep.spec.url)
             async with asyncio.timeout(self.spec.connect_timeout):
                 _, conn = await loop.create_connection(
                     lambda: _Conn(self, ep), uri.host, uri.port, ssl=ep.ssl,
