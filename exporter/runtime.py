@@ -28,6 +28,10 @@ from .supervise import Supervisor
 log = logging.getLogger(__name__)
 
 LOOP_LAG_INTERVAL_S = 0.1
+# SIGTERM to exit within 2 s in every state (Redis frozen included): loops get this
+# long to end by themselves, then they are cancelled; closing connections gets the rest.
+STOP_GRACE_S = 1.0
+CLOSE_GRACE_S = 0.4
 # Probe kinds in start order; the first four share the MessageBus connection.
 BUS_KINDS = ("messagebus", "trading_request", "self_report", "backlog")
 KINDS = (*BUS_KINDS, "websocket")
@@ -113,7 +117,8 @@ class Exporter:
     async def reload(self) -> bool:
         """Apply the config file again; on error the running config stays. True if changed."""
         try:
-            return await self.apply(self.load())
+            # Parsed on a worker thread: the probes keep their schedule meanwhile.
+            return await self.apply(await asyncio.to_thread(self.load))
         except Exception:  # noqa: BLE001 - any rejected reload reads 0, and the caller says why
             self.metrics.reload_ok.set(0)
             raise
@@ -182,13 +187,33 @@ class Exporter:
         await running.probe.close()
 
     async def stop(self) -> None:
+        """Stop every loop and close every connection, in bounded time: a loop stuck
+        on a frozen Redis (its socket timeout is 2 s, and a send can wait on several)
+        is cancelled after STOP_GRACE_S, a close abandoned after CLOSE_GRACE_S."""
         self._stop.set()
-        for kind in reversed(KINDS):
-            await self._stop_probe(kind)
+        running = [self._running.pop(kind) for kind in reversed(KINDS) if kind in self._running]
+        for r in running:
+            r.stop.set()
+        tasks = [r.task for r in running]
         if self._loop_lag_task is not None:
-            await self._loop_lag_task
+            tasks.append(self._loop_lag_task)
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
+            for task in late:
+                task.cancel()
+            if late:
+                log.warning("%d probe loop(s) did not stop within %.1f s; cancelled",
+                            len(late), STOP_GRACE_S)
+                await asyncio.wait(late, timeout=CLOSE_GRACE_S)
+        closing = [r.probe.close() for r in running]
         if self.bus is not None:
-            await self.bus.close()
+            closing.append(self.bus.close())
+        try:
+            async with asyncio.timeout(CLOSE_GRACE_S):
+                await asyncio.gather(*closing, return_exceptions=True)
+        except TimeoutError:
+            log.warning("closing connections took over %.1f s; leaving them to the exit",
+                        CLOSE_GRACE_S)
 
     async def _watch_loop_lag(self) -> None:
         while not self._stop.is_set():
