@@ -46,6 +46,26 @@ class Schedule:
         self.k = last + 1
         return due
 
+    def take_sendable(self, now: float, timeout: float, room: int) -> tuple[list[float], int]:
+        """`sendable(self.take_due(now), now, timeout, room)` without listing the probes
+        that are skipped: after a long stall at a high rate that list alone held
+        millions of floats. Memory is bounded by `room`, whatever the rate and stall."""
+        last = math.floor((now - self.start) * self.rate + 1e-9)
+        first = self.k
+        if last < first:
+            return [], 0
+        # The first probe due no earlier than now - timeout (sendable's `<=`), exactly.
+        fresh = min(max(first, math.ceil((now - timeout - self.start) * self.rate - 1e-9)),
+                    last + 1)
+        while fresh > first and now - (self.start + (fresh - 1) / self.rate) <= timeout:
+            fresh -= 1
+        while fresh <= last and now - (self.start + fresh / self.rate) > timeout:
+            fresh += 1
+        take = min(last + 1 - fresh, max(room, 0))
+        send = [self.start + j / self.rate for j in range(fresh, fresh + take)]
+        self.k = last + 1
+        return send, (last + 1 - first) - take
+
 
 def sleep_for(next_due: float, now: float) -> float:
     return min(max(next_due - now, MIN_TICK_S), MAX_TICK_S)

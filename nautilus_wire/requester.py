@@ -20,8 +20,15 @@ from .protocol import ProtocolError, Reply, Request
 # a blocking XREAD, so readers block briefly and check their stop flag instead.
 RECEIVE_BLOCK_S = 0.1
 RECEIVE_BATCH = 4096
-# Approximate cap on request streams, so a missing responder cannot fill Redis.
+# Approximate cap on request streams, so a missing responder cannot fill Redis: at
+# most this many entries, and at most about REQUEST_STREAM_MAX_BYTES of them (64 KiB
+# payloads: ~4,000 entries, not 6.5 GB).
 REQUEST_STREAM_MAXLEN = 100_000
+REQUEST_STREAM_MAX_BYTES = 256 << 20
+
+
+def request_stream_maxlen(payload_bytes: int) -> int:
+    return max(100, min(REQUEST_STREAM_MAXLEN, REQUEST_STREAM_MAX_BYTES // (payload_bytes + 400)))
 
 
 @dataclass(slots=True)
@@ -64,7 +71,7 @@ class StreamsTransport:
         pipe = self._redis.pipeline(transaction=False)
         for req in requests:
             pipe.xadd(protocol.request_stream(self._prefix, req.engine, req.prio), req.fields(),
-                      maxlen=REQUEST_STREAM_MAXLEN, approximate=True)
+                      maxlen=request_stream_maxlen(len(req.payload)), approximate=True)
         await pipe.execute()
 
     async def receive(self) -> list[Reply | Malformed]:

@@ -59,3 +59,26 @@ def test_a_reload_continues_the_schedule() -> None:
     faster = s.continued(20.0)
     assert faster.next_due() == pytest.approx(100.4)  # from the next due probe on
     assert faster.take_due(100.5) == pytest.approx([100.4, 100.45, 100.5])
+
+
+def test_take_sendable_is_sendable_of_take_due_without_the_list() -> None:
+    """Same probes sent, same count skipped, on random stalls, rates, timeouts and room."""
+    import random
+
+    rng = random.Random(7)
+    for _ in range(600):
+        rate, timeout = rng.choice([0.5, 3.0, 10.0, 997.0, 20_000.0]), rng.choice([0.001, 0.3, 2.0])
+        start, now = 100.0, 100.0
+        a, b = Schedule(rate, start), Schedule(rate, start)
+        for _ in range(5):
+            now += rng.choice([0.0, 0.002, 0.7, 3.1])
+            room = rng.choice([0, 1, 5, 10_000, -3])
+            expected = sendable(a.take_due(now), now, timeout, room)
+            got = b.take_sendable(now, timeout, room)
+            assert got[1] == expected[1] and got[0] == pytest.approx(expected[0]), (rate, timeout, now)
+
+
+def test_take_sendable_after_a_long_stall_lists_only_what_it_sends() -> None:
+    s = Schedule(50_000.0, 0.0)
+    send, skipped = s.take_sendable(60.0, timeout=60.0, room=100)
+    assert len(send) == 100 and skipped == 3_000_001 - 100  # 3 M due, a list of 100

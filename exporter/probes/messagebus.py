@@ -26,13 +26,20 @@ from nautilus_wire.requester import Malformed, ProberTransport
 
 from ..config import ProbeSpec
 from ..metrics import Metrics
-from ..schedule import EARLY_S, Schedule, clock, sendable, sleep_for
+from ..schedule import EARLY_S, Schedule, clock, sleep_for
 from ..supervise import Supervisor
 from .replies import Pending, ReplyTracker, Series
 
 log = logging.getLogger(__name__)
 
 Batch = list[tuple[Request, Pending]]
+# One send's requests hold at most about this many bytes (payloads and fields, packed
+# once more by the client): a backlog of due probes is skipped and counted, never
+# packed into one giant pipeline (with 64 KiB payloads that took gigabytes, then the
+# write timed out and read as send_failed).
+MAX_BATCH_BYTES = 8 << 20
+# A request's bytes beside its payload (ids, names, the XADD itself), rounded up.
+REQUEST_OVERHEAD_BYTES = 400
 # Pause between reads while the bus is unreachable: short, so replies resume
 # promptly when Redis is back (each failure is counted, the log stays quiet).
 RETRY_S = 0.2
@@ -118,6 +125,7 @@ class Plan:
     timeout: float
     fire: Callable[[float, Batch], None]
     series: list[Series]  # where skipped probes are counted
+    bytes_per_fire: int = REQUEST_OVERHEAD_BYTES  # what one fire adds to a batch
 
 
 async def run_plans(bus: MessageBus, plans: Callable[[], list[Plan]], stop: asyncio.Event) -> None:
@@ -127,11 +135,13 @@ async def run_plans(bus: MessageBus, plans: Callable[[], list[Plan]], stop: asyn
         now = clock()
         current = plans()
         batch: Batch = []
+        batch_bytes = 0
         for plan in current:
-            due = plan.schedule.take_due(now + EARLY_S)
             # A trading request sends one probe per leg.
-            room = bus.room(batch) // max(len(plan.series), 1)
-            send, skipped = sendable(due, now, plan.timeout, room)
+            room = min(bus.room(batch) // max(len(plan.series), 1),
+                       (MAX_BATCH_BYTES - batch_bytes) // plan.bytes_per_fire)
+            send, skipped = plan.schedule.take_sendable(now + EARLY_S, plan.timeout, room)
+            batch_bytes += len(send) * plan.bytes_per_fire
             if skipped:
                 for s in plan.series:
                     s.m.skipped.inc(skipped)
@@ -167,7 +177,7 @@ class MessageBusProbe:
             batch.append(tracker.request(s, due, spec.timeout, spec.priority, payload))
 
         schedule = schedule.continued(spec.rate) if schedule else Schedule(spec.rate, clock())
-        return Plan(schedule, spec.timeout, fire, [s])
+        return Plan(schedule, spec.timeout, fire, [s], spec.payload_size + REQUEST_OVERHEAD_BYTES)
 
     def apply(self, specs: tuple[ProbeSpec, ...]) -> bool:
         """Replace what is probed; probes in flight are still accounted for, and a

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ..config import CompositeSpec
 from ..metrics import Failure, Metrics
 from ..schedule import Schedule, clock
-from .messagebus import Batch, MessageBus, Plan, run_plans
+from .messagebus import REQUEST_OVERHEAD_BYTES, Batch, MessageBus, Plan, run_plans
 
 
 @dataclass(slots=True)
@@ -61,7 +61,8 @@ class TradingRequestProbe:
 
         schedule = (self.plans[0].schedule.continued(spec.rate) if self.plans
                     else Schedule(spec.rate, clock()))
-        self.plans = [Plan(schedule, spec.timeout, fire, legs)]
+        self.plans = [Plan(schedule, spec.timeout, fire, legs,
+                           len(legs) * (spec.payload_size + REQUEST_OVERHEAD_BYTES))]
         return True
 
     async def start(self) -> None:
