@@ -58,7 +58,10 @@ def cmd_exporter(args: argparse.Namespace) -> int:
     # Parsed once: the exporter starts with this very object (no second read).
     cfg = Config.load(args.config_file, redis_url=args.redis_url, shard=args.shard)
     if args.config_check:
-        print(f"{args.config_file}: OK ({len(cfg.probes)} probe series)")
+        need = cfg.memory
+        print(f"{args.config_file}: OK ({len(cfg.probes)} probe series; memory bound "
+              f"{need.total / 2**20:,.0f} MiB of max_memory_mib {cfg.max_memory // 2**20:,}: "
+              f"{need.describe()} MiB)")
         return 0
     parse_listen_address(args.listen_address)
     args.web = WebOptions(duration_or_zero("--web.render-max-age", args.render_max_age),

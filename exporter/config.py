@@ -11,6 +11,8 @@ from typing import Any
 from nautilus_wire import protocol
 from nautilus_wire.redis_client import RedisAccess
 
+from .memory import DEFAULT_MAX_MEMORY, MIB, Bound
+from .memory import bound as memory_bound
 from .probes.backlog import BacklogSpec
 from .yamlcheck import (ConfigError, Node, at_most, boolean, duration, load_file,
                         messagebus_settings, name, redis_access, non_negative_int, one_of, positive,
@@ -29,6 +31,7 @@ MAX_IN_FLIGHT = 1_000_000
 MAX_CONNECTIONS = 100_000  # held WebSocket connections (fds: ulimit -n bounds it too)
 MAX_HEARTBEAT_RATE = 50_000.0
 MAX_CONNECT_RATE = 10_000.0
+MAX_MEMORY_MIB = 65_536
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,12 @@ class Config:
     websocket: WsSpec | None = None
     checksum: str = ""
     redis_access: RedisAccess = RedisAccess()
+    max_memory: int = DEFAULT_MAX_MEMORY  # bytes: a config whose memory bound is higher is refused
+
+    @property
+    def memory(self) -> Bound:
+        """The most memory this configuration can make the exporter hold (memory.py)."""
+        return memory_bound(self)
 
     @classmethod
     def load(cls, path: str, redis_url: str | None = None,
@@ -163,6 +172,8 @@ def parse(data: Any) -> Config:
     access = redis_access(root, redis_url)
     prober_id = root.get("prober_id", "exporter", name)
     max_in_flight = root.get("max_in_flight", 100_000, at_most(MAX_IN_FLIGHT, positive_int))
+    max_memory = root.get("max_memory_mib", DEFAULT_MAX_MEMORY // MIB,
+                          at_most(MAX_MEMORY_MIB, positive_int)) * MIB
     defaults = _probe_settings(root.node("defaults"), {
         "rate": 10.0, "timeout": 2.0, "priority": "normal", "payload_size": 64})
 
@@ -209,9 +220,16 @@ def parse(data: Any) -> Config:
     if total > MAX_TOTAL_RATE:
         raise ConfigError("engines", f"adds up to {total:,.0f} probes/s; at most "
                           f"{MAX_TOTAL_RATE:,.0f} per exporter (shard the rest: --shard)")
-    return Config(redis_url, transport, prefix, prober_id, tuple(probes), trading,
-                  SelfReportSpec(report_engines, interval), max_in_flight, websocket,
-                  redis_access=access)
+    cfg = Config(redis_url, transport, prefix, prober_id, tuple(probes), trading,
+                 SelfReportSpec(report_engines, interval), max_in_flight, websocket,
+                 redis_access=access, max_memory=max_memory)
+    need = cfg.memory
+    if need.total > max_memory:
+        raise ConfigError("max_memory_mib", f"this configuration may hold up to "
+                          f"{need.total / MIB:,.0f} MiB ({need.describe()} MiB), more than "
+                          f"{max_memory // MIB:,} MiB: lower max_in_flight, rates, timeouts or "
+                          "connections, shard it (--shard), or raise max_memory_mib")
+    return cfg
 
 
 def parse_shard(text: str) -> tuple[int, int]:
