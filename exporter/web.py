@@ -100,6 +100,28 @@ class ExporterBackend:
             raise ReloadError(redact(f"failed to reload config: {exc!r}\n")) from None
 
 
+class Pacer:
+    """Responses leave through it at most one per `gap` seconds; the others wait their
+    turn. Clients that ask in a loop are slowed to that pace instead of taking the
+    interpreter from the probes."""
+
+    def __init__(self, gap: float) -> None:
+        self.gap = gap
+        self._gate = asyncio.Lock()
+        self._last = 0.0
+
+    async def turn(self) -> None:
+        async with self._gate:
+            loop = asyncio.get_running_loop()
+            await asyncio.sleep(max(self._last + self.gap - loop.time(), 0))
+            self._last = loop.time()
+
+
+# /-/healthy and /-/ready together answer at most 200 times a second: enough for any
+# orchestrator, too few for a flood of them to starve the probes.
+CHEAP_GAP_S = 0.005
+
+
 class Renderer:
     """/metrics without disturbing the probes: scrapes that arrive during a render
     share it, a render younger than `max_age` is served again, and responses leave
@@ -113,14 +135,10 @@ class Renderer:
         self._latest: dict[str, tuple[float, int, bytes]] = {}
         self._gzipped: dict[str, tuple[float, bytes]] = {}
         self._pending: dict[str, asyncio.Future[bytes]] = {}
-        self._gate = asyncio.Lock()
-        self._last_sent = 0.0
+        self._pacer = Pacer(min_gap)
 
     async def respond(self, request: web.Request) -> web.Response:
-        async with self._gate:
-            loop = asyncio.get_running_loop()
-            await asyncio.sleep(max(self._last_sent + self.min_gap - loop.time(), 0))
-            self._last_sent = loop.time()
+        await self._pacer.turn()
         body, content_type = await self.render(request.headers.get("Accept", ""))
         headers = {"Content-Type": content_type}
         if "gzip" in request.headers.get("Accept-Encoding", ""):
@@ -168,6 +186,7 @@ class WebOptions:
 def make_app(backend: Backend, options: WebOptions | None = None) -> web.Application:
     options = options or WebOptions()
     renderer = Renderer(backend, max_age=options.render_max_age)
+    cheap = Pacer(CHEAP_GAP_S)
     security = options.security
 
     @web.middleware
@@ -189,12 +208,14 @@ def make_app(backend: Backend, options: WebOptions | None = None) -> web.Applica
         return web.Response(text=LANDING.format(version=__version__), content_type="text/html")
 
     async def healthy(_: web.Request) -> web.Response:
+        await cheap.turn()
         problem = await backend.health_problem()
         if problem is None:
             return web.Response(text="Healthy.\n")
         return web.Response(status=500, text=problem)
 
     async def ready(_: web.Request) -> web.Response:
+        await cheap.turn()
         if await backend.is_ready():
             return web.Response(text="Ready.\n")
         return web.Response(status=503, text="Not ready.\n")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from dataclasses import dataclass
 from typing import Callable
 
@@ -43,6 +44,11 @@ REQUEST_OVERHEAD_BYTES = 400
 # Pause between reads while the bus is unreachable: short, so replies resume
 # promptly when Redis is back (each failure is counted, the log stays quiet).
 RETRY_S = 0.2
+# After a failed send, sends wait this long (doubling, jittered) before dialling
+# again: a peer that accepts and resets every connection was dialled ~280 times a
+# second. The cap keeps recovery within a second of Redis returning.
+SEND_BACKOFF_MIN_S = 0.05
+SEND_BACKOFF_MAX_S = 0.5
 
 
 class MessageBus:
@@ -58,6 +64,8 @@ class MessageBus:
         self.supervisor = supervisor or Supervisor(metrics)
         self.warn = FailureLog(log, "MessageBus")
         self.tracker = ReplyTracker(metrics, prober_id, transport.reply_key)
+        self._backoff = 0.0
+        self._retry_at = 0.0
 
     async def start(self) -> None:
         # Subscribing can fail while Redis is down; the receiver retries later.
@@ -74,10 +82,16 @@ class MessageBus:
     async def send(self, batch: Batch) -> None:
         for req, p in batch:
             self.tracker.sent(req, p)
+        if clock() < self._retry_at:
+            # The bus failed moments ago: these fail without dialling it again.
+            for req, _ in batch:
+                self.tracker.send_failed(req)
+            return
         try:
             await self.transport.send([req for req, _ in batch])
             self.metrics.bus_up.set(1)
             self.warn.recovered("send")
+            self._backoff = 0.0
         except BUS_ERRORS as exc:
             self.warn.failed("send", repr(exc), len(batch))
             self.metrics.bus_up.set(0)
@@ -85,6 +99,8 @@ class MessageBus:
             for req, _ in batch:
                 self.tracker.send_failed(req)
             await reset_after(self.client, exc)
+            self._backoff = min(max(self._backoff * 2, SEND_BACKOFF_MIN_S), SEND_BACKOFF_MAX_S)
+            self._retry_at = clock() + self._backoff * random.uniform(0.5, 1.0)
 
     async def run_receiver(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
