@@ -14,6 +14,7 @@ from .web_config import WebSecurity
 from .yamlcheck import duration_or_zero
 
 DEFAULT_LISTEN = ":9478"
+STOP_BUDGET_S = 1.7
 
 log = logging.getLogger("nautilus_probe")
 
@@ -49,8 +50,13 @@ async def _run_exporter(args: argparse.Namespace, config: Config, stop: asyncio.
     install_sighup(exporter)
     log.info("listening on %s; metrics at /metrics", args.listen_address)
     await stop.wait()
-    await runner.cleanup()
-    await exporter.stop()
+    try:
+        # SIGTERM to exit within 2 s in every state; what is left is cancelled at exit.
+        async with asyncio.timeout(STOP_BUDGET_S):
+            await runner.cleanup()
+            await exporter.stop()
+    except TimeoutError:
+        log.warning("stopping took over %.1f s; exiting without waiting further", STOP_BUDGET_S)
 
 
 def cmd_exporter(args: argparse.Namespace) -> int:

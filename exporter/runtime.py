@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 LOOP_LAG_INTERVAL_S = 0.1
 # SIGTERM to exit within 2 s in every state (Redis frozen included): loops get this
 # long to end by themselves, then they are cancelled; closing connections gets the rest.
-STOP_GRACE_S = 1.0
-CLOSE_GRACE_S = 0.4
+STOP_GRACE_S = 0.8
+CLOSE_GRACE_S = 0.3
 # Probe kinds in start order; the first four share the MessageBus connection.
 BUS_KINDS = ("messagebus", "trading_request", "self_report", "backlog")
 KINDS = (*BUS_KINDS, "websocket")

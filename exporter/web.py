@@ -117,6 +117,7 @@ class Pacer:
             self._last = loop.time()
 
 
+SHUTDOWN_TIMEOUT_S = 0.3
 # /-/healthy and /-/ready together answer at most 200 times a second: enough for any
 # orchestrator, too few for a flood of them to starve the probes.
 CHEAP_GAP_S = 0.005
@@ -257,7 +258,10 @@ class Server:
 
     async def _start(self) -> None:
         host, port = parse_listen_address(self.listen)
-        runner = web.AppRunner(make_app(self.backend, self.options), access_log=None)
+        # A scrape still being answered at shutdown gets this long, not aiohttp's 60 s:
+        # SIGTERM must end the process within 2 s.
+        runner = web.AppRunner(make_app(self.backend, self.options), access_log=None,
+                               shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port,
@@ -282,7 +286,7 @@ class Server:
         if self._thread.is_alive():
             await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._stop(), self.loop))
             self.loop.call_soon_threadsafe(self.loop.stop)
-            await asyncio.to_thread(self._thread.join, 5)
+            await asyncio.to_thread(self._thread.join, 1)
         self.loop.close()
 
 

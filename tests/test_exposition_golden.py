@@ -80,6 +80,7 @@ async def test_exposition_of_a_fixed_event_sequence_is_unchanged() -> None:
     await send(risk, 104.0)                                      # send_failed
     await send(ana, 104.0)
     transport.fail = False
+    bus._retry_at = 0.0  # Redis is back, and the send backoff has passed
     await send(risk, 104.5)                                      # never answered
     trading = TradingRequestProbe(bus, CompositeSpec(1.0, 1.0, "high", 0, TRADING_REQUEST_LEGS))
     for due, status in ((105.0, "ok"), (106.0, "error")):
