@@ -78,7 +78,7 @@ async def test_exposition_of_a_fixed_event_sequence_is_unchanged() -> None:
     tr.on_malformed(Malformed("bad", (await send(risk, 103.3)).id), 103.31)  # invalid
     transport.fail = True
     await send(risk, 104.0)                                      # send_failed
-    await send(ana, 104.0)
+    await send(ana, 104.0)                                       # failed in the backoff: not dialled
     transport.fail = False
     bus._retry_at = 0.0  # Redis is back, and the send backoff has passed
     await send(risk, 104.5)                                      # never answered
