@@ -63,15 +63,20 @@ def cmd_exporter(args: argparse.Namespace) -> int:
     args.shard = parse_shard(args.shard)
     # Parsed once: the exporter starts with this very object (no second read).
     cfg = Config.load(args.config_file, redis_url=args.redis_url, shard=args.shard)
+    # The web config too: certificates, users and headers are checked before anything
+    # listens (and by --config.check).
+    security = WebSecurity(args.web_config_file)
     if args.config_check:
         need = cfg.memory
         print(f"{args.config_file}: OK ({len(cfg.probes)} probe series; memory bound "
               f"{need.total / 2**20:,.0f} MiB of max_memory_mib {cfg.max_memory // 2**20:,}: "
               f"{need.describe()} MiB)")
+        if args.web_config_file:
+            print(f"{args.web_config_file}: OK ({security.describe()})")
         return 0
     parse_listen_address(args.listen_address)
     args.web = WebOptions(duration_or_zero("--web.render-max-age", args.render_max_age),
-                          args.enable_lifecycle, WebSecurity(args.web_config_file))
+                          args.enable_lifecycle, security)
     if args.workers > 1:
         if args.shard != (1, 1):
             raise ValueError("--workers and --shard: use one or the other")

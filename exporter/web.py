@@ -193,6 +193,8 @@ def make_app(backend: Backend, options: WebOptions | None = None) -> web.Applica
     @web.middleware
     async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         security.refresh()
+        if not security.allow():
+            return web.Response(status=429, text="Too Many Requests\n")
         if not security.authorized(request.headers.get("Authorization")):
             response: web.StreamResponse = web.Response(
                 status=401, text="Unauthorized\n",

@@ -12,32 +12,57 @@ Prometheus exporter-toolkit format, read strictly.
     http_server_config:
       headers: {Strict-Transport-Security: max-age=31536000}
 
-The file is read again when it changes: at each new TLS connection and each
-request, as the exporter toolkit does, so certificates rotate without a restart.
+The file (and the certificates it names) is read again when it changes, at each new
+TLS connection and each request, and the whole policy applies from the next
+connection on: certificates, client auth, CAs, versions, users, headers. Relative
+paths are relative to the file's folder, as in the exporter toolkit.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import ssl
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import bcrypt
 
-from .yamlcheck import ConfigError, Node, load_file, one_of, string
+from .yamlcheck import (ConfigError, Node, boolean, duration_or_zero, load_file,
+                        non_negative_int, one_of, string)
 
+log = logging.getLogger(__name__)
+
+# client_auth_type -> (verify mode, whether the certificate is checked against a CA).
+# Python's ssl cannot accept a client certificate without verifying it: the two
+# "any certificate" policies verify it too (stricter than Go; docs/security.md).
 CLIENT_AUTH = {
     "NoClientCert": ssl.CERT_NONE,
     "RequestClientCert": ssl.CERT_OPTIONAL,
     "RequireAnyClientCert": ssl.CERT_REQUIRED,
+    "RequireClientCert": ssl.CERT_REQUIRED,  # the toolkit's old name for RequireAnyClientCert
     "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
     "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
 }
+UNVERIFIED_POLICIES = ("RequestClientCert", "RequireAnyClientCert", "RequireClientCert")
 TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
                 "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
+# The only headers http_server_config may set, as in the exporter toolkit, and the
+# values allowed where the header has a fixed set (None: any value).
+EXTRA_HEADERS: dict[str, tuple[str, ...] | None] = {
+    "Strict-Transport-Security": None,
+    "X-Content-Type-Options": ("nosniff",),
+    "X-Frame-Options": ("deny", "sameorigin"),
+    "X-XSS-Protection": None,
+    "Content-Security-Policy": None,
+}
+# Keys of the toolkit's format this exporter does not implement yet: refused by name,
+# never accepted and ignored (that would silently weaken what the operator asked for).
+NOT_YET = ("cert", "key", "cipher_suites", "curve_preferences", "client_allowed_sans")
 
 
 @dataclass(frozen=True)
@@ -46,7 +71,16 @@ class TlsConfig:
     key_file: str
     client_auth_type: str = "NoClientCert"
     client_ca_file: str | None = None
+    client_ca: str | None = None  # PEM text
     min_version: str = "TLS12"
+    max_version: str = "TLS13"
+    prefer_server_cipher_suites: bool = True
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    interval: float  # seconds between requests, on average
+    burst: int
 
 
 @dataclass(frozen=True)
@@ -54,6 +88,7 @@ class WebConfig:
     tls: TlsConfig | None = None
     users: dict[str, bytes] = field(default_factory=dict)  # name -> bcrypt hash
     headers: dict[str, str] = field(default_factory=dict)
+    rate_limit: RateLimit | None = None
 
     def context(self) -> ssl.SSLContext | None:
         if self.tls is None:
@@ -61,34 +96,63 @@ class WebConfig:
         t = self.tls
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = TLS_VERSIONS[t.min_version]
+        ctx.maximum_version = TLS_VERSIONS[t.max_version]
+        if not t.prefer_server_cipher_suites:
+            ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
         try:
             ctx.load_cert_chain(t.cert_file, t.key_file)
             if t.client_ca_file:
                 ctx.load_verify_locations(t.client_ca_file)
-        except (OSError, ssl.SSLError) as exc:
+            elif t.client_ca:
+                ctx.load_verify_locations(cadata=t.client_ca)
+            elif t.client_auth_type != "NoClientCert":
+                ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)  # Go: the system's roots
+        except (OSError, ssl.SSLError, ValueError) as exc:
             raise ConfigError("tls_server_config", f"cannot load the certificates: {exc}") from None
         ctx.verify_mode = CLIENT_AUTH[t.client_auth_type]
         return ctx
 
 
-def parse(data: Any) -> WebConfig:
+def _path(base: str, path: str | None) -> str | None:
+    """Relative to the web config file's folder, as the toolkit does."""
+    return path if path is None or os.path.isabs(path) else os.path.join(base, path)
+
+
+def _header_value(path: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ConfigError(path, f"must be a text value, got {value!r}")
+    return str(value)
+
+
+def parse(data: Any, base: str = "") -> WebConfig:
+    """`base`: the folder of the file, against which relative paths resolve."""
     root = Node(data)
     tls = None
     if "tls_server_config" in root.data:
         node = root.node("tls_server_config")
+        for key in NOT_YET:
+            if key in node.data:
+                raise ConfigError(node.sub(key), "is not supported by this exporter yet "
+                                  "(docs/security.md)")
         tls = TlsConfig(
-            cert_file=node.get("cert_file", None, string),
-            key_file=node.get("key_file", None, string),
+            cert_file=_path(base, node.get("cert_file", None, string)),  # type: ignore[arg-type]
+            key_file=_path(base, node.get("key_file", None, string)),  # type: ignore[arg-type]
             client_auth_type=node.get("client_auth_type", "NoClientCert", one_of(*CLIENT_AUTH)),
-            client_ca_file=node.get("client_ca_file", None, string),
-            min_version=node.get("min_version", "TLS12", one_of(*TLS_VERSIONS)))
+            client_ca_file=_path(base, node.get("client_ca_file", None, string)),
+            client_ca=node.get("client_ca", None, string),
+            min_version=node.get("min_version", "TLS12", one_of(*TLS_VERSIONS)),
+            max_version=node.get("max_version", "TLS13", one_of(*TLS_VERSIONS)),
+            prefer_server_cipher_suites=node.get("prefer_server_cipher_suites", True, boolean))
         for key in ("cert_file", "key_file"):
             if getattr(tls, key) is None:
                 raise ConfigError(node.sub(key), "is required with tls_server_config")
-        if tls.client_auth_type in ("VerifyClientCertIfGiven", "RequireAndVerifyClientCert") \
-                and not tls.client_ca_file:
-            raise ConfigError(node.sub("client_ca_file"),
-                              f"is required with client_auth_type {tls.client_auth_type}")
+        if (tls.client_ca_file or tls.client_ca) and tls.client_auth_type == "NoClientCert":
+            # The toolkit's refusal: an operator who forgot the policy would believe
+            # mTLS is on while every client without a certificate gets in.
+            raise ConfigError(node.sub("client_auth_type"), "client CA's have been configured "
+                              "without a Client Auth Policy: set client_auth_type")
+        if TLS_VERSIONS[tls.max_version] < TLS_VERSIONS[tls.min_version]:
+            raise ConfigError(node.sub("max_version"), "is below min_version")
         node.done()
     users: dict[str, bytes] = {}
     users_node = root.node("basic_auth_users")
@@ -99,23 +163,91 @@ def parse(data: Any) -> WebConfig:
         users[user] = hashed.encode()
     http = root.node("http_server_config")
     headers_node = http.node("headers")
-    headers = {name: string(headers_node.sub(name), v) for name, v in headers_node.items()}
+    headers = {}
+    for name, v in headers_node.items():
+        if name not in EXTRA_HEADERS:
+            raise ConfigError(headers_node.sub(name), "HTTP header can not be configured (allowed: "
+                              f"{', '.join(EXTRA_HEADERS)})")
+        value = _header_value(headers_node.sub(name), v)
+        allowed = EXTRA_HEADERS[name]
+        if allowed is not None and value not in allowed:
+            raise ConfigError(headers_node.sub(name), f"must be one of {', '.join(allowed)}, "
+                              f"got {value!r}")
+        headers[name] = value
+    http.get("http2", True, boolean)  # HTTP/2 is not served here; accepted as in the toolkit
     http.done()
+    rate_limit = None
+    if "rate_limit" in root.data:
+        rl = root.node("rate_limit")
+        interval = rl.get("interval", 0.0, duration_or_zero)
+        burst = rl.get("burst", 0, non_negative_int)
+        rl.done()
+        if interval > 0:
+            rate_limit = RateLimit(interval, max(burst, 1))
     root.done()
-    cfg = WebConfig(tls, users, headers)
+    cfg = WebConfig(tls, users, headers, rate_limit)
     cfg.context()  # the certificates must load now, not at the first connection
     return cfg
 
 
+def load(path: str) -> WebConfig:
+    """The web config file, its relative paths resolved against its folder."""
+    config, _ = load_file(path, lambda data: parse(data, os.path.dirname(os.path.abspath(path))))
+    return config
+
+
+class _LiveContext(ssl.SSLContext):
+    """The listening socket's TLS context, which hands every new connection to the
+    *current* policy: `wrap_bio` (what asyncio and uvloop call per connection) reads
+    the file again if it changed and wraps with that context. Certificates, client
+    auth, CAs and versions all apply from the next connection on. (Swapping the
+    context in an SNI callback, as before, changed the certificate only.)"""
+
+    security: "WebSecurity"
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:  # type: ignore[override]
+        current = self.security.current_context()
+        if current is None:  # TLS turned off in the file: it takes a restart to serve HTTP
+            raise ssl.SSLError("TLS is no longer configured; restart to serve plain HTTP")
+        return current.wrap_bio(*args, **kwargs)
+
+
+# A bcrypt hash of a password nobody has: an unknown user is checked against it, so
+# that it takes as long to refuse as a wrong password (no user enumeration by timing).
+_DECOYS: dict[bytes, bytes] = {}
+
+
+def _decoy(cost: bytes) -> bytes:
+    if cost not in _DECOYS:
+        _DECOYS[cost] = bcrypt.hashpw(os.urandom(16).hex().encode(), b"$2b$" + cost + b"$" +
+                                      bcrypt.gensalt(4)[7:])
+    return _DECOYS[cost]
+
+
+def _checkpw(password: bytes, hashed: bytes) -> bool:
+    try:
+        return bcrypt.checkpw(password, hashed)
+    except ValueError:  # a password over 72 bytes (bcrypt 4.1+), a malformed hash
+        return False
+
+
 class WebSecurity:
-    """The current web config of a file, re-read when the file changes."""
+    """The current web config of a file, re-read when it changes: at each new TLS
+    connection and each request, as the exporter toolkit does. A file that no longer
+    loads is refused (logged once per change of the file) and the last good policy
+    stays in force; `last_load_ok` says which (the exporter exposes it)."""
 
     def __init__(self, path: str | None) -> None:
         self.path = path
-        self._stamp: tuple[float, int] | None = None
+        self._stamp: tuple[Any, ...] | None = None
+        self._refused: tuple[Any, ...] | None = None
         self.config = WebConfig()
         self.ssl: ssl.SSLContext | None = None
+        self.last_load_ok = True
         self._verified: set[str] = set()  # digests of credentials bcrypt accepted
+        self._lock = threading.Lock()
+        self._tokens = 0.0
+        self._tokens_at = 0.0
         if path:
             self.refresh(strict=True)
 
@@ -123,34 +255,77 @@ class WebSecurity:
         """Read the file again if it changed; a bad new file keeps the old config."""
         if not self.path:
             return
-        try:
-            st = os.stat(self.path)
-            stamp = (st.st_mtime, st.st_size)
-            if stamp == self._stamp:
+        with self._lock:
+            stamp: tuple[Any, ...] | None = None
+            try:
+                stamp = self._files_stamp()
+                if stamp in (self._stamp, self._refused):
+                    return
+                config = load(self.path)
+                context = config.context()
+            except (ConfigError, OSError) as exc:
+                if strict:
+                    raise
+                if stamp is None or stamp != self._refused:
+                    self._refused = stamp
+                    log.error("web config %s refused, keeping the last good one: %s",
+                              self.path, exc)
+                self.last_load_ok = False
                 return
-            config, _ = load_file(self.path, parse)
-        except (ConfigError, OSError):
-            if strict:
-                raise
-            return
-        self._stamp, self.config = stamp, config
-        self.ssl = config.context()
-        self._verified.clear()
+            if self._stamp is not None:
+                log.info("web config %s reloaded", self.path)
+            self._stamp, self._refused, self.config, self.ssl = stamp, None, config, context
+            self.last_load_ok = True
+            self._verified.clear()
 
-    def sni(self, sock: ssl.SSLObject, _name: str | None, _ctx: ssl.SSLContext) -> None:
-        """At every new TLS connection: the current certificates."""
+    def _files_stamp(self) -> tuple[Any, ...]:
+        """The file's and its certificates' (mtime, size, inode): a rotated
+        certificate is picked up even when the web config itself is unchanged."""
+        paths = [self.path]
+        tls = self.config.tls
+        if tls is not None:
+            paths += [p for p in (tls.cert_file, tls.key_file, tls.client_ca_file) if p]
+        out = []
+        for path in paths:
+            st = os.stat(path)  # type: ignore[arg-type]
+            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(out)
+
+    def current_context(self) -> ssl.SSLContext | None:
         self.refresh()
-        if self.ssl is not None:
-            sock.context = self.ssl
-
-    def serving_context(self) -> ssl.SSLContext | None:
-        if self.ssl is None:
-            return None
-        self.ssl.sni_callback = self.sni  # type: ignore[assignment]
         return self.ssl
 
+    def serving_context(self) -> ssl.SSLContext | None:
+        """What the listening socket is given: None (plain HTTP) or a context that
+        applies the file's current policy to each new connection."""
+        if self.ssl is None:
+            return None
+        live = _LiveContext(ssl.PROTOCOL_TLS_SERVER)
+        live.security = self
+        return live
+
+    def describe(self) -> str:
+        c = self.config
+        tls = f"TLS {c.tls.min_version}-{c.tls.max_version}, {c.tls.client_auth_type}" \
+            if c.tls else "no TLS"
+        return f"{tls}; {len(c.users)} basic-auth users; {len(c.headers)} headers"
+
+    def allow(self) -> bool:
+        """The toolkit's rate_limit: a token bucket of `burst`, one token per `interval`."""
+        limit = self.config.rate_limit
+        if limit is None:
+            return True
+        now = time.monotonic()
+        self._tokens = min(limit.burst, self._tokens + (now - self._tokens_at) / limit.interval)
+        self._tokens_at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
     def authorized(self, header: str | None) -> bool:
-        """Basic auth against the bcrypt hashes (no users: everyone)."""
+        """Basic auth against the bcrypt hashes (no users: everyone). An unknown user
+        costs one bcrypt comparison too; a password bcrypt cannot take is refused."""
         users = self.config.users
         if not users:
             return True
@@ -160,14 +335,13 @@ class WebSecurity:
             user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             return False
-        hashed = users.get(user)
-        if hashed is None:
-            return False
+        known = users.get(user)
+        hashed = known if known is not None else _decoy(next(iter(users.values()))[4:6])
         # bcrypt is slow on purpose: remember what it accepted (as the toolkit does).
         digest = hashlib.sha256(b"\0".join((user.encode(), password.encode(), hashed))).hexdigest()
         if digest in self._verified:
             return True
-        if bcrypt.checkpw(password.encode(), hashed):
+        if _checkpw(password.encode(), hashed) and known is not None:
             self._verified.add(digest)
             return True
         return False
