@@ -44,6 +44,8 @@ async def _run_exporter(args: argparse.Namespace, config: Config, stop: asyncio.
     from .web import ExporterBackend, install_sighup, serve
 
     exporter = Exporter(args.config_file, redis_url=args.redis_url, shard=args.shard)
+    security = args.web.security
+    exporter.metrics.web_config_ok.set_function(lambda: float(security.last_load_ok))
     # Listen first: a busy port is an error before any probe is sent.
     runner = await serve(ExporterBackend(exporter), args.listen_address, args.web)
     await exporter.start(config)

@@ -133,6 +133,7 @@ class Metrics:
     bus_up: Gauge
     bus_errors: Counter
     reload_ok: Gauge
+    web_config_ok: Gauge
     reload_time: Gauge
     report_up: Gauge
     report_age: Gauge
@@ -269,6 +270,9 @@ def build(reg: CollectorRegistry) -> Metrics:
                         "reload succeeded."),
         reload_time=gauge("config_last_reload_success_timestamp_seconds", "Time of the last "
                           "successful configuration load."),
+        web_config_ok=gauge("web_config_last_reload_successful", "1 when the web config file "
+                            "(--web.config.file) last loaded; 0: a change was refused and the "
+                            "last good TLS and auth policy still serves."),
         report_up=gauge("engine_report_up", "1 when the engine's self-report (metrics:<engine> "
                         "in Redis) was present and valid at the last read.", ("engine",)),
         report_age=gauge("engine_report_age_seconds", "Age of the engine's self-report.",
@@ -333,4 +337,5 @@ def build(reg: CollectorRegistry) -> Metrics:
     )
     for operation in BUS_OPERATIONS:  # a never-failed operation reads 0
         m.bus_errors.labels(operation)
+    m.web_config_ok.set(1)  # no web config file: nothing was refused
     return m

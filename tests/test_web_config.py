@@ -43,6 +43,11 @@ def get(url: str, context: ssl.SSLContext | None = None, auth: tuple[str, str] |
         return exc.code, dict(exc.headers)
 
 
+def metrics(base: str, context: ssl.SSLContext) -> str:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5, context=context) as resp:
+        return resp.read().decode()
+
+
 def refused(url: str, context: ssl.SSLContext) -> bool:
     """The TLS handshake (or the first read) fails."""
     try:
@@ -103,14 +108,18 @@ def test_a_changed_tls_policy_applies_to_the_next_connection(redis_url, spawn, t
     intruder = ssl.create_default_context(cafile=str(pki["ca_crt"]))
     intruder.load_cert_chain(str(own / "c.pem"), str(own / "k.pem"))
     assert refused(f"{base}/-/ready", intruder)
-    # A broken file: refused, the tightened policy stays in force.
+    # A broken file: refused, the tightened policy stays in force, and it says so.
     web.write_text("tls_server_config: {cert_file: [\n")
     assert refused(f"{base}/-/ready", c["no cert"])
     assert get(f"{base}/-/ready", c["cert"])[0] == 200
+    wait_for(lambda: "nautilus_probe_web_config_last_reload_successful 0.0"
+             in metrics(base, c["cert"]), 5)  # a render is reused for 0.5 s
     # Loosened again: everyone with TLS 1.2 or 1.3 gets in.
     write(web, tls(pki))
     assert get(f"{base}/-/ready", c["no cert"])[0] == 200
     assert get(f"{base}/-/ready", c["tls12"])[0] == 200
+    wait_for(lambda: "nautilus_probe_web_config_last_reload_successful 1.0"
+             in metrics(base, c["no cert"]), 5)
 
 
 def test_a_client_ca_without_a_policy_is_refused_at_start_and_at_reload(
