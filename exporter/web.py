@@ -195,6 +195,9 @@ def make_app(backend: Backend, options: WebOptions | None = None) -> web.Applica
         security.refresh()
         if not security.allow():
             return web.Response(status=429, text="Too Many Requests\n")
+        transport = request.transport
+        if not security.client_allowed(transport.get_extra_info("peercert") if transport else None):
+            return web.Response(status=403, text="Forbidden: client certificate not allowed\n")
         if not security.authorized(request.headers.get("Authorization")):
             response: web.StreamResponse = web.Response(
                 status=401, text="Unauthorized\n",

@@ -60,9 +60,32 @@ EXTRA_HEADERS: dict[str, tuple[str, ...] | None] = {
     "X-XSS-Protection": None,
     "Content-Security-Policy": None,
 }
-# Keys of the toolkit's format this exporter does not implement yet: refused by name,
-# never accepted and ignored (that would silently weaken what the operator asked for).
-NOT_YET = ("cert", "key", "cipher_suites", "curve_preferences", "client_allowed_sans")
+# The toolkit's (Go's) cipher suite names -> OpenSSL's. Like Go, the list governs TLS
+# 1.0-1.2 only: TLS 1.3 suites are accepted and not configurable.
+CIPHERS = {
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
+    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
+    "TLS_AES_128_GCM_SHA256": None, "TLS_AES_256_GCM_SHA384": None,
+    "TLS_CHACHA20_POLY1305_SHA256": None,
+}
+# What Go's HTTP/2 server insists on when http2 is on (the toolkit's default).
+HTTP2_CIPHERS = ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")
+CURVES = {"CurveP256": "prime256v1", "CurveP384": "secp384r1", "CurveP521": "secp521r1",
+          "X25519": "X25519"}
+# SAN kinds as Python's getpeercert() names them.
+SAN_KINDS = ("DNS", "IP Address", "email", "URI")
 
 
 @dataclass(frozen=True)
@@ -75,6 +98,11 @@ class TlsConfig:
     min_version: str = "TLS12"
     max_version: str = "TLS13"
     prefer_server_cipher_suites: bool = True
+    cipher_suites: tuple[str, ...] = ()
+    curve_preferences: tuple[str, ...] = ()
+    cert: str | None = None  # PEM text, instead of cert_file
+    key: str | None = None
+    client_allowed_sans: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +128,16 @@ class WebConfig:
         if not t.prefer_server_cipher_suites:
             ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
         try:
-            ctx.load_cert_chain(t.cert_file, t.key_file)
+            openssl_names = [CIPHERS[c] for c in t.cipher_suites if CIPHERS[c]]
+            if openssl_names:
+                ctx.set_ciphers(":".join(openssl_names))
+            if t.curve_preferences:
+                # Python's ssl takes one group: the first preferred (stricter than Go).
+                ctx.set_ecdh_curve(CURVES[t.curve_preferences[0]])
+            if t.cert is not None or t.key is not None:
+                _load_inline(ctx, t)
+            else:
+                ctx.load_cert_chain(t.cert_file, t.key_file)
             if t.client_ca_file:
                 ctx.load_verify_locations(t.client_ca_file)
             elif t.client_ca:
@@ -111,6 +148,41 @@ class WebConfig:
             raise ConfigError("tls_server_config", f"cannot load the certificates: {exc}") from None
         ctx.verify_mode = CLIENT_AUTH[t.client_auth_type]
         return ctx
+
+
+def _load_inline(ctx: ssl.SSLContext, t: TlsConfig) -> None:
+    """Python's ssl loads a key pair only from files: a private temporary folder,
+    removed at once. `cert`/`key` inline or from the files, as each is given."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="nautilus-probe-tls-") as folder:
+        paths = []
+        for name, text, path in (("cert", t.cert, t.cert_file), ("key", t.key, t.key_file)):
+            if text is None:
+                paths.append(path)
+                continue
+            target = os.path.join(folder, name)
+            with open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
+                fh.write(text)
+            paths.append(target)
+        ctx.load_cert_chain(paths[0], paths[1])
+
+
+def _names(known: dict[str, Any], what: str) -> Any:
+    def check(path: str, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(path, f"must be a list of {what} names, got {value!r}")
+        for v in value:
+            if v not in known:
+                raise ConfigError(path, f"unknown {what}: {v}")
+        return tuple(value)
+    return check
+
+
+def _strings(path: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(path, f"must be a list of names, got {value!r}")
+    return tuple(value)
 
 
 def _path(base: str, path: str | None) -> str | None:
@@ -130,10 +202,6 @@ def parse(data: Any, base: str = "") -> WebConfig:
     tls = None
     if "tls_server_config" in root.data:
         node = root.node("tls_server_config")
-        for key in NOT_YET:
-            if key in node.data:
-                raise ConfigError(node.sub(key), "is not supported by this exporter yet "
-                                  "(docs/security.md)")
         tls = TlsConfig(
             cert_file=_path(base, node.get("cert_file", None, string)),  # type: ignore[arg-type]
             key_file=_path(base, node.get("key_file", None, string)),  # type: ignore[arg-type]
@@ -142,10 +210,19 @@ def parse(data: Any, base: str = "") -> WebConfig:
             client_ca=node.get("client_ca", None, string),
             min_version=node.get("min_version", "TLS12", one_of(*TLS_VERSIONS)),
             max_version=node.get("max_version", "TLS13", one_of(*TLS_VERSIONS)),
-            prefer_server_cipher_suites=node.get("prefer_server_cipher_suites", True, boolean))
-        for key in ("cert_file", "key_file"):
-            if getattr(tls, key) is None:
-                raise ConfigError(node.sub(key), "is required with tls_server_config")
+            prefer_server_cipher_suites=node.get("prefer_server_cipher_suites", True, boolean),
+            cipher_suites=node.get("cipher_suites", (), _names(CIPHERS, "cipher")),
+            curve_preferences=node.get("curve_preferences", (), _names(CURVES, "curve")),
+            cert=node.get("cert", None, string), key=node.get("key", None, string),
+            client_allowed_sans=node.get("client_allowed_sans", None, _strings))
+        if tls.cert_file is None and tls.cert is None:
+            raise ConfigError(node.sub("cert_file"), "missing one of cert or cert_file")
+        if tls.key_file is None and tls.key is None:
+            raise ConfigError(node.sub("key_file"), "missing one of key or key_file")
+        if tls.client_allowed_sans is not None and tls.client_auth_type not in (
+                "RequireAnyClientCert", "RequireClientCert", "RequireAndVerifyClientCert"):
+            raise ConfigError(node.sub("client_allowed_sans"), "requires client_auth_type to be "
+                              "one of RequireAnyClientCert or RequireAndVerifyClientCert")
         if (tls.client_ca_file or tls.client_ca) and tls.client_auth_type == "NoClientCert":
             # The toolkit's refusal: an operator who forgot the policy would believe
             # mTLS is on while every client without a certificate gets in.
@@ -174,8 +251,14 @@ def parse(data: Any, base: str = "") -> WebConfig:
             raise ConfigError(headers_node.sub(name), f"must be one of {', '.join(allowed)}, "
                               f"got {value!r}")
         headers[name] = value
-    http.get("http2", True, boolean)  # HTTP/2 is not served here; accepted as in the toolkit
+    http2 = http.get("http2", True, boolean)  # HTTP/2 is not served here; accepted
     http.done()
+    if http2 and tls is not None and tls.cipher_suites and not set(HTTP2_CIPHERS) & set(
+            tls.cipher_suites):
+        # The toolkit's (Go's HTTP/2) refusal, kept so that a file means the same in both.
+        raise ConfigError("tls_server_config.cipher_suites", "TLSConfig.CipherSuites is missing "
+                          "an HTTP/2-required AES_128_GCM_SHA256 cipher (add one, or set "
+                          "http_server_config.http2: false)")
     rate_limit = None
     if "rate_limit" in root.data:
         rl = root.node("rate_limit")
@@ -309,6 +392,17 @@ class WebSecurity:
         tls = f"TLS {c.tls.min_version}-{c.tls.max_version}, {c.tls.client_auth_type}" \
             if c.tls else "no TLS"
         return f"{tls}; {len(c.users)} basic-auth users; {len(c.headers)} headers"
+
+    def client_allowed(self, peercert: dict[str, Any] | None) -> bool:
+        """client_allowed_sans: the client certificate names one of them (DNS name,
+        IP address, email or URI). Checked per request: Python's ssl cannot fail the
+        handshake on it, so a client with another certificate gets 403 instead."""
+        tls = self.config.tls
+        if tls is None or tls.client_allowed_sans is None:
+            return True
+        sans = {value for kind, value in (peercert or {}).get("subjectAltName", ())
+                if kind in SAN_KINDS}
+        return bool(sans & set(tls.client_allowed_sans))
 
     def allow(self) -> bool:
         """The toolkit's rate_limit: a token bucket of `burst`, one token per `interval`."""

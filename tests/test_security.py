@@ -77,7 +77,7 @@ def test_tls_basic_auth_and_headers(redis_url: str, spawn, tmp_path: Path, pki) 
 
 
 @pytest.mark.parametrize(("data", "message"), [
-    ({"tls_server_config": {"cert_file": "x.crt"}}, "tls_server_config.key_file: is required"),
+    ({"tls_server_config": {"cert_file": "x.crt"}}, "tls_server_config.key_file: missing one of key or key_file"),
     ({"tls_server_config": {"cert_file": "x", "key_file": "y", "client_auth_type": "Maybe"}},
      "tls_server_config.client_auth_type: must be one of"),
     ({"basic_auth_users": {"alice": "plaintext"}}, "basic_auth_users.alice: must be a bcrypt hash"),

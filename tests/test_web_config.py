@@ -198,7 +198,7 @@ def test_paths_relative_to_the_web_config_file(redis_url, spawn, tmp_path, pki) 
     assert status == 200 and headers["X-XSS-Protection"] == "1"
 
 
-def test_rate_limit_and_keys_not_yet_supported(redis_url, spawn, tmp_path, pki) -> None:
+def test_rate_limit(redis_url, spawn, tmp_path, pki) -> None:
     web = tmp_path / "web.yml"
     write(web, {"rate_limit": {"burst": 2, "interval": "1s"}})
     port = free_port()
@@ -209,10 +209,79 @@ def test_rate_limit_and_keys_not_yet_supported(redis_url, spawn, tmp_path, pki) 
     wait_for(lambda: get(f"{base}/-/ready")[0] in (200, 429), 15)
     time.sleep(2.1)  # the bucket refills to its burst
     assert [get(f"{base}/-/ready")[0] for _ in range(3)] == [200, 200, 429]
-    for key, value in (("cipher_suites", ["TLS_AES_128_GCM_SHA256"]), ("curve_preferences", ["X25519"]),
-                       ("client_allowed_sans", ["client"])):
-        write(web, tls(pki, **{key: value}))
-        proc = subprocess.run([sys.executable, "-m", "nautilus_probe", "exporter", "--config.file",
-                               "config/exporter.yml", "--web.config.file", str(web), "--config.check"],
-                              cwd=ROOT, capture_output=True, text=True, timeout=30)
-        assert proc.returncode == 2 and f"tls_server_config.{key}: is not supported" in proc.stderr
+
+
+def tls_client(pki: dict[str, Path], ciphers: str | None = None, curve: str | None = None,
+               cert: tuple[Path, Path] | None = None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(pki["ca_crt"]))
+    if ciphers or curve:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # cipher_suites govern TLS 1.2
+    if ciphers:
+        ctx.set_ciphers(ciphers)
+    if curve:
+        ctx.set_ecdh_curve(curve)
+    if cert:
+        ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+    return ctx
+
+
+def test_ciphers_curves_inline_keys_and_allowed_sans(redis_url, spawn, tmp_path, pki) -> None:
+    """The toolkit's cases for these keys, served: some ciphers (a TLS 1.2 client with
+    a common one gets in, one with none is refused), some curves (likewise), cert and
+    key inline, client_allowed_sans (a certificate naming an allowed SAN only)."""
+    web = tmp_path / "web.yml"
+    write(web, tls(pki, cipher_suites=["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]))
+    base = start(spawn, redis_url, tmp_path, web)
+    wait_for(lambda: get(f"{base}/-/ready", clients(pki)["no cert"])[0] == 200, 15)
+    assert get(f"{base}/-/ready", tls_client(pki, "ECDHE-RSA-AES128-GCM-SHA256"))[0] == 200
+    assert refused(f"{base}/-/ready", tls_client(pki, "ECDHE-RSA-AES256-SHA"))
+    write(web, tls(pki, curve_preferences=["CurveP521"]))
+    assert get(f"{base}/-/ready", tls_client(pki, curve="secp521r1"))[0] == 200
+    assert refused(f"{base}/-/ready", tls_client(pki, curve="secp384r1"))
+    write(web, {"tls_server_config": {"cert": pki["server_crt"].read_text(),
+                                      "key": pki["server_key"].read_text()}})
+    assert get(f"{base}/-/ready", clients(pki)["no cert"])[0] == 200
+    # A client certificate naming client.example, signed by the test CA.
+    d = tmp_path / "san"
+    d.mkdir()
+    (d / "ext").write_text("subjectAltName=DNS:client.example\nextendedKeyUsage=clientAuth\n")
+    for args in (["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=san", "-keyout", "k.pem",
+                  "-out", "r.csr"],
+                 ["x509", "-req", "-in", "r.csr", "-CA", str(pki["ca_crt"]), "-CAkey",
+                  str(pki["ca_key"]), "-CAcreateserial", "-days", "1", "-extfile", "ext",
+                  "-out", "c.pem"]):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+    named = tls_client(pki, cert=(d / "c.pem", d / "k.pem"))
+    other = tls_client(pki, cert=(pki["client_crt"], pki["client_key"]))
+    write(web, tls(pki, client_auth_type="RequireAndVerifyClientCert",
+                   client_ca_file=str(pki["ca_crt"]), client_allowed_sans=["client.example"]))
+    assert get(f"{base}/-/ready", named)[0] == 200
+    assert get(f"{base}/-/ready", other)[0] == 403
+
+
+@pytest.mark.parametrize(("tls_extra", "http", "message"), [
+    ({"cipher_suites": ["TLS_INVENTED_CIPHER"]}, {}, "cipher_suites: unknown cipher: TLS_INVENTED_CIPHER"),
+    ({"curve_preferences": ["CurveInvented"]}, {}, "curve_preferences: unknown curve: CurveInvented"),
+    ({"min_version": "TLS111"}, {}, "min_version: must be one of"),
+    ({"cipher_suites": ["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"]}, {},
+     "missing an HTTP/2-required AES_128_GCM_SHA256 cipher"),
+    ({"cipher_suites": ["TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"]}, {"http2": False}, None),
+    ({"client_allowed_sans": ["x"], "client_auth_type": "VerifyClientCertIfGiven"}, {},
+     "client_allowed_sans: requires client_auth_type to be one of"),
+    ({"cert_file": None, "cert": ""}, {}, "must be a non-empty string"),
+])
+def test_the_toolkits_refusals(tmp_path, pki, tls_extra, http, message) -> None:
+    data = tls(pki, **tls_extra)
+    data["tls_server_config"] = {k: v for k, v in data["tls_server_config"].items() if v is not None}
+    if http:
+        data["http_server_config"] = http
+    web = tmp_path / "web.yml"
+    write(web, data)
+    proc = subprocess.run([sys.executable, "-m", "nautilus_probe", "exporter", "--config.file",
+                           "config/exporter.yml", "--web.config.file", str(web), "--config.check"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=30)
+    if message is None:
+        assert proc.returncode == 0, proc.stderr
+    else:
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, \
+            proc.stderr
