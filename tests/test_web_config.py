@@ -20,6 +20,7 @@ import bcrypt
 import pytest
 import yaml
 
+from exporter.web_config import CIPHERS, CURVES
 from nautilus_testkit import ROOT, free_port, wait_for
 from nautilus_testkit.pki import make_pki
 
@@ -269,6 +270,10 @@ def test_ciphers_curves_inline_keys_and_allowed_sans(redis_url, spawn, tmp_path,
     ({"client_allowed_sans": ["x"], "client_auth_type": "VerifyClientCertIfGiven"}, {},
      "client_allowed_sans: requires client_auth_type to be one of"),
     ({"cert_file": None, "cert": ""}, {}, "must be a non-empty string"),
+    # The toolkit's allCiphers file: every name it lists, with VerifyClientCertIfGiven
+    # and no CA (the system's roots).
+    ({"client_auth_type": "VerifyClientCertIfGiven", "cipher_suites": list(CIPHERS)}, {}, None),
+    ({"curve_preferences": list(CURVES)}, {}, None),
 ])
 def test_the_toolkits_refusals(tmp_path, pki, tls_extra, http, message) -> None:
     data = tls(pki, **tls_extra)
