@@ -37,9 +37,9 @@ from .yamlcheck import (ConfigError, Node, boolean, duration_or_zero, load_file,
 
 log = logging.getLogger(__name__)
 
-# client_auth_type -> (verify mode, whether the certificate is checked against a CA).
-# Python's ssl cannot accept a client certificate without verifying it: the two
-# "any certificate" policies verify it too (stricter than Go; docs/security.md).
+# client_auth_type -> Python's verify mode. Python's ssl cannot accept a client
+# certificate without verifying it: the "any certificate" policies verify it too
+# (stricter than Go; docs/security.md).
 CLIENT_AUTH = {
     "NoClientCert": ssl.CERT_NONE,
     "RequestClientCert": ssl.CERT_OPTIONAL,
@@ -48,7 +48,6 @@ CLIENT_AUTH = {
     "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
     "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
 }
-UNVERIFIED_POLICIES = ("RequestClientCert", "RequireAnyClientCert", "RequireClientCert")
 TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
                 "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
 # The only headers http_server_config may set, as in the exporter toolkit, and the
