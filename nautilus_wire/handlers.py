@@ -9,7 +9,7 @@ import inspect
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping, Union
+from typing import Any, Awaitable, Callable, Mapping, Union, cast
 
 from .failure_log import FailureLog
 from .protocol import Request
@@ -108,7 +108,7 @@ class HandlerTable:
         try:
             if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
                     getattr(handler, "__call__", None)):
-                result = await handler(req)
+                result = await cast(Awaitable[Result], handler(req))
             else:
                 # copy_context: the worker thread sees the probe context too.
                 ctx = contextvars.copy_context()

@@ -11,6 +11,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+hiredis: Any
 try:
     import hiredis
 except ImportError:  # redis-py works without it, only slower
@@ -39,7 +40,7 @@ class _HiredisPacking:
 
     def pack_command(self, *args: Any) -> list[bytes]:
         if hiredis is None:
-            return super().pack_command(*args)  # type: ignore[misc]
+            return super().pack_command(*args)  # type: ignore[misc,no-any-return]
         if isinstance(args[0], str) and " " in args[0]:  # e.g. "XGROUP CREATE"
             args = (*args[0].split(), *args[1:])
         return [hiredis.pack_command(args)]

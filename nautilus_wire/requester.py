@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import redis.asyncio as aioredis
 
@@ -70,7 +70,8 @@ class StreamsTransport:
     async def send(self, requests: list[Request]) -> None:
         pipe = self._redis.pipeline(transaction=False)
         for req in requests:
-            pipe.xadd(protocol.request_stream(self._prefix, req.engine, req.prio), req.fields(),
+            pipe.xadd(protocol.request_stream(self._prefix, req.engine, req.prio),
+                      cast(Any, req.fields()),
                       maxlen=request_stream_maxlen(len(req.payload)), approximate=True)
         await pipe.execute()
 
@@ -118,7 +119,7 @@ class PubSubTransport:
         return out
 
     async def close(self) -> None:
-        await self._pubsub.aclose()
+        await cast(Any, self._pubsub).aclose()
 
 
 def _decode_json(data: str | bytes) -> Reply | Malformed:

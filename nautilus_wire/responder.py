@@ -22,7 +22,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -247,7 +247,7 @@ class Responder:
                         "it, give each its own (%s)", self.engine, self.consumer,
                         min(idle) / 1000, CONSUMER_ENV)
             return
-        streams = {s: "0" for s in self._streams}
+        streams: dict[Any, Any] = {s: "0" for s in self._streams}
         resp = await self._redis.xreadgroup(protocol.RESPONDER_GROUP, self.consumer, streams,
                                             count=READ_BATCH)
         entries = [(s, e) for s, e in resp or () if e]
@@ -257,7 +257,7 @@ class Responder:
 
     async def _read_streams(self, stop: asyncio.Event) -> None:
         need_groups = True
-        streams = {s: ">" for s in self._streams}
+        streams: dict[Any, Any] = {s: ">" for s in self._streams}
         rank = {s: i for i, s in enumerate(self._streams)}
         housekeeping_at = 0.0
         while not stop.is_set():
@@ -350,7 +350,7 @@ class Responder:
                     continue
                 await self._dispatch(req, None)
         finally:
-            await pubsub.aclose()
+            await cast(Any, pubsub).aclose()
 
     async def _dispatch(self, req: Request, ack: tuple[str, str] | None) -> None:
         self.stats.received += 1
@@ -424,7 +424,8 @@ class Responder:
         pipe = self._redis.pipeline(transaction=False)
         for reply_to, reply in sends:
             if self._transport == "streams":
-                pipe.xadd(reply_to, reply.fields(), maxlen=self._reply_maxlen, approximate=True)
+                pipe.xadd(reply_to, cast(Any, reply.fields()), maxlen=self._reply_maxlen,
+                          approximate=True)
             else:
                 pipe.publish(reply_to, reply.to_json())
         acks: dict[str, list[str]] = {}

@@ -105,3 +105,14 @@ def test_engine_side_on_each_supported_redis_py(which, example, redis_server, ex
     assert eng.proc.returncode == 0, eng.log.read_text()
     assert consumers(r, engine) == []
     assert "Traceback" not in eng.log.read_text()
+
+
+def test_the_wire_package_is_typed_and_checks_strictly(tmp_path) -> None:
+    """Engine teams type-check against it: py.typed ships in the wheel, and the package
+    passes `mypy --strict`."""
+    whl = wheel(tmp_path / "wire", ROOT / "wire")
+    assert "nautilus_wire/py.typed" in whl.namelist()
+    proc = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--cache-dir",
+                           str(tmp_path / "cache"), "nautilus_wire"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
