@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Iterable
 
 from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, Info,
                                disable_created_metrics)
@@ -199,6 +199,21 @@ class Metrics:
             skipped=self.skipped.labels(engine, op),
             failures={reason: self.failures.labels(engine, op, reason.value)
                       for reason in Failure})
+
+    def remove_report(self, engine: str, ops: Iterable[str] = ()) -> None:
+        """Every self-report series of an engine no longer read (and of `ops`)."""
+        for family in (self.report_up, self.report_age, self.report_errors, self.reported_throughput,
+                       self.reported_latency, self.reported_cpu, self.reported_memory,
+                       self.reported_error_ratio):
+            try:
+                family.remove(engine)
+            except KeyError:
+                pass
+        for op in ops:
+            try:
+                self.reported_op_throughput.remove(engine, op)
+            except KeyError:
+                pass
 
     def init_report(self, engine: str) -> ReportSeries:
         """The self-report gauges of one engine (created on first read)."""

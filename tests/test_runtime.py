@@ -96,6 +96,18 @@ async def test_self_reports_become_gauges(redis_url: str) -> None:
     assert value(out, "nautilus_probe_engine_report_errors_total", engine="factor") == 1
     assert value(out, "nautilus_probe_engine_report_up", engine="ml") == 0
     assert value(out, "nautilus_probe_engine_report_errors_total", engine="ml") == 0
+    # risk stops reporting an operation: its series goes. A reload that stops reading
+    # risk removes all of risk's series (they used to stay, up = 1, forever).
+    await client.set(protocol.report_key("risk"), json.dumps({
+        "throughput": 1.0, "latency": 2.5, "cpu_usage": 50, "memory_usage": 64,
+        "error_rate": 0.0, "timestamp": now, "operations": {"breach_detection": 1.0}}))
+    await probe.poll()
+    out = generate_latest(reg).decode()
+    assert 'op="limit_check"' not in out and 'op="breach_detection"' in out
+    probe.apply(SelfReportSpec(("factor", "ml"), 1.0))
+    out = generate_latest(reg).decode()
+    assert 'engine="risk"' not in out
+    assert value(out, "nautilus_probe_engine_report_errors_total", engine="factor") == 2  # kept
     await client.aclose()
 
 

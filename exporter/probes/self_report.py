@@ -66,10 +66,21 @@ class SelfReportProbe(PollingProbe):
     kind = "self_report"
     what = "Engine self-reports"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ops: dict[str, set[str]] = {}  # engine -> operations it last reported
+
     def apply(self, spec: SelfReportSpec) -> bool:
+        # Engines no longer read lose their series (a stale "up" would lie forever).
+        for engine in set(self.spec.engines) - set(spec.engines):
+            self._m.remove_report(engine, self._ops.pop(engine, ()))
         self.spec = spec
         self._init_errors()
         return True
+
+    async def close(self) -> None:
+        for engine in self.spec.engines:
+            self._m.remove_report(engine, self._ops.pop(engine, ()))
 
     def _init_errors(self) -> None:
         for engine in self.spec.engines:  # a report never unreadable reads 0
@@ -117,3 +128,7 @@ class SelfReportProbe(PollingProbe):
             s.error_ratio.set(report["error_rate"])
             for op, rate in report["operations"].items():
                 self._m.reported_op_throughput.labels(engine, op).set(rate)
+            # Operations the engine stopped reporting go (bounded: MAX_OPERATIONS).
+            for op in self._ops.get(engine, set()) - set(report["operations"]):
+                self._m.reported_op_throughput.remove(engine, op)
+            self._ops[engine] = set(report["operations"])
