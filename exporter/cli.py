@@ -11,7 +11,7 @@ from .listen import parse_listen_address
 from .signals import until_signalled
 from .web import WebOptions
 from .web_config import WebSecurity
-from .yamlcheck import duration_or_zero
+from .yamlcheck import UsageError, duration_or_zero
 
 DEFAULT_LISTEN = ":9478"
 STOP_BUDGET_S = 1.7
@@ -81,7 +81,7 @@ def cmd_exporter(args: argparse.Namespace) -> int:
                           args.enable_lifecycle, security)
     if args.workers > 1:
         if args.shard != (1, 1):
-            raise ValueError("--workers and --shard: use one or the other")
+            raise UsageError("--workers and --shard: use one or the other")
         from .workers import run_workers, worker_argv
 
         asyncio.run(until_signalled(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import socket
 
+from .yamlcheck import UsageError
+
 
 def parse_listen_address(addr: str) -> tuple[str | None, int]:
     """":9478" -> (None, 9478): all interfaces; "127.0.0.1:9478"; "[::1]:9478"."""
     host, sep, port = addr.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"--web.listen-address: expected [host]:port, got {addr!r}")
+        raise UsageError(f"--web.listen-address: expected [host]:port, got {addr!r}")
     host = host.strip("[]")
     return (host or None), int(port)
 

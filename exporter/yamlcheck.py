@@ -41,6 +41,11 @@ class ConfigError(Exception):
         return f"{self.file}: {where}{self.problem}" if self.file else f"{where}{self.problem}"
 
 
+class UsageError(ValueError):
+    """A bad command-line value: the command says so and exits 2 (any other
+    ValueError is a bug and keeps its traceback)."""
+
+
 def load_file(path: str, parse: Callable[[Any], T]) -> tuple[T, str]:
     """Parse a YAML file; errors carry the file name. Returns the result and its SHA-256."""
     data, digest = load_yaml(path)

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from alerts.rules import P, recording_exprs
+from exporter.yamlcheck import UsageError
 from nautilus_wire.protocol import BASELINE_ENGINE
 
 from .runs import iso, provenance
@@ -62,7 +63,7 @@ def query(prometheus: str, expr: str, at: float) -> list[dict[str, Any]]:
     with urllib.request.urlopen(url, timeout=30) as resp:
         body = json.load(resp)
     if body.get("status") != "success":
-        raise ValueError(f"Prometheus refused {expr!r}: {body.get('error')}")
+        raise UsageError(f"Prometheus refused {expr!r}: {body.get('error')}")
     return body["data"]["result"]
 
 

@@ -10,7 +10,7 @@ import sys
 from exporter import __version__
 from exporter import cli as exporter_cli
 from exporter.signals import raise_fd_limit, use_uvloop
-from exporter.yamlcheck import ConfigError
+from exporter.yamlcheck import ConfigError, UsageError
 from nautilus_loadtest import cli as loadtest_cli
 from nautilus_wire.redact import RedactingFilter, redact
 from synthetic import cli as synthetic_cli
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"nautilus-probe: config error: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # bad flag values
+    except UsageError as exc:  # bad flag values; any other ValueError is a bug: traceback
         print(f"nautilus-probe: {redact(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. the listen address is taken

@@ -304,3 +304,20 @@ def test_workers_behind_one_metrics_endpoint(redis_url, spawn, tmp_path: Path) -
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.headers["Content-Type"].startswith("application/openmetrics-text")
         assert resp.read().decode().endswith("# EOF\n")
+
+
+def test_a_bad_flag_is_a_usage_error_and_a_bug_keeps_its_traceback() -> None:
+    proc = run_cli("exporter", "--config.file", "config/exporter.yml",
+                   "--web.listen-address", "nonsense")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == ("nautilus-probe: --web.listen-address: expected [host]:port, "
+                                   "got 'nonsense'")
+    # A ValueError from a bug is not dressed up as a usage error (it was: exit 2, no trace).
+    code = ("import exporter.cli as c\n"
+            "def boom(args): raise ValueError('a bug')\n"
+            "c.cmd_exporter = boom\n"
+            "from nautilus_probe.cli import main\n"
+            "main(['exporter'])\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 1 and "Traceback" in proc.stderr and "ValueError: a bug" in proc.stderr
