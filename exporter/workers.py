@@ -13,6 +13,7 @@ import asyncio
 import logging
 import subprocess
 import sys
+import time
 from typing import Any
 
 import aiohttp
@@ -26,13 +27,24 @@ from .web import ReloadError, WebOptions, serve
 
 log = logging.getLogger(__name__)
 
+# A worker that keeps dying is restarted after 1 s, then 2, 4 ... up to a minute; one
+# that ran this long before exiting starts the count again.
+RESTART_MIN_S = 1.0
+RESTART_MAX_S = 60.0
+STABLE_S = 60.0
+# SIGTERM to the parent: the workers stop in parallel within this (each within 2 s).
+STOP_GRACE_S = 1.8
+
 
 class Worker:
     def __init__(self, index: int, count: int, argv: list[str]) -> None:
         self.index, self.count, self.argv = index, count, argv
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
-        self.restarts = 0
+        self.restarts = 0  # exposed as worker_restarts_total
+        self.started_at = 0.0
+        self.restart_at: float | None = None  # when a dead worker is started again
+        self._delay = RESTART_MIN_S
 
     @property
     def base(self) -> str:
@@ -42,15 +54,45 @@ class Worker:
         self.proc = subprocess.Popen([sys.executable, "-m", "nautilus_probe", "exporter", *self.argv,
                                       "--shard", f"{self.index}/{self.count}",
                                       "--web.listen-address", f"127.0.0.1:{self.port}"])
+        self.started_at = time.monotonic()
+        self.restart_at = None
 
-    def stop(self) -> None:
+    def supervise(self, now: float) -> None:
+        """Restart a worker that exited, backing off while it keeps exiting."""
+        if self.proc is None or self.proc.poll() is None:
+            return
+        if self.restart_at is None:
+            if now - self.started_at >= STABLE_S:
+                self._delay = RESTART_MIN_S
+            self.restart_at = now + self._delay
+            log.error("worker %d exited with %s; restarting in %.0f s", self.index,
+                      self.proc.returncode, self._delay)
+            self._delay = min(self._delay * 2, RESTART_MAX_S)
+        if now >= self.restart_at:
+            self.restarts += 1
+            self.start()
+
+    def terminate(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+
+    def reap(self, deadline: float) -> None:
+        """Wait for the exit until `deadline`, then kill (runs off the event loop)."""
+        if self.proc is None:
+            return
+        try:
+            self.proc.wait(max(deadline - time.monotonic(), 0.01))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+async def stop_workers(workers: list[Worker], grace: float = STOP_GRACE_S) -> None:
+    """All at once, without blocking the event loop (one at a time took up to 10 s each)."""
+    for w in workers:
+        w.terminate()
+    deadline = time.monotonic() + grace
+    await asyncio.to_thread(lambda: [w.reap(deadline) for w in workers])
 
 
 _PARENT_PROCESS = ProcessCollector(registry=None)
@@ -59,8 +101,9 @@ _PARENT_PROCESS = ProcessCollector(registry=None)
 class _Merged:
     """A collector over the workers' parsed expositions, each series labelled `worker`."""
 
-    def __init__(self, scraped: list[tuple[int, str]], up: dict[int, int]) -> None:
-        self.scraped, self.up = scraped, up
+    def __init__(self, scraped: list[tuple[int, str]], up: dict[int, int],
+                 restarts: dict[int, int]) -> None:
+        self.scraped, self.up, self.restarts = scraped, up, restarts
 
     def collect(self) -> list[Metric]:
         families: dict[str, Metric] = {}
@@ -83,7 +126,11 @@ class _Merged:
                     "gauge")
         for index, value in sorted(self.up.items()):
             up.add_sample(f"{NAMESPACE}_worker_up", {"worker": str(index)}, value)
-        return [*families.values(), up]
+        restarts = Metric(f"{NAMESPACE}_worker_restarts", "Times the parent restarted a worker "
+                          "process that exited.", "counter")
+        for index, value in sorted(self.restarts.items()):
+            restarts.add_sample(f"{NAMESPACE}_worker_restarts_total", {"worker": str(index)}, value)
+        return [*families.values(), up, restarts]
 
 
 class WorkerPool:
@@ -112,7 +159,8 @@ class WorkerPool:
         reg.register(_Merged([(w.index, text) for w, (status, text) in zip(self.workers, results)
                               if status == 200],
                              {w.index: int(status == 200)
-                              for w, (status, _) in zip(self.workers, results)}))
+                              for w, (status, _) in zip(self.workers, results)},
+                             {w.index: w.restarts for w in self.workers}))
         return reg
 
     async def health_problem(self) -> str | None:
@@ -149,18 +197,14 @@ async def run_workers(count: int, argv: list[str], listen: str, options: WebOpti
     try:
         while not stop.is_set():
             for w in workers:
-                if w.proc is not None and w.proc.poll() is not None:
-                    log.error("worker %d exited with %s; restarting", w.index, w.proc.returncode)
-                    w.restarts += 1
-                    w.start()
+                w.supervise(time.monotonic())
             try:
-                await asyncio.wait_for(stop.wait(), 1.0)
+                await asyncio.wait_for(stop.wait(), 0.5)
             except asyncio.TimeoutError:
                 pass
     finally:
+        await stop_workers(workers)
         await runner.cleanup()
-        for w in workers:
-            w.stop()
 
 
 def worker_argv(args: Any) -> list[str]:

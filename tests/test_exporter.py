@@ -299,11 +299,21 @@ def test_workers_behind_one_metrics_endpoint(redis_url, spawn, tmp_path: Path) -
     wait_for(lambda: value(http_get(f"{base}/metrics")[1], "nautilus_probe_worker_up") == 2, 20)
     now = Path(f"/proc/{parent.proc.pid}/task/{parent.proc.pid}/children").read_text().split()
     assert len(now) == 2 and children[0] not in now and children[1] in now
+    text = http_get(f"{base}/metrics")[1]
+    assert value(text, "nautilus_probe_worker_restarts_total", worker="1") + \
+        value(text, "nautilus_probe_worker_restarts_total", worker="2") == 1
     req = urllib.request.Request(f"{base}/metrics", headers={
         "Accept": "application/openmetrics-text; version=1.0.0"})
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.headers["Content-Type"].startswith("application/openmetrics-text")
         assert resp.read().decode().endswith("# EOF\n")
+    # SIGTERM stops the parent and both workers within 2 s (the workers used to be
+    # stopped one at a time, blocking the loop up to 10 s each).
+    started = time.monotonic()
+    parent.proc.send_signal(signal.SIGTERM)
+    parent.proc.wait(5)
+    assert time.monotonic() - started < 2.0
+    assert not any(Path(f"/proc/{pid}").exists() for pid in now)
 
 
 def test_a_bad_flag_is_a_usage_error_and_a_bug_keeps_its_traceback() -> None:
