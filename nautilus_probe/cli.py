@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from exporter import __version__
 from exporter import cli as exporter_cli
@@ -40,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="engines only: for load tests (a baseline needs the monolith alone)")
     p.add_argument("--duration", type=float, default=0,
                    help="stop after this many seconds (default: run until Ctrl-C)")
+    p.add_argument("--no-prometheus", dest="no_prometheus", action="store_true",
+                   help="leave out Prometheus and Alertmanager")
+    p.add_argument("--rules", default=str(Path(__file__).resolve().parent.parent / "alerts" /
+                                          "generated"),
+                   help="folder with recording.yml and alerts.yml (default: the generated rules)")
     p.set_defaults(func=cmd_stack)
     return parser
 

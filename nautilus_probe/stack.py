@@ -1,13 +1,19 @@
-"""The local stack: its own redis-server, the nine synthetic engines, the monolith
-and the exporter, each a child process stopped by PID on Ctrl-C."""
+"""The local stack: its own redis-server, the nine synthetic engines, the monolith,
+the exporter and, when installed, Prometheus and Alertmanager with the generated
+rules (observe.py); each a child process stopped by PID on Ctrl-C or SIGTERM. The
+console says what changes: knobs, alert states, notifications."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -18,7 +24,9 @@ import redis
 from exporter.listen import parse_listen_address
 from nautilus_wire import protocol
 from synthetic.config import SyntheticConfig
+from synthetic.knob_command import STACK_STATE
 
+from . import observe
 from .redis_server import RedisServer, RedisServerError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,12 +128,21 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
+def say(text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
+
+
 def run_stack(args: argparse.Namespace) -> int:
     host, port = parse_listen_address(args.listen_address)
     redis = RedisServer(args.redis_port or None)
     redis_url = redis.url
     procs: list[subprocess.Popen[bytes]] = []
+    # SIGINT explicitly: a shell starts a background job (`./run stack &`) with SIGINT
+    # ignored, and Python keeps an inherited "ignore".
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    tmp = Path(tempfile.mkdtemp(prefix="nautilus-stack-"))
+    receiver: observe.Receiver | None = None
     try:
         try:
             redis.start(start_new_session=True)
@@ -155,12 +172,17 @@ def run_stack(args: argparse.Namespace) -> int:
         if (problem := wait_responders(redis_url, synthetic.prefix, names, 30, procs)) is not None:
             print(f"nautilus-probe: {problem}", file=sys.stderr)
             return 1
+        STACK_STATE.write_text(json.dumps({"pid": os.getpid(), "redis_url": redis_url}))
+        knob_help = ("Inject a fault: nautilus-probe knobs risk --error-ratio 1   "
+                     "(--clear to undo; each change is shown below)\n")
+        watches: list[tuple[Callable[[], bool], Callable[[], None]]] = [
+            (observe.ticker(1.0), observe.KnobWatch(redis_url, synthetic.prefix, say).poll)]
         where = (f"\nnautilus-probe stack is up: Redis at {redis_url}, {len(engines)} engines, "
                  f"the monolith, WebSocket engines on ports {WS_PORTS[0]}-{WS_PORTS[-1]}.\n")
         if args.no_exporter:
             # For load tests: a baseline run must have the monolith to itself.
             print(f"{where}No exporter (--no-exporter): nothing else sends requests.\n"
-                  "Press Ctrl-C to stop.\n", flush=True)
+                  f"{knob_help}Press Ctrl-C to stop.\n", flush=True)
         else:
             procs.append(spawn([*py, "exporter", "--config.file", exporter_path, "--redis.url",
                                 redis_url, "--web.listen-address", args.listen_address,
@@ -169,15 +191,35 @@ def run_stack(args: argparse.Namespace) -> int:
             if (problem := wait_ready(f"{base}/-/ready", 30, procs)) is not None:
                 print(f"nautilus-probe: {problem}", file=sys.stderr)
                 return 1
+            observing = ""
+            if args.no_prometheus:
+                observing = "No Prometheus or Alertmanager (--no-prometheus).\n"
+            elif observe.binaries() is None:
+                observing = ("Prometheus and Alertmanager are not installed (./run setup "
+                             "installs them): no rules are evaluated.\n")
+            else:
+                started, receiver, api, am = observe.start(
+                    tmp, f"{host or '127.0.0.1'}:{port}", Path(args.rules), say, spawn)
+                procs.extend(started)
+                if (problem := wait_ready(f"{api}/-/ready", 30, procs)) is not None:
+                    print(f"nautilus-probe: Prometheus: {problem}", file=sys.stderr)
+                    return 1
+                watches.append((observe.ticker(5.0), observe.AlertWatch(api, say).poll))
+                observing = (f"Prometheus: {api} (rules: {args.rules}), Alertmanager: {am};\n"
+                             "pages and tickets are printed here as Alertmanager delivers "
+                             "them.\n")
             print(f"{where}Metrics: {base}/metrics\n"
                   f"Exporter config: {exporter_path} (edit, then POST {base}/-/reload)\n"
-                  "Press Ctrl-C to stop.\n", flush=True)
+                  f"{observing}{knob_help}Press Ctrl-C to stop.\n", flush=True)
         deadline = time.monotonic() + args.duration if args.duration else None
         while deadline is None or time.monotonic() < deadline:
             if (dead := exited(procs)) is not None:
                 print(f"nautilus-probe: {describe(dead)} exited with {dead.returncode}",
                       file=sys.stderr)
                 return 1
+            for due, poll in watches:
+                if due():
+                    poll()
             time.sleep(0.2)
         return 0
     except KeyboardInterrupt:
@@ -190,3 +232,11 @@ def run_stack(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         stop_all(procs)
         redis.remove()
+        if receiver is not None:
+            receiver.close()
+        try:
+            if json.loads(STACK_STATE.read_text()).get("pid") == os.getpid():
+                STACK_STATE.unlink()
+        except (OSError, ValueError):
+            pass
+        shutil.rmtree(tmp, ignore_errors=True)

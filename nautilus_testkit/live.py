@@ -115,8 +115,10 @@ def live_stack(tmp: Path, duration: float = 240, alerting: dict[str, Any] | None
     port = free_port()
     log = tmp / "stack.log"
     out = open(log, "wb")
+    # --no-prometheus: this harness runs its own, with the rules and windows it needs.
     stack = subprocess.Popen([sys.executable, "-m", "nautilus_probe", "stack", "--duration",
-                              str(int(duration)), "--web.listen-address", f"127.0.0.1:{port}"],
+                              str(int(duration)), "--web.listen-address", f"127.0.0.1:{port}",
+                              "--no-prometheus"],
                              cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     prometheus = am = None
     am_url = None

@@ -12,6 +12,7 @@ from exporter.yamlcheck import duration_or_zero, ratio
 from nautilus_wire import protocol
 from nautilus_wire.redis_client import connect, ready
 
+from . import knob_command
 from .config import SyntheticConfig
 from .engine import SyntheticEngine
 from .monolith import Monolith
@@ -21,6 +22,7 @@ log = logging.getLogger("nautilus_probe")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
+    knob_command.add_parser(sub)
     p = sub.add_parser("engines", help="run synthetic engines")
     p.add_argument("--config.file", dest="config_file", default="synthetic.yml")
     p.add_argument("--config.check", dest="config_check", action="store_true",

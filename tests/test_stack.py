@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
+import time
 
 from nautilus_wire.protocol import ENGINES
 
@@ -12,9 +14,10 @@ from nautilus_testkit import ROOT, free_port, http_get, wait_for
 from nautilus_testkit.exposition import value
 
 
-def start_stack(out, port: int, duration: int) -> subprocess.Popen[bytes]:
+def start_stack(out, port: int, duration: int, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "nautilus_probe", "stack", "--duration",
-                             str(duration), "--web.listen-address", f"127.0.0.1:{port}"],
+                             str(duration), "--web.listen-address", f"127.0.0.1:{port}",
+                             *(extra or ("--no-prometheus",))],
                             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
 
 
@@ -89,3 +92,46 @@ def test_a_second_sigterm_while_stopping_leaves_no_child(tmp_path) -> None:
             return False
         return "zombie" not in open(f"/proc/{pid}/status").read()
     assert [pid for pid in children if alive(pid)] == []
+
+
+def test_a_newcomer_injects_a_fault_and_sees_the_page_and_the_recovery(tmp_path) -> None:
+    """`./run stack` with Prometheus and Alertmanager (rules with the test windows:
+    a sixtieth of the real ones), `nautilus-probe knobs risk --error-ratio 1`: the
+    console shows the knob, the page firing, Alertmanager delivering it to the local
+    pager; `--clear`: the knob cleared and the alert resolved."""
+    from nautilus_testkit import live
+
+    _, rules = live.write_rules(tmp_path, live.TEST_ALERTING)
+    port = free_port()
+    log = tmp_path / "stack.log"
+    with open(log, "wb") as out:
+        proc = start_stack(out, port, 240, "--rules", str(rules))
+        try:
+            wait_for(lambda: "Prometheus: http://127.0.0.1:" in log.read_text(), 60)
+            redis_url = re.search(r"Redis at (redis://[^\s,]+)", log.read_text()).group(1)
+            time.sleep(10)  # healthy for a while
+
+            def knobs(*args: str) -> None:
+                subprocess.run([sys.executable, "-m", "nautilus_probe", "knobs", "risk", *args,
+                                "--redis.url", redis_url], cwd=ROOT, check=True, timeout=30)
+            knobs("--error-ratio", "1")
+            wait_for(lambda: 'knobs: risk {"*": {"error_ratio": 1.0}}' in log.read_text(), 10)
+            wait_for(lambda: "alert firing: EngineAvailabilityBudgetBurn risk (page)"
+                     in log.read_text(), 60)
+            # Alertmanager waits group_wait (30 s) before the first notification.
+            wait_for(lambda: "PAGER firing: EngineAvailabilityBudgetBurn risk"
+                     in log.read_text(), 60)
+            knobs("--clear")
+            wait_for(lambda: "knobs: risk cleared" in log.read_text(), 10)
+            wait_for(lambda: "alert resolved: EngineAvailabilityBudgetBurn risk (page)"
+                     in log.read_text(), 90)
+            text = log.read_text()
+            fired = set(re.findall(r"alert firing: (\S+ \S*)", text))
+            assert fired <= {"EngineAvailabilityBudgetBurn risk"}, text
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    print(log.read_text())

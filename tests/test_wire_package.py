@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +25,12 @@ VENVS = {"oldest": ROOT / ".venv-wire" / "redis__5_0_1", "newest": ROOT / ".venv
 
 
 def wheel(tmp: Path, project: Path) -> zipfile.ZipFile:
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(project),
+    """Built from a copy: setuptools leaves build/ and *.egg-info in the source tree."""
+    src = tmp / "src"
+    shutil.copytree(project, src, symlinks=False, ignore=shutil.ignore_patterns(
+        ".venv*", ".git", "node_modules", "__pycache__", "*.egg-info", "build", "tests",
+        "docs", "tools", "bench", ".mypy_cache", ".pytest_cache", "mutants"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(src),
                     "-w", str(tmp)], check=True, capture_output=True)
     return zipfile.ZipFile(next(tmp.glob("*.whl")))
 

@@ -1,0 +1,180 @@
+"""What the local stack shows a newcomer: a real Prometheus evaluating the generated
+rules, an Alertmanager routing them to receivers that print what they get, and the
+console lines for every knob change and alert state change."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import shutil
+import subprocess
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "alerts" / "generated"
+ALERTMANAGER_CONFIG = ROOT / "alerts" / "alertmanager.yml"
+
+
+def binaries() -> tuple[str, str] | None:
+    """Prometheus's and Alertmanager's programs, when installed (Debian's names too)."""
+    prom = shutil.which("prometheus")
+    am = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    return (prom, am) if prom and am else None
+
+
+class Receiver:
+    """The pager and the ticket queue of the local stack: a webhook that prints each
+    notification Alertmanager delivers, one line per alert."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.delivered: list[tuple[str, str, dict[str, str]]] = []  # (receiver, status, labels)
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.end_headers()
+                try:
+                    data = json.loads(body)
+                except ValueError:
+                    return
+                route = self.path.strip("/") or "receiver"
+                for alert in data.get("alerts", []):
+                    labels, status = alert.get("labels", {}), alert.get("status", "")
+                    receiver.delivered.append((route, status, labels))
+                    what = labels.get("engine") or labels.get("endpoint") or labels.get("instance", "")
+                    say(f"{route.upper()} {status}: {labels.get('alertname')} {what} — "
+                        f"{alert.get('annotations', {}).get('summary', '')}")
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def alertmanager_config(receiver_port: int) -> dict[str, Any]:
+    """alerts/alertmanager.yml with its webhooks pointed at the local receiver."""
+    config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    for rec in config["receivers"]:
+        for hook in rec.get("webhook_configs", []):
+            hook["url"] = f"http://127.0.0.1:{receiver_port}/{rec['name']}"
+    return config
+
+
+def prometheus_config(exporter: str, rules: Path, alertmanager: str) -> dict[str, Any]:
+    """deploy/prometheus/prometheus.yml's settings, for this machine."""
+    return {"global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
+            "rule_files": [str(rules / "recording.yml"), str(rules / "alerts.yml")],
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
+            "scrape_configs": [{"job_name": "nautilus-probe",
+                                "static_configs": [{"targets": [exporter]}]}]}
+
+
+@dataclass
+class AlertWatch:
+    """Prints every alert's state change (pending, firing, resolved) as Prometheus sees it."""
+
+    api: str
+    say: Callable[[str], None]
+    states: dict[tuple[str, ...], str] = field(default_factory=dict)
+
+    def poll(self) -> None:
+        try:
+            with urllib.request.urlopen(f"{self.api}/api/v1/alerts", timeout=2) as resp:
+                alerts = json.loads(resp.read())["data"]["alerts"]
+        except (OSError, ValueError, KeyError):
+            return
+        now: dict[tuple[str, ...], str] = {}
+        for a in alerts:
+            labels = a["labels"]
+            key = (labels.get("alertname", ""), labels.get("severity", ""),
+                   labels.get("engine") or labels.get("endpoint") or "")
+            now[key] = a["state"]
+        for key, state in sorted(now.items()):
+            if self.states.get(key) != state:
+                self.say(f"alert {state}: {key[0]} {key[2]} ({key[1]})".replace("  ", " "))
+        for key in sorted(set(self.states) - set(now)):
+            was = "resolved" if self.states[key] == "firing" else "no longer pending"
+            self.say(f"alert {was}: {key[0]} {key[2]} ({key[1]})".replace("  ", " "))
+        self.states = now
+
+
+@dataclass
+class KnobWatch:
+    """Prints every change of the synthetic engines' run-time knobs."""
+
+    redis_url: str
+    prefix: str
+    say: Callable[[str], None]
+    seen: dict[str, str] = field(default_factory=dict)
+
+    def poll(self) -> None:
+        import redis
+
+        try:
+            with redis.Redis.from_url(self.redis_url, decode_responses=True,
+                                      socket_timeout=1) as r:
+                now = {k: r.get(k) or "" for k in r.scan_iter(f"{self.prefix}:*:knobs")}
+        except redis.RedisError:
+            return
+        for key in sorted(set(now) | set(self.seen)):
+            engine = key.split("{", 1)[-1].split("}", 1)[0]
+            if key not in now:
+                self.say(f"knobs: {engine} cleared (back to its configured behaviour)")
+            elif self.seen.get(key) != now[key]:
+                self.say(f"knobs: {engine} {now[key]}")
+        self.seen = now
+
+
+def start(tmp: Path, exporter: str, rules: Path, say: Callable[[str], None],
+          spawn: Callable[..., subprocess.Popen[bytes]]
+          ) -> tuple[list[subprocess.Popen[bytes]], Receiver, str, str]:
+    """Alertmanager, then Prometheus; their logs go to files in `tmp`."""
+    from exporter.listen import free_port
+
+    progs = binaries()
+    assert progs is not None
+    prom, am = progs
+    receiver = Receiver(say)
+    am_port, am_cluster, prom_port = free_port(), free_port(), free_port()
+    (tmp / "alertmanager.yml").write_text(yaml.safe_dump(alertmanager_config(receiver.port)))
+    am_proc = spawn([am, f"--config.file={tmp / 'alertmanager.yml'}",
+                     f"--storage.path={tmp / 'alertmanager'}",
+                     f"--web.listen-address=127.0.0.1:{am_port}",
+                     f"--cluster.listen-address=127.0.0.1:{am_cluster}"],
+                    stdout=open(tmp / "alertmanager.log", "wb"), stderr=subprocess.STDOUT)
+    (tmp / "prometheus.yml").write_text(yaml.safe_dump(
+        prometheus_config(exporter, rules, f"127.0.0.1:{am_port}")))
+    prom_proc = spawn([prom, f"--config.file={tmp / 'prometheus.yml'}",
+                       f"--storage.tsdb.path={tmp / 'prometheus'}",
+                       f"--web.listen-address=127.0.0.1:{prom_port}"],
+                      stdout=open(tmp / "prometheus.log", "wb"), stderr=subprocess.STDOUT)
+    return ([am_proc, prom_proc], receiver, f"http://127.0.0.1:{prom_port}",
+            f"http://127.0.0.1:{am_port}")
+
+
+def ticker(every: float) -> Callable[[], bool]:
+    """True once per `every` seconds."""
+    next_at = [0.0]
+
+    def due() -> bool:
+        now = time.monotonic()
+        if now < next_at[0]:
+            return False
+        next_at[0] = now + every
+        return True
+    return due

@@ -1,0 +1,111 @@
+"""`nautilus-probe knobs`: inject a fault into a running synthetic engine (or clear
+it) by writing its run-time knobs key; the engine applies it within its report
+interval, and the local stack's console says so.
+
+    nautilus-probe knobs risk --error-ratio 1             # every risk request fails
+    nautilus-probe knobs risk --op limit_check --service-time 150ms
+    nautilus-probe knobs factor --stall 20s/30s           # stop answering 20 s of every 30
+    nautilus-probe knobs risk --clear                     # back to the configured behaviour
+    nautilus-probe knobs                                  # what is set, engine by engine
+
+Without --redis.url it uses the Redis of the local stack that is running (its
+banner prints the URL too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from exporter.yamlcheck import ConfigError, Node, UsageError, duration, name
+from nautilus_wire import protocol
+
+from .engine import knobs_key
+from .knobs import Knobs, parse_knobs
+
+# Where a running local stack leaves its Redis URL for this command.
+STACK_STATE = Path(tempfile.gettempdir()) / "nautilus-probe-stack.json"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("knobs", help="inject a fault into a synthetic engine, or clear it",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("engine", nargs="?", help="engine name (none: show every engine's knobs)")
+    p.add_argument("--op", help="only this operation (default: every operation)")
+    p.add_argument("--error-ratio", type=float, help="share of requests answered with an error")
+    p.add_argument("--drop-ratio", type=float, help="share of requests never answered")
+    p.add_argument("--duplicate-ratio", type=float, help="share answered twice")
+    p.add_argument("--service-time", help="e.g. 150ms")
+    p.add_argument("--stall", help="DURATION/PERIOD: stop answering DURATION of every PERIOD")
+    p.add_argument("--clear", action="store_true", help="remove the engine's knobs")
+    p.add_argument("--redis.url", dest="redis_url")
+    p.add_argument("--prefix", default=protocol.DEFAULT_PREFIX)
+    p.set_defaults(func=cmd_knobs)
+
+
+def stack_redis_url() -> str | None:
+    """The running local stack's Redis URL, if one is running."""
+    try:
+        state = json.loads(STACK_STATE.read_text())
+        os.kill(int(state["pid"]), 0)
+        return str(state["redis_url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def requested(args: argparse.Namespace) -> dict[str, Any]:
+    """The knobs the flags ask for, validated as an engine would validate them."""
+    out: dict[str, Any] = {}
+    for flag in ("error_ratio", "drop_ratio", "duplicate_ratio"):
+        if getattr(args, flag) is not None:
+            out[flag] = getattr(args, flag)
+    if args.service_time is not None:
+        out["service_time"] = args.service_time
+    if args.stall is not None:
+        stall_for, slash, period = args.stall.partition("/")
+        if not slash:
+            raise UsageError(f"--stall: expected DURATION/PERIOD such as 20s/30s, got {args.stall!r}")
+        out["stall"] = {"duration": duration("--stall", stall_for),
+                        "period": duration("--stall", period or "")}
+    try:
+        parse_knobs(Node(out, "--"), Knobs())
+    except ConfigError as exc:
+        raise UsageError(str(exc).replace("--.", "--").replace("_", "-")) from None
+    return out
+
+
+def cmd_knobs(args: argparse.Namespace) -> int:
+    import redis
+
+    url = args.redis_url or stack_redis_url()
+    if url is None:
+        raise UsageError("no local stack is running: give --redis.url")
+    with redis.Redis.from_url(url, decode_responses=True, socket_timeout=5) as r:
+        if args.engine is None:
+            keys = sorted(r.scan_iter(f"{args.prefix}:*:knobs"))
+            for key in keys:
+                print(f"{key}: {r.get(key)}")
+            if not keys:
+                print("no knobs set: every engine behaves as configured")
+            return 0
+        name("engine", args.engine)
+        key = knobs_key(args.prefix, args.engine)
+        if args.clear:
+            r.delete(key)
+            print(f"{args.engine}: knobs cleared")
+            return 0
+        knobs = requested(args)
+        if not knobs:
+            raise UsageError("nothing to set: give a knob (e.g. --error-ratio 1) or --clear")
+        if args.op is not None:
+            name("--op", args.op)
+        current = json.loads(r.get(key) or "{}")
+        target = args.op or "*"
+        current[target] = {**current.get(target, {}), **knobs}
+        r.set(key, json.dumps(current))
+        print(f"{args.engine}: {json.dumps(current)}")
+    return 0
