@@ -48,6 +48,7 @@ def test_review_agrees_with_validate(live_stack, redis_server, spawn, tmp_path: 
     start = time.time()
     b = cli("loadtest", "baseline", "--redis.url", redis_server.url, "--duration", "5",
             "--quiet", "--out", str(tmp_path / "b.json"))
+    containerized_start = time.time()
     c = cli("loadtest", "containerized", "--redis.url", redis_url, "--duration", "12", "--rate", "20",
             "--concurrency", "10", "--quiet", "--out", str(tmp_path / "c.json"))
     assert b.returncode == 0 and c.returncode == 0, b.stderr + c.stderr
@@ -70,10 +71,15 @@ def test_review_agrees_with_validate(live_stack, redis_server, spawn, tmp_path: 
     assert validate.returncode == review.returncode == 1  # 50,000 ops/s is not reached here
     assert "FAIL" in v.values() and "PASS" in v.values()
     # Not only the verdicts: the figures agree where both measure the same thing in
-    # the same minute. The end-to-end latency is the same composite request, open loop
+    # the same seconds. The end-to-end latency is the same composite request, open loop
     # in both (review: the exporter's trading-request probe; validate: the load test's
-    # latency phase) against the same engines: within 25 % (runs here: 5-10 %).
-    got = json.loads((tmp_path / "r" / "review.json").read_text())
+    # latency phase) against the same engines, over the containerized run only (the
+    # window above also holds the baseline run, whose load the exporter's probes feel
+    # and the load test's do not): within 25 % (runs here: 3-15 %).
+    same = cli("review", "--prometheus", api, "--start", str(containerized_start), "--end",
+               str(end), "--thresholds", str(thresholds), "--out", str(tmp_path / "r2"))
+    assert same.returncode in (0, 1), same.stderr
+    got = json.loads((tmp_path / "r2" / "review.json").read_text())
     measured = json.loads((tmp_path / "c.json").read_text())
     review_ms = got["containerized"]["latency_benchmark"]["avg_latency"]
     validate_ms = measured["latency_benchmark"]["avg_latency"]
