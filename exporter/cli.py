@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import threading
 
 from .config import Config, parse_shard
 from .listen import parse_listen_address
@@ -15,6 +17,22 @@ from .yamlcheck import UsageError, duration_or_zero
 
 DEFAULT_LISTEN = ":9478"
 STOP_BUDGET_S = 1.7
+# Past this after SIGTERM the process leaves whatever is still stopping (a loop that
+# ignores cancellation, an executor thread, a busy interpreter): exit is promised in 2 s.
+HARD_EXIT_S = 1.9
+
+
+def exit_by_deadline() -> None:
+    """Start the hard deadline: a daemon timer that ends the process if stopping is
+    still under way by then."""
+    def force() -> None:
+        log.warning("still stopping %.1f s after the signal; exiting now", HARD_EXIT_S)
+        logging.shutdown()
+        os._exit(0)
+
+    timer = threading.Timer(HARD_EXIT_S, force)
+    timer.daemon = True
+    timer.start()
 
 log = logging.getLogger("nautilus_probe")
 
@@ -52,6 +70,7 @@ async def _run_exporter(args: argparse.Namespace, config: Config, stop: asyncio.
     install_sighup(exporter)
     log.info("listening on %s; metrics at /metrics", args.listen_address)
     await stop.wait()
+    exit_by_deadline()
     try:
         # SIGTERM to exit within 2 s in every state; what is left is cancelled at exit.
         async with asyncio.timeout(STOP_BUDGET_S):
@@ -86,7 +105,7 @@ def cmd_exporter(args: argparse.Namespace) -> int:
 
         asyncio.run(until_signalled(
             lambda stop: run_workers(args.workers, worker_argv(args), args.listen_address,
-                                     args.web, stop)))
+                                     args.web, stop, exit_by_deadline)))
         return 0
     asyncio.run(until_signalled(lambda stop: _run_exporter(args, cfg, stop)))
     return 0

@@ -291,7 +291,7 @@ class Server:
         if self._thread.is_alive():
             await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._stop(), self.loop))
             self.loop.call_soon_threadsafe(self.loop.stop)
-            await asyncio.to_thread(self._thread.join, 1)
+            await asyncio.to_thread(self._thread.join, 0.3)  # a daemon thread
         self.loop.close()
 
 

@@ -33,7 +33,7 @@ RESTART_MIN_S = 1.0
 RESTART_MAX_S = 60.0
 STABLE_S = 60.0
 # SIGTERM to the parent: the workers stop in parallel within this (each within 2 s).
-STOP_GRACE_S = 1.8
+STOP_GRACE_S = 1.6
 
 
 class Worker:
@@ -187,7 +187,7 @@ class WorkerPool:
 
 
 async def run_workers(count: int, argv: list[str], listen: str, options: WebOptions,
-                      stop: asyncio.Event) -> None:
+                      stop: asyncio.Event, on_stop: Any = None) -> None:
     workers = [Worker(i, count, argv) for i in range(1, count + 1)]
     pool = WorkerPool(workers)
     runner = await serve(pool, listen, options)
@@ -203,6 +203,8 @@ async def run_workers(count: int, argv: list[str], listen: str, options: WebOpti
             except asyncio.TimeoutError:
                 pass
     finally:
+        if on_stop is not None:
+            on_stop()  # the hard deadline (exporter.cli.exit_by_deadline)
         await stop_workers(workers)
         await runner.cleanup()
 
