@@ -267,15 +267,19 @@ def parse(data: Any, base: str = "") -> WebConfig:
         if interval > 0:
             rate_limit = RateLimit(interval, max(burst, 1))
     root.done()
-    cfg = WebConfig(tls, users, headers, rate_limit)
-    cfg.context()  # the certificates must load now, not at the first connection
-    return cfg
+    return WebConfig(tls, users, headers, rate_limit)
 
 
-def load(path: str) -> WebConfig:
-    """The web config file, its relative paths resolved against its folder."""
-    config, _ = load_file(path, lambda data: parse(data, os.path.dirname(os.path.abspath(path))))
-    return config
+def load(path: str) -> tuple[WebConfig, ssl.SSLContext | None]:
+    """The web config file (relative paths resolved against its folder) and its TLS
+    context, built now: certificates that do not load are an error naming the file,
+    not a failure at the first connection."""
+    def parse_and_build(data: Any) -> tuple[WebConfig, ssl.SSLContext | None]:
+        config = parse(data, os.path.dirname(os.path.abspath(path)))
+        return config, config.context()
+
+    loaded, _ = load_file(path, parse_and_build)
+    return loaded
 
 
 class _LiveContext(ssl.SSLContext):
@@ -343,8 +347,7 @@ class WebSecurity:
                 stamp = self._files_stamp()
                 if stamp in (self._stamp, self._refused):
                     return
-                config = load(self.path)
-                context = config.context()
+                config, context = load(self.path)
             except (ConfigError, OSError) as exc:
                 if strict:
                     raise

@@ -140,8 +140,8 @@ class BacklogProbe(PollingProbe):
             self._m.backlog_pending.labels(engine).set(sum(s.pending for s in streams))
             self._m.backlog_lag.labels(engine).set(sum(s.lag for s in streams))
             # Distinct names over the streams (Redis adds a consumer to a stream's group
-            # when it is first handed a request there).
-            names = {name for s in streams for name in s.idle_ms}
+            # when it is first handed a request there; every stream with consumers was
+            # asked for them).
             self._m.backlog_consumers.labels(engine).set(
-                max(len(names), max(s.consumers for s in streams)))
+                len({name for s in streams for name in s.idle_ms}))
             self._m.backlog_active.labels(engine).set(active_consumers(streams))
