@@ -71,6 +71,12 @@ def bounded(text: str) -> str:
     return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS - 1] + "…"
 
 
+def _is_async(handler: Any) -> bool:
+    """A coroutine function, or an object whose __call__ is one."""
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None))
+
+
 class HandlerTable:
     """Dispatches a probe to the handler of its operation. A coroutine function is
     awaited; a plain function runs in a worker thread (it may block)."""
@@ -87,14 +93,16 @@ class HandlerTable:
                 raise TypeError(f"handlers for {bad} are not callable")
             if not self._by_op:
                 raise ValueError("no handlers: give at least one operation's handler")
+        # Which handlers are awaited, decided once (not per probe).
+        self._awaited = {id(h): _is_async(h) for h in
+                         (self._by_op.values() if self._by_op is not None else [self._any])}
         self._warn = FailureLog(log, engine)
         self._traced: set[tuple[str, str]] = set()
         self.engine = engine
 
-    @property
-    def operations(self) -> tuple[str, ...] | None:
-        """The operations answered, or None when one handler takes every operation."""
-        return tuple(self._by_op) if self._by_op is not None else None
+    def answers(self, op: str) -> bool:
+        """Whether some handler takes `op`."""
+        return self._by_op is None or op in self._by_op
 
     async def call(self, req: Request) -> tuple[Verdict, int]:
         """The handler's verdict and the service time measured around it (us)."""
@@ -106,8 +114,7 @@ class HandlerTable:
                                          f"{known})")), 0
         token = _probe.set(req)
         try:
-            if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-                    getattr(handler, "__call__", None)):
+            if self._awaited[id(handler)]:
                 result = await cast(Awaitable[Result], handler(req))
             else:
                 # copy_context: the worker thread sees the probe context too.

@@ -202,21 +202,26 @@ class Responder:
             if self._transport == "streams":
                 await self._leave_group()
 
+    async def _mine(self) -> list[tuple[str, dict[str, Any]]]:
+        """This consumer's XINFO CONSUMERS record on each stream where it exists."""
+        out = []
+        for stream in self._streams:
+            for c in await self._redis.xinfo_consumers(stream, protocol.RESPONDER_GROUP):
+                if c.get("name") == self.consumer:
+                    out.append((stream, c))
+        return out
+
     async def _leave_group(self) -> None:
         """A clean stop removes this consumer, so the group lists only live ones. Not
         if it still holds requests (a reply or ack could not be written): another
         consumer, or this one's restart, takes them over."""
-        for stream in self._streams:
-            try:
-                consumers = await self._redis.xinfo_consumers(stream, protocol.RESPONDER_GROUP)
-                mine = next((c for c in consumers if c.get("name") == self.consumer), None)
-                if mine is not None and not mine.get("pending"):
+        try:
+            for stream, mine in await self._mine():
+                if not mine.get("pending"):
                     await self._redis.xgroup_delconsumer(stream, protocol.RESPONDER_GROUP,
                                                          self.consumer)
-            except BUS_ERRORS as exc:
-                log.warning("%s: could not leave the consumer group of %s: %r",
-                            self.engine, stream, exc)
-                return
+        except BUS_ERRORS as exc:
+            log.warning("%s: could not leave the consumer group: %r", self.engine, exc)
 
     # -- reading ---------------------------------------------------------------
 
@@ -237,11 +242,7 @@ class Responder:
         Not when the name was in use moments ago: that may be another live process
         with the same name, whose requests are in hand (they are taken over after
         CLAIM_IDLE_MS if that process is in fact dead)."""
-        idle = []
-        for stream in self._streams:
-            for c in await self._redis.xinfo_consumers(stream, protocol.RESPONDER_GROUP):
-                if c.get("name") == self.consumer:
-                    idle.append(int(c.get("idle") or 0))
+        idle = [int(mine.get("idle") or 0) for _, mine in await self._mine()]
         if idle and min(idle) < CLAIM_IDLE_MS:
             log.warning("%s: consumer name %r was in use %.1f s ago; if another process uses "
                         "it, give each its own (%s)", self.engine, self.consumer,
@@ -369,8 +370,7 @@ class Responder:
         finally:
             self._slots.release()
         service_us = measured_us if verdict.service_us is None else max(int(verdict.service_us), 0)
-        if verdict.error and self.handlers.operations is not None \
-                and req.op not in self.handlers.operations:
+        if not self.handlers.answers(req.op):
             self.stats.unknown_ops += 1
         reply = Reply.answering(req, error=verdict.error, service_us=service_us)
         self._queue(_Outgoing(reply, req.reply_to, max(verdict.copies, 0), ack))
@@ -451,7 +451,7 @@ class Responder:
         the old key lives), then every interval; each with an expiry, so a dead
         engine's report vanishes. Removed on a clean stop."""
         assert self.report is not None
-        spec, key = self.report, reporting.key(self.engine)
+        spec, key = self.report, protocol.report_key(self.engine)
         last = reporting.Snapshot.take(self.stats)
         wait = min(1.0, spec.interval)
         published = False

@@ -10,8 +10,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from . import protocol
-
 try:
     _PAGE = os.sysconf("SC_PAGE_SIZE")
 except (AttributeError, ValueError, OSError):  # not Linux
@@ -105,7 +103,3 @@ def build_report(before: Snapshot, after: Snapshot, supplied: Mapping[str, Any],
 def encode(report: Mapping[str, Any]) -> str:
     """JSON with finite numbers only (the exporter counts anything else as an error)."""
     return json.dumps(report, separators=(",", ":"), allow_nan=False)
-
-
-def key(engine: str) -> str:
-    return protocol.report_key(engine)
