@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import redis
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,13 +129,15 @@ class KnobWatch:
     say: Callable[[str], None]
     seen: dict[str, str] = field(default_factory=dict)
 
-    def poll(self) -> None:
-        import redis
+    def __post_init__(self) -> None:
+        # One client for every poll (its pool reconnects after a Redis restart).
+        self._redis = redis.Redis.from_url(self.redis_url, decode_responses=True,
+                                           socket_timeout=1)
 
+    def poll(self) -> None:
         try:
-            with redis.Redis.from_url(self.redis_url, decode_responses=True,
-                                      socket_timeout=1) as r:
-                now = {k: r.get(k) or "" for k in r.scan_iter(f"{self.prefix}:*:knobs")}
+            now = {k: self._redis.get(k) or "" for k in
+                   self._redis.scan_iter(f"{self.prefix}:*:knobs")}
         except redis.RedisError:
             return
         for key in sorted(set(now) | set(self.seen)):
