@@ -18,6 +18,14 @@ from .thresholds import SEVERITIES, Thresholds
 NOT_BASELINE = f'engine!="{BASELINE_ENGINE}"'
 BASELINE = f'engine="{BASELINE_ENGINE}"'
 JOB = "nautilus-probe"  # the Prometheus job scraping the exporter(s)
+# The Pushgateway group job of the load tests' capacity verdicts (nautilus_loadtest/push.py).
+CAPACITY_JOB = "nautilus-capacity"
+CAPACITY = f'job="{CAPACITY_JOB}"'
+
+
+def capacity_age_expr() -> str:
+    """Seconds since each target's last verdict was pushed."""
+    return f"time() - max by (scope, target) (push_time_seconds{{{CAPACITY}}})"
 
 
 def window(seconds: float) -> str:
@@ -46,15 +54,24 @@ def recording_exprs(w: str) -> dict[str, str]:
 
     lat = f"{P}_latency_seconds"
     trade = f"{P}_trading_request_latency_seconds"
+
+    def mean(metric: str, by: str = "engine", sel: str = "") -> str:
+        # Over answered requests only: none answered is no series, never NaN
+        # (a dashboard says "no successful requests", an alert cannot misread it).
+        return f"{rate(f'{metric}_sum', by, sel)} / ({rate(f'{metric}_count', by, sel)} > 0)"
+
+    def quantile(q: float, metric: str, by: str) -> str:
+        # NaN (no answered request in the window) fails every comparison: dropped.
+        return f"histogram_quantile({q}, {rate(f'{metric}_bucket', by)}) >= 0"
+
     return {
         # Per engine, from the probes.
         f"{P}:engine_probe_throughput:rate": rate(f"{lat}_count"),
-        f"{P}:engine_latency_seconds:mean": f"{rate(f'{lat}_sum')} / {rate(f'{lat}_count')}",
-        f"{P}:engine_latency_seconds:p95": f"histogram_quantile(0.95, {rate(f'{lat}_bucket', 'engine, le')})",
-        f"{P}:engine_latency_seconds:p99": f"histogram_quantile(0.99, {rate(f'{lat}_bucket', 'engine, le')})",
+        f"{P}:engine_latency_seconds:mean": mean(lat),
+        f"{P}:engine_latency_seconds:p95": quantile(0.95, lat, "engine, le"),
+        f"{P}:engine_latency_seconds:p99": quantile(0.99, lat, "engine, le"),
         f"{P}:engine_error_ratio:rate": f"{rate(f'{P}_failures_total')} / {rate(f'{P}_requests_total')}",
-        f"{P}:engine_op_latency_seconds:mean":
-            f"{rate(f'{lat}_sum', 'engine, op')} / {rate(f'{lat}_count', 'engine, op')}",
+        f"{P}:engine_op_latency_seconds:mean": mean(lat, "engine, op"),
         # Per engine, from the engines' self-reports (max: several exporters read the same key).
         f"{P}:engine_throughput:reported": f"max by (engine) ({P}_engine_reported_operations_per_second)",
         f"{P}:engine_operation_throughput:reported":
@@ -64,20 +81,19 @@ def recording_exprs(w: str) -> dict[str, str]:
         # The whole system (the containerized engines; the monolith is the baseline).
         f"{P}:system_throughput:reported":
             f"sum(max by (engine) ({P}_engine_reported_operations_per_second{{{NOT_BASELINE}}}))",
-        f"{P}:system_latency_seconds:mean": f"{rate(f'{trade}_sum', '')} / {rate(f'{trade}_count', '')}",
-        f"{P}:system_latency_seconds:p95": f"histogram_quantile(0.95, {rate(f'{trade}_bucket', 'le')})",
-        f"{P}:system_latency_seconds:p99": f"histogram_quantile(0.99, {rate(f'{trade}_bucket', 'le')})",
+        f"{P}:system_latency_seconds:mean": mean(trade, ""),
+        f"{P}:system_latency_seconds:p95": quantile(0.95, trade, "le"),
+        f"{P}:system_latency_seconds:p99": quantile(0.99, trade, "le"),
         f"{P}:system_request_rate:rate": rate(f"{P}_requests_total", "", NOT_BASELINE),
         f"{P}:system_error_ratio:rate":
             f"{rate(f'{P}_failures_total', '', NOT_BASELINE)} / {rate(f'{P}_requests_total', '', NOT_BASELINE)}",
         # The monolith, probed continuously: the latency baseline.
-        f"{P}:baseline_latency_seconds:mean":
-            f"{rate(f'{lat}_sum', '', BASELINE)} / {rate(f'{lat}_count', '', BASELINE)}",
+        f"{P}:baseline_latency_seconds:mean": mean(lat, "", BASELINE),
         f"{P}:system_cpu_ratio:reported": f"avg({P}:engine_cpu_ratio:reported{{{NOT_BASELINE}}})",
         f"{P}:ws_connections_open:sum": f"sum({P}_ws_connections_open)",
         f"{P}:engine_backlog_messages:max": backlog_expr(),
         f"{P}:ws_heartbeat_latency_seconds:p99":
-            f"histogram_quantile(0.99, {rate(f'{P}_ws_heartbeat_latency_seconds_bucket', 'le')})",
+            f"histogram_quantile(0.99, {rate(f'{P}_ws_heartbeat_latency_seconds_bucket', 'le')}) >= 0",
     }
 
 
@@ -88,8 +104,11 @@ def improvement_exprs(t: Thresholds) -> dict[str, str]:
     return {
         f"{P}:system_throughput_improvement:ratio":
             f"{P}:system_throughput:reported / {t.baseline_throughput:g}",
+        # Only while the system meets its error target: the latency of the few
+        # requests that still succeed is no improvement.
         f"{P}:system_latency_improvement:ratio":
-            f"{P}:baseline_latency_seconds:mean / {P}:system_latency_seconds:mean",
+            f"{P}:baseline_latency_seconds:mean / {P}:system_latency_seconds:mean and on () "
+            f"{P}:system_error_ratio:rate <= {t.system['error_ratio'].max:g}",
     }
 
 
@@ -129,8 +148,11 @@ def runbook_url(t: Thresholds, name: str) -> str:
 
 
 def _rule(t: Thresholds, name: str, expr: str, severity: str, for_: float, summary: str,
-          description: str) -> dict:
-    return {"alert": name, "expr": expr, "for": window(for_), "labels": {"severity": severity},
+          description: str, keep_firing_for: float = 0) -> dict:
+    rule = {"alert": name, "expr": expr, "for": window(for_)}
+    if keep_firing_for:
+        rule["keep_firing_for"] = window(keep_firing_for)
+    return {**rule, "labels": {"severity": severity},
             "annotations": {"summary": summary, "description": description,
                             "runbook_url": runbook_url(t, name)}}
 
@@ -144,33 +166,56 @@ SLOS = {
 }
 
 
+def _now(series: str, then: str = "", fmt: str = "humanizePercentage") -> str:
+    """An annotation fragment: `series` of the alert's engine (then `then`), queried
+    when the alert is evaluated (its $value is only whichever window pair matched)."""
+    return (f'{{{{ with printf `{series}{{engine="%s"}}{then}` $labels.engine | query }}}}'
+            f'{{{{ . | first | value | {fmt} }}}}{{{{ else }}}}no data{{{{ end }}}}')
+
+
 def burn_rate_alerts(t: Thresholds) -> list[dict]:
     """Multiwindow, multi-burn-rate alerts per engine and objective: page on a fast
-    burn, ticket on a slow one."""
+    burn, ticket on a slow one. Each condition also needs the burn over the recent
+    window: an alert ends soon after its fault does (keep_firing_for holds it over
+    short dips, so a continuous burn notifies once)."""
     a = t.alerting
     target = f"{t.engine['latency_average_seconds'].max * 1e3:g} ms"
+    recent = window(a.recent)
     out = []
     for slo, (name, what, good) in SLOS.items():
         objective = getattr(t.objectives, slo)
         budget = 1 - objective
+        ratio = f"{P}:engine_{slo}_errors:ratio_rate"
         for severity in SEVERITIES:
             rates = a.burn_rates[severity]
-            expr = " or ".join(
-                f"({P}:engine_{slo}_errors:ratio_rate{window(b.long)} > {b.factor * budget:.6g} and "
-                f"{P}:engine_{slo}_errors:ratio_rate{window(b.short)} > {b.factor * budget:.6g})"
-                for b in rates)
+            conditions = []
+            for b in rates:
+                limit = f"{b.factor * budget:.6g}"
+                cond = (f"{ratio}{window(b.long)} > {limit} and "
+                        f"{ratio}{window(b.short)} > {limit}")
+                if b.short != a.recent:
+                    # Still burning now (faster than the budget allows): the alert
+                    # ends soon after the fault does, whatever its short window says.
+                    cond += f" and {ratio}{recent} > {budget:.6g}"
+                conditions.append(f"({cond})")
             speeds = ", or ".join(f"{b.factor:g}× too fast over {window(b.long)} and "
                                   f"{window(b.short)}" for b in rates)
+            long = window(rates[0].long)
             # `for:` too: just after a (re)start every window holds a few samples, and
             # one early error would read as a burn.
             out.append(_rule(
-                t, name, expr, severity, a.for_page if severity == "page" else a.for_ticket,
+                t, name, " or ".join(conditions), severity,
+                a.for_page if severity == "page" else a.for_ticket,
                 f"{{{{ $labels.engine }}}} is burning its {slo} error budget "
                 f"{'fast' if severity == 'page' else 'slowly'}.",
-                f"{{{{ $labels.engine }}}}: {{{{ $value | humanizePercentage }}}} "
-                f"{what.format(target=target)} over the long window. Objective: "
-                f"{objective * 100:g}% {good.format(target=target)} (error budget "
-                f"{budget * 100:.3g}%); this fires when the budget burns {speeds}."))
+                f"{{{{ $labels.engine }}}}: {_now(f'{ratio}{recent}')} "
+                f"{what.format(target=target)} over the last {recent}, "
+                f"{_now(f'{ratio}{long}')} over {long}: the error budget burns "
+                f"{_now(f'{ratio}{recent}', f' / {budget:.6g}', 'printf `%.3g`')}× "
+                f"as fast as the objective allows. Objective: {objective * 100:g}% "
+                f"{good.format(target=target)} (error budget {budget * 100:.3g}%); this fires "
+                f"when the budget burns {speeds}, while it still burns over the last {recent}.",
+                a.keep_firing_for(severity)))
     return out
 
 
@@ -243,5 +288,26 @@ def prober_alerts(t: Thresholds) -> list[dict]:
     ]
 
 
+def capacity_alerts(t: Thresholds) -> list[dict]:
+    """Capacity is proven by load tests, never judged against live traffic: a ticket
+    when the last proof failed or has grown old."""
+    age = window(t.alerting.validation_max_age)
+    return [
+        _rule(t, "CapacityValidationFailed",
+              f"max by (scope, target) ({P}_capacity_verdict{{{CAPACITY}}}) == 0", "ticket", 0,
+              "The last load test missed a capacity target.",
+              "{{ $labels.scope }} {{ $labels.target }}: the last load test that measured it "
+              "missed its target (thresholds.yml). The run's report says by how much; fix, "
+              "then run the load test and validate again."),
+        _rule(t, "CapacityValidationStale",
+              f"{capacity_age_expr()} > {t.alerting.validation_max_age:g}", "ticket", 0,
+              "A capacity target has not been proven for a while.",
+              "{{ $labels.scope }} {{ $labels.target }} was last proven by a load test "
+              "{{ $value | humanizeDuration }} ago (more than " + age + "): run the load "
+              "test and validate again, so the capacity figures reflect the platform as "
+              "it is deployed now."),
+    ]
+
+
 def alerting_rules(t: Thresholds) -> list[dict]:
-    return [*burn_rate_alerts(t), *saturation_alerts(t), *prober_alerts(t)]
+    return [*burn_rate_alerts(t), *saturation_alerts(t), *prober_alerts(t), *capacity_alerts(t)]

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from exporter.yamlcheck import ConfigError, Node, duration, load_file, name, positive, string
+from exporter.yamlcheck import (ConfigError, Node, duration, duration_or_zero,
+                               load_file, name, positive, string)
 
 
 @dataclass(frozen=True)
@@ -54,14 +55,25 @@ class Alerting:
     for_page: float = 120.0
     for_ticket: float = 900.0
     for_no_responders: float = 60.0
+    # A burn alerts only while it is still happening: every condition also needs the
+    # budget burning over `recent`, so an alert resolves within recent + keep_firing_for
+    # of the fault's end; a dip shorter than keep_firing_for neither resolves nor re-pages.
+    recent: float = 300.0
+    keep_firing_page: float = 270.0
+    keep_firing_ticket: float = 120.0
+    # The last load-test validation: a ticket when it failed or is older than this.
+    validation_max_age: float = 7 * 86400.0
     backlog_messages: float = 100.0
     stale_after: float = 30.0
     runbook_url: str = "https://github.com/nautilus-platform/nautilus-probe/blob/main/docs/runbook.md"
 
     def windows(self) -> list[float]:
-        """Every burn-rate window, shortest first."""
-        return sorted({w for rates in self.burn_rates.values() for b in rates
-                       for w in (b.long, b.short)})
+        """Every burn-rate window (and the recent one), shortest first."""
+        return sorted({self.recent} | {w for rates in self.burn_rates.values() for b in rates
+                                       for w in (b.long, b.short)})
+
+    def keep_firing_for(self, severity: str) -> float:
+        return self.keep_firing_page if severity == "page" else self.keep_firing_ticket
 
 
 @dataclass(frozen=True)
@@ -197,6 +209,7 @@ def parse(data: Any) -> Thresholds:
     o.done()
     a = root.node("alerting")
     fors = a.node("for")
+    keep = a.node("keep_firing_for")
     rates = a.node("burn_rates")
     burn_rates = {sev: rates.get(sev, DEFAULT_BURN_RATES[sev], _burn_rates) for sev in SEVERITIES}
     rates.done()
@@ -206,10 +219,15 @@ def parse(data: Any) -> Thresholds:
         for_page=fors.get("page", 120.0, duration),
         for_ticket=fors.get("ticket", 900.0, duration),
         for_no_responders=fors.get("no_responders", 60.0, duration),
+        recent=a.get("recent", 300.0, _window),
+        keep_firing_page=keep.get("page", 270.0, duration_or_zero),
+        keep_firing_ticket=keep.get("ticket", 120.0, duration_or_zero),
+        validation_max_age=a.get("validation_max_age", 7 * 86400.0, _window),
         backlog_messages=a.get("backlog_messages", 100.0, positive),
         stale_after=a.get("self_report_stale_after", 30.0, duration),
         runbook_url=a.get("runbook_url", Alerting.runbook_url, _http_url))
     fors.done()
+    keep.done()
     a.done()
     root.done()
     return Thresholds(baseline[0], baseline[1], system, engine, operations, full_cycle,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from grafanalib.core import Annotations, Dashboard, DashboardLink, Template, Templating, Time
 
-from alerts.rules import NOT_BASELINE, P, backlog_expr, window
+from alerts.rules import CAPACITY, NOT_BASELINE, P, backlog_expr, capacity_age_expr, window
 from alerts.thresholds import Limit, Thresholds
 from nautilus_wire.protocol import BASELINE_ENGINE
 
@@ -20,8 +20,11 @@ from .panels import (DATASOURCE, FILTER, RATE, alert_list, flow, heatmap, row, s
 SCHEMA_VERSION = 39
 UIDS = {"overview": "nautilus-overview", "engine": "nautilus-engine",
         "websocket": "nautilus-websocket", "prober": "nautilus-prober"}
-PASS_FAIL = [{"type": "value", "options": {"0": {"text": "FAIL", "color": "red"},
-                                            "1": {"text": "PASS", "color": "green"}}}]
+# A capacity verdict: -1 is a target no load test has proven yet (neutral, not red).
+VERDICT = [{"type": "value", "options": {
+    "0": {"text": "FAIL", "color": "red", "index": 0},
+    "1": {"text": "PASS", "color": "green", "index": 1},
+    "-1": {"text": "never validated", "color": "text", "index": 2}}}]
 TIMES = "suffix:×"  # an improvement factor
 VARS = "${datasource:queryparam}&${job:queryparam}&${instance:queryparam}"
 
@@ -76,11 +79,14 @@ def _error_ratio(by: str = "", matchers: str = "") -> str:
 
 def _quantile(q: float, metric: str, by: str = "", matchers: str = "") -> str:
     keys = f"{by}, le" if by else "le"
-    return f"histogram_quantile({q}, sum by ({keys}) (rate({metric}_bucket{sel(matchers)}[{RATE}])))"
+    # NaN (nothing answered) fails the comparison: no value, "no successful requests".
+    return (f"(histogram_quantile({q}, sum by ({keys}) (rate({metric}_bucket{sel(matchers)}"
+            f"[{RATE}]))) >= 0)")
 
 
 def _mean(metric: str, by: str = "", matchers: str = "") -> str:
-    return _ratio(f"{metric}_sum", f"{metric}_count", by, matchers)
+    """Over answered requests; none answered is no value (the panel says so), never NaN."""
+    return f"({_ratio(f'{metric}_sum', f'{metric}_count', by, matchers)} > 0)"
 
 
 LAT = f"{P}_latency_seconds"
@@ -89,51 +95,105 @@ TRADE = f"{P}_trading_request_latency_seconds"
 BACKLOG = backlog_expr(sel(NOT_BASELINE))
 
 
+NO_SUCCESS = "no successful requests"
+
+
+def capacity_targets(t: Thresholds) -> list[tuple[str, str]]:
+    """(scope, target) of every capacity target a load test proves (push.py's labels)."""
+    return [("system", "throughput_ops_per_second"), ("system", "throughput_improvement_ratio"),
+            ("system", "websocket_connections"), ("system", "cpu_busy_ratio"),
+            *((eng, "full_cycle_seconds") for eng in sorted(t.full_cycle))]
+
+
+def _never_validated(t: Thresholds) -> str:
+    """-1 for every capacity target, labelled like a pushed verdict: `or`-ed after the
+    verdicts, it leaves a "never validated" row for each target no load test proved."""
+    return " or ".join(
+        f'label_replace(label_replace(vector(-1), "scope", "{scope}", "", ""), '
+        f'"target", "{name}", "", "")' for scope, name in capacity_targets(t))
+
+
+def service_now(t: Thresholds) -> list:
+    """The live objectives, each over the same recent window as the alerts' gate: green
+    on a healthy platform, whatever traffic flows."""
+    s, a, o = t.system, t.alerting, t.objectives
+    w = window(a.recent)
+    lat, err = s["latency_average_seconds"], s["error_ratio"]
+    note = f"Over the last {w} (the recording rules), every instance."
+    return [
+        row(f"Service now: the live objectives, over the last {w}"),
+        stat("Availability (worst engine)", [target(
+            f"min((1 - {P}:engine_availability_errors:ratio_rate{w}) >= 0)")], "percentunit",
+            (4, 4), (o.availability, None),
+            f"The share of probes the least available engine answered ok; objective "
+            f"{o.availability * 100:g}%. {note}", no_value="no probes sent"),
+        stat("Within latency target (worst engine)", [target(
+            f"min((1 - {P}:engine_latency_errors:ratio_rate{w}) >= 0)")], "percentunit",
+            (4, 4), (o.latency, None),
+            f"The share of answered probes under the engine's latency target "
+            f"({t.engine['latency_average_seconds'].max * 1e3:g} ms), least good engine; "
+            f"objective {o.latency * 100:g}%. {note}", no_value=NO_SUCCESS),
+        stat("End-to-end latency (avg)", [target(f"{P}:system_latency_seconds:mean")], "s",
+             (4, 4), (None, lat.max),
+             f"The trading request (its legs in parallel), successful ones; target under "
+             f"{lat.max:g} s. {note}", no_value=NO_SUCCESS),
+        stat("Error ratio", [target(f"{P}:system_error_ratio:rate")], "percentunit", (4, 4),
+             (None, err.max), f"Failed probes to the containerized engines; target under "
+             f"{err.max:g}. {note}", no_value="no probes sent"),
+        stat("Backlog (largest engine)", [target(f"max({P}:engine_backlog_messages:max)")],
+             "none", (4, 4), (None, a.backlog_messages),
+             f"Requests waiting in the fullest engine's streams; above "
+             f"{a.backlog_messages:g} (and growing) an engine cannot keep up.",
+             no_value="no backlog read"),
+        stat("Latency vs the monolith", [target(f"{P}:system_latency_improvement:ratio")],
+             TIMES, (4, 4), (t.latency_factor, None),
+             f"The monolith's measured latency over the trading request's; target "
+             f"{t.latency_factor:g}×. Shown only while the error ratio meets its target: the "
+             f"few requests that still succeed prove no improvement. {note}",
+             no_value="not while requests fail"),
+    ]
+
+
+def capacity_last_proven(t: Thresholds) -> list:
+    """Each capacity target's last load-test verdict, from the Pushgateway: never
+    coloured against live traffic; "never validated" is neutral."""
+    by = "max by (scope, target)"
+    verdicts = f"{by} ({P}_capacity_verdict{{{CAPACITY}}})"
+    instant = dict(fmt="table", instant=True)
+    max_age = t.alerting.validation_max_age
+    return [
+        row("Capacity, last proven: the load tests' verdicts (nautilus-probe validate)"),
+        table("Capacity targets: the last load test's verdict", [
+            target(f"{verdicts} or {_never_validated(t)}", ref="A", **instant),
+            target(f"{by} ({P}_capacity_measured{{{CAPACITY}}})", ref="B", **instant),
+            target(f"{by} ({P}_capacity_required_min{{{CAPACITY}}})", ref="C", **instant),
+            target(f"{by} ({P}_capacity_required_max{{{CAPACITY}}})", ref="D", **instant),
+            target(capacity_age_expr(), ref="E", **instant)], {
+            "A": ("last verdict", "none", None),
+            "B": ("measured", "none", None),
+            "C": ("required at least", "none", None),
+            "D": ("required at most", "none", None),
+            "E": ("age", "s", (None, max_age))},
+            (24, 8), "Pushed by `nautilus-probe loadtest`, `validate` and `review` to the "
+            "Pushgateway, one target at a time: each row is the last run that measured that "
+            "target (units in the target's name, as in thresholds.yml). Never compared with "
+            f"live traffic. Age turns red after {window(max_age)} "
+            "(CapacityValidationStale); a failed verdict raises CapacityValidationFailed.",
+            mappings={"A": VERDICT}),
+    ]
+
+
 def overview(t: Thresholds) -> Dashboard:
     s, e = t.system, t.engine
-    thr, lat, err = (s["throughput_ops_per_second"], s["latency_average_seconds"],
-                     s["error_ratio"])
-    ws, cpu = s["websocket_connections"], s["cpu_busy_ratio"]
+    lat, err = s["latency_average_seconds"], s["error_ratio"]
     reported = f"sum(max by (engine) ({P}_engine_reported_operations_per_second{sel(NOT_BASELINE)}))"
-    verdicts = [
-        (f"{P}:system_throughput:reported >= bool {thr.min:g}", "throughput"),
-        (f"{P}:system_latency_seconds:mean < bool {lat.max:g}", "latency"),
-        (f"{P}:system_error_ratio:rate < bool {err.max:g}", "errors"),
-        (f"{P}:ws_connections_open:sum >= bool {ws.min:g}", "websocket"),
-        (f"({P}:system_cpu_ratio:reported >= bool {cpu.min:g}) * "
-         f"({P}:system_cpu_ratio:reported <= bool {cpu.max:g})", "cpu efficiency"),
-        (f"{P}:system_throughput_improvement:ratio >= bool {t.throughput_factor:g}",
-         "throughput ×"),
-        (f"{P}:system_latency_improvement:ratio >= bool {t.latency_factor:g}", "latency ×"),
-    ]
     drill = f"/d/{UIDS['engine']}?var-engine=${{__data.fields.engine}}&{VARS}&${{__url_time_range}}"
     instant = dict(fmt="table", instant=True)
     return _dashboard("overview", "Nautilus: system overview", [
-        row("The migration's targets"),
-        stat("Throughput (reported)", [target(reported)], "ops", (4, 4), (thr.min, None),
-             f"What the containerized engines report, summed. Capacity target: at least "
-             f"{thr.min:g} ops/s (validated under load by the load test, not by probes)."),
-        stat("End-to-end latency (avg)", [target(_mean(TRADE))], "s", (4, 4), (None, lat.max),
-             f"The trading request (its legs in parallel); target under {lat.max:g} s."),
-        stat("Error ratio", [target(_error_ratio(matchers=NOT_BASELINE))], "percentunit", (4, 4),
-             (None, err.max), f"Failed probes to the containerized engines; target under "
-             f"{err.max:g}."),
-        stat("WebSocket connections", [target(f"sum({P}_ws_connections_open{sel()})")], "none",
-             (4, 4), (ws.min, None), f"Held by the prober. Capacity target: {ws.min:g}."),
-        stat("Throughput vs baseline", [target(f"{P}:system_throughput_improvement:ratio")],
-             TIMES, (4, 4), (t.throughput_factor, None),
-             f"Reported throughput over the monolith's {t.baseline_throughput:g} ops/s "
-             f"(thresholds.yml baseline); target {t.throughput_factor:g}×."),
-        stat("Latency vs baseline", [target(f"{P}:system_latency_improvement:ratio")], TIMES,
-             (4, 4), (t.latency_factor, None),
-             f"The monolith's measured latency over the trading request's; target "
-             f"{t.latency_factor:g}×."),
-        stat("Targets", targets(*verdicts), "none", (24, 3), mappings=PASS_FAIL,
-             description="PASS when the target is met, FAIL when missed: from thresholds.yml, "
-                         f"over the recording rules' {window(t.alerting.rate_window)} window and "
-                         "all instances (the stats above use the dashboard's rate interval)."),
+        *service_now(t),
+        *capacity_last_proven(t),
         row("Engines"),
-        table("Engines against their targets", [
+        table("Engines against their objectives", [
             target(f"max by (engine) ({P}_engine_reported_operations_per_second{sel(NOT_BASELINE)})",
                    ref="A", **instant),
             target(_quantile(0.5, LAT, "engine", NOT_BASELINE), ref="B", **instant),
@@ -142,16 +202,18 @@ def overview(t: Thresholds) -> Dashboard:
             target(_ratio(f"{P}_replies_lost_total", f"{P}_requests_total", "engine", NOT_BASELINE),
                    ref="E", **instant),
             target(BACKLOG, ref="F", **instant)], {
-            "A": ("throughput (reported, ops/s)", "ops", _lim(e["throughput_ops_per_second"])),
+            "A": ("throughput (reported, ops/s)", "ops", None),
             "B": ("p50 latency", "s", (None, e["latency_average_seconds"].max)),
             "C": ("p99 latency", "s", (None, e["latency_average_seconds"].max)),
             "D": ("error ratio", "percentunit", _lim(e["error_ratio"])),
             "E": ("lost ratio", "percentunit", _lim(e["error_ratio"])),
-            "F": ("backlog (requests)", "none", (None, None))},
-            (24, 9), "One row per containerized engine (the monolith is the baseline); click an engine for its dashboard. Cells are green "
-            "when they meet the engine's target in thresholds.yml (latency quantiles against "
-            "its average-latency target, lost replies against its error-ratio target).",
-            link=("engine", drill)),
+            "F": ("backlog (requests)", "none", (None, t.alerting.backlog_messages))},
+            (24, 9), "One row per containerized engine (the monolith is the baseline); click an "
+            "engine for its dashboard. Cells are green when they meet the engine's objective in "
+            "thresholds.yml (latency quantiles against its latency target, lost replies against "
+            "its error-ratio target). Throughput is what the engine reports for the traffic that "
+            "flows, not coloured: its capacity is proven by load tests (the row above).",
+            link=("engine", drill), no_value=NO_SUCCESS),
         alert_list("Firing and pending alerts", (12, 8)),
         timeseries("Trading requests: sent and failed by reason", targets(
             (f"sum(rate({P}_trading_requests_total{sel()}[{RATE}]))", "sent"),
@@ -160,24 +222,26 @@ def overview(t: Thresholds) -> Dashboard:
             description="Composite requests sent, and those that failed by the reason of "
                         "the first failing leg."),
         row("End to end"),
-        timeseries("Throughput vs target", targets(
+        timeseries("Throughput (live)", targets(
             (reported, "reported, all engines"),
             (f"sum(rate({LAT}_count{sel(NOT_BASELINE)}[{RATE}]))", "probes answered")),
-            "ops", (12, 8), (thr.min, None), "Log scale: the capacity target and the probe "
-            "traffic differ by orders of magnitude.", log=True),
+            "ops", (12, 8), description="What the engines report for the traffic that flows, "
+            "and the probes answered. Log scale. No target line: capacity is proven by load "
+            "tests, not by whatever traffic flows.", log=True),
         timeseries("End-to-end latency vs target", targets(
-            (_mean(TRADE), "avg"), (_quantile(0.95, TRADE), "p95"), (_quantile(0.99, TRADE), "p99"),
+            (_mean(TRADE), "avg"), (_quantile(0.95, TRADE), "p95"),
+            (_quantile(0.99, TRADE), "p99"),
             (_mean(LAT, matchers=f'engine="{BASELINE_ENGINE}"'), "monolith baseline avg")),
-            "s", (12, 8), (None, lat.max)),
+            "s", (12, 8), (None, lat.max), "Successful trading requests only; a gap means "
+            "none succeeded."),
         timeseries("Error ratio", targets(
             (_error_ratio(matchers=NOT_BASELINE), "all engines")), "percentunit", (12, 8),
             (None, err.max)),
-        timeseries("Improvement over the baseline", targets(
-            (f"{P}:system_throughput_improvement:ratio", "throughput"),
+        timeseries("Latency vs the monolith", targets(
             (f"{P}:system_latency_improvement:ratio", "latency")), TIMES, (12, 8),
-            (min(t.throughput_factor, t.latency_factor), None),
-            f"Targets: throughput {t.throughput_factor:g}×, latency {t.latency_factor:g}× "
-            "(the line is the lower of the two). Log scale.", log=True),
+            (t.latency_factor, None),
+            f"Target {t.latency_factor:g}×; a gap while the error ratio misses its target.",
+            log=True),
         timeseries("Queueing time per engine", targets(
             (f"{_mean(LAT, 'engine')} - {_mean(SERVICE, 'engine')}", "{{engine}}")), "s",
             (12, 8), description="Mean round trip minus the engine's own reported service "
@@ -189,8 +253,12 @@ def overview(t: Thresholds) -> Dashboard:
                    links=[{"title": "${__field.labels.engine}", "url": drill.replace(
                        "${__data.fields.engine}", "${__field.labels.engine}")}]),
         timeseries("WebSocket connections", targets(
-            (f"sum({P}_ws_connections_open{sel()})", "open")), "none", (24, 8), (ws.min, None)),
-    ], description="Is the containerized platform meeting the migration's targets?")
+            (f"sum({P}_ws_connections_open{sel()})", "open"),
+            (f"sum({P}_ws_connections_desired{sel()})", "configured")), "none", (24, 8),
+            description="Held by the prober, and how many it is configured to hold. The "
+            "capacity target is proven by `nautilus-probe loadtest websocket`."),
+    ], description="Is the containerized platform serving now, and what did the last load "
+                   "test prove it can carry?")
 
 
 def budget_panels(t: Thresholds, eng: str) -> list:
@@ -231,7 +299,8 @@ def engine(t: Thresholds) -> Dashboard:
         row("$engine against its targets"),
         stat("Throughput (reported)", [target(
             f"max({P}_engine_reported_operations_per_second{sel(eng)})")], "ops", (4, 4),
-            _lim(e["throughput_ops_per_second"])),
+            description="What the engine reports for the traffic that flows (successful "
+                        "operations). Not coloured: its capacity is proven by load tests."),
         stat("Average latency (probes)", [target(_mean(LAT, matchers=eng))], "s", (4, 4),
              (None, lat_max)),
         stat("p99 latency (probes)", [target(_quantile(0.99, LAT, matchers=eng))], "s", (4, 4),
@@ -288,14 +357,15 @@ def engine(t: Thresholds) -> Dashboard:
             (f"max by (op) ({P}_engine_reported_operation_operations_per_second{sel(eng)})",
              "{{op}}"),
             (f"max({P}_engine_reported_operations_per_second{sel(eng)})", "total")),
-            "ops", (12, 8), _lim(e["throughput_ops_per_second"]), "Log scale: the capacity "
-            "target and the probe traffic differ by orders of magnitude.", log=True),
+            "ops", (12, 8), description="Successful operations the engine reports. Log scale. "
+            "No target line: capacity is proven by load tests.", log=True),
         timeseries("Reported vs probed latency", targets(
             (f"max({P}_engine_reported_latency_seconds{sel(eng)})", "reported by the engine"),
             (_mean(LAT, matchers=eng), "probed round trip")), "s", (12, 8), (None, lat_max)),
         timeseries("Reported CPU", targets(
             (f"max({P}_engine_reported_cpu_ratio{sel(eng)})", "CPU (share of one core)")),
-            "percentunit", (8, 8), (t.system["cpu_busy_ratio"].min, t.system["cpu_busy_ratio"].max)),
+            "percentunit", (8, 8), description="The CPU-efficiency target applies under load: "
+            "a load test proves it."),
         timeseries("Reported memory", targets(
             (f"max({P}_engine_reported_memory_bytes{sel(eng)})", "memory")), "bytes", (8, 8)),
         timeseries("Reported error ratio", targets(
@@ -350,7 +420,8 @@ def prober(t: Thresholds) -> Dashboard:
              (1, None), mappings=[{"type": "value", "options": {
                  "0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}]),
         stat("Last config reload", [target(f"min({P}_config_last_reload_successful{sel()})")],
-             "none", (6, 4), (1, None), mappings=PASS_FAIL),
+             "none", (6, 4), (1, None), mappings=[{"type": "value", "options": {
+                 "0": {"text": "FAILED", "color": "red"}, "1": {"text": "OK", "color": "green"}}}]),
         stat("Since the last config load", [target(
             f"time() - max({P}_config_last_reload_success_timestamp_seconds{sel()})")], "s",
             (6, 4)),

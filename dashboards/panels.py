@@ -86,12 +86,16 @@ def timeseries(title: str, tgts: list[Target], unit: str, size: tuple[int, int] 
 
 
 def stat(title: str, tgts: list[Target], unit: str, size: tuple[int, int] = (6, 4),
-         limit: Limit = NO_LIMIT, description: str = "", mappings: list | None = None) -> Stat:
+         limit: Limit = NO_LIMIT, description: str = "", mappings: list | None = None,
+         no_value: str = "no data") -> Stat:
+    """A coloured stat; `no_value` says why there is no value ("no successful
+    requests"), never NaN. reduceCalc "last": an old value must not stand in."""
     w, h = size
     return Stat(title=title, description=description, dataSource=DATASOURCE, targets=tgts,
                 gridPos=GridPos(h=h, w=w, x=0, y=0), format=unit, thresholds=steps(*limit),
-                colorMode="background", reduceCalc="lastNotNull", mappings=mappings or [],
-                graphMode="area", noValue="no data")
+                colorMode="background" if limit != NO_LIMIT or mappings else "none",
+                reduceCalc="last", mappings=mappings or [],
+                graphMode="area", noValue=no_value)
 
 
 def heatmap(title: str, expr: str, unit: str, size: tuple[int, int] = (12, 8),
@@ -131,22 +135,33 @@ def alert_list(title: str, size: tuple[int, int] = (24, 6), description: str = "
                                     "normal": False, "error": True}}})
 
 
-def table(title: str, tgts: list[Target], columns: dict[str, tuple[str, str, Limit]],
+def table(title: str, tgts: list[Target], columns: dict[str, tuple[str, str, Limit | None]],
           size: tuple[int, int] = (24, 8), description: str = "",
-          link: tuple[str, str] | None = None) -> Table:
+          link: tuple[str, str] | None = None, no_value: str = "",
+          mappings: dict[str, list] | None = None) -> Table:
     """Instant queries joined on their labels into one row per label set; each value
-    column {refId: (header, unit, limit)} coloured against its limit. `link`: (column,
-    URL) turns that column's cells into links."""
+    column {refId: (header, unit, limit)} coloured against its limit (None: not
+    coloured). `link`: (column, URL) turns that column's cells into links; `no_value`
+    fills empty cells; `mappings` {refId: value mappings} colour by value instead."""
     w, h = size
     overrides = []
-    for ref, (header, unit, (lo, hi)) in columns.items():
-        overrides.append({"matcher": {"id": "byName", "options": f"Value #{ref}"}, "properties": [
+    for ref, (header, unit, limit) in columns.items():
+        props: list[dict[str, Any]] = [
             {"id": "displayName", "value": header}, {"id": "unit", "value": unit},
-            {"id": "decimals", "value": 3 if unit in ("s", "percentunit") else 1},
-            {"id": "thresholds", "value": {"mode": "absolute", "steps": [
-                s.to_json_data() for s in steps(lo, hi)]}},
-            {"id": "custom.cellOptions", "value": {"type": "color-background",
-                                                   "mode": "basic"}}]})
+            {"id": "decimals", "value": 3 if unit in ("s", "percentunit") else 1}]
+        if no_value:
+            props.append({"id": "noValue", "value": no_value})
+        if mappings and ref in mappings:
+            props += [{"id": "mappings", "value": mappings[ref]},
+                      {"id": "custom.cellOptions", "value": {"type": "color-background",
+                                                             "mode": "basic"}}]
+        elif limit is not None:
+            props += [{"id": "thresholds", "value": {"mode": "absolute", "steps": [
+                          s.to_json_data() for s in steps(*limit)]}},
+                      {"id": "custom.cellOptions", "value": {"type": "color-background",
+                                                             "mode": "basic"}}]
+        overrides.append({"matcher": {"id": "byName", "options": f"Value #{ref}"},
+                          "properties": props})
     if link is not None:
         overrides.append({"matcher": {"id": "byName", "options": link[0]}, "properties": [
             {"id": "links", "value": [{"title": "Drill down", "url": link[1]}]}]})

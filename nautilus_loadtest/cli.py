@@ -37,6 +37,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="processes; results merge exactly")
     p.add_argument("--out", help="result file (default results/<kind>_results.json)")
     p.add_argument("--quiet", action="store_true", help="no live progress line")
+    _push_flag(p)
     p.set_defaults(func=cmd_loadtest)
 
     p = sub.add_parser("validate", help="judge load-test results against thresholds.yml")
@@ -44,6 +45,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--containerized", default="results/containerized_results.json")
     p.add_argument("--thresholds", default="thresholds.yml")
     p.add_argument("--out", default="results/report", help="report and plots go here")
+    _push_flag(p)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("review", help="the validate verdicts from PromQL over a time window")
@@ -52,7 +54,36 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--end", help="unix seconds or ISO 8601 (default: now)")
     p.add_argument("--thresholds", default="thresholds.yml")
     p.add_argument("--out", default="results/review")
+    _push_flag(p)
     p.set_defaults(func=cmd_review)
+
+
+def _push_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pushgateway.url", dest="pushgateway",
+                   help="push the verdicts to this Prometheus Pushgateway (default: the "
+                        "running local stack's, if any; '' to push nowhere)")
+
+
+def _push(command: str, args: argparse.Namespace, checks: list, meta: dict,
+          offered_ops: float | None = None) -> None:
+    """Push the verdicts; a Pushgateway that cannot take them is reported, and the
+    verdicts still stand (the report is written, the exit code says pass or fail)."""
+    from synthetic.knob_command import stack_state
+
+    url = args.pushgateway
+    if url is None:
+        url = stack_state().get("pushgateway")
+    if not url or not checks:
+        return
+    from .push import push, run_from_metadata
+
+    try:
+        n = push(url, checks, run_from_metadata(command, meta, offered_ops))
+    except OSError as exc:
+        print(f"nautilus-probe {command}: could not push the verdicts to {redact(url)}: "
+              f"{redact(str(exc))}", file=sys.stderr)
+        return
+    print(f"{n} verdicts pushed to {redact(url)}")
 
 
 def _need_plots(command: str) -> int | None:
@@ -66,6 +97,7 @@ def _need_plots(command: str) -> int | None:
 
 def cmd_loadtest(args: argparse.Namespace) -> int:
     from .runs import Contaminated, NothingAnswered, run, summary_table
+    from .validate import capacity_checks, offered_ops
 
     opts = {"redis_url": redis_url_check("--redis.url", args.redis_url),
             "transport": args.transport, "prefix": args.prefix, "prober": "bench",
@@ -86,6 +118,8 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
         return 2
     print(summary_table(args.kind, result))
     print(f"written to {out}")
+    _push("loadtest", args, capacity_checks(Thresholds.load(args.thresholds), args.kind, result),
+          result.get("metadata", {}), offered_ops(result))
     return 0
 
 
@@ -95,14 +129,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .validate import UnusableResults, validate
 
     try:
-        ok, text = validate(Thresholds.load(args.thresholds), args.baseline, args.containerized,
-                            args.out)
+        j = validate(Thresholds.load(args.thresholds), args.baseline, args.containerized,
+                     args.out)
     except UnusableResults as exc:
         print(f"nautilus-probe validate: {exc}", file=sys.stderr)
         return 2
-    print(text)
-    print(f"\n{'PASS' if ok else 'FAIL'}; report in {args.out}/report.md")
-    return 0 if ok else 1
+    print(j.text)
+    print(f"\n{'PASS' if j.passed else 'FAIL'}; report in {args.out}/report.md")
+    _push("validate", args, j.checks, j.metadata)
+    return 0 if j.passed else 1
 
 
 def cmd_review(args: argparse.Namespace) -> int:
@@ -124,9 +159,10 @@ def cmd_review(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"nautilus-probe: cannot query {args.prometheus}: {exc}", file=sys.stderr)
         return 2
-    ok, text = judge(Thresholds.load(args.thresholds), baseline, containerized, args.out)
+    j = judge(Thresholds.load(args.thresholds), baseline, containerized, args.out)
     with open(f"{args.out}/review.json", "w") as fh:
         json.dump({"baseline": baseline, "containerized": containerized}, fh, indent=2)
-    print(text)
-    print(f"\n{'PASS' if ok else 'FAIL'}; report in {args.out}/report.md")
-    return 0 if ok else 1
+    print(j.text)
+    print(f"\n{'PASS' if j.passed else 'FAIL'}; report in {args.out}/report.md")
+    _push("review", args, j.checks, j.metadata)
+    return 0 if j.passed else 1

@@ -21,9 +21,16 @@ class TargetCheck:
     measured: float | None
     limit: str
     passed: bool
+    # Stable names for the Pushgateway (push.py): the engine or "system", and the
+    # target's key in thresholds.yml (its unit in the name).
+    scope: str = "system"
+    key: str = ""
+    required_min: float | None = None
+    required_max: float | None = None
 
 
-def _check(section: str, target: str, value: float | None, limit: Limit, unit: str = "") -> TargetCheck:
+def _check(section: str, target: str, value: float | None, limit: Limit, unit: str = "",
+           key: str = "", scope: str = "system") -> TargetCheck:
     ok = value is not None
     text = []
     if limit.min is not None:
@@ -32,7 +39,8 @@ def _check(section: str, target: str, value: float | None, limit: Limit, unit: s
     if limit.max is not None:
         ok = ok and value <= limit.max  # type: ignore[operator]
         text.append(f"<= {_num(limit.max)}{unit}")
-    return TargetCheck(section, target, value, " and ".join(text), bool(ok))
+    return TargetCheck(section, target, value, " and ".join(text), bool(ok), scope, key,
+                       limit.min, limit.max)
 
 
 SYSTEM_THROUGHPUT = "System throughput (engine operations/s)"
@@ -56,27 +64,33 @@ def verdicts(t: Thresholds, baseline: dict[str, Any], containerized: dict[str, A
     total = lb.get("sample_count", 0) + tb.get("total_requests", 0) + errors
     out = [
         _check("absolute", SYSTEM_THROUGHPUT, tb.get("max_ops_per_second"),
-               s["throughput_ops_per_second"]),
+               s["throughput_ops_per_second"], key="throughput_ops_per_second"),
         _check("absolute", E2E_LATENCY,
-               lat_ms / 1e3 if lat_ms is not None else None, s["latency_average_seconds"]),
+               lat_ms / 1e3 if lat_ms is not None else None, s["latency_average_seconds"],
+               key="latency_average_seconds"),
         _check("absolute", ERROR_RATIO, errors / total if total else None,
-               s["error_ratio"]),
+               s["error_ratio"], key="error_ratio"),
     ]
     base_rate, rate = baseline.get("throughput"), tb.get("max_throughput")
     if base_rate and rate is not None:  # a review has no capacity run: nothing to compare
         out.append(_check("improvement", THROUGHPUT_X,
-                          rate / base_rate, Limit(min=t.throughput_factor)))
+                          rate / base_rate, Limit(min=t.throughput_factor),
+                          key="throughput_improvement_ratio"))
     base_lat = baseline.get("avg_latency")
     if base_lat and lat_ms:
         out.append(_check("improvement", LATENCY_X,
-                          base_lat / lat_ms, Limit(min=t.latency_factor)))
+                          base_lat / lat_ms, Limit(min=t.latency_factor),
+                          key="latency_improvement_ratio"))
     for engine, r in sorted(containerized["scalability_benchmark"].items()):
         sec = f"engine:{engine}"
         lat = r["latency"] / 1e3 if r["latency"] is not None else None
         out += [_check(sec, f"{engine} throughput (operations/s)", r["throughput"],
-                       e["throughput_ops_per_second"]),
-                _check(sec, f"{engine} average latency (s)", lat, e["latency_average_seconds"]),
-                _check(sec, f"{engine} error ratio", r["error_rate"], e["error_ratio"])]
+                       e["throughput_ops_per_second"], key="throughput_ops_per_second",
+                       scope=engine),
+                _check(sec, f"{engine} average latency (s)", lat, e["latency_average_seconds"],
+                       key="latency_average_seconds", scope=engine),
+                _check(sec, f"{engine} error ratio", r["error_rate"], e["error_ratio"],
+                       key="error_ratio", scope=engine)]
     return out
 
 
@@ -318,7 +332,18 @@ def _read(path: str, required: tuple[str, ...]) -> dict[str, Any]:
     return data
 
 
-def validate(t: Thresholds, baseline_path: str, containerized_path: str, out_dir: str) -> tuple[bool, str]:
+@dataclass(frozen=True)
+class Judgement:
+    checks: list[TargetCheck]
+    text: str  # one line per check, for the console
+    metadata: dict[str, Any]  # the containerized run's (or the review window's)
+
+    @property
+    def passed(self) -> bool:
+        return all(v.passed for v in self.checks)
+
+
+def validate(t: Thresholds, baseline_path: str, containerized_path: str, out_dir: str) -> Judgement:
     baseline = _read(baseline_path, ("avg_latency",))
     foreign = baseline.get("contamination", {}).get("foreign_requests", 0)
     if foreign:
@@ -333,7 +358,7 @@ def validate(t: Thresholds, baseline_path: str, containerized_path: str, out_dir
 
 
 def judge(t: Thresholds, baseline: dict[str, Any], containerized: dict[str, Any],
-          out_dir: str) -> tuple[bool, str]:
+          out_dir: str) -> Judgement:
     """Verdicts, report and plots for results from `bench` runs or from `review`."""
     vs = verdicts(t, baseline, containerized)
     out = Path(out_dir)
@@ -343,4 +368,24 @@ def judge(t: Thresholds, baseline: dict[str, Any], containerized: dict[str, Any]
     width = max(len(v.target) for v in vs)
     text = "\n".join(f"{'PASS' if v.passed else 'FAIL'}  {v.target:<{width}}  {_fmt(v.measured):>10}  "
                      f"(required {v.limit})" for v in vs)
-    return all(v.passed for v in vs), text
+    return Judgement(vs, text, containerized.get("metadata", {}))
+
+
+def capacity_checks(t: Thresholds, kind: str, result: dict[str, Any]) -> list[TargetCheck]:
+    """The absolute verdicts one load-test run proves on its own (the improvement
+    factors need the baseline too: `validate` pushes those)."""
+    if kind == "containerized":
+        return verdicts(t, {}, result)
+    if kind == "websocket":
+        held = result["connection_test"]["successful_connections"]
+        return [_check("absolute", "WebSocket connections held", float(held),
+                       t.system["websocket_connections"], key="websocket_connections")]
+    return []  # the baseline is a reference, not a target
+
+
+def offered_ops(result: dict[str, Any]) -> float | None:
+    """The offered load of a containerized run's open-loop phase, in engine operations/s."""
+    offered = result.get("metadata", {}).get("offered", {})
+    rate = offered.get("latency_phase_rate")
+    legs = result.get("throughput_benchmark", {}).get("legs", 4)
+    return float(rate) * legs if rate else None

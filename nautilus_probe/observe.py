@@ -30,6 +30,11 @@ def binaries() -> tuple[str, str] | None:
     return (prom, am) if prom and am else None
 
 
+def pushgateway_binary() -> str | None:
+    """The Pushgateway's program, when installed: where load tests push their verdicts."""
+    return shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
+
+
 class Receiver:
     """The pager and the ticket queue of the local stack: a webhook that prints each
     notification Alertmanager delivers, one line per alert."""
@@ -82,13 +87,19 @@ def alertmanager_config(receiver_port: int) -> dict[str, Any]:
     return config
 
 
-def prometheus_config(exporter: str, rules: Path, alertmanager: str) -> dict[str, Any]:
+def prometheus_config(exporter: str, rules: Path, alertmanager: str,
+                      pushgateway: str | None = None) -> dict[str, Any]:
     """deploy/prometheus/prometheus.yml's settings, for this machine."""
+    scrapes: list[dict[str, Any]] = [{"job_name": "nautilus-probe",
+                                      "static_configs": [{"targets": [exporter]}]}]
+    if pushgateway:
+        # honor_labels: the pushed job label ("nautilus-capacity") is kept.
+        scrapes.append({"job_name": "pushgateway", "honor_labels": True,
+                        "static_configs": [{"targets": [pushgateway]}]})
     return {"global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
             "rule_files": [str(rules / "recording.yml"), str(rules / "alerts.yml")],
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
-            "scrape_configs": [{"job_name": "nautilus-probe",
-                                "static_configs": [{"targets": [exporter]}]}]}
+            "scrape_configs": scrapes}
 
 
 @dataclass
@@ -149,10 +160,21 @@ class KnobWatch:
         self.seen = now
 
 
+@dataclass
+class Observing:
+    """What start() started, and where."""
+
+    procs: list[subprocess.Popen[bytes]]
+    receiver: Receiver
+    prometheus: str  # base URLs
+    alertmanager: str
+    pushgateway: str | None  # None when not installed
+
+
 def start(tmp: Path, exporter: str, rules: Path, say: Callable[[str], None],
-          spawn: Callable[..., subprocess.Popen[bytes]]
-          ) -> tuple[list[subprocess.Popen[bytes]], Receiver, str, str]:
-    """Alertmanager, then Prometheus; their logs go to files in `tmp`."""
+          spawn: Callable[..., subprocess.Popen[bytes]]) -> Observing:
+    """Alertmanager, the Pushgateway (when installed), then Prometheus; their logs go
+    to files in `tmp`."""
     from exporter.listen import free_port
 
     progs = binaries()
@@ -160,6 +182,14 @@ def start(tmp: Path, exporter: str, rules: Path, say: Callable[[str], None],
     prom, am = progs
     receiver = Receiver(say)
     am_port, am_cluster, prom_port = free_port(), free_port(), free_port()
+    procs = []
+    pushgateway = None
+    if (pg := pushgateway_binary()) is not None:
+        pg_port = free_port()
+        pushgateway = f"127.0.0.1:{pg_port}"
+        procs.append(spawn([pg, f"--web.listen-address={pushgateway}"],
+                           stdout=open(tmp / "pushgateway.log", "wb"),
+                           stderr=subprocess.STDOUT))
     (tmp / "alertmanager.yml").write_text(yaml.safe_dump(alertmanager_config(receiver.port)))
     am_proc = spawn([am, f"--config.file={tmp / 'alertmanager.yml'}",
                      f"--storage.path={tmp / 'alertmanager'}",
@@ -167,13 +197,14 @@ def start(tmp: Path, exporter: str, rules: Path, say: Callable[[str], None],
                      f"--cluster.listen-address=127.0.0.1:{am_cluster}"],
                     stdout=open(tmp / "alertmanager.log", "wb"), stderr=subprocess.STDOUT)
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(
-        prometheus_config(exporter, rules, f"127.0.0.1:{am_port}")))
+        prometheus_config(exporter, rules, f"127.0.0.1:{am_port}", pushgateway)))
     prom_proc = spawn([prom, f"--config.file={tmp / 'prometheus.yml'}",
                        f"--storage.tsdb.path={tmp / 'prometheus'}",
                        f"--web.listen-address=127.0.0.1:{prom_port}"],
                       stdout=open(tmp / "prometheus.log", "wb"), stderr=subprocess.STDOUT)
-    return ([am_proc, prom_proc], receiver, f"http://127.0.0.1:{prom_port}",
-            f"http://127.0.0.1:{am_port}")
+    return Observing([*procs, am_proc, prom_proc], receiver, f"http://127.0.0.1:{prom_port}",
+                     f"http://127.0.0.1:{am_port}",
+                     f"http://{pushgateway}" if pushgateway else None)
 
 
 def ticker(every: float) -> Callable[[], bool]:

@@ -172,7 +172,8 @@ def run_stack(args: argparse.Namespace) -> int:
         if (problem := wait_responders(redis_url, synthetic.prefix, names, 30, procs)) is not None:
             print(f"nautilus-probe: {problem}", file=sys.stderr)
             return 1
-        STACK_STATE.write_text(json.dumps({"pid": os.getpid(), "redis_url": redis_url}))
+        state = {"pid": os.getpid(), "redis_url": redis_url}
+        STACK_STATE.write_text(json.dumps(state))
         knob_help = ("Inject a fault: nautilus-probe knobs risk --error-ratio 1   "
                      "(--clear to undo; each change is shown below)\n")
         watches: list[tuple[Callable[[], bool], Callable[[], None]]] = [
@@ -198,16 +199,25 @@ def run_stack(args: argparse.Namespace) -> int:
                 observing = ("Prometheus and Alertmanager are not installed (./run setup "
                              "installs them): no rules are evaluated.\n")
             else:
-                started, receiver, api, am = observe.start(
-                    tmp, f"{host or '127.0.0.1'}:{port}", Path(args.rules), say, spawn)
-                procs.extend(started)
+                seen = observe.start(tmp, f"{host or '127.0.0.1'}:{port}", Path(args.rules),
+                                     say, spawn)
+                receiver, api = seen.receiver, seen.prometheus
+                procs.extend(seen.procs)
                 if (problem := wait_ready(f"{api}/-/ready", 30, procs)) is not None:
                     print(f"nautilus-probe: Prometheus: {problem}", file=sys.stderr)
                     return 1
                 watches.append((observe.ticker(5.0), observe.AlertWatch(api, say).poll))
-                observing = (f"Prometheus: {api} (rules: {args.rules}), Alertmanager: {am};\n"
-                             "pages and tickets are printed here as Alertmanager delivers "
-                             "them.\n")
+                observing = (f"Prometheus: {api} (rules: {args.rules}), Alertmanager: "
+                             f"{seen.alertmanager};\npages and tickets are printed here as "
+                             "Alertmanager delivers them.\n")
+                if seen.pushgateway:
+                    state["pushgateway"] = seen.pushgateway
+                    STACK_STATE.write_text(json.dumps(state))
+                    observing += (f"Pushgateway: {seen.pushgateway} (`nautilus-probe loadtest` "
+                                  "and `validate` push their verdicts here by themselves).\n")
+                else:
+                    observing += ("No Pushgateway (./run setup installs it): the overview's "
+                                  "capacity row stays \"never validated\".\n")
             print(f"{where}Metrics: {base}/metrics\n"
                   f"Exporter config: {exporter_path} (edit, then POST {base}/-/reload)\n"
                   f"{observing}{knob_help}Press Ctrl-C to stop.\n", flush=True)

@@ -47,14 +47,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_knobs)
 
 
-def stack_redis_url() -> str | None:
-    """The running local stack's Redis URL, if one is running."""
+def stack_state() -> dict[str, Any]:
+    """What the running local stack left for other commands (its Redis URL, its
+    Pushgateway's), or {} when none is running."""
     try:
         state = json.loads(STACK_STATE.read_text())
         os.kill(int(state["pid"]), 0)
-        return str(state["redis_url"])
+        return state if isinstance(state, dict) else {}
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return {}
+
+
+def stack_redis_url() -> str | None:
+    """The running local stack's Redis URL, if one is running."""
+    url = stack_state().get("redis_url")
+    return str(url) if url else None
 
 
 def requested(args: argparse.Namespace) -> dict[str, Any]:

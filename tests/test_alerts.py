@@ -56,9 +56,10 @@ def test_the_hand_written_tests_catch_a_wrong_threshold(tmp_path: Path) -> None:
     for name, text in render(Thresholds.load(str(path))).items():
         (tmp_path / "generated" / name).write_text(text)
     (tmp_path / "tests").mkdir()
-    for hand in HAND_WRITTEN:
-        (tmp_path / "tests" / hand.name).write_text(hand.read_text())
-    test = subprocess.run([tool("promtool"), "test", "rules", *[h.name for h in HAND_WRITTEN]],
+    # The threshold cases (the day-long history file checks timings, and is slow).
+    hand = ROOT / "alerts" / "tests" / "burn_rates.yml"
+    (tmp_path / "tests" / hand.name).write_text(hand.read_text())
+    test = subprocess.run([tool("promtool"), "test", "rules", hand.name],
                           cwd=tmp_path / "tests", capture_output=True, text=True)
     assert test.returncode != 0 and "FAILED" in test.stdout + test.stderr
 

@@ -21,12 +21,19 @@ SERVICES = COMPOSE["services"]
 
 def test_the_full_stack_is_there() -> None:
     assert set(SERVICES) == {"redis", "engines", "monolith", "ws-engine-1", "ws-engine-2",
-                             "ws-engine-3", "exporter", "prometheus", "alertmanager", "grafana"}
+                             "ws-engine-3", "exporter", "prometheus", "alertmanager", "pushgateway",
+                             "grafana"}
     ports = {name: svc.get("ports", []) for name, svc in SERVICES.items()}
     assert ports["exporter"] == ["9478:9478"]
     assert [ports[f"ws-engine-{i}"] for i in (1, 2, 3)] == [["8080:8080"], ["8081:8081"], ["8082:8082"]]
     assert ports["prometheus"] == ["9090:9090"] and ports["alertmanager"] == ["9093:9093"]
-    assert ports["grafana"] == ["3000:3000"]
+    assert ports["grafana"] == ["3000:3000"] and ports["pushgateway"] == ["9091:9091"]
+    # Prometheus scrapes the Pushgateway keeping the pushed job label (the capacity
+    # row and alerts select job="nautilus-capacity").
+    prom = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    [job] = [j for j in prom["scrape_configs"] if j["job_name"] == "pushgateway"]
+    assert job["honor_labels"] is True
+    assert job["static_configs"] == [{"targets": ["pushgateway:9091"]}]
 
 
 def test_every_mounted_file_exists() -> None:

@@ -1,0 +1,83 @@
+"""Capacity verdicts to a Prometheus Pushgateway, the ecosystem's home for batch-job
+results: the overview's "Capacity, last proven" row and the CapacityValidation*
+alerts read them there.
+
+One group per target (grouping key: job, scope, target), so each target keeps its
+last verdict — a WebSocket load test does not erase the throughput verdict — and
+the Pushgateway's own `push_time_seconds` of the group is the verdict's age.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable
+
+from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+
+from alerts.rules import CAPACITY_JOB
+from exporter.metrics import NAMESPACE as P
+
+from .validate import TargetCheck
+
+
+@dataclass(frozen=True)
+class Run:
+    """Which run produced the verdicts."""
+
+    run_id: str  # the run's start time and kind: one value per group at a time
+    command: str  # loadtest | validate | review
+    timestamp: float  # unix seconds, when the measured window ended
+    duration: float  # seconds of the measured window
+    offered_ops: float | None = None  # offered load, operations/s, when the run set one
+
+
+def registry_for(check: TargetCheck, run: Run) -> CollectorRegistry:
+    """The series of one target's group."""
+    reg = CollectorRegistry()
+
+    def gauge(name: str, doc: str, value: float | None, **labels: str) -> None:
+        if value is None:
+            return
+        g = Gauge(f"{P}_capacity_{name}", doc, list(labels), registry=reg)
+        (g.labels(**labels) if labels else g).set(value)
+
+    gauge("verdict", "1 when the last load test met the target, 0 when it missed it.",
+          1.0 if check.passed else 0.0)
+    gauge("measured", "The target's measured value, in its unit (the target's name says it).",
+          check.measured)
+    gauge("required_min", "The target's minimum (thresholds.yml).", check.required_min)
+    gauge("required_max", "The target's maximum (thresholds.yml).", check.required_max)
+    gauge("run_info", "The run that produced the verdict.", 1.0, run_id=run.run_id,
+          command=run.command)
+    gauge("run_timestamp_seconds", "When the run's measured window ended.", run.timestamp)
+    gauge("run_duration_seconds", "How long the run measured.", run.duration)
+    gauge("run_offered_operations_per_second", "The offered load of the run's open-loop phase.",
+          run.offered_ops)
+    return reg
+
+
+def push(gateway: str, checks: Iterable[TargetCheck], run: Run, timeout: float = 5.0) -> int:
+    """Push every check to `gateway` (a URL); returns how many groups were pushed.
+    Raises OSError when the Pushgateway cannot be reached or refuses."""
+    n = 0
+    for check in checks:
+        push_to_gateway(gateway, job=CAPACITY_JOB, registry=registry_for(check, run),
+                        grouping_key={"scope": check.scope, "target": check.key},
+                        timeout=timeout)
+        n += 1
+    return n
+
+
+def run_from_metadata(command: str, meta: dict[str, Any], offered_ops: float | None = None
+                      ) -> Run:
+    """A Run from a result's metadata (a load test's, or a review's window)."""
+    started = meta.get("started") or meta.get("window_start")
+    ended = meta.get("ended") or meta.get("window_end")
+    end = datetime.fromisoformat(ended).timestamp() if ended else time.time()
+    duration = meta.get("duration_seconds")
+    if duration is None and started:
+        duration = end - datetime.fromisoformat(started).timestamp()
+    return Run(run_id=f"{meta.get('kind', command)} {started or ''}".strip(), command=command,
+               timestamp=end, duration=float(duration or 0.0), offered_ops=offered_ops)
