@@ -131,13 +131,16 @@ def _step_colour(value: float, steps: list[dict]) -> str:
     return COLOURS.get(colour, colour)
 
 
-def _mapping(value: float, panel: dict) -> dict:
+def _mapping(value: float, mappings: list[dict]) -> dict:
     """The value mapping that matches `value` ({"text": ..., "color": ...}), if any."""
-    for m in _defaults(panel).get("mappings", []):
+    for m in mappings or []:
         hit = m.get("options", {}).get(f"{value:g}")
         if hit:
             return hit
     return {}
+
+
+NEUTRAL = "#6e7079"  # Grafana's "text" colour: a value that is not judged
 
 
 def _no_data(ax: Axes, text: str = "no data", y: float = 0.5, size: float | None = None) -> None:
@@ -193,14 +196,16 @@ def draw_stat(ax: Axes, panel: dict, prom: Prometheus, unit: str) -> None:
             values.append((legend(target.get("legendFormat", ""), series["metric"]),
                            float(series["value"][1])))
     if not values:
-        _no_data(ax, y=0.45, size=12)
+        _no_data(ax, _defaults(panel).get("noValue") or "no data", y=0.45, size=11)
         return
     width = 1 / len(values)
+    judged = panel.get("options", {}).get("colorMode") != "none"
     for i, (label, value) in enumerate(values):
-        mapped = _mapping(value, panel)
+        mapped = _mapping(value, _defaults(panel).get("mappings", []))
         text = mapped.get("text") or fmt(value, unit)
         colour = COLOURS.get(mapped["color"], mapped["color"]) if mapped.get("color") else \
-            _step_colour(value, _steps(panel))
+            _step_colour(value, _steps(panel)) if judged else NEUTRAL
+        colour = NEUTRAL if colour == "text" else colour
         ax.add_patch(plt.Rectangle((i * width + 0.01, 0.02), width - 0.02, 0.8,
                                    color=colour, transform=ax.transAxes))
         ax.text(i * width + width / 2, 0.42, text, ha="center", va="center", color="white",
@@ -233,10 +238,18 @@ def draw_table(ax: Axes, panel: dict, prom: Prometheus) -> None:
         for r in refs:
             props = columns.get(r, {})
             value = values.get(r, float("nan"))
-            row.append(fmt(value, props.get("unit", "none")))
+            mapped = _mapping(value, props.get("mappings", [])) if math.isfinite(value) else {}
+            if not math.isfinite(value):
+                row.append(props.get("noValue", ""))
+            else:
+                row.append(mapped.get("text") or fmt(value, props.get("unit", "none")))
             steps = props.get("thresholds", {}).get("steps", [])
-            coloured = math.isfinite(value) and len(steps) > 1
-            row_colours.append(_step_colour(value, steps) if coloured else "white")
+            if mapped.get("color") and mapped["color"] != "text":
+                row_colours.append(COLOURS.get(mapped["color"], mapped["color"]))
+            elif math.isfinite(value) and len(steps) > 1 and "custom.cellOptions" in props:
+                row_colours.append(_step_colour(value, steps))
+            else:
+                row_colours.append("white")
         cells.append(row)
         colours.append(row_colours)
     table = ax.table(cellText=cells, colLabels=header, cellColours=colours, loc="upper center",

@@ -23,6 +23,7 @@ from . import ROOT, free_port, http_get, wait_for
 # windows a sixtieth of the real ones (1h -> 1m, 5m -> 5s, 3d -> 72m).
 TEST_ALERTING = {
     "rate_window": "10s", "for": {"page": "2s", "ticket": "4s"},
+    "recent": "5s", "keep_firing_for": {"page": "4s", "ticket": "2s"},
     "burn_rates": {"page": [{"factor": 14.4, "long": "1m", "short": "5s"},
                             {"factor": 6, "long": "6m", "short": "30s"}],
                    "ticket": [{"factor": 3, "long": "24m", "short": "2m"},
@@ -38,6 +39,7 @@ class Live:
     thresholds: Path  # the thresholds file the rules were generated from
     rules: Path
     alertmanager: str | None = None  # its API base URL, when started
+    pushgateway: str | None = None  # its base URL, when started
 
 
 def query(api: str, expr: str) -> list:
@@ -78,15 +80,30 @@ def _alertmanager(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
-def start_prometheus(tmp: Path, target: str, rules: Path,
-                     alertmanager: str | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """A real Prometheus scraping `target` (host:port) every second and evaluating
-    the rules in `rules` every second; the caller terminates it."""
+def start_pushgateway() -> tuple[subprocess.Popen[bytes], str]:
+    """A real Pushgateway on a free loopback port: (process, host:port)."""
+    binary = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
+    assert binary, "the Pushgateway is missing: run ./run setup"
+    at = f"127.0.0.1:{free_port()}"
+    proc = subprocess.Popen([binary, f"--web.listen-address={at}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: http_get(f"http://{at}/-/ready")[0] == 200, 30)
+    return proc, at
+
+
+def start_prometheus(tmp: Path, target: str, rules: Path, alertmanager: str | None = None,
+                     pushgateway: str | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """A real Prometheus scraping `target` (host:port) and `pushgateway` (host:port,
+    keeping the pushed job labels) every second and evaluating the rules in `rules`
+    every second; the caller terminates it."""
     config: dict[str, Any] = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(rules / "recording.yml"), str(rules / "alerts.yml")],
         "scrape_configs": [{"job_name": "nautilus-probe",
                             "static_configs": [{"targets": [target]}]}]}
+    if pushgateway:
+        config["scrape_configs"].append({"job_name": "pushgateway", "honor_labels": True,
+                                         "static_configs": [{"targets": [pushgateway]}]})
     if alertmanager:
         config["alerting"] = {"alertmanagers": [{"static_configs": [
             {"targets": [alertmanager.removeprefix("http://")]}]}]}
@@ -110,7 +127,7 @@ def start_prometheus(tmp: Path, target: str, rules: Path,
 
 @contextmanager
 def live_stack(tmp: Path, duration: float = 240, alerting: dict[str, Any] | None = None,
-               alertmanager: bool = False) -> Iterator[Live]:
+               alertmanager: bool = False, pushgateway: bool = False) -> Iterator[Live]:
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = tmp / "stack.log"
@@ -120,20 +137,85 @@ def live_stack(tmp: Path, duration: float = 240, alerting: dict[str, Any] | None
                               str(int(duration)), "--web.listen-address", f"127.0.0.1:{port}",
                               "--no-prometheus"],
                              cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    prometheus = am = None
-    am_url = None
+    prometheus = am = pg = None
+    am_url = pg_at = None
     try:
         if alertmanager:
             am, am_url = _alertmanager(tmp)
+        if pushgateway:
+            pg, pg_at = start_pushgateway()
         wait_for(lambda: "Metrics: " in log.read_text() or stack.poll() is not None, 40)
         assert stack.poll() is None, log.read_text()
         redis_url = re.search(r"Redis at (redis://[^\s,]+)", log.read_text()).group(1)
         thresholds, rules = write_rules(tmp, TEST_ALERTING if alerting is None else alerting)
-        prometheus, api = start_prometheus(tmp, f"127.0.0.1:{port}", rules, am_url)
-        yield Live(api, redis_url, f"http://127.0.0.1:{port}", thresholds, rules, am_url)
+        prometheus, api = start_prometheus(tmp, f"127.0.0.1:{port}", rules, am_url, pg_at)
+        yield Live(api, redis_url, f"http://127.0.0.1:{port}", thresholds, rules, am_url,
+                   f"http://{pg_at}" if pg_at else None)
     finally:
-        for proc in (prometheus, stack, am):
+        for proc in (prometheus, stack, am, pg):
             if proc is not None:
                 proc.terminate()
                 proc.wait(20)
         out.close()
+
+
+RATE_INTERVAL = "15s"  # $__rate_interval for a 1 s scrape
+
+
+def substitute(expr: str) -> str:
+    """The dashboards' variables as Grafana would fill them (All for job and instance)."""
+    return (expr.replace("$__rate_interval", RATE_INTERVAL).replace("$engine", "risk")
+            .replace('"$job"', '".+"').replace('"$instance"', '".+"'))
+
+
+def _colour(props: dict[str, Any], value: float) -> str | None:
+    """The colour Grafana gives `value` under a panel's (or column's) mappings and
+    threshold steps; None when it is not coloured."""
+    for mapping in props.get("mappings") or []:
+        hit = mapping.get("options", {}).get(f"{value:g}")
+        if hit:
+            return str(hit["color"])
+    steps = (props.get("thresholds") or {}).get("steps")
+    if not steps:
+        return None
+    return str([s["color"] for s in steps if s["value"] is None or value >= s["value"]][-1])
+
+
+def red_cells(api: str, board: dict[str, Any]) -> list[str]:
+    """Every stat and table cell of `board` that shows red (or NaN) on the live values
+    of the Prometheus at `api`: what a person would see on the dashboard."""
+    bad = []
+    for panel in board["panels"]:
+        if panel["type"] not in ("stat", "table"):
+            continue
+        for target in panel.get("targets", []):
+            if panel["type"] == "stat":
+                defaults = panel["fieldConfig"]["defaults"]
+                if panel["options"].get("colorMode") == "none":
+                    continue
+                props = {"mappings": defaults.get("mappings"),
+                         "thresholds": defaults.get("thresholds")}
+            else:
+                matching = [{p["id"]: p["value"] for p in o["properties"]}
+                            for o in panel["fieldConfig"]["overrides"]
+                            if o["matcher"]["options"] == f"Value #{target['refId']}"]
+                props = matching[0] if matching else {}
+                if "custom.cellOptions" not in props:
+                    continue  # a column that is not coloured
+            for series in query(api, substitute(target["expr"])):
+                value = float(series["value"][1])
+                where = f"{panel['title']} {series['metric']}"
+                if value != value:
+                    bad.append(f"{where}: NaN")
+                elif _colour(props, value) == "red":
+                    bad.append(f"{where}: {value:g}")
+    return bad
+
+
+def render_dashboards(thresholds: Path) -> dict[str, dict[str, Any]]:
+    """The dashboards as `python -m dashboards` would generate them from `thresholds`."""
+    from alerts.thresholds import Thresholds
+    from dashboards.__main__ import render
+
+    return {name.removesuffix(".json"): json.loads(text)
+            for name, text in render(Thresholds.load(str(thresholds))).items()}

@@ -25,14 +25,18 @@ from synthetic.engine import knobs_key
 from . import ROOT
 from .live import live_stack
 
-# (seconds after the start, engine, knobs or None to clear them)
+# (seconds after the start, engine, knobs or None to clear them; "loadtest": a short
+# containerized load test that pushes its verdicts to the Pushgateway)
 SCRIPT = (
+    (20, "loadtest", None),
     (60, "risk", {"*": {"service_time": "150ms"}}),
     (120, "factor", {"*": {"stall": {"duration": "30s", "period": "30.001s"}}}),
     (150, "risk", None),
     (170, "factor", None),
     (180, "ml", {"*": {"error_ratio": 0.05}}),
     (230, "ml", None),
+    (240, "risk", {"*": {"error_ratio": 1}}),
+    (300, "risk", None),
 )
 
 
@@ -45,17 +49,26 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nautilus_testkit.previews",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(ROOT / "docs" / "img"))
-    ap.add_argument("--seconds", type=float, default=270, help="length of the run")
+    ap.add_argument("--seconds", type=float, default=360, help="length of the run")
     args = ap.parse_args(argv)
     subprocess.run([sys.executable, "-m", "dashboards"], cwd=ROOT, check=True)
     with tempfile.TemporaryDirectory(prefix="np-previews-") as tmp, \
-            live_stack(Path(tmp), duration=args.seconds + 120, alerting=PREVIEW_ALERTING) as live:
+            live_stack(Path(tmp), duration=args.seconds + 120, alerting=PREVIEW_ALERTING,
+                       pushgateway=True) as live:
         start = time.time()
         with redis.Redis.from_url(live.redis_url) as r:
             for at, engine, knobs in SCRIPT:
                 if at >= args.seconds:
                     break
                 time.sleep(max(start + at - time.time(), 0))
+                if engine == "loadtest":
+                    print(f"+{at:.0f}s a 20 s containerized load test", flush=True)
+                    subprocess.run([sys.executable, "-m", "nautilus_probe", "loadtest",
+                                    "containerized", "--redis.url", live.redis_url,
+                                    "--duration", "20", "--quiet", "--out",
+                                    f"{tmp}/containerized.json", "--pushgateway.url",
+                                    str(live.pushgateway)], cwd=ROOT, check=True)
+                    continue
                 print(f"+{at:.0f}s {engine}: {knobs or 'healthy again'}", flush=True)
                 key = knobs_key(DEFAULT_PREFIX, engine)
                 r.set(key, json.dumps(knobs)) if knobs else r.delete(key)

@@ -67,8 +67,10 @@ def test_quiet_when_healthy_and_each_fault_pages_for_itself(tmp_path) -> None:
     with live.live_stack(tmp_path, duration=400, alertmanager=True) as stack:
         api = stack.api
         warm(api)
-        # Every selector the rules read is produced by the shipped configuration.
-        missing = [s for s in sorted(rule_selectors()) if not query(api, f"count({s})")]
+        # Every selector the rules read is produced by the shipped configuration
+        # (the capacity verdicts come from load tests: tests/test_capacity_push.py).
+        missing = [s for s in sorted(rule_selectors())
+                   if "nautilus-capacity" not in s and not query(api, f"count({s})")]
         assert missing == [], "rules read series the shipped config never produces"
 
         # Healthy: not one alert pending or firing for 30 s.

@@ -101,7 +101,9 @@ def test_a_newcomer_injects_a_fault_and_sees_the_page_and_the_recovery(tmp_path)
     pager (the ticket inhibited); `--clear`: the knob cleared and the alert resolved."""
     from nautilus_testkit import live
 
-    _, rules = live.write_rules(tmp_path, live.TEST_ALERTING)
+    # The stack's Prometheus scrapes every 5 s: the recent window needs a few samples.
+    thresholds, rules = live.write_rules(tmp_path, {**live.TEST_ALERTING, "recent": "15s"})
+    overview = live.render_dashboards(thresholds)["overview"]  # its windows, too
     port = free_port()
     log = tmp_path / "stack.log"
     with open(log, "wb") as out:
@@ -109,7 +111,17 @@ def test_a_newcomer_injects_a_fault_and_sees_the_page_and_the_recovery(tmp_path)
         try:
             wait_for(lambda: "Prometheus: http://127.0.0.1:" in log.read_text(), 60)
             redis_url = re.search(r"Redis at (redis://[^\s,]+)", log.read_text()).group(1)
-            time.sleep(5)  # healthy for a while
+            api = re.search(r"Prometheus: (http://[^\s]+)", log.read_text()).group(1)
+            assert "Pushgateway: http://127.0.0.1:" in log.read_text()
+            # Healthy for a while: nothing pending or firing, every overview cell that
+            # is coloured is green (the stack's Prometheus scrapes every 5 s).
+            wait_for(lambda: live.query(api, "nautilus_probe:system_error_ratio:rate"), 40)
+            time.sleep(12)
+            assert live.query(api, "ALERTS") == []
+            service_now = {**overview, "panels": [p for p in overview["panels"]
+                                                  if p["type"] == "stat"][:6]}
+            assert len(live.query(api, service_now["panels"][0]["targets"][0]["expr"])) == 1
+            assert live.red_cells(api, overview) == []
 
             def knobs(*args: str) -> None:
                 subprocess.run([sys.executable, "-m", "nautilus_probe", "knobs", "risk", *args,
@@ -122,17 +134,26 @@ def test_a_newcomer_injects_a_fault_and_sees_the_page_and_the_recovery(tmp_path)
             wait_for(lambda: "PAGER firing: EngineAvailabilityBudgetBurn risk"
                      in log.read_text(), 60)
             knobs("--clear")
+            cleared = time.monotonic()
             wait_for(lambda: "knobs: risk cleared" in log.read_text(), 10)
+            # recent (15 s) + keep_firing_for (4 s) + a scrape and an evaluation (5 s
+            # each) + the console's poll (5 s): the test windows' "within 10 minutes".
             wait_for(lambda: "alert resolved: EngineAvailabilityBudgetBurn risk (page)"
-                     in log.read_text(), 90)
+                     in log.read_text(), 45)
+            print(f"resolved {time.monotonic() - cleared:.1f} s after the knob was cleared")
             text = log.read_text()
             fired = set(re.findall(r"alert firing: (\S+ \S*)", text))
             assert fired <= {"EngineAvailabilityBudgetBurn risk"}, text
+            assert text.count("PAGER firing:") == 1, text  # exactly one page delivered
             assert "TICKET firing" not in text  # inhibited by the page
             proc.send_signal(signal.SIGINT)
             assert proc.wait(20) == 0
         finally:
             if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+                proc.terminate()  # the stack stops its children (a kill would orphan them)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
     print(log.read_text())

@@ -1,0 +1,108 @@
+"""Capacity verdicts round trip: `validate` pushes them to a real Pushgateway, a real
+Prometheus scrapes it, the overview's "Capacity, last proven" queries read them with
+their age and colour, and a missed target raises CapacityValidationFailed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from nautilus_testkit import ROOT, free_port, wait_for
+from nautilus_testkit.live import (TEST_ALERTING, query, start_prometheus, start_pushgateway,
+                                  write_rules)
+
+from .test_validate import BASELINE, GOOD
+
+OVERVIEW = json.loads((ROOT / "dashboards" / "generated" / "overview.json").read_text())
+
+
+def capacity_table() -> dict:
+    [panel] = [p for p in OVERVIEW["panels"] if p["title"].startswith("Capacity targets")]
+    return panel
+
+
+def colour(panel: dict, ref: str, value: float) -> str:
+    """The cell colour Grafana gives `value` in column `ref`: its value mapping, or
+    its threshold steps."""
+    [props] = [{p["id"]: p["value"] for p in o["properties"]}
+               for o in panel["fieldConfig"]["overrides"]
+               if o["matcher"]["options"] == f"Value #{ref}"]
+    for mapping in props.get("mappings", []):
+        hit = mapping["options"].get(f"{value:g}")
+        if hit:
+            return hit["color"]
+    steps = props["thresholds"]["steps"]
+    return [s["color"] for s in steps if s["value"] is None or value >= s["value"]][-1]
+
+
+def validate(tmp: Path, result: dict, gateway: str) -> subprocess.CompletedProcess[str]:
+    (tmp / "b.json").write_text(json.dumps(BASELINE))
+    (tmp / "c.json").write_text(json.dumps(result))
+    return subprocess.run([sys.executable, "-m", "nautilus_probe", "validate", "--baseline",
+                           str(tmp / "b.json"), "--containerized", str(tmp / "c.json"),
+                           "--out", str(tmp / "report"), "--pushgateway.url", gateway],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def rows(api: str, expr: str) -> dict[tuple[str, str], float]:
+    return {(r["metric"]["scope"], r["metric"]["target"]): float(r["value"][1])
+            for r in query(api, expr)}
+
+
+def firing_failed(api: str) -> set[tuple[str, str]]:
+    return set(rows(api, 'ALERTS{alertname="CapacityValidationFailed",alertstate="firing"}'))
+
+
+def test_validate_verdicts_reach_the_overview_and_the_ticket(tmp_path: Path) -> None:
+    gateway, at = start_pushgateway()
+    port = int(at.rsplit(":", 1)[1])
+    prometheus = None
+    try:
+        _, rules = write_rules(tmp_path, TEST_ALERTING)
+        prometheus, api = start_prometheus(tmp_path, f"127.0.0.1:{free_port()}", rules,
+                                           pushgateway=f"127.0.0.1:{port}")
+        missed = json.loads(json.dumps(GOOD))
+        missed["scalability_benchmark"]["risk"]["latency"] = 101  # over its 100 ms
+        proc = validate(tmp_path, missed, f"http://127.0.0.1:{port}")
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "32 verdicts pushed to http://127.0.0.1:" in proc.stdout
+
+        table = capacity_table()
+        exprs = {t["refId"]: t["expr"] for t in table["targets"]}
+        verdict = wait_for(lambda: (v := rows(api, exprs["A"])).get(
+            ("risk", "latency_average_seconds")) == 0 and v, 30)
+        # Pushed verdicts, and a neutral "never validated" for what no run measured.
+        assert verdict[("system", "throughput_ops_per_second")] == 1
+        assert verdict[("system", "throughput_improvement_ratio")] == 1
+        assert verdict[("system", "websocket_connections")] == -1
+        assert verdict[("system", "cpu_busy_ratio")] == -1
+        assert verdict[("factor", "full_cycle_seconds")] == -1
+        assert len(verdict) == 32 + 3  # validate's 32, and three never validated
+        assert colour(table, "A", 1) == "green" and colour(table, "A", 0) == "red"
+        assert colour(table, "A", -1) == "text"
+        measured = rows(api, exprs["B"])
+        assert measured[("system", "throughput_ops_per_second")] == 60000
+        assert measured[("risk", "latency_average_seconds")] == 0.101
+        assert rows(api, exprs["C"])[("system", "throughput_ops_per_second")] == 50000
+        assert rows(api, exprs["D"])[("risk", "latency_average_seconds")] == 0.1
+        age = rows(api, exprs["E"])[("risk", "latency_average_seconds")]
+        assert 0 <= age < 60 and colour(table, "E", age) == "green"
+        assert colour(table, "E", 8 * 86400) == "red"  # older than validation_max_age
+
+        # The ticket, for the missed target only; a passing run clears it.
+        wait_for(lambda: firing_failed(api) == {("risk", "latency_average_seconds")}, 30)
+        proc = validate(tmp_path, GOOD, f"http://127.0.0.1:{port}")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        wait_for(lambda: firing_failed(api) == set(), 30)
+
+        # A Pushgateway that is not there: said, and the verdicts still stand.
+        proc = validate(tmp_path, GOOD, f"http://127.0.0.1:{free_port()}")
+        assert proc.returncode == 0
+        assert "could not push the verdicts" in proc.stderr and "Traceback" not in proc.stderr
+    finally:
+        for proc in (prometheus, gateway):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(20)
