@@ -10,6 +10,7 @@ from __future__ import annotations
 from prometheus_client.utils import floatToGoString
 
 from exporter.metrics import NAMESPACE as P
+from exporter.supervise import TROUBLE_RESTARTS, TROUBLE_WINDOW_S
 from nautilus_wire.protocol import BASELINE_ENGINE
 
 from .thresholds import SEVERITIES, Thresholds
@@ -86,7 +87,8 @@ def recording_exprs(w: str) -> dict[str, str]:
         f"{P}:system_latency_seconds:p99": quantile(0.99, trade, "le"),
         f"{P}:system_request_rate:rate": rate(f"{P}_requests_total", "", NOT_BASELINE),
         f"{P}:system_error_ratio:rate":
-            f"{rate(f'{P}_failures_total', '', NOT_BASELINE)} / {rate(f'{P}_requests_total', '', NOT_BASELINE)}",
+            f"{rate(f'{P}_failures_total', '', NOT_BASELINE)} / "
+            f"{rate(f'{P}_requests_total', '', NOT_BASELINE)}",
         # The monolith, probed continuously: the latency baseline.
         f"{P}:baseline_latency_seconds:mean": mean(lat, "", BASELINE),
         f"{P}:system_cpu_ratio:reported": f"avg({P}:engine_cpu_ratio:reported{{{NOT_BASELINE}}})",
@@ -270,20 +272,25 @@ def prober_alerts(t: Thresholds) -> list[dict]:
               "and the engines' alerts are inhibited until it recovers."),
         _rule(t, "ProberSaturated",
               f"sum by (instance) (rate({P}_probes_skipped_total[{w}])) > 0 or histogram_quantile"
-              f"(0.99, sum by (instance, le) (rate({P}_schedule_lag_seconds_bucket[{w}]))) > 0.05",
+              f"(0.99, sum by (instance, le) (rate({P}_schedule_lag_seconds_bucket[{w}]))) > "
+              f"{a.schedule_lag_p99:g}",
               "ticket", a.for_ticket, "The prober cannot keep its schedule.",
               "{{ $labels.instance }} skips probes, or sends them late (p99 schedule lag "
-              "above 50 ms): its latency figures include its own delay. Lower the probe rates "
-              "or add exporter instances."),
+              f"above {a.schedule_lag_p99 * 1e3:g} ms): its latency figures include its own "
+              "delay. Lower the probe rates or add exporter instances."),
         _rule(t, "EngineSelfReportStale",
               f"{P}_engine_report_age_seconds > {a.stale_after:g} or {P}_engine_report_up == 0",
               "ticket", a.for_ticket, "An engine's self-report is stale or missing.",
               "metrics:{{ $labels.engine }} in Redis is missing, invalid or older than "
               f"{a.stale_after:g} s."),
-        _rule(t, "ProbeLoopRestarting", f"increase({P}_loop_restarts_total[{w}]) > 2", "ticket", 0,
+        # What makes the exporter unhealthy (exporter/supervise.py), as an alert.
+        _rule(t, "ProbeLoopRestarting",
+              f"increase({P}_loop_restarts_total[{window(TROUBLE_WINDOW_S)}]) > "
+              f"{TROUBLE_RESTARTS - 1}", "ticket", 0,
               "A probe loop keeps failing and restarting.",
-              "The {{ $labels.loop }} loop of {{ $labels.instance }} restarted more than twice "
-              f"in {w}: its figures have gaps, and /-/healthy answers 500. The traceback is in "
+              "The {{ $labels.loop }} loop of {{ $labels.instance }} restarted "
+              f"{TROUBLE_RESTARTS} times or more within {window(TROUBLE_WINDOW_S)}: its figures "
+              "have gaps, and /-/healthy answers 500 while that lasts. The traceback is in "
               "the exporter's log."),
     ]
 

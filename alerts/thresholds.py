@@ -11,7 +11,8 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from exporter.yamlcheck import (ConfigError, Node, duration, duration_or_zero,
                                load_file, name, positive, string)
@@ -63,6 +64,7 @@ class Alerting:
     keep_firing_ticket: float = 120.0
     # The last load-test validation: a ticket when it failed or is older than this.
     validation_max_age: float = 7 * 86400.0
+    schedule_lag_p99: float = 0.05  # the prober's own delay: ProberSaturated above it
     backlog_messages: float = 100.0
     stale_after: float = 30.0
     runbook_url: str = "https://github.com/nautilus-platform/nautilus-probe/blob/main/docs/runbook.md"
@@ -99,7 +101,7 @@ class Thresholds:
         return self.baseline_latency / self.system["latency_average_seconds"].max
 
     @classmethod
-    def load(cls, path: str) -> "Thresholds":
+    def load(cls, path: str) -> Thresholds:
         return load_file(path, parse)[0]
 
 
@@ -132,7 +134,7 @@ def _limits(node: Node, keys: tuple[str, ...]) -> dict[str, Limit]:
     missing = [k for k, v in out.items() if v is None]
     if missing:
         raise ConfigError(node.sub(missing[0]), "is required")
-    return out  # type: ignore[return-value]
+    return out  # type: ignore[return-value]  # no None left: checked above
 
 
 def _objective(path: str, value: Any) -> float:
@@ -224,6 +226,7 @@ def parse(data: Any) -> Thresholds:
         keep_firing_ticket=keep.get("ticket", 120.0, duration_or_zero),
         validation_max_age=a.get("validation_max_age", 7 * 86400.0, _window),
         backlog_messages=a.get("backlog_messages", 100.0, positive),
+        schedule_lag_p99=a.get("prober_schedule_lag_p99", 0.05, duration),
         stale_after=a.get("self_report_stale_after", 30.0, duration),
         runbook_url=a.get("runbook_url", Alerting.runbook_url, _http_url))
     fors.done()
@@ -234,7 +237,7 @@ def parse(data: Any) -> Thresholds:
                       websocket, objectives, alerting)
 
 
-def generate(prog: str, render: Callable[["Thresholds"], dict[str, str]], default_out: str,
+def generate(prog: str, render: Callable[[Thresholds], dict[str, str]], default_out: str,
              argv: list[str] | None = None) -> int:
     """The `python -m alerts` / `python -m dashboards` command: thresholds in, files out."""
     ap = argparse.ArgumentParser(prog=f"python -m {prog}",

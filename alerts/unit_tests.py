@@ -90,8 +90,11 @@ def threshold_tests(t: Thresholds) -> list[dict]:
         case("EngineSelfReportStale", [(f'{P}_engine_report_age_seconds{{engine="risk",{LAB}}}',
                                         f"{a.stale_after * 2:g}x40")], "1m", after_ticket,
              {"engine": "risk", **INST}, 0),
+        # Three restarts a minute (exporter/supervise.py's trouble); ml's one: quiet.
         case("ProbeLoopRestarting", [(f'{P}_loop_restarts_total{{loop="messagebus_send",{LAB}}}',
-                                      "0+1x20")], "1m", "6m",
+                                      "0+3x20"),
+                                     (f'{P}_loop_restarts_total{{loop="backlog",{LAB}}}',
+                                      "0+1x20")], "0m", "2m",
              {"loop": "messagebus_send", **INST}, 0),
         case("ProberSaturated", [(f'{P}_probes_skipped_total{{engine="risk",op="alert",{LAB}}}',
                                   "0+60x40")], "4m", after_ticket, {"instance": "exporter:9478"}, 0),
@@ -129,7 +132,8 @@ def recording_tests(t: Thresholds) -> list[dict]:
             {"series": f'{P}_latency_seconds_bucket{{{r},le="0.05"}}', "values": "0+98x30"},
             {"series": f'{P}_latency_seconds_bucket{{{r},le="+Inf"}}', "values": "0+98x30"},
             {"series": f'{P}_engine_reported_operations_per_second{{engine="risk"}}', "values": "1500x30"},
-            {"series": f'{P}_engine_reported_operations_per_second{{engine="{BASELINE_ENGINE}"}}', "values": "5x30"},
+            {"series": f'{P}_engine_reported_operations_per_second{{engine="{BASELINE_ENGINE}"}}',
+             "values": "5x30"},
             # ml answers nothing: no latency figure at all, never NaN.
             {"series": f'{P}_requests_total{{engine="ml",op="process"}}', "values": "0+100x30"},
             {"series": f'{P}_failures_total{{engine="ml",op="process",reason="error"}}',

@@ -49,7 +49,7 @@ class Scrapers:
             if self.interval:
                 self.stop.wait(max(self.interval - (time.monotonic() - t0), 0))
 
-    def __enter__(self) -> "Scrapers":
+    def __enter__(self) -> Scrapers:
         for t in self.threads:
             t.start()
         return self

@@ -99,7 +99,7 @@ def stat(title: str, tgts: list[Target], unit: str, size: tuple[int, int] = (6, 
 
 
 def heatmap(title: str, expr: str, unit: str, size: tuple[int, int] = (12, 8),
-            description: str = "") -> "Raw":
+            description: str = "") -> Raw:
     """Grafana's current heatmap panel over pre-bucketed (le) series."""
     w, h = size
     return Raw(w, h, {
@@ -120,7 +120,7 @@ def heatmap(title: str, expr: str, unit: str, size: tuple[int, int] = (12, 8),
                     "legend": {"show": True}, "cellGap": 1}})
 
 
-def alert_list(title: str, size: tuple[int, int] = (24, 6), description: str = "") -> "Raw":
+def alert_list(title: str, size: tuple[int, int] = (24, 6), description: str = "") -> Raw:
     """Firing and pending alerts, Prometheus-managed ones included."""
     w, h = size
     return Raw(w, h, {

@@ -17,18 +17,18 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-from .panels import COLUMNS  # noqa: E402
+from .panels import COLUMNS
 
 COL_IN = 0.75  # inches per grid column (Grafana: ~75 px on a 1,800 px screen)
 ROW_IN = 0.32  # inches per grid row (Grafana: 30 px plus margin)
@@ -155,11 +155,11 @@ def draw_timeseries(ax: Axes, panel: dict, prom: Prometheus, unit: str) -> None:
     top = 0.0
     for target in panel["targets"]:
         for series in prom.range(target["expr"])[:8]:
-            points = [(datetime.fromtimestamp(float(t), timezone.utc), float(v))
+            points = [(datetime.fromtimestamp(float(t), UTC), float(v))
                       for t, v in series["values"] if math.isfinite(float(v))]
             if not points:
                 continue  # NaN throughout (e.g. a quantile of no events)
-            xs, ys = zip(*points)
+            xs, ys = zip(*points, strict=True)
             ax.plot(xs, ys, lw=1.2, label=legend(target.get("legendFormat", ""), series["metric"]))
             top = max(top, *ys)
     if not ax.lines:
@@ -182,7 +182,7 @@ def draw_timeseries(ax: Axes, panel: dict, prom: Prometheus, unit: str) -> None:
         ax.xaxis.set_major_locator(matplotlib.dates.MinuteLocator(byminute=range(0, 60, step)))
     else:
         ax.xaxis.set_major_locator(matplotlib.dates.HourLocator(interval=step // 60))
-    ax.xaxis.set_major_formatter(matplotlib.dates.DateFormatter("%H:%M", tz=timezone.utc))
+    ax.xaxis.set_major_formatter(matplotlib.dates.DateFormatter("%H:%M", tz=UTC))
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, loc="upper left", ncol=2, framealpha=0.6)
@@ -261,13 +261,13 @@ def draw_table(ax: Axes, panel: dict, prom: Prometheus) -> None:
 
 def draw_heatmap(ax: Axes, panel: dict, prom: Prometheus, unit: str) -> None:
     series = prom.range(panel["targets"][0]["expr"])
-    by_le = sorted(((float(s["metric"]["le"]), [float(v) for _, v in s["values"]])
-                    for s in series if s["metric"].get("le") not in (None, "+Inf")))
+    by_le = sorted((float(s["metric"]["le"]), [float(v) for _, v in s["values"]])
+                    for s in series if s["metric"].get("le") not in (None, "+Inf"))
     if not by_le:
         _no_data(ax)
         return
-    rows = [[max(b - a, 0.0) for a, b in zip(prev[1], cur[1])]
-            for prev, cur in zip([(0.0, [0.0] * len(by_le[0][1]))] + by_le[:-1], by_le)]
+    rows = [[max(b - a, 0.0) for a, b in zip(prev[1], cur[1], strict=True)]
+            for prev, cur in zip([(0.0, [0.0] * len(by_le[0][1]))] + by_le[:-1], by_le, strict=True)]
     used = [i for i, r in enumerate(rows) if any(v > 0 for v in r)]
     if not used:
         _no_data(ax)
@@ -303,8 +303,8 @@ def render(dashboard: dict, prom: Prometheus | None) -> Figure:
     window = ""
     if prom is not None:
         fmt_t = "%Y-%m-%d %H:%M UTC"
-        window = (f"  ·  {datetime.fromtimestamp(prom.start, timezone.utc).strftime(fmt_t)} – "
-                  f"{datetime.fromtimestamp(prom.end, timezone.utc).strftime('%H:%M UTC')}")
+        window = (f"  ·  {datetime.fromtimestamp(prom.start, UTC).strftime(fmt_t)} – "
+                  f"{datetime.fromtimestamp(prom.end, UTC).strftime('%H:%M UTC')}")
     fig.text(0.005, 1 - 0.3 / height, dashboard["title"] + window, fontsize=14, weight="bold",
              va="center")
     for p in items:
@@ -363,7 +363,7 @@ def parse_time(text: str) -> float:
     except ValueError:
         raise SystemExit(f"python -m dashboards preview: cannot read the time {text!r} "
                          "(unix seconds or ISO 8601)") from None
-    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 

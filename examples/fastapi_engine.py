@@ -15,7 +15,7 @@ import json
 import os
 import random
 import time
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 

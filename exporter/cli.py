@@ -37,7 +37,7 @@ def exit_by_deadline() -> None:
 log = logging.getLogger("nautilus_probe")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("exporter", help="run the Prometheus exporter")
     p.add_argument("--config.file", dest="config_file", default="exporter.yml")
     p.add_argument("--config.check", dest="config_check", action="store_true",

@@ -111,14 +111,14 @@ class Config:
 
     @classmethod
     def load(cls, path: str, redis_url: str | None = None,
-             shard: tuple[int, int] = (1, 1)) -> "Config":
+             shard: tuple[int, int] = (1, 1)) -> Config:
         cfg, digest = load_file(path, parse)
         if redis_url is not None:
             cfg = dataclasses.replace(cfg, redis_url=redis_url_check("--redis.url", redis_url))
         return dataclasses.replace(cfg.shard(*shard), checksum=digest)
 
     @property
-    def backlog(self) -> "BacklogSpec | None":
+    def backlog(self) -> BacklogSpec | None:
         """The probed engines' request-stream backlog, read on the self-report interval
         (pub/sub keeps no backlog to read)."""
         if self.transport != "streams":
@@ -128,7 +128,7 @@ class Config:
                        if self.trading_request else {})
         return BacklogSpec(self.prefix, tuple(engines), self.self_reports.interval)
 
-    def shard(self, index: int, count: int) -> "Config":
+    def shard(self, index: int, count: int) -> Config:
         """Shard `index` of `count` (1-based) of this probe plan, for running several
         exporters: each engine × op is probed by exactly one shard, the trading
         request's rate and the WebSocket pool are split evenly, and every shard

@@ -20,4 +20,4 @@ def free_port() -> int:
     """A loopback port no one listens on right now (for child processes)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])

@@ -53,7 +53,7 @@ class Bound:
         return ", ".join(f"{k} {v / MIB:,.0f}" for k, v in parts.items() if v)
 
 
-def bound(cfg: "Config") -> Bound:
+def bound(cfg: Config) -> Bound:
     from .probes.messagebus import MAX_BATCH_BYTES
     from .probes.replies import MAX_REMEMBERED
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, Info,
                                disable_created_metrics)
@@ -228,7 +229,7 @@ class Metrics:
 
 def build(reg: CollectorRegistry) -> Metrics:
     # *_created series double the exposition and nothing here reads them.
-    disable_created_metrics()
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus-client leaves it unannotated
     def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
         return Counter(name, doc, labels, namespace=NAMESPACE, registry=reg)
 

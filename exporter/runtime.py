@@ -119,7 +119,7 @@ class Exporter:
         try:
             # Parsed on a worker thread: the probes keep their schedule meanwhile.
             return await self.apply(await asyncio.to_thread(self.load))
-        except Exception:  # noqa: BLE001 - any rejected reload reads 0, and the caller says why
+        except Exception:
             self.metrics.reload_ok.set(0)
             raise
         finally:

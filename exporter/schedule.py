@@ -25,7 +25,7 @@ class Schedule:
         self.start = start
         self.k = 0
 
-    def continued(self, rate: float) -> "Schedule":
+    def continued(self, rate: float) -> Schedule:
         """This schedule at a new rate, from its next due probe on: a reload neither
         drops nor repeats a probe (one due during the reload is sent late or skipped)."""
         if rate == self.rate:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 
 async def until_signalled(body: Callable[[asyncio.Event], Awaitable[None]]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from .metrics import LOOPS, Metrics
 from .schedule import clock
@@ -46,7 +46,7 @@ class Supervisor:
                 if stop.is_set():
                     return
                 raise RuntimeError("the loop returned before shutdown")
-            except Exception as exc:  # noqa: BLE001 - every failure is survived and counted
+            except Exception as exc:
                 if clock() - started > STABLE_AFTER_S:
                     backoff, streak = BACKOFF_S, 0
                 streak += 1
@@ -59,7 +59,7 @@ class Supervisor:
                               loop, streak, exc, backoff)
             try:
                 await asyncio.wait_for(stop.wait(), backoff)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 

@@ -36,7 +36,8 @@ class Backend(Protocol):
     """What the endpoints serve: one exporter, or the --workers parent's pool."""
 
     async def registry(self) -> Any:
-        """A collector registry to render, in the format the scraper asked for."""
+        """A collector registry to render (the endpoint picks the exposition format
+        from the scraper's Accept header)."""
 
     def generation(self) -> int:
         """Changes whenever a render must not be reused (a reload)."""
@@ -96,7 +97,7 @@ class ExporterBackend:
                 asyncio.run_coroutine_threadsafe(self.exporter.reload(), self.loop))
         except ConfigError as exc:
             raise ReloadError(f"failed to reload config: {exc}\n") from None
-        except Exception as exc:  # noqa: BLE001 - whatever failed, the caller hears why
+        except Exception as exc:
             raise ReloadError(redact(f"failed to reload config: {exc!r}\n")) from None
 
 
@@ -168,7 +169,7 @@ class Renderer:
                 body = encoder(registry)
                 self._latest[content_type] = (started, generation, body)
                 pending.set_result(body)
-            except Exception as exc:  # noqa: BLE001 - every waiting scrape hears it
+            except Exception as exc:
                 pending.set_exception(exc)
             finally:
                 del self._pending[content_type]
@@ -310,7 +311,7 @@ async def sighup_reloads(exporter: Exporter) -> None:
     """SIGHUP feeds the same reload as POST /-/reload."""
     try:
         await exporter.reload()
-    except Exception as exc:  # noqa: BLE001 - the running configuration stays
+    except Exception as exc:
         log.error("reload rejected, keeping the running configuration: %s", exc)
 
 

@@ -127,7 +127,7 @@ class WebConfig:
         if not t.prefer_server_cipher_suites:
             ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
         try:
-            openssl_names = [CIPHERS[c] for c in t.cipher_suites if CIPHERS[c]]
+            openssl_names = [name for c in t.cipher_suites if (name := CIPHERS[c])]
             if openssl_names:
                 ctx.set_ciphers(":".join(openssl_names))
             if t.curve_preferences:
@@ -202,8 +202,8 @@ def parse(data: Any, base: str = "") -> WebConfig:
     if "tls_server_config" in root.data:
         node = root.node("tls_server_config")
         tls = TlsConfig(
-            cert_file=_path(base, node.get("cert_file", None, string)),  # type: ignore[arg-type]
-            key_file=_path(base, node.get("key_file", None, string)),  # type: ignore[arg-type]
+            cert_file=_path(base, node.get("cert_file", None, string)),  # type: ignore[arg-type]  # None passes through
+            key_file=_path(base, node.get("key_file", None, string)),  # type: ignore[arg-type]  # None passes through
             client_auth_type=node.get("client_auth_type", "NoClientCert", one_of(*CLIENT_AUTH)),
             client_ca_file=_path(base, node.get("client_ca_file", None, string)),
             client_ca=node.get("client_ca", None, string),
@@ -289,9 +289,9 @@ class _LiveContext(ssl.SSLContext):
     auth, CAs and versions all apply from the next connection on. (Swapping the
     context in an SNI callback, as before, changed the certificate only.)"""
 
-    security: "WebSecurity"
+    security: WebSecurity
 
-    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:  # type: ignore[override]
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
         current = self.security.current_context()
         if current is None:  # TLS turned off in the file: it takes a restart to serve HTTP
             raise ssl.SSLError("TLS is no longer configured; restart to serve plain HTTP")
@@ -372,7 +372,7 @@ class WebSecurity:
             paths += [p for p in (tls.cert_file, tls.key_file, tls.client_ca_file) if p]
         out = []
         for path in paths:
-            st = os.stat(path)  # type: ignore[arg-type]
+            st = os.stat(path)  # type: ignore[arg-type]  # None raises TypeError, caught below
             out.append((st.st_mtime_ns, st.st_size, st.st_ino))
         return tuple(out)
 

@@ -92,7 +92,10 @@ async def stop_workers(workers: list[Worker], grace: float = STOP_GRACE_S) -> No
     for w in workers:
         w.terminate()
     deadline = time.monotonic() + grace
-    await asyncio.to_thread(lambda: [w.reap(deadline) for w in workers])
+    def reap_all() -> None:
+        for w in workers:
+            w.reap(deadline)
+    await asyncio.to_thread(reap_all)
 
 
 _PARENT_PROCESS = ProcessCollector(registry=None)
@@ -147,7 +150,7 @@ class WorkerPool:
         try:
             async with self._session.request(method, f"{w.base}{path}") as resp:
                 return resp.status, await resp.text()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             return 503, f"worker {w.index}: {exc}\n"
 
     async def _fan_out(self, path: str, method: str = "GET") -> list[tuple[int, str]]:
@@ -156,10 +159,10 @@ class WorkerPool:
     async def registry(self) -> CollectorRegistry:
         results = await self._fan_out("/metrics")
         reg = CollectorRegistry()
-        reg.register(_Merged([(w.index, text) for w, (status, text) in zip(self.workers, results)
+        reg.register(_Merged([(w.index, text) for w, (status, text) in zip(self.workers, results, strict=True)
                               if status == 200],
                              {w.index: int(status == 200)
-                              for w, (status, _) in zip(self.workers, results)},
+                              for w, (status, _) in zip(self.workers, results, strict=True)},
                              {w.index: w.restarts for w in self.workers}))
         return reg
 
@@ -200,7 +203,7 @@ async def run_workers(count: int, argv: list[str], listen: str, options: WebOpti
                 w.supervise(time.monotonic())
             try:
                 await asyncio.wait_for(stop.wait(), 0.5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
     finally:
         if on_stop is not None:

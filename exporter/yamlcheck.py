@@ -10,7 +10,8 @@ import math
 import os
 import re
 from urllib.parse import urlsplit
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable
 
 import yaml
 
@@ -104,19 +105,32 @@ class _StrictLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-            except TypeError:
-                raise ConfigError("", f"line {key_node.start_mark.line + 1}: "
-                                  "a key must be a plain value") from None
-            if duplicate:
-                raise ConfigError(str(key), f"appears twice (line {key_node.start_mark.line + 1})")
-            seen.add(key)
-        return super().construct_mapping(node, deep)
+    def construct_document(self, node: Any) -> Any:
+        self._no_duplicates(node, "")
+        return super().construct_document(node)
+
+    def _no_duplicates(self, node: Any, path: str, seen_nodes: set[int] | None = None) -> None:
+        """A key twice in one mapping is an error naming its key path (PyYAML keeps the
+        last silently); walked once per node, so aliases cost nothing extra."""
+        seen_nodes = set() if seen_nodes is None else seen_nodes
+        if id(node) in seen_nodes:
+            return
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[Any] = set()
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise ConfigError(path, f"line {key_node.start_mark.line + 1}: "
+                                      "a key must be a plain value")
+                key = key_node.value
+                sub = f"{path}.{key}" if path else str(key)
+                if key in keys:
+                    raise ConfigError(sub, f"appears twice (line {key_node.start_mark.line + 1})")
+                keys.add(key)
+                self._no_duplicates(value_node, sub, seen_nodes)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._no_duplicates(item, f"{path}[{i}]", seen_nodes)
 
 
 def _plain_number(pattern: re.Pattern[str], construct: Callable[[Any, Any], Any]) -> Callable[
@@ -176,7 +190,8 @@ class Node:
             data = {}
         if not isinstance(data, dict):
             raise ConfigError(path, f"must be a mapping, got {_kind(data)}")
-        self.data, self.path, self._used = data, path, set()
+        self.data, self.path = data, path
+        self._used: set[str] = set()
 
     def sub(self, key: str) -> str:
         key = str(key)
@@ -190,7 +205,7 @@ class Node:
             return default
         return check(self.sub(key), self.data[key]) if check else self.data[key]
 
-    def node(self, key: str) -> "Node":
+    def node(self, key: str) -> Node:
         self._used.add(key)
         return Node(self.data.get(key), self.sub(key))
 
@@ -252,7 +267,7 @@ def at_most(limit: float, check: Callable[[str, Any], T]) -> Callable[[str, Any]
     """`check`, then an upper bound (documented in docs/configuration.md)."""
     def bounded(path: str, value: Any) -> T:
         out = check(path, value)
-        if out > limit:  # type: ignore[operator]
+        if out > limit:  # type: ignore[operator]  # a number when a limit is given
             raise ConfigError(path, f"must be at most {limit:,g}, got {value!r}")
         return out
     return bounded
@@ -261,13 +276,13 @@ def at_most(limit: float, check: Callable[[str, Any], T]) -> Callable[[str, Any]
 def non_negative_int(path: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigError(path, f"must be a whole number >= 0, got {value!r}")
-    return value
+    return int(value)
 
 
 def positive_int(path: str, value: Any) -> int:
-    if non_negative_int(path, value) == 0:
+    if (n := non_negative_int(path, value)) == 0:
         raise ConfigError(path, "must be at least 1")
-    return value
+    return n
 
 
 def ratio(path: str, value: Any) -> float:
@@ -337,7 +352,7 @@ def one_of(*choices: str) -> Callable[[str, Any], str]:
     def check(path: str, value: Any) -> str:
         if value not in choices:
             raise ConfigError(path, f"must be one of {', '.join(choices)}; got {value!r}")
-        return value
+        return str(value)
     return check
 
 

@@ -30,7 +30,7 @@ class Priority(enum.IntEnum):
     CRITICAL = 3
 
     @classmethod
-    def parse(cls, value: "Priority | str | int") -> "Priority":
+    def parse(cls, value: Priority | str | int) -> Priority:
         """Priority.HIGH, "HIGH", "high" or 2."""
         if isinstance(value, cls):
             return value
@@ -62,7 +62,7 @@ def _config(critical: tuple[int, float], high: tuple[int, float], normal: tuple[
             low: tuple[int, float]) -> BusConfig:
     return BusConfig({p: BufferPolicy(*v) for p, v in zip(
         (Priority.CRITICAL, Priority.HIGH, Priority.NORMAL, Priority.LOW),
-        (critical, high, normal, low))})
+        (critical, high, normal, low), strict=True)})
 
 
 PRESETS: dict[str, BusConfig] = {
@@ -100,7 +100,7 @@ class BufferedMessageBus:
         self._lock = asyncio.Lock()
         self._keys: dict[str, str] = {}
 
-    async def __aenter__(self) -> "BufferedMessageBus":
+    async def __aenter__(self) -> BufferedMessageBus:
         self._task = asyncio.create_task(self._flush_loop())
         return self
 
@@ -170,7 +170,7 @@ class BufferedMessageBus:
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), max(min(waits, default=0.1), 0.001))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def close(self) -> None:

@@ -27,7 +27,7 @@ class Caller:
         self._stop = asyncio.Event()
         self._rx: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> "Caller":
+    async def __aenter__(self) -> Caller:
         await ready(self._client)
         await self.transport.start()
         self._rx = asyncio.create_task(self._receive())

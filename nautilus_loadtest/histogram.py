@@ -38,7 +38,7 @@ class LatencyHistogram:
         self.min = min(self.min, seconds)
         self.max = max(self.max, seconds)
 
-    def merge(self, other: "LatencyHistogram") -> "LatencyHistogram":
+    def merge(self, other: LatencyHistogram) -> LatencyHistogram:
         for k, n in other.counts.items():
             self.counts[k] = self.counts.get(k, 0) + n
         self.count += other.count
@@ -82,7 +82,7 @@ class LatencyHistogram:
                 "buckets": {str(k): n for k, n in sorted(self.counts.items())}}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "LatencyHistogram":
+    def from_json(cls, data: dict[str, Any]) -> LatencyHistogram:
         if data.get("growth") != GROWTH or data.get("floor_s") != FLOOR_S:
             raise ValueError("histogram has another bucket layout")
         h = cls()

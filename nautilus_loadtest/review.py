@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 import urllib.request
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 from alerts.rules import P, recording_exprs
@@ -54,7 +54,7 @@ def parse_time(text: str) -> float:
     except ValueError:
         moment = datetime.fromisoformat(text)
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         return moment.timestamp()
 
 

@@ -17,9 +17,10 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, Awaitable, Callable
+from typing import Any
+from collections.abc import Awaitable, Callable
 
 from redis.exceptions import ResponseError
 
@@ -79,7 +80,7 @@ async def _closed_loop(call: Callable[[], Awaitable[None]], concurrency: int, du
             try:
                 await call()
                 tally.ok(clock() - t0)
-            except Exception:  # noqa: BLE001 - timeouts, error replies, Redis: all counted
+            except Exception:
                 tally.failed()
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -95,7 +96,7 @@ async def _open_loop(call: Callable[[], Awaitable[None]], rate: float, duration:
         try:
             await call()
             tally.ok(clock() - due)  # from the scheduled time: no coordinated omission
-        except Exception:  # noqa: BLE001
+        except Exception:
             tally.failed()
 
     schedule = Schedule(rate, start)
@@ -411,7 +412,7 @@ def _git_commit() -> str | None:
 
 
 def iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
 
 
 def provenance() -> dict[str, Any]:
@@ -537,11 +538,13 @@ def summary_table(kind: str, r: dict[str, Any]) -> str:
         c, m = r["connection_test"], r["message_throughput"]
         rows = [("connections opened", f"{c['successful_connections']} / {c['total_connections']}"),
                 ("time to open (s)", c["open_seconds"]),
-                ("connect avg / max (ms)", f"{c['avg_connect_time'] or 0:.2f} / {c['max_connect_time'] or 0:.2f}"),
+                ("connect avg / max (ms)",
+                 f"{c['avg_connect_time'] or 0:.2f} / {c['max_connect_time'] or 0:.2f}"),
                 ("heartbeats sent / acked", f"{m['messages_sent']} / {m['messages_received']}"),
                 ("error replies, timeouts", f"{m['error_replies']}, {m['timeouts']}"),
                 ("acked per second", m["messages_per_second"]),
-                ("p50 / p99 (ms)", f"{m['latency'].get('p50_latency', 0):.2f} / {m['latency'].get('p99_latency', 0):.2f}")]
+                ("p50 / p99 (ms)", f"{m['latency'].get('p50_latency', 0):.2f} / "
+                                   f"{m['latency'].get('p99_latency', 0):.2f}")]
     elif kind == "baseline":
         rows = [("throughput (trading requests/s)", r["throughput"]),
                 ("per worker (trading requests/s)", r["throughput_per_worker"]),

@@ -34,10 +34,10 @@ def _check(section: str, target: str, value: float | None, limit: Limit, unit: s
     ok = value is not None
     text = []
     if limit.min is not None:
-        ok = ok and value >= limit.min  # type: ignore[operator]
+        ok = ok and value >= limit.min  # type: ignore[operator]  # `ok` is False when None
         text.append(f">= {_num(limit.min)}{unit}")
     if limit.max is not None:
-        ok = ok and value <= limit.max  # type: ignore[operator]
+        ok = ok and value <= limit.max  # type: ignore[operator]  # `ok` is False when None
         text.append(f"<= {_num(limit.max)}{unit}")
     return TargetCheck(section, target, value, " and ".join(text), bool(ok), scope, key,
                        limit.min, limit.max)

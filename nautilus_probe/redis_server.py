@@ -28,11 +28,11 @@ class RedisServer:
         self.dir = tempfile.mkdtemp(prefix="np-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 10.0, **popen: object) -> "RedisServer":
+    def start(self, timeout: float = 10.0, **popen: object) -> RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RedisServerError("redis-server not found; run ./run setup")
-        self.proc = subprocess.Popen(  # type: ignore[call-overload]
+        self.proc = subprocess.Popen(  # type: ignore[call-overload]  # **kw: typeshed's overloads
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self.dir, *self.extra_args],
             stdout=subprocess.DEVNULL, **popen)

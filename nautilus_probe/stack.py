@@ -17,7 +17,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import redis
 
@@ -43,7 +43,7 @@ def port_in_use(port: int) -> bool:
 
 def spawn(argv: list[str], **kw: object) -> subprocess.Popen[bytes]:
     # Own session: Ctrl-C reaches only us, and we stop the children in order.
-    return subprocess.Popen(argv, start_new_session=True, **kw)  # type: ignore[call-overload]
+    return subprocess.Popen(argv, start_new_session=True, **kw)  # type: ignore[call-overload]  # **kw
 
 
 def exited(procs: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes] | None:
@@ -52,7 +52,7 @@ def exited(procs: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes] | No
 
 def describe(proc: subprocess.Popen[bytes]) -> str:
     """The subcommand a child runs ("exporter", "engines", ...), or its program."""
-    args = [str(a) for a in proc.args]  # type: ignore[union-attr]
+    args = [str(a) for a in proc.args]  # type: ignore[union-attr]  # always a list here
     if args[1:3] != ["-m", "nautilus_probe"]:
         return Path(args[0]).name
     rest = args[3:]

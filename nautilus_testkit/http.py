@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:

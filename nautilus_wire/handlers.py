@@ -9,7 +9,8 @@ import inspect
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping, Union, cast
+from typing import Any, cast
+from collections.abc import Awaitable, Callable, Mapping
 
 from .failure_log import FailureLog
 from .protocol import Request
@@ -39,8 +40,8 @@ class Verdict:
     copies: int = 1
 
 
-Result = Union[Verdict, None, Any]
-Handler = Callable[[Request], Union[Awaitable[Result], Result]]
+Result = Verdict | None | Any
+Handler = Callable[[Request], Awaitable[Result] | Result]
 
 _probe: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
     "nautilus_wire_probe", default=None)
@@ -74,7 +75,7 @@ def bounded(text: str) -> str:
 def _is_async(handler: Any) -> bool:
     """A coroutine function, or an object whose __call__ is one."""
     return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-        getattr(handler, "__call__", None))
+        getattr(handler, "__call__", None))  # noqa: B004 - the method itself, not callable()
 
 
 class HandlerTable:
@@ -123,7 +124,7 @@ class HandlerTable:
                     None, ctx.run, handler, req)
                 if inspect.isawaitable(result):
                     result = await result
-        except Exception as exc:  # noqa: BLE001 - the engine's failure becomes an "error" reply
+        except Exception as exc:
             self._failed(req.op, exc)
             verdict = Verdict(error=error_text(exc))
         else:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 VERSION = "1"
 DEFAULT_PREFIX = "nautilus:probe"
@@ -169,7 +170,7 @@ class Request:
         return json.dumps(obj, separators=(",", ":"))
 
     @classmethod
-    def from_fields(cls, fields: Mapping[Any, Any]) -> "Request":
+    def from_fields(cls, fields: Mapping[Any, Any]) -> Request:
         _check_version(fields)
         prio = _text(fields, "prio")
         if prio not in PRIORITIES:
@@ -183,7 +184,7 @@ class Request:
         )
 
     @classmethod
-    def from_json(cls, data: str | bytes) -> "Request":
+    def from_json(cls, data: str | bytes) -> Request:
         return cls.from_fields(json_object(data))
 
 
@@ -198,7 +199,7 @@ class Reply:
     error: str = ""
 
     @classmethod
-    def answering(cls, req: Request, *, error: str = "", service_us: int = 0) -> "Reply":
+    def answering(cls, req: Request, *, error: str = "", service_us: int = 0) -> Reply:
         status = STATUS_ERROR if error else STATUS_OK
         return cls(req.id, req.seq, req.engine, req.op, status, service_us, error)
 
@@ -217,7 +218,7 @@ class Reply:
         return json.dumps(obj, separators=(",", ":"))
 
     @classmethod
-    def from_fields(cls, fields: Mapping[Any, Any]) -> "Reply":
+    def from_fields(cls, fields: Mapping[Any, Any]) -> Reply:
         _check_version(fields)
         status = _text(fields, "status")
         if status not in (STATUS_OK, STATUS_ERROR):
@@ -230,5 +231,5 @@ class Reply:
         )
 
     @classmethod
-    def from_json(cls, data: str | bytes) -> "Reply":
+    def from_json(cls, data: str | bytes) -> Reply:
         return cls.from_fields(json_object(data))

@@ -11,16 +11,17 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-hiredis: Any
-try:
-    import hiredis
-except ImportError:  # redis-py works without it, only slower
-    hiredis = None
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+hiredis: Any
+try:
+    import hiredis
+except ImportError:  # redis-py works without it, only slower
+    hiredis = None
 
 # What a Redis call raises when the bus is unreachable or the connection broke
 # under it: each is counted as a MessageBus error and the call retried later. redis-py
@@ -40,7 +41,7 @@ class _HiredisPacking:
 
     def pack_command(self, *args: Any) -> list[bytes]:
         if hiredis is None:
-            return super().pack_command(*args)  # type: ignore[misc,no-any-return]
+            return super().pack_command(*args)  # type: ignore[misc,no-any-return]  # redis-py untyped
         if isinstance(args[0], str) and " " in args[0]:  # e.g. "XGROUP CREATE"
             args = (*args[0].split(), *args[1:])
         return [hiredis.pack_command(args)]
@@ -61,11 +62,11 @@ class _CloseRace:
 
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         try:
-            await super().send_packed_command(command, check_health)  # type: ignore[misc]
+            await super().send_packed_command(command, check_health)  # type: ignore[misc]  # redis-py untyped
         except (AttributeError, TypeError) as exc:
             if not _from_the_transport(exc):
                 raise
-            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]  # the mixin's host class
             raise RedisConnectionError(f"connection closed while writing ({exc!r})") from exc
 
 
@@ -119,10 +120,12 @@ def connect(url: str, access: RedisAccess | None = None) -> aioredis.Redis:
     with backoff for seconds and would stall the open-loop schedule.
 
     `redis+cluster://host:port` connects to a Redis Cluster: the protocol's hash tags
-    keep an engine's request streams, and a prober's reply stream, in one slot each."""
+    keep an engine's request streams, and a prober's reply stream, in one slot each.
+    The cluster client keeps redis-py's own cluster retry (it follows MOVED and
+    re-reads the slots), not the one-retry policy above."""
     extra: dict[str, Any] = access.options() if access else {}
     if url.startswith(CLUSTER_SCHEME):
-        return aioredis.RedisCluster.from_url(  # type: ignore[return-value]
+        return aioredis.RedisCluster.from_url(  # type: ignore[return-value]  # same commands
             "redis://" + url[len(CLUSTER_SCHEME):], decode_responses=True,
             encoding_errors=ENCODING_ERRORS, socket_timeout=2.0, socket_connect_timeout=1.0,
             **extra)

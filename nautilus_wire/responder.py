@@ -22,7 +22,8 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping, cast
+from typing import Any, cast
+from collections.abc import Mapping
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -30,7 +31,7 @@ from redis.exceptions import ResponseError
 from . import protocol
 from . import self_report as reporting
 from .failure_log import FailureLog
-from .handlers import Handler, HandlerTable, Verdict
+from .handlers import Handler, HandlerTable
 from .protocol import ProtocolError, Reply, Request
 from .redis_client import BUS_ERRORS, reset_after
 
@@ -112,7 +113,7 @@ class Responder:
                  handlers: Mapping[str, Handler] | Handler, *,
                  transport: str = "streams", prefix: str = protocol.DEFAULT_PREFIX,
                  consumer: str | None = None, concurrency: int = 256,
-                 self_report: reporting.SelfReport | None = reporting.SelfReport(),
+                 self_report: reporting.SelfReport | None = reporting.SelfReport(),  # noqa: B008 - frozen
                  reply_maxlen: int = REPLY_STREAM_MAXLEN) -> None:
         if transport not in protocol.TRANSPORTS:
             raise ValueError(f"unknown transport {transport!r} (one of {protocol.TRANSPORTS})")
@@ -143,7 +144,7 @@ class Responder:
 
     # -- life cycle ---------------------------------------------------------------
 
-    async def __aenter__(self) -> "Responder":
+    async def __aenter__(self) -> Responder:
         self.start()
         return self
 
@@ -179,13 +180,13 @@ class Responder:
                         await self._read_streams(stop)
                     else:
                         await self._read_pubsub(stop)
-                except Exception as exc:  # noqa: BLE001 - an engine must keep answering
+                except Exception as exc:
                     self.stats.loop_restarts += 1
                     log.error("%s: request loop failed; restarting in %.1fs", self.engine,
                               backoff, exc_info=exc if self.stats.loop_restarts == 1 else None)
                     try:
                         await asyncio.wait_for(stop.wait(), backoff)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
                     backoff = min(backoff * 2, MAX_BACKOFF_S)
             if self._tasks:
@@ -458,7 +459,7 @@ class Responder:
         while True:
             try:
                 await asyncio.wait_for(stop.wait(), wait)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             if stop.is_set():
                 break
@@ -468,7 +469,7 @@ class Responder:
                 supplied = dict(spec.figures()) if spec.figures else {}
                 report = reporting.build_report(last, now, supplied, self.report_extra)
                 text = reporting.encode(report)
-            except Exception as exc:  # noqa: BLE001 - the engine's figures must not stop reporting
+            except Exception as exc:
                 self.warn.failed("self-report figures", repr(exc))
                 continue
             last = now

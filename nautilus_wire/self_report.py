@@ -8,7 +8,8 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 try:
     _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -68,7 +69,7 @@ class Snapshot:
     ok_by_op: dict[str, int]
 
     @classmethod
-    def take(cls, stats: Any) -> "Snapshot":
+    def take(cls, stats: Any) -> Snapshot:
         return cls(time.monotonic(), time.process_time(), stats.replies - stats.errors,
                    stats.errors, stats.ok_service_us, dict(stats.ok_by_op))
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from .handlers import Handler
 from .redis_client import RedisAccess, connect
@@ -38,7 +39,7 @@ class ResponderThread:
             raise RuntimeError("not started")
         return self.responder.stats
 
-    def __enter__(self) -> "ResponderThread":
+    def __enter__(self) -> ResponderThread:
         self.start()
         return self
 
@@ -80,7 +81,7 @@ class ResponderThread:
             client = connect(self._url, self._access)
             self.responder = Responder(client, *self._args, **self._options)
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        except BaseException as exc:  # noqa: BLE001 - handed to start()'s caller
+        except BaseException as exc:
             self._error = exc
             self._started.set()
             return

@@ -7,7 +7,7 @@ WebSocket engine (`synthetic.websocket_engine`). See docs/protocol.md.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 PATH = "/ws/engine/status"
@@ -30,7 +30,7 @@ class WsProtocolError(ValueError):
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def encode(obj: dict[str, Any]) -> str:

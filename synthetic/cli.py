@@ -105,7 +105,7 @@ def cmd_ws_engine(args: argparse.Namespace) -> int:
     async def body(stop: asyncio.Event) -> None:
         engines = [WebSocketEngine(knobs) for _ in args.port]
         await asyncio.gather(*(e.run(stop, port, args.host, context)
-                               for e, port in zip(engines, args.port)))
+                               for e, port in zip(engines, args.port, strict=True)))
 
     log.info("WebSocket engines on %s", ", ".join(f"{args.host}:{p}" for p in args.port))
     asyncio.run(until_signalled(body))

@@ -30,7 +30,7 @@ class SyntheticConfig:
     redis_access: RedisAccess = RedisAccess()
 
     @classmethod
-    def load(cls, path: str) -> "SyntheticConfig":
+    def load(cls, path: str) -> SyntheticConfig:
         return load_file(path, parse)[0]
 
     def engine(self, name: str) -> EngineSpec:

@@ -19,7 +19,8 @@ import redis.asyncio as aioredis
 from nautilus_wire import protocol
 from nautilus_wire.protocol import Request
 from nautilus_wire.redis_client import BUS_ERRORS
-from nautilus_wire.responder import Responder, Verdict
+from nautilus_wire.handlers import Verdict
+from nautilus_wire.responder import Responder
 from nautilus_wire.self_report import SelfReport
 from exporter.yamlcheck import ConfigError, Node
 
@@ -92,7 +93,7 @@ class SyntheticEngine:
         self._waiting.setdefault(op, []).append(waiter)
         try:
             await asyncio.wait_for(waiter, REORDER_WAIT_MAX_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         await asyncio.sleep(REORDER_GAP_S)
         return True
@@ -118,7 +119,7 @@ class SyntheticEngine:
             self.responder.report_extra["malformed_requests"] = self.responder.stats.malformed
             try:
                 await asyncio.wait_for(stop.wait(), self.report_interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def _apply_overrides(self) -> None:

@@ -157,7 +157,7 @@ class WebSocketEngine:
             await asyncio.sleep(self.knobs.drop_interval)
             if self.knobs.drop_ratio <= 0:
                 continue
-            for conn in list(server.connections):  # type: ignore[attr-defined]
+            for conn in list(server.connections):  # type: ignore[attr-defined]  # websockets >= 13
                 if self._rng.random() < self.knobs.drop_ratio:
                     self.stats.dropped += 1
                     conn.transport.abort()  # an abrupt drop, not a polite close

@@ -135,7 +135,7 @@ def test_the_exporter_healthcheck_follows_healthy(tmp_path: Path) -> None:
     status = {"code": 200}
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:
             self.send_response(status["code"] if self.path == "/-/healthy" else 404)
             self.end_headers()
 

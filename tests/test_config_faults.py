@@ -43,7 +43,9 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     ("engines: {risk: {alert: {}}}\nwebsocket: {endpoints: ['ws://x/ws'], heartbeat_rate: .nan}",
      "websocket.heartbeat_rate: must be a positive number, got nan"),
     ("engines: {risk: {alert: {}}}\nengines: {ml: {process: {}}}", "engines: appears twice (line 2)"),
-    ("engines: {risk: {alert: {}, alert: {}}}", "alert: appears twice"),
+    ("engines: {risk: {alert: {}, alert: {}}}", "engines.risk.alert: appears twice (line 1)"),
+    ("websocket:\n  endpoints:\n    - {url: ws://127.0.0.1:1/ws, url: ws://127.0.0.1:2/ws}",
+     "websocket.endpoints[0].url: appears twice (line 3)"),
     ("redis_url: redis://127.0.0.1:99999/0\nengines: {risk: {alert: {}}}", "redis_url: is not a valid URL"),
     ("redis_url: 'redis://[::1/0'\nengines: {risk: {alert: {}}}", "redis_url: is not a valid URL (Invalid IPv6 URL)"),
     # Plain decimal numbers only: no octal, underscores, hex or base 60, tagged or not.

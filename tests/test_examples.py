@@ -89,7 +89,7 @@ def test_example_engine_answers_every_operation_and_stops_cleanly(
                           self_reports={"interval": "1s", "engines": [engine]})
     ex = exporter(config)
     for op in ops:
-        wait_for(lambda: ex.value(f"{LAT}_count", engine=engine, op=op) >= 20, 20)
+        wait_for(lambda op=op: ex.value(f"{LAT}_count", engine=engine, op=op) >= 20, 20)
     text = ex.metrics()
     for op in ops:
         assert value(text, "nautilus_probe_failures_total", engine=engine, op=op,

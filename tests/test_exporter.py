@@ -205,7 +205,8 @@ def test_garbage_from_targets_is_counted(redis_session, spawn, exporter, tmp_pat
         wait_for(lambda: ex.value("nautilus_probe_engine_report_up", engine="risk") == 1, 5)
         text = ex.metrics()
     assert value(text, "nautilus_probe_engine_reported_operations_per_second", engine="risk") == 1200
-    assert value(text, "nautilus_probe_engine_reported_latency_seconds", engine="risk") == pytest.approx(0.0045)
+    assert value(text, "nautilus_probe_engine_reported_latency_seconds",
+                 engine="risk") == pytest.approx(0.0045)
     assert value(text, "nautilus_probe_engine_reported_cpu_ratio", engine="risk") == pytest.approx(0.85)
     assert value(text, "nautilus_probe_engine_reported_memory_bytes", engine="risk") == 256 * 2**20
     assert 0 <= value(text, "nautilus_probe_engine_report_age_seconds", engine="risk") < 3

@@ -47,7 +47,7 @@ async def test_exposition_of_a_fixed_event_sequence_is_unchanged() -> None:
     reg = CollectorRegistry()
     m = build(reg)
     transport = RecordingTransport()
-    bus = MessageBus(None, transport, m, "golden")  # type: ignore[arg-type]
+    bus = MessageBus(None, transport, m, "golden")  # type: ignore[arg-type]  # never connects
     tr = bus.tracker
     risk, ana = tr.series("risk", "limit_check"), tr.series("analytics", "calculation")
 
@@ -111,7 +111,7 @@ async def test_exposition_of_a_fixed_event_sequence_is_unchanged() -> None:
     m.ws_connect_failures.labels(EP, "refused").inc()
     m.ws_disconnects.labels(EP, "dropped").inc()
     m.ws_skipped.inc()
-    reports = SelfReportProbe(ReportStore(), m,  # type: ignore[arg-type]
+    reports = SelfReportProbe(ReportStore(), m,  # type: ignore[arg-type]  # a stand-in store
                               SelfReportSpec(("risk", "analytics", "factor"), 5.0))
     await reports.poll()
     m.reload_ok.set(1)
@@ -124,5 +124,5 @@ async def test_exposition_of_a_fixed_event_sequence_is_unchanged() -> None:
     want = GOLDEN.read_text().replace('python_version="PYTHON"',
                                       f'python_version="{platform.python_version()}"').splitlines()
     assert len(got) == len(want)
-    for line_no, (g, w) in enumerate(zip(got, want), 1):
+    for line_no, (g, w) in enumerate(zip(got, want, strict=True), 1):
         assert g == w, f"line {line_no}"

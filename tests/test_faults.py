@@ -73,12 +73,12 @@ def test_redis_killed_three_times_and_shut_down(probed) -> None:
             server.proc.wait(10)
         failed = ex.value("nautilus_probe_failures_total")
         errors = ex.value("nautilus_probe_messagebus_errors_total", operation="send")
-        wait_for(lambda: ex.value("nautilus_probe_failures_total") >= failed + 20, 10)
+        wait_for(lambda failed=failed: ex.value("nautilus_probe_failures_total") >= failed + 20, 10)
         assert ex.value("nautilus_probe_messagebus_up") == 0
         # Sends back off (50-500 ms) after a failure: the next attempt, not every
         # probe, is the next Redis error.
-        wait_for(lambda: ex.value("nautilus_probe_messagebus_errors_total",
-                                  operation="send") > errors, 5)
+        wait_for(lambda errors=errors: ex.value("nautilus_probe_messagebus_errors_total",
+                                                operation="send") > errors, 5)
         recoveries.append(recovery_s(ex, server.start))
         assert ex.value("nautilus_probe_messagebus_up") == 1
         assert http_get(f"{ex.base}/-/healthy")[0] == 200 and ex.child.alive()
@@ -186,7 +186,7 @@ def exits_within(child, sig: int, seconds: float) -> bool:
     try:
         child.proc.wait(seconds)
         return True
-    except Exception:  # noqa: BLE001 - TimeoutExpired: it did not stop
+    except Exception:
         return False
 
 

@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _latency_thresholds(node: object, key: str = "") -> list[float]:
     if isinstance(node, dict):
-        return [v for k, child in node.items() for v in _latency_thresholds(child, str(k) if
-                                                                            str(k).endswith("_seconds") else key)]
+        return [v for k, child in node.items()
+                for v in _latency_thresholds(child, str(k) if str(k).endswith("_seconds") else key)]
     if isinstance(node, (int, float)) and key.endswith("_seconds") and node <= 10:
         return [float(node)]
     return []
@@ -35,7 +35,7 @@ def test_bucket_layout() -> None:
                                 (SERVICE_BUCKETS, 0.00005, 2 ** 0.25)):
         assert buckets[0] == low and buckets[-1] == 10.0
         assert list(buckets) == sorted(set(buckets))
-        assert max(b / a for a, b in zip(buckets, buckets[1:])) <= ratio + 1e-3
+        assert max(b / a for a, b in zip(buckets, buckets[1:], strict=False)) <= ratio + 1e-3
         assert set(LATENCY_THRESHOLDS_S) <= set(buckets)
     assert len(LATENCY_BUCKETS) <= 70
     assert len(SERVICE_BUCKETS) <= 80

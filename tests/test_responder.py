@@ -15,7 +15,8 @@ import redis
 import nautilus_wire
 from nautilus_wire import ResponderThread, SelfReport, handlers, protocol
 from nautilus_wire.protocol import Request
-from nautilus_wire.responder import Responder, Verdict
+from nautilus_wire.handlers import Verdict
+from nautilus_wire.responder import Responder
 from nautilus_wire.redis_client import connect
 from nautilus_wire.self_report import Snapshot, build_report
 

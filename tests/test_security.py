@@ -88,7 +88,8 @@ def test_tls_basic_auth_and_headers(redis_url: str, spawn, tmp_path: Path, pki) 
 def test_a_bad_web_config_names_the_key(tmp_path: Path, data: dict, message: str) -> None:
     web = tmp_path / "web.yml"
     web.write_text(yaml.safe_dump(data))
-    proc = subprocess.run([sys.executable, "-m", "nautilus_probe", "exporter", "--config.file", "config/exporter.yml",
+    proc = subprocess.run([sys.executable, "-m", "nautilus_probe", "exporter",
+                           "--config.file", "config/exporter.yml",
                            "--web.config.file", str(web), "--web.listen-address", "127.0.0.1:0"],
                           capture_output=True, text=True, timeout=30,
                           cwd=Path(__file__).resolve().parent.parent)
@@ -134,7 +135,8 @@ def test_a_planted_secret_is_never_printed(spawn, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text(yaml.safe_dump({"redis_url": f"http://:{SECRET}@127.0.0.1:1/0",
                                    "engines": {"risk": {"alert": {}}}}))
-    check = subprocess.run([sys.executable, "-m", "nautilus_probe", "exporter", "--config.file", str(bad), "--config.check"],
+    check = subprocess.run([sys.executable, "-m", "nautilus_probe", "exporter",
+                            "--config.file", str(bad), "--config.check"],
                            capture_output=True, text=True, timeout=30)
     assert check.returncode == 2 and "redis_url" in check.stderr
     cfg.write_text(bad.read_text())

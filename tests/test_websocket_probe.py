@@ -7,7 +7,7 @@ import contextlib
 import shutil
 import ssl
 import subprocess
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest

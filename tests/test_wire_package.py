@@ -6,9 +6,7 @@ and the engine side working against the oldest and the newest redis-py it suppor
 from __future__ import annotations
 
 import email
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import zipfile
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from nautilus_testkit import ROOT, free_port, wait_for
+from nautilus_testkit import ROOT, wait_for
 
 from .conftest import sync_client, write_config
 from .test_examples import LAT, Engine, consumers, group_ready
@@ -104,7 +102,7 @@ def test_engine_side_on_each_supported_redis_py(which, example, redis_server, ex
                                {engine: {op: {"rate": 20} for op in ops}},
                                self_reports={"interval": "1s", "engines": [engine]}))
     for op in ops:
-        wait_for(lambda: ex.value(f"{LAT}_count", engine=engine, op=op) >= 10, 20)
+        wait_for(lambda op=op: ex.value(f"{LAT}_count", engine=engine, op=op) >= 10, 20)
     wait_for(lambda: ex.value("nautilus_probe_engine_report_up", engine=engine) == 1, 10)
     assert ex.value("nautilus_probe_failures_total", engine=engine, op=ops[0], reason="error") == 0
     eng.terminate()

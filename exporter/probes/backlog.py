@@ -134,8 +134,9 @@ class BacklogProbe(PollingProbe):
             await reset_after(self._redis, exc)
             return
         self.warn.recovered("read")
-        for engine, streams in zip(spec.engines, per_engine):
-            if any(s is None for s in streams):
+        for engine, maybe in zip(spec.engines, per_engine, strict=True):
+            streams = [s for s in maybe if s is not None]
+            if len(streams) < len(maybe):
                 continue
             self._m.backlog_pending.labels(engine).set(sum(s.pending for s in streams))
             self._m.backlog_lag.labels(engine).set(sum(s.lag for s in streams))

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
@@ -122,7 +122,8 @@ class MessageBus:
                     self.tracker.on_reply(reply, now)
 
     async def drain(self, max_wait: float) -> None:
-        """Keep accounting until every probe sent is settled (tests, shutdown)."""
+        """Keep accounting until every probe sent is settled (the test harness; a
+        shutdown does not wait: unsettled probes are simply not counted)."""
         end = clock() + max_wait
         while not self.tracker.settled() and clock() < end:
             self.tracker.expire(clock())

@@ -45,5 +45,5 @@ class PollingProbe:
             await self.poll()
             try:
                 await asyncio.wait_for(stop.wait(), self.spec.interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass

@@ -13,7 +13,7 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from nautilus_wire import protocol
 from nautilus_wire.protocol import Reply, Request

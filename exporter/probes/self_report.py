@@ -50,7 +50,7 @@ def parse_report(raw: Any) -> dict[str, Any]:
     data = json.loads(raw)
     if not isinstance(data, dict):
         raise ValueError("report is not a JSON object")
-    out = {}
+    out: dict[str, Any] = {}
     for name in (*FIELDS, "timestamp"):
         value = data.get(name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -106,7 +106,7 @@ class SelfReportProbe(PollingProbe):
             return
         self.warn.recovered("read")
         now = time.time()
-        for engine, raw in zip(engines, raws):
+        for engine, raw in zip(engines, raws, strict=True):
             if raw is None:
                 self._m.report_up.labels(engine).set(0)
                 continue

@@ -17,12 +17,12 @@ import logging
 import random
 import ssl
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus, PayloadTooBig, ProtocolError
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
@@ -75,7 +75,7 @@ class _Conn(asyncio.Protocol):
     __slots__ = ("prober", "ep", "proto", "transport", "handshake", "is_open", "last_seq",
                  "index", "opened_at")
 
-    def __init__(self, prober: "WebSocketProbe", ep: Endpoint) -> None:
+    def __init__(self, prober: WebSocketProbe, ep: Endpoint) -> None:
         self.prober, self.ep = prober, ep
         extensions = [ClientPerMessageDeflateFactory()] if prober.spec.compression else None
         self.proto = ClientProtocol(parse_uri(ep.spec.url), extensions=extensions,
@@ -89,7 +89,7 @@ class _Conn(asyncio.Protocol):
         self.index = -1  # position in the prober's open list
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment]  # asyncio hands the base class
         self.proto.send_request(self.proto.connect())
         self._flush()
 
@@ -123,9 +123,9 @@ class _Conn(asyncio.Protocol):
                         self.handshake.set_exception(self.proto.handshake_exc)
                     else:
                         self.handshake.set_result(None)
-            elif event.opcode is Opcode.TEXT and event.fin:
-                self.prober.frame(self, event.data)
-            elif event.opcode in (Opcode.BINARY, Opcode.TEXT, Opcode.CONT):
+            elif isinstance(event, Frame) and event.opcode is Opcode.TEXT and event.fin:
+                self.prober.frame(self, bytes(event.data))
+            elif isinstance(event, Frame) and event.opcode in (Opcode.BINARY, Opcode.TEXT, Opcode.CONT):
                 self.ep.m.invalid.inc()  # binary or fragmented: not protocol frames
         self._flush()
 
@@ -225,7 +225,7 @@ class WebSocketProbe:
             reason = "tls"
         except InvalidStatus:
             reason = "handshake"
-        except Exception as exc:  # noqa: BLE001 - any other failure is counted, not raised
+        except Exception as exc:
             log.debug("connecting to %s failed: %r", ep.spec.label, exc)
             reason = "handshake" if conn is not None and conn.proto.handshake_exc else "error"
         finally:
