@@ -233,7 +233,13 @@ def draw_table(ax: Axes, panel: dict, prom: Prometheus) -> None:
     refs = [t["refId"] for t in panel["targets"]]
     header = keys + [columns.get(r, {}).get("displayName", r) for r in refs]
     cells, colours = [], []
-    for key, values in sorted(rows.items()):
+    # What fits the panel; Grafana scrolls the rest.
+    fits = max(2 * panel["gridPos"]["h"] - 3, 1)
+    shown = sorted(rows.items())
+    hidden = len(shown) - fits if len(shown) > fits else 0
+    if hidden:
+        shown = shown[:fits - 1]
+    for key, values in shown:
         row, row_colours = list(key), ["white"] * len(key)
         for r in refs:
             props = columns.get(r, {})
@@ -252,6 +258,9 @@ def draw_table(ax: Axes, panel: dict, prom: Prometheus) -> None:
                 row_colours.append("white")
         cells.append(row)
         colours.append(row_colours)
+    if hidden:
+        cells.append([f"… {hidden + 1} more rows (scroll)"] + [""] * (len(header) - 1))
+        colours.append(["white"] * len(header))
     table = ax.table(cellText=cells, colLabels=header, cellColours=colours, loc="upper center",
                      cellLoc="center")
     table.auto_set_font_size(False)

@@ -27,16 +27,18 @@ from .live import live_stack
 
 # (seconds after the start, engine, knobs or None to clear them; "loadtest": a short
 # containerized load test that pushes its verdicts to the Pushgateway)
+# The faults end early enough (5.5 min before the end) that the "Service now" row
+# shows the recovery too: its stats read the last 5 minutes.
 SCRIPT = (
     (20, "loadtest", None),
-    (60, "risk", {"*": {"service_time": "150ms"}}),
-    (120, "factor", {"*": {"stall": {"duration": "30s", "period": "30.001s"}}}),
-    (150, "risk", None),
-    (170, "factor", None),
-    (180, "ml", {"*": {"error_ratio": 0.05}}),
-    (230, "ml", None),
-    (240, "risk", {"*": {"error_ratio": 1}}),
-    (300, "risk", None),
+    (45, "risk", {"*": {"service_time": "150ms"}}),
+    (75, "factor", {"*": {"stall": {"duration": "30s", "period": "30.001s"}}}),
+    (100, "risk", None),
+    (110, "factor", None),
+    (110, "ml", {"*": {"error_ratio": 0.05}}),
+    (140, "ml", None),
+    (140, "risk", {"*": {"error_ratio": 1}}),
+    (200, "risk", None),
 )
 
 
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nautilus_testkit.previews",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(ROOT / "docs" / "img"))
-    ap.add_argument("--seconds", type=float, default=360, help="length of the run")
+    ap.add_argument("--seconds", type=float, default=540, help="length of the run")
     args = ap.parse_args(argv)
     subprocess.run([sys.executable, "-m", "dashboards"], cwd=ROOT, check=True)
     with tempfile.TemporaryDirectory(prefix="np-previews-") as tmp, \
