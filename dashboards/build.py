@@ -179,7 +179,7 @@ def capacity_last_proven(t: Thresholds) -> list:
             "target (units in the target's name, as in thresholds.yml). Never compared with "
             f"live traffic. Age turns red after {window(max_age)} "
             "(CapacityValidationStale); a failed verdict raises CapacityValidationFailed.",
-            mappings={"A": VERDICT}),
+            mappings={"A": VERDICT}, sort_by="scope", descending=True),  # "system" first
     ]
 
 

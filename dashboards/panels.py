@@ -138,11 +138,13 @@ def alert_list(title: str, size: tuple[int, int] = (24, 6), description: str = "
 def table(title: str, tgts: list[Target], columns: dict[str, tuple[str, str, Limit | None]],
           size: tuple[int, int] = (24, 8), description: str = "",
           link: tuple[str, str] | None = None, no_value: str = "",
-          mappings: dict[str, list] | None = None) -> Table:
+          mappings: dict[str, list] | None = None, sort_by: str = "",
+          descending: bool = False) -> Table:
     """Instant queries joined on their labels into one row per label set; each value
     column {refId: (header, unit, limit)} coloured against its limit (None: not
     coloured). `link`: (column, URL) turns that column's cells into links; `no_value`
-    fills empty cells; `mappings` {refId: value mappings} colour by value instead."""
+    fills empty cells; `mappings` {refId: value mappings} colour by value instead;
+    `sort_by` a column the rows are sorted on."""
     w, h = size
     overrides = []
     for ref, (header, unit, limit) in columns.items():
@@ -170,7 +172,9 @@ def table(title: str, tgts: list[Target], columns: dict[str, tuple[str, str, Lim
         gridPos=GridPos(h=h, w=w, x=0, y=0), unit="none", overrides=overrides,
         transformations=[{"id": "merge", "options": {}},
                          {"id": "organize", "options": {"excludeByName": {"Time": True}}}],
-        extraJson={"options": {"cellHeight": "sm", "footer": {"show": False}}})
+        extraJson={"options": {"cellHeight": "sm", "footer": {"show": False},
+                               **({"sortBy": [{"displayName": sort_by, "desc": descending}]}
+                                  if sort_by else {})}})
 
 
 def row(title: str) -> RowPanel:

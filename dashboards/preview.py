@@ -155,13 +155,23 @@ def draw_timeseries(ax: Axes, panel: dict, prom: Prometheus, unit: str) -> None:
     top = 0.0
     for target in panel["targets"]:
         for series in prom.range(target["expr"])[:8]:
-            points = [(datetime.fromtimestamp(float(t), UTC), float(v))
-                      for t, v in series["values"] if math.isfinite(float(v))]
+            points = [(float(t), float(v)) for t, v in series["values"]
+                      if math.isfinite(float(v))]
             if not points:
                 continue  # NaN throughout (e.g. a quantile of no events)
-            xs, ys = zip(*points, strict=True)
+            # A gap in the data stays a gap (Grafana does not join across it).
+            step = min((b[0] - a[0] for a, b in zip(points, points[1:], strict=False)),
+                       default=0.0)
+            xs: list[datetime] = []
+            ys: list[float] = []
+            for i, (t, v) in enumerate(points):
+                if i and step and t - points[i - 1][0] > 2.5 * step:
+                    xs.append(datetime.fromtimestamp(t - step, UTC))
+                    ys.append(math.nan)
+                xs.append(datetime.fromtimestamp(t, UTC))
+                ys.append(v)
             ax.plot(xs, ys, lw=1.2, label=legend(target.get("legendFormat", ""), series["metric"]))
-            top = max(top, *ys)
+            top = max(top, *(y for y in ys if math.isfinite(y)))
     if not ax.lines:
         _no_data(ax, "no data in the window")
         return
@@ -234,8 +244,12 @@ def draw_table(ax: Axes, panel: dict, prom: Prometheus) -> None:
     header = keys + [columns.get(r, {}).get("displayName", r) for r in refs]
     cells, colours = [], []
     # What fits the panel; Grafana scrolls the rest.
-    fits = max(2 * panel["gridPos"]["h"] - 3, 1)
+    fits = max(2 * panel["gridPos"]["h"] - 5, 1)
     shown = sorted(rows.items())
+    for sort in reversed(panel.get("options", {}).get("sortBy") or []):
+        if sort.get("displayName") in keys:
+            at = keys.index(sort["displayName"])
+            shown.sort(key=lambda kv, at=at: kv[0][at], reverse=bool(sort.get("desc")))
     hidden = len(shown) - fits if len(shown) > fits else 0
     if hidden:
         shown = shown[:fits - 1]

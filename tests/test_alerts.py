@@ -91,16 +91,22 @@ def test_every_alert_is_tested_and_has_a_runbook_section() -> None:
 
 
 def test_every_rule_reads_metrics_the_exporter_defines() -> None:
-    """Every raw series a rule selects is one exporter/metrics.py defines (the live
-    test checks that the shipped configuration really produces each selector)."""
+    """Every raw series a rule selects is one exporter/metrics.py defines, or one the
+    load tests push (nautilus_loadtest/push.py); the live test checks that the
+    shipped configuration really produces each selector."""
     from prometheus_client import CollectorRegistry
     from exporter.metrics import build
+    from nautilus_loadtest.push import Run, registry_for
+    from nautilus_loadtest.validate import TargetCheck
 
     reg = CollectorRegistry()
     build(reg)
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
                 "info": ("_info",)}
-    samples = {m.name + suffix for m in reg.collect() for suffix in suffixes.get(m.type, ("",))}
+    pushed = registry_for(TargetCheck("absolute", "x", 1.0, ">= 1", True, "system", "x", 1.0, 2.0),
+                          Run("run", "validate", 0.0, 1.0, 1.0))
+    samples = {m.name + suffix for r in (reg, pushed) for m in r.collect()
+               for suffix in suffixes.get(m.type, ("",))}
     text = (GENERATED / "recording.yml").read_text() + (GENERATED / "alerts.yml").read_text()
     used = set(re.findall(r"\b(nautilus_probe_[a-z_]+)", text))
     assert used and used <= samples, used - samples
@@ -116,12 +122,16 @@ def test_a_threshold_change_changes_the_rules(tmp_path: Path) -> None:
     rules = yaml.safe_load(render(Thresholds.load(str(path)))["alerts.yml"])["groups"][0]["rules"]
     page = next(r for r in rules if r["alert"] == "EngineLatencyBudgetBurn"
                 and r["labels"]["severity"] == "page")
+    # 10× a 0.1 % budget over 2h and 10m, and still burning (over 1× the budget) over
+    # the recent 5m.
     assert page["expr"] == ("(nautilus_probe:engine_latency_errors:ratio_rate2h > 0.01 and "
-                            "nautilus_probe:engine_latency_errors:ratio_rate10m > 0.01)")
+                            "nautilus_probe:engine_latency_errors:ratio_rate10m > 0.01 and "
+                            "nautilus_probe:engine_latency_errors:ratio_rate5m > 0.001)")
+    assert page["keep_firing_for"] == "270s"
     backlog = next(r for r in rules if r["alert"] == "EngineBacklogGrowing")
     assert backlog["for"] == "3m"
     recording = render(Thresholds.load(str(path)))["recording.yml"]
-    assert "ratio_rate10m" in recording and "ratio_rate5m" not in recording
+    assert "ratio_rate10m" in recording and "ratio_rate30m" not in recording
 
 
 @pytest.mark.parametrize("key, value, message", [
