@@ -79,7 +79,7 @@ def _push(command: str, args: argparse.Namespace, checks: list, meta: dict,
 
     try:
         n = push(url, checks, run_from_metadata(command, meta, offered_ops))
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # unreachable, refused, or not a URL
         print(f"nautilus-probe {command}: could not push the verdicts to {redact(url)}: "
               f"{redact(str(exc))}", file=sys.stderr)
         return
