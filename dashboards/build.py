@@ -66,22 +66,22 @@ def _dashboard(name: str, title: str, panels: list, extra_vars: list[Template] |
                      templating=Templating([*variables(), *(extra_vars or [])]))
 
 
-def _ratio(num: str, den: str, by: str = "", matchers: str = "") -> str:
+def _ratio(num: str, den: str, by: str = "", matchers: str = "", rng: str = RATE) -> str:
     agg = f"sum by ({by})" if by else "sum"
-    return (f"{agg} (rate({num}{sel(matchers)}[{RATE}])) / "
-            f"{agg} (rate({den}{sel(matchers)}[{RATE}]))")
+    return (f"{agg} (rate({num}{sel(matchers)}[{rng}])) / "
+            f"{agg} (rate({den}{sel(matchers)}[{rng}]))")
 
 
-def _error_ratio(by: str = "", matchers: str = "") -> str:
+def _error_ratio(by: str = "", matchers: str = "", rng: str = RATE) -> str:
     """Failed over sent probes."""
-    return _ratio(f"{P}_failures_total", f"{P}_requests_total", by, matchers)
+    return _ratio(f"{P}_failures_total", f"{P}_requests_total", by, matchers, rng)
 
 
-def _quantile(q: float, metric: str, by: str = "", matchers: str = "") -> str:
+def _quantile(q: float, metric: str, by: str = "", matchers: str = "", rng: str = RATE) -> str:
     keys = f"{by}, le" if by else "le"
     # NaN (nothing answered) fails the comparison: no value, "no successful requests".
     return (f"(histogram_quantile({q}, sum by ({keys}) (rate({metric}_bucket{sel(matchers)}"
-            f"[{RATE}]))) >= 0)")
+            f"[{rng}]))) >= 0)")
 
 
 def _mean(metric: str, by: str = "", matchers: str = "") -> str:
@@ -189,18 +189,21 @@ def overview(t: Thresholds) -> Dashboard:
     reported = f"sum(max by (engine) ({P}_engine_reported_operations_per_second{sel(NOT_BASELINE)}))"
     drill = f"/d/{UIDS['engine']}?var-engine=${{__data.fields.engine}}&{VARS}&${{__url_time_range}}"
     instant = dict(fmt="table", instant=True)
+    # The engines table judges over the Service-now window: a few seconds of a slowly
+    # probed engine would turn one random error into a red cell.
+    w = window(t.alerting.recent)
     return _dashboard("overview", "Nautilus: system overview", [
         *service_now(t),
         *capacity_last_proven(t),
         row("Engines"),
-        table("Engines against their objectives", [
+        table(f"Engines against their objectives (last {w})", [
             target(f"max by (engine) ({P}_engine_reported_operations_per_second{sel(NOT_BASELINE)})",
                    ref="A", **instant),
-            target(_quantile(0.5, LAT, "engine", NOT_BASELINE), ref="B", **instant),
-            target(_quantile(0.99, LAT, "engine", NOT_BASELINE), ref="C", **instant),
-            target(_error_ratio("engine", NOT_BASELINE), ref="D", **instant),
-            target(_ratio(f"{P}_replies_lost_total", f"{P}_requests_total", "engine", NOT_BASELINE),
-                   ref="E", **instant),
+            target(_quantile(0.5, LAT, "engine", NOT_BASELINE, w), ref="B", **instant),
+            target(_quantile(0.99, LAT, "engine", NOT_BASELINE, w), ref="C", **instant),
+            target(_error_ratio("engine", NOT_BASELINE, w), ref="D", **instant),
+            target(_ratio(f"{P}_replies_lost_total", f"{P}_requests_total", "engine", NOT_BASELINE,
+                          w), ref="E", **instant),
             target(BACKLOG, ref="F", **instant)], {
             "A": ("throughput (reported, ops/s)", "ops", None),
             "B": ("p50 latency", "s", (None, e["latency_average_seconds"].max)),
@@ -208,7 +211,8 @@ def overview(t: Thresholds) -> Dashboard:
             "D": ("error ratio", "percentunit", _lim(e["error_ratio"])),
             "E": ("lost ratio", "percentunit", _lim(e["error_ratio"])),
             "F": ("backlog (requests)", "none", (None, t.alerting.backlog_messages))},
-            (24, 9), "One row per containerized engine (the monolith is the baseline); click an "
+            (24, 9), f"One row per containerized engine (the monolith is the baseline), over the "
+            f"last {w} like the row above; click an "
             "engine for its dashboard. Cells are green when they meet the engine's objective in "
             "thresholds.yml (latency quantiles against its latency target, lost replies against "
             "its error-ratio target). Throughput is what the engine reports for the traffic that "

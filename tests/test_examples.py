@@ -92,8 +92,15 @@ def test_example_engine_answers_every_operation_and_stops_cleanly(
         wait_for(lambda op=op: ex.value(f"{LAT}_count", engine=engine, op=op) >= 20, 20)
     text = ex.metrics()
     for op in ops:
-        assert value(text, "nautilus_probe_failures_total", engine=engine, op=op,
-                     reason="error") == 0, (op, eng.log.read_text())
+        errors = value(text, "nautilus_probe_failures_total", engine=engine, op=op,
+                       reason="error")
+        if example == "fastapi" and op == "limit_check":
+            # The example's limit check fails 1 % of the time on purpose (its own-log
+            # test counts those exactly); here: a few at most, each answered.
+            assert errors <= 0.1 * value(text, "nautilus_probe_requests_total", engine=engine,
+                                         op=op), eng.log.read_text()
+        else:
+            assert errors == 0, (op, eng.log.read_text())
         assert value(text, "nautilus_probe_replies_out_of_order_total", engine=engine, op=op) == 0
     wait_for(lambda: ex.value("nautilus_probe_engine_report_up", engine=engine) == 1, 10)
     wait_for(lambda: ex.value("nautilus_probe_messagebus_consumers_active", engine=engine) == 1, 10)
