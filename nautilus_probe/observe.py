@@ -88,15 +88,20 @@ def alertmanager_config(receiver_port: int) -> dict[str, Any]:
     return config
 
 
+def pushgateway_scrape(target: str) -> dict[str, Any]:
+    """Prometheus's job for the Pushgateway: honor_labels keeps the pushed job label
+    ("nautilus-capacity")."""
+    return {"job_name": "pushgateway", "honor_labels": True,
+            "static_configs": [{"targets": [target]}]}
+
+
 def prometheus_config(exporter: str, rules: Path, alertmanager: str,
                       pushgateway: str | None = None) -> dict[str, Any]:
     """deploy/prometheus/prometheus.yml's settings, for this machine."""
     scrapes: list[dict[str, Any]] = [{"job_name": "nautilus-probe",
                                       "static_configs": [{"targets": [exporter]}]}]
     if pushgateway:
-        # honor_labels: the pushed job label ("nautilus-capacity") is kept.
-        scrapes.append({"job_name": "pushgateway", "honor_labels": True,
-                        "static_configs": [{"targets": [pushgateway]}]})
+        scrapes.append(pushgateway_scrape(pushgateway))
     return {"global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
             "rule_files": [str(rules / "recording.yml"), str(rules / "alerts.yml")],
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},

@@ -83,7 +83,9 @@ def _alertmanager(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 def start_pushgateway() -> tuple[subprocess.Popen[bytes], str]:
     """A real Pushgateway on a free loopback port: (process, host:port)."""
-    binary = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
+    from nautilus_probe.observe import pushgateway_binary
+
+    binary = pushgateway_binary()
     assert binary, "the Pushgateway is missing: run ./run setup"
     at = f"127.0.0.1:{free_port()}"
     proc = subprocess.Popen([binary, f"--web.listen-address={at}"],
@@ -103,8 +105,9 @@ def start_prometheus(tmp: Path, target: str, rules: Path, alertmanager: str | No
         "scrape_configs": [{"job_name": "nautilus-probe",
                             "static_configs": [{"targets": [target]}]}]}
     if pushgateway:
-        config["scrape_configs"].append({"job_name": "pushgateway", "honor_labels": True,
-                                         "static_configs": [{"targets": [pushgateway]}]})
+        from nautilus_probe.observe import pushgateway_scrape
+
+        config["scrape_configs"].append(pushgateway_scrape(pushgateway))
     if alertmanager:
         config["alerting"] = {"alertmanagers": [{"static_configs": [
             {"targets": [alertmanager.removeprefix("http://")]}]}]}
@@ -169,7 +172,7 @@ def substitute(expr: str) -> str:
             .replace('"$job"', '".+"').replace('"$instance"', '".+"'))
 
 
-def _colour(props: dict[str, Any], value: float) -> str | None:
+def cell_colour(props: dict[str, Any], value: float) -> str | None:
     """The colour Grafana gives `value` under a panel's (or column's) mappings and
     threshold steps; None when it is not coloured."""
     for mapping in props.get("mappings") or []:
@@ -208,7 +211,7 @@ def red_cells(api: str, board: dict[str, Any]) -> list[str]:
                 where = f"{panel['title']} {series['metric']}"
                 if value != value:
                     bad.append(f"{where}: NaN")
-                elif _colour(props, value) == "red":
+                elif cell_colour(props, value) == "red":
                     bad.append(f"{where}: {value:g}")
     return bad
 

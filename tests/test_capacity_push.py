@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from nautilus_testkit import ROOT, free_port, wait_for
-from nautilus_testkit.live import (TEST_ALERTING, query, start_prometheus, start_pushgateway,
-                                  write_rules)
+from nautilus_testkit.live import (TEST_ALERTING, cell_colour, query, start_prometheus,
+                                  start_pushgateway, write_rules)
 
 from .test_validate import BASELINE, GOOD
 
@@ -29,12 +29,7 @@ def colour(panel: dict, ref: str, value: float) -> str:
     [props] = [{p["id"]: p["value"] for p in o["properties"]}
                for o in panel["fieldConfig"]["overrides"]
                if o["matcher"]["options"] == f"Value #{ref}"]
-    for mapping in props.get("mappings", []):
-        hit = mapping["options"].get(f"{value:g}")
-        if hit:
-            return hit["color"]
-    steps = props["thresholds"]["steps"]
-    return [s["color"] for s in steps if s["value"] is None or value >= s["value"]][-1]
+    return str(cell_colour(props, value))
 
 
 def validate(tmp: Path, result: dict, gateway: str) -> subprocess.CompletedProcess[str]:
