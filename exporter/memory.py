@@ -3,9 +3,10 @@
 Every part of the exporter that grows with load has a limit the configuration
 sets: probes in flight (`max_in_flight`, and no more than the rates times the
 timeouts), ids remembered after an answer or a timeout (replies.MAX_REMEMBERED
-each), one send's requests (messagebus.MAX_BATCH_BYTES), held WebSocket
-connections, metric series. `bound()` adds them up with costs measured on CPython
-3.11 (docs/performance.md) and rounded up; `--config.check` prints it and a
+each), one send's requests (messagebus.MAX_BATCH_BYTES), metric series, and what
+each probe kind's own rule adds (ProbeKind.memory: held WebSocket connections).
+`bound()` adds them up with costs measured on CPython 3.11 (docs/performance.md)
+and rounded up; `--config.check` prints it and a
 configuration whose bound passes `max_memory` is refused.
 """
 
@@ -39,22 +40,22 @@ class Bound:
     in_flight: int
     remembered: int
     sending: int
-    websocket: int
+    kinds: tuple[tuple[str, int], ...] = ()  # what each probe kind's own memory rule adds
 
     @property
     def total(self) -> int:
         return (self.base + self.series + self.in_flight + self.remembered + self.sending
-                + self.websocket)
+                + sum(b for _, b in self.kinds))
 
     def describe(self) -> str:
         parts = {"base": self.base, "series": self.series, "in flight": self.in_flight,
-                 "remembered ids": self.remembered, "sending": self.sending,
-                 "WebSocket": self.websocket}
+                 "remembered ids": self.remembered, "sending": self.sending, **dict(self.kinds)}
         return ", ".join(f"{k} {v / MIB:,.0f}" for k, v in parts.items() if v)
 
 
 def bound(cfg: Config) -> Bound:
     from .probes.messagebus import MAX_BATCH_BYTES
+    from .probes.registry import KINDS
     from .probes.replies import MAX_REMEMBERED
 
     # Probes a second, and how many can be unanswered at once (rate × timeout).
@@ -68,12 +69,12 @@ def bound(cfg: Config) -> Bound:
     # Answered ids live two timeouts, timed-out ones until counted lost (a timeout).
     answered = min(MAX_REMEMBERED, int(sum(r * 2 * t for r, t in flows)) + 1_000)
     timed_out = min(MAX_REMEMBERED, int(sum(r * t for r, t in flows)) + 1_000)
-    ws = cfg.websocket
-    per_conn = (PER_CONNECTION_DEFLATE if ws is not None and ws.compression else PER_CONNECTION)
+    specs = ((kind, cfg.spec(kind)) for kind in KINDS)
     return Bound(
         base=BASE,
         series=series * PER_SERIES,
         in_flight=in_flight * PER_IN_FLIGHT,
         remembered=(answered + timed_out) * PER_REMEMBERED,
         sending=SENDING * MAX_BATCH_BYTES,
-        websocket=(ws.connections * per_conn + len(ws.endpoints) * PER_SERIES) if ws else 0)
+        kinds=tuple((kind.name, kind.memory(spec)) for kind, spec in specs if spec is not None
+                    and kind.memory(spec)))

@@ -16,12 +16,10 @@ from nautilus_wire.requester import make_transport
 
 from .config import Config
 from .metrics import build
-from .probes.backlog import BacklogProbe
-from .probes.base import Probe
-from .probes.messagebus import MessageBus, MessageBusProbe
-from .probes.self_report import SelfReportProbe
-from .probes.trading_request import TradingRequestProbe
-from .probes.websocket import WebSocketProbe
+from .probes.base import Context, Probe, ProbeKind
+from .probes.messagebus import MessageBus
+from .probes import registry
+from .probes.registry import KINDS
 from .schedule import clock
 from .supervise import Supervisor
 
@@ -32,17 +30,6 @@ LOOP_LAG_INTERVAL_S = 0.1
 # long to end by themselves, then they are cancelled; closing connections gets the rest.
 STOP_GRACE_S = 0.8
 CLOSE_GRACE_S = 0.3
-# Probe kinds in start order; the first four share the MessageBus connection.
-BUS_KINDS = ("messagebus", "trading_request", "self_report", "backlog")
-KINDS = (*BUS_KINDS, "websocket")
-
-
-def specs_of(cfg: Config) -> dict[str, Any]:
-    """Each probe kind's part of the configuration (None: not configured)."""
-    return {"messagebus": cfg.probes, "trading_request": cfg.trading_request,
-            "self_report": cfg.self_reports, "backlog": cfg.backlog,
-            "websocket": cfg.websocket}
-
 
 @dataclass
 class _Running:
@@ -76,6 +63,9 @@ class Exporter:
         self.config: Config | None = None
         self.bus: MessageBus | None = None
         self._running: dict[str, _Running] = {}
+        # Each kind's own metric group, registered the first time one of its probes is
+        # built (an exporter that never runs a kind does not expose its families).
+        self._groups: dict[str, Any] = {}
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._loop_lag_task: asyncio.Task[None] | None = None
@@ -101,8 +91,8 @@ class Exporter:
         return None
 
     def probe(self, kind: str) -> Any:
-        """The running probe of a kind, or None."""
-        running = self._running.get(kind)
+        """The running probe of a kind, or None (an unknown kind is an error)."""
+        running = self._running.get(registry.kind(kind).name)
         return running.probe if running else None
 
     def load(self) -> Config:
@@ -139,8 +129,9 @@ class Exporter:
         self.config = new
         if self.bus is None or old is None or old.connection() != new.connection():
             # Probes in flight on the old connection are abandoned.
-            for kind in reversed(BUS_KINDS):
-                await self._stop_probe(kind)
+            for kind in reversed(KINDS):
+                if kind.bus:
+                    await self._stop_probe(kind.name)
             if self.bus is not None:
                 await self.bus.close()
             client = connect(new.redis_url, new.redis_access)
@@ -148,28 +139,25 @@ class Exporter:
                                                           new.prober_id),
                                   self.metrics, new.prober_id, supervisor=self.supervisor)
         self.bus.max_in_flight = new.max_in_flight
-        for kind, spec in specs_of(new).items():
-            running = self._running.get(kind)
+        for kind in KINDS:
+            spec = new.spec(kind)
+            running = self._running.get(kind.name)
             if running is not None and spec is not None and running.probe.apply(spec):
                 continue
-            await self._stop_probe(kind)
+            await self._stop_probe(kind.name)
             if spec is not None:
                 await self._start_probe(self._make(kind, spec))
         log.info("configuration loaded: %d probe series, transport %s",
                  len(new.probes), new.transport)
         return True
 
-    def _make(self, kind: str, spec: Any) -> Probe:
-        assert self.bus is not None
-        if kind == "messagebus":
-            return MessageBusProbe(self.bus, spec)
-        if kind == "trading_request":
-            return TradingRequestProbe(self.bus, spec)
-        if kind == "self_report":
-            return SelfReportProbe(self.bus.client, self.metrics, spec, self.supervisor)
-        if kind == "backlog":
-            return BacklogProbe(self.bus.client, self.metrics, spec, self.supervisor)
-        return WebSocketProbe(spec, self.metrics, self.supervisor)
+    def _make(self, kind: ProbeKind, spec: Any) -> Probe:
+        if kind.metrics is not None and kind.name not in self._groups:
+            self._groups[kind.name] = kind.metrics(self.registry)
+        probe = kind.build(spec, Context(self.metrics, self.supervisor,
+                                         self._groups.get(kind.name), self.bus))
+        assert probe.kind == kind.name, (probe.kind, kind.name)  # health reports use it
+        return probe
 
     async def _start_probe(self, probe: Probe) -> None:
         await probe.start()
@@ -191,7 +179,7 @@ class Exporter:
         on a frozen Redis (its socket timeout is 2 s, and a send can wait on several)
         is cancelled after STOP_GRACE_S, a close abandoned after CLOSE_GRACE_S."""
         self._stop.set()
-        running = [self._running.pop(kind) for kind in reversed(KINDS) if kind in self._running]
+        running = [self._running.pop(k.name) for k in reversed(KINDS) if k.name in self._running]
         for r in running:
             r.stop.set()
         tasks = [r.task for r in running]

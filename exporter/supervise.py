@@ -36,7 +36,11 @@ class Supervisor:
 
     async def run(self, loop: str, body: Callable[[], Awaitable[None]],
                   stop: asyncio.Event) -> None:
-        """Run body() until `stop` is set, restarting it whenever it fails."""
+        """Run body() until `stop` is set, restarting it whenever it fails. A loop not
+        in metrics.LOOPS (a newer probe kind's) gets its series when it first runs."""
+        if loop not in self._restarts:
+            self._restarts[loop] = deque()
+            self.metrics.loop_restarts.labels(loop)
         backoff = BACKOFF_S
         streak = 0
         while not stop.is_set():

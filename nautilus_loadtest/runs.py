@@ -207,7 +207,7 @@ async def run_websocket(opts: dict[str, Any], stop: asyncio.Event) -> dict[str, 
     heartbeats over them at a fixed total rate, every reply matched by its id."""
     from prometheus_client import CollectorRegistry
 
-    from exporter.config import WsEndpoint, WsSpec
+    from exporter.probes.websocket import WsEndpoint, WsSpec
     from exporter.metrics import NAMESPACE, build
     from exporter.probes.websocket import WebSocketProbe
 

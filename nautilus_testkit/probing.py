@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.config import CompositeSpec, ProbeSpec
+from exporter.probes.messagebus import ProbeSpec
+from exporter.probes.trading_request import CompositeSpec
 from exporter.metrics import build
 from exporter.probes.base import Probe
 from exporter.probes.messagebus import MessageBus, MessageBusProbe

@@ -10,7 +10,7 @@ import yaml
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.config import ProbeSpec
+from exporter.probes.messagebus import ProbeSpec
 from exporter.metrics import build
 from exporter.probes.backlog import BacklogProbe, BacklogSpec
 from nautilus_wire.redis_client import connect

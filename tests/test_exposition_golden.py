@@ -12,7 +12,8 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, generate_latest
 from redis.exceptions import RedisError
 
-from exporter.config import CompositeSpec, SelfReportSpec
+from exporter.probes.self_report import SelfReportSpec
+from exporter.probes.trading_request import CompositeSpec
 from exporter.metrics import build
 from exporter.probes.messagebus import MessageBus
 from exporter.probes.self_report import SelfReportProbe

@@ -7,7 +7,8 @@ import pytest
 import redis
 import yaml
 
-from exporter.config import CompositeSpec, ProbeSpec
+from exporter.probes.messagebus import ProbeSpec
+from exporter.probes.trading_request import CompositeSpec
 from nautilus_wire import protocol
 from nautilus_wire.redis_client import connect
 from synthetic.engine import SyntheticEngine

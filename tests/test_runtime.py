@@ -10,7 +10,7 @@ from pathlib import Path
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.config import SelfReportSpec
+from exporter.probes.self_report import SelfReportSpec
 from exporter.metrics import build
 from exporter.probes.self_report import SelfReportProbe
 from exporter.runtime import Exporter

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.config import WsEndpoint, WsSpec
+from exporter.probes.websocket import WsEndpoint, WsSpec
 from exporter.metrics import build
 from exporter.probes.websocket import WebSocketProbe
 from nautilus_wire.ws_protocol import PATH

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -22,6 +22,10 @@ from redis.exceptions import ResponseError
 from nautilus_wire import protocol
 from nautilus_wire.redis_client import BUS_ERRORS, reset_after
 
+if TYPE_CHECKING:
+    from ..config import Config
+
+from .base import Context, ProbeKind, whole
 from .polling import PollingProbe
 
 
@@ -146,3 +150,22 @@ class BacklogProbe(PollingProbe):
             self._m.backlog_consumers.labels(engine).set(
                 len({name for s in streams for name in s.idle_ms}))
             self._m.backlog_active.labels(engine).set(active_consumers(streams))
+
+
+def _derive(cfg: Config) -> BacklogSpec | None:
+    """The probed engines' request streams (of this shard's plan), read on the
+    self-report interval; pub/sub keeps no backlog to read."""
+    if cfg.transport != "streams":
+        return None
+    engines = dict.fromkeys(p.engine for p in cfg.probes)
+    if cfg.trading_request is not None:
+        engines.update(dict.fromkeys(e for e, _ in cfg.trading_request.legs))
+    return BacklogSpec(cfg.prefix, tuple(engines), cfg.self_reports.interval)
+
+
+def _build(spec: BacklogSpec, ctx: Context) -> BacklogProbe:
+    assert ctx.bus is not None  # reads through the MessageBus connection's client
+    return BacklogProbe(ctx.bus.client, ctx.metrics, spec, ctx.supervisor)
+
+
+KIND = ProbeKind("backlog", build=_build, shard=whole, derive=_derive, bus=True)

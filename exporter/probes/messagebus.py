@@ -25,10 +25,10 @@ from nautilus_wire.protocol import Request
 from nautilus_wire.redis_client import BUS_ERRORS, ready, reset_after
 from nautilus_wire.requester import Malformed, ProberTransport
 
-from ..config import ProbeSpec
 from ..metrics import Metrics
 from ..schedule import EARLY_S, Schedule, clock, sleep_for
 from ..supervise import Supervisor
+from .base import Context, ProbeKind
 from .replies import Pending, ReplyTracker, Series
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,18 @@ RETRY_S = 0.2
 # second. The cap keeps recovery within a second of Redis returning.
 SEND_BACKOFF_MIN_S = 0.05
 SEND_BACKOFF_MAX_S = 0.5
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """One stream of probes: an engine's operation at a fixed open-loop rate."""
+
+    engine: str
+    op: str
+    rate: float  # probes per second
+    timeout: float  # seconds
+    priority: str
+    payload_size: int  # bytes
 
 
 class MessageBus:
@@ -214,3 +226,18 @@ class MessageBusProbe:
 
     async def close(self) -> None:
         """The connection is closed by its owner, after every probe using it."""
+
+
+def _shard(specs: tuple[ProbeSpec, ...], index: int, count: int) -> tuple[ProbeSpec, ...]:
+    """Each engine × op to exactly one shard."""
+    ordered = sorted(specs, key=lambda p: (p.engine, p.op))
+    return tuple(p for k, p in enumerate(ordered) if k % count == index - 1)
+
+
+def _build(specs: tuple[ProbeSpec, ...], ctx: Context) -> MessageBusProbe:
+    assert ctx.bus is not None  # a bus kind: the runtime connects first
+    return MessageBusProbe(ctx.bus, specs)
+
+
+# Its spec is the `engines:` section, parsed with the rest of the MessageBus plan (config.py).
+KIND = ProbeKind("messagebus", build=_build, shard=_shard, bus=True)

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -18,7 +19,7 @@ import redis.asyncio as aioredis
 from nautilus_wire import protocol
 from nautilus_wire.redis_client import BUS_ERRORS, reset_after
 
-from ..config import SelfReportSpec
+from .base import Context, ProbeKind, whole
 from .polling import PollingProbe
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,14 @@ def parse_report(raw: Any) -> dict[str, Any]:
         out[name] = float(value)
     out["operations"] = parse_operations(data)
     return out
+
+
+@dataclass(frozen=True)
+class SelfReportSpec:
+    """Which engines' self-reports (`metrics:<engine>`) are read, and how often."""
+
+    engines: tuple[str, ...]
+    interval: float
 
 
 class SelfReportProbe(PollingProbe):
@@ -132,3 +141,12 @@ class SelfReportProbe(PollingProbe):
             for op in self._ops.get(engine, set()) - set(report["operations"]):
                 self._m.reported_op_throughput.remove(engine, op)
             self._ops[engine] = set(report["operations"])
+
+
+def _build(spec: SelfReportSpec, ctx: Context) -> SelfReportProbe:
+    assert ctx.bus is not None  # reads through the MessageBus connection's client
+    return SelfReportProbe(ctx.bus.client, ctx.metrics, spec, ctx.supervisor)
+
+
+# Every shard reads every report (a report is one key; its series carry the instance).
+KIND = ProbeKind("self_report", build=_build, shard=whole, bus=True)

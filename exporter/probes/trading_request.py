@@ -8,12 +8,24 @@ ordinary probe of its engine × op, counted in that engine's metrics.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass
 
-from ..config import CompositeSpec
 from ..metrics import Failure, Metrics
 from ..schedule import Schedule, clock
+from .base import Context, ProbeKind
 from .messagebus import REQUEST_OVERHEAD_BYTES, Batch, MessageBus, Plan, run_plans
+
+
+@dataclass(frozen=True)
+class CompositeSpec:
+    """The "trading request": legs sent in parallel; as slow as its slowest leg."""
+
+    rate: float
+    timeout: float
+    priority: str
+    payload_size: int
+    legs: tuple[tuple[str, str], ...]
 
 
 @dataclass(slots=True)
@@ -74,3 +86,16 @@ class TradingRequestProbe:
 
     async def close(self) -> None:
         """Legs in flight stay accounted for by the connection's tracker."""
+
+
+def _shard(spec: CompositeSpec, index: int, count: int) -> CompositeSpec:
+    """Every shard sends its share of the rate."""
+    return dataclasses.replace(spec, rate=spec.rate / count)
+
+
+def _build(spec: CompositeSpec, ctx: Context) -> TradingRequestProbe:
+    assert ctx.bus is not None  # a bus kind: the runtime connects first
+    return TradingRequestProbe(ctx.bus, spec)
+
+
+KIND = ProbeKind("trading_request", build=_build, shard=_shard, bus=True)

@@ -16,7 +16,10 @@ import heapq
 import logging
 import random
 import ssl
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
 from collections.abc import Callable
 
 from websockets.client import ClientProtocol
@@ -29,10 +32,13 @@ from websockets.uri import parse_uri
 
 from nautilus_wire import ws_protocol as wp
 
-from ..config import WsEndpoint, WsSpec
 from ..metrics import EndpointSeries, Metrics
 from ..schedule import EARLY_S, Schedule, clock, sleep_for
+from ..memory import PER_CONNECTION, PER_CONNECTION_DEFLATE, PER_SERIES
 from ..supervise import Supervisor
+from ..yamlcheck import (ConfigError, Node, at_most, boolean, duration, non_negative_int, positive,
+                         positive_int, split_url, string)
+from .base import MAX_TIMEOUT_S, Context, ProbeKind, client_tls
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,34 @@ MAX_BACKOFF_S = 5.0
 QUICK_LOSS_S = 1.0
 CALM_S = 30.0
 MAX_FRAME = 2**16  # larger frames close the connection: a protocol_error
+# Configuration bounds (docs/configuration.md).
+MAX_CONNECTIONS = 100_000  # held connections (fds: ulimit -n bounds it too)
+MAX_HEARTBEAT_RATE = 50_000.0
+MAX_CONNECT_RATE = 10_000.0
+
+@dataclass(frozen=True)
+class WsEndpoint:
+    url: str  # as dialled, with ?token= when one is set
+    label: str  # the `endpoint` label: the URL without its query (never the token)
+    ca_file: str | None
+    cert_file: str | None = None  # a client certificate, for servers that ask for one
+    key_file: str | None = None
+
+
+@dataclass(frozen=True)
+class WsSpec:
+    """WebSocket probing: a pool of held connections, heartbeats, a subscription check."""
+
+    endpoints: tuple[WsEndpoint, ...]
+    connections: int  # held in total, spread round-robin over the endpoints
+    connect_rate: float  # new connections per second, at most
+    connect_timeout: float
+    heartbeat_rate: float  # heartbeats per second over all held connections
+    heartbeat_timeout: float
+    compression: bool
+    subscribe_topic: str | None
+    subscribe_connections: int  # per endpoint
+
 
 @dataclass(eq=False)
 class Endpoint:
@@ -143,12 +177,7 @@ class _Conn(asyncio.Protocol):
 
 
 def _ssl_context(ep: WsEndpoint) -> ssl.SSLContext | None:
-    if not ep.url.startswith("wss://"):
-        return None
-    context = ssl.create_default_context(cafile=ep.ca_file)
-    if ep.cert_file:
-        context.load_cert_chain(ep.cert_file, ep.key_file)
-    return context
+    return client_tls(ep.ca_file, ep.cert_file, ep.key_file) if ep.url.startswith("wss://") else None
 
 
 class WebSocketProbe:
@@ -383,3 +412,80 @@ class WebSocketProbe:
         for ep in self.endpoints:
             ep.m.desired.set(0)  # no longer held: nothing to miss
         await asyncio.sleep(0)
+
+
+WS_SECURITY = ("token", "ca_file", "cert_file", "key_file")
+
+
+def _endpoint(path: str, value: Any, defaults: dict[str, str | None]) -> WsEndpoint:
+    given = dict(defaults)
+    if isinstance(value, dict):
+        node = Node(value, path)
+        url = node.get("url", None, string)
+        given = {key: node.get(key, given[key], string) for key in WS_SECURITY}
+        node.done()
+        path = node.sub("url")
+    else:
+        url = string(path, value)
+    if url is None or not url.startswith(("ws://", "wss://")):
+        raise ConfigError(path, f"must be a ws:// or wss:// URL, got {url!r}")
+    split_url(path, url)
+    for key in ("ca_file", "cert_file", "key_file"):
+        if given[key] is not None and not url.startswith("wss://"):
+            raise ConfigError(path, f"{key} needs a wss:// URL")
+    if (given["cert_file"] is None) != (given["key_file"] is None):
+        raise ConfigError(path, "cert_file and key_file go together")
+    try:  # files that cannot be loaded are a config error now, not at the first connection
+        if url.startswith("wss://"):
+            client_tls(given["ca_file"], given["cert_file"], given["key_file"])
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(path, f"cannot load the TLS files: {exc}") from None
+    label = url.split("?", 1)[0]
+    if given["token"] is not None:
+        url = f"{url}{'&' if '?' in url else '?'}{urlencode({'token': given['token']})}"
+    return WsEndpoint(url, label, given["ca_file"], given["cert_file"], given["key_file"])
+
+
+def _websocket(node: Node) -> WsSpec:
+    defaults = {key: node.get(key, None, string) for key in WS_SECURITY}
+    raw = node.get("endpoints", None)
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(node.sub("endpoints"), "must be a non-empty list of ws:// URLs")
+    endpoints = tuple(_endpoint(f"{node.sub('endpoints')}[{i}]", v, defaults)
+                      for i, v in enumerate(raw))
+    sub = node.node("subscribe")
+    topic = sub.get("topic", None, string)
+    sub_conns = sub.get("connections", 1 if topic else 0, non_negative_int)
+    sub.done()
+    spec = WsSpec(
+        endpoints=endpoints,
+        connections=node.get("connections", len(endpoints), at_most(MAX_CONNECTIONS, positive_int)),
+        connect_rate=node.get("connect_rate", 500.0, at_most(MAX_CONNECT_RATE, positive)),
+        connect_timeout=node.get("connect_timeout", 5.0, at_most(MAX_TIMEOUT_S, duration)),
+        heartbeat_rate=node.get("heartbeat_rate", 10.0, at_most(MAX_HEARTBEAT_RATE, positive)),
+        heartbeat_timeout=node.get("heartbeat_timeout", 2.0, at_most(MAX_TIMEOUT_S, duration)),
+        compression=node.get("compression", False, boolean),
+        subscribe_topic=topic, subscribe_connections=sub_conns)
+    node.done()
+    return spec
+
+
+def _shard(ws: WsSpec, index: int, count: int) -> WsSpec:
+    """The pool and the heartbeat and connect rates split evenly; one shard subscribes."""
+    return dataclasses.replace(
+        ws, connections=ws.connections // count + (index - 1 < ws.connections % count),
+        heartbeat_rate=ws.heartbeat_rate / count, connect_rate=ws.connect_rate / count,
+        subscribe_connections=ws.subscribe_connections if index == 1 else 0)
+
+
+def _memory(ws: WsSpec) -> int:
+    per_conn = PER_CONNECTION_DEFLATE if ws.compression else PER_CONNECTION
+    return ws.connections * per_conn + len(ws.endpoints) * PER_SERIES
+
+
+def _build(spec: WsSpec, ctx: Context) -> WebSocketProbe:
+    return WebSocketProbe(spec, ctx.metrics, ctx.supervisor)
+
+
+KIND = ProbeKind("websocket", build=_build, shard=_shard, section="websocket", parse=_websocket,
+                 memory=_memory)

@@ -1,0 +1,77 @@
+"""The probe registry: every kind declares itself once, and the configuration,
+sharding, the memory bound and the runtime go through the list (probes/registry.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from exporter.config import Config, parse
+from exporter.probes import registry
+from exporter.probes.base import ProbeKind
+from exporter.runtime import Exporter
+from exporter.yamlcheck import ConfigError
+
+from nautilus_testkit import ROOT
+
+SHIPPED = str(ROOT / "config" / "exporter.yml")
+
+
+def test_an_unknown_kind_is_an_error_never_a_fallback() -> None:
+    with pytest.raises(KeyError, match="unknown probe kind 'websockets'.*websocket"):
+        registry.kind("websockets")
+    ex = Exporter(SHIPPED, registry=CollectorRegistry())
+    with pytest.raises(KeyError, match="unknown probe kind"):
+        ex.probe("nope")
+    assert ex.probe("websocket") is None  # known, not running
+
+
+def test_a_kind_must_say_how_it_is_sharded() -> None:
+    with pytest.raises(TypeError, match="shard"):
+        ProbeKind("x", build=lambda spec, ctx: None)  # type: ignore[call-arg,arg-type,return-value]  # the point
+
+
+def test_every_kind_is_declared_consistently() -> None:
+    names = [k.name for k in registry.KINDS]
+    assert len(names) == len(set(names))
+    sections = [k.section for k in registry.KINDS if k.section is not None]
+    assert len(sections) == len(set(sections))
+    for k in registry.KINDS:
+        assert (k.section is None) == (k.parse is None), k.name  # a section needs a parser
+        assert not (k.section and k.bus), k.name  # the bus plan is config.py's to parse
+        assert not (k.derive and k.section), k.name
+    bus = [k.bus for k in registry.KINDS]
+    assert bus == sorted(bus, reverse=True)  # the MessageBus kinds start first
+
+
+def test_a_misspelt_section_is_an_unknown_key() -> None:
+    with pytest.raises(ConfigError, match="websockets: unknown key"):
+        parse({"engines": {"risk": {"limit_check": {}}},
+               "websockets": {"endpoints": ["ws://127.0.0.1:1/ws"]}})
+
+
+def test_every_configured_kind_is_sharded_by_its_own_rule() -> None:
+    """Each kind's part of every shard is what its rule says, and the kinds with a
+    stored spec are all in the shipped plan (a kind added without a shard rule could
+    not be declared at all: test above)."""
+    whole = Config.load(SHIPPED)
+    for count in (2, 3):
+        for index in range(1, count + 1):
+            shard = whole.shard(index, count)
+            for kind in registry.KINDS:
+                if kind.name not in whole.specs:
+                    continue
+                want = kind.shard(whole.specs[kind.name], index, count)
+                assert shard.specs.get(kind.name) == want, (kind.name, index, count)
+
+
+def test_the_memory_bound_adds_each_kinds_rule() -> None:
+    cfg = Config.load(SHIPPED)
+    kinds = dict(cfg.memory.kinds)
+    ws = cfg.websocket
+    assert ws is not None and kinds["websocket"] == registry.kind("websocket").memory(ws) > 0
+    without = dataclasses.replace(cfg, specs={k: v for k, v in cfg.specs.items()
+                                              if k != "websocket"})
+    assert cfg.memory.total - without.memory.total == kinds["websocket"]
