@@ -375,7 +375,26 @@ def engine(t: Thresholds) -> Dashboard:
         timeseries("Reported error ratio", targets(
             (f"max({P}_engine_reported_error_ratio{sel(eng)})", "error ratio")), "percentunit",
             (8, 8), _lim(e["error_ratio"])),
-    ], [var], "One engine: its probes, its MessageBus backlog and what it reports.")
+        row("REST health endpoints (HTTP probes)"),
+        stat("REST health", targets(
+            (f"min({P}_http_up{sel(eng)})", "worst target")), "none", (6, 8), (1, None),
+            "UP when every health URL of the engine answered 2xx in time at its last probe. "
+            "No data: the engine has no `http:` target.",
+            mappings=[{"type": "value", "options": {
+                "0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}]),
+        timeseries("REST health latency", targets(
+            (_quantile(0.99, f"{P}_http_duration_seconds", "target", eng), "p99 {{target}}"),
+            (_mean(f"{P}_http_duration_seconds", "target", eng), "mean {{target}}")), "s",
+            (6, 8), description="Successful health probes: connect, request and answer."),
+        timeseries("REST health failures by reason", targets(
+            (f"sum by (reason) (rate({P}_http_failures_total{sel(eng)}[{RATE}]))", "{{reason}}"),
+            (f"sum(rate({P}_http_requests_total{sel(eng)}[{RATE}]))", "probes sent")), "ops",
+            (6, 8), description="refused, timeout, status (not 2xx), tls, error."),
+        timeseries("REST health: last HTTP status", targets(
+            (f"max by (target) ({P}_http_status_code{sel(eng)})", "{{target}}")), "none",
+            (6, 8), description="0: no answer (refused, timed out, TLS or broken)."),
+    ], [var], "One engine: its probes, its MessageBus backlog, what it reports and its REST "
+       "health.")
 
 
 def websocket(t: Thresholds) -> Dashboard:

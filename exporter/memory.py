@@ -50,7 +50,8 @@ class Bound:
     def describe(self) -> str:
         parts = {"base": self.base, "series": self.series, "in flight": self.in_flight,
                  "remembered ids": self.remembered, "sending": self.sending, **dict(self.kinds)}
-        return ", ".join(f"{k} {v / MIB:,.0f}" for k, v in parts.items() if v)
+        # Rounded up: a bound, and a part of 0.4 MiB must not read "0".
+        return ", ".join(f"{k} {-(-v // MIB):,}" for k, v in parts.items() if v)
 
 
 def bound(cfg: Config) -> Bound:

@@ -166,9 +166,9 @@ def live_stack(tmp: Path, duration: float = 240, alerting: dict[str, Any] | None
 RATE_INTERVAL = "15s"  # $__rate_interval for a 1 s scrape
 
 
-def substitute(expr: str) -> str:
+def substitute(expr: str, engine: str = "risk") -> str:
     """The dashboards' variables as Grafana would fill them (All for job and instance)."""
-    return (expr.replace("$__rate_interval", RATE_INTERVAL).replace("$engine", "risk")
+    return (expr.replace("$__rate_interval", RATE_INTERVAL).replace("$engine", engine)
             .replace('"$job"', '".+"').replace('"$instance"', '".+"'))
 
 

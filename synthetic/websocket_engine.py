@@ -27,6 +27,8 @@ from .timing import CalibratedSleep
 
 log = logging.getLogger(__name__)
 
+HEALTH_PATH = "/health"  # GET: 200 "ok", or 503 while the `refuse` knob is set
+
 
 @dataclass
 class WsKnobs:
@@ -66,6 +68,10 @@ class WebSocketEngine:
     # -- handshake -------------------------------------------------------------------
 
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        if urlsplit(request.path).path == HEALTH_PATH:  # a plain GET, as a REST health check
+            if self.knobs.refuse:
+                return conn.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "refusing connections\n")
+            return conn.respond(http.HTTPStatus.OK, "ok\n")
         if urlsplit(request.path).path != wp.PATH:
             return Response(http.HTTPStatus.NOT_FOUND, "Not Found", Headers(), b"not found\n")
         if self.knobs.refuse:

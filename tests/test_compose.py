@@ -52,8 +52,11 @@ def test_compose_exporter_config_follows_the_shipped_one() -> None:
     compose = yaml.safe_load((ROOT / "deploy" / "compose" / "exporter.yml").read_text())
     endpoints = compose["websocket"].pop("endpoints")
     shipped["websocket"].pop("endpoints")
+    health = compose["http"].pop("targets")
+    shipped["http"].pop("targets")
     assert compose == shipped
     assert endpoints == [f"ws://ws-engine-{i}:{8079 + i}/ws/engine/status" for i in (1, 2, 3)]
+    assert health == {"websocket": [f"http://ws-engine-{i}:{8079 + i}/health" for i in (1, 2, 3)]}
 
 
 def test_prometheus_config_loads_the_generated_rules(tmp_path: Path) -> None:

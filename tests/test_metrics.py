@@ -7,7 +7,8 @@ from pathlib import Path
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.metrics import LATENCY_BUCKETS, LATENCY_THRESHOLDS_S, SERVICE_BUCKETS, build
+from exporter.metrics import LATENCY_BUCKETS, LATENCY_THRESHOLDS_S, SERVICE_BUCKETS
+from exporter.probes.registry import every_family
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,7 +44,7 @@ def test_bucket_layout() -> None:
 
 def test_names_follow_conventions() -> None:
     reg = CollectorRegistry()
-    m = build(reg)
+    m = every_family(reg)
     m.init_probe("risk", "limit_check")
     text = generate_latest(reg).decode()
     names = {line.split("{")[0].split(" ")[0] for line in text.splitlines()
@@ -58,7 +59,7 @@ def test_names_follow_conventions() -> None:
 
 def test_docs_name_every_metric() -> None:
     reg = CollectorRegistry()
-    build(reg)
+    every_family(reg)
     doc = (ROOT / "docs" / "metrics.md").read_text()
     for family in reg.collect():
         name = family.name + ("_total" if family.type == "counter" else "")

@@ -4,7 +4,10 @@ ProbeKind(...)` (base.py), and one line here."""
 
 from __future__ import annotations
 
-from . import backlog, messagebus, self_report, trading_request, websocket
+from prometheus_client import CollectorRegistry
+
+from ..metrics import Metrics, build
+from . import backlog, http, messagebus, self_report, trading_request, websocket
 from .base import ProbeKind
 
 KINDS: tuple[ProbeKind, ...] = (
@@ -13,6 +16,7 @@ KINDS: tuple[ProbeKind, ...] = (
     self_report.KIND,
     backlog.KIND,
     websocket.KIND,
+    http.KIND,
 )
 
 
@@ -22,3 +26,13 @@ def kind(name: str) -> ProbeKind:
         if k.name == name:
             return k
     raise KeyError(f"unknown probe kind {name!r}; known: {', '.join(k.name for k in KINDS)}")
+
+
+def every_family(reg: CollectorRegistry) -> Metrics:
+    """The shared metrics and every kind's own group, on `reg`: all the exporter can
+    expose (what the docs and the dashboards are checked against)."""
+    metrics = build(reg)
+    for k in KINDS:
+        if k.metrics is not None:
+            k.metrics(reg)
+    return metrics

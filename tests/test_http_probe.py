@@ -1,0 +1,228 @@
+"""The HTTP health probe kind (exporter/probes/http.py) against real HTTP servers on
+loopback with known behaviour: a 30 ms answer, a 503, one slower than the timeout,
+a refused port, garbage instead of HTTP, an untrusted and a trusted certificate."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from exporter.config import parse
+from exporter.listen import free_port
+from exporter.yamlcheck import ConfigError
+from nautilus_testkit import http_post, wait_for
+from nautilus_testkit.exposition import buckets, histogram_quantile, samples, value
+from nautilus_testkit.pki import make_pki
+
+DELAY_S = 0.03
+P = "nautilus_probe_http"
+
+
+class Handler(BaseHTTPRequestHandler):
+    healthy = threading.Event()  # /flaky answers 200 while set, 503 otherwise
+
+    def do_GET(self) -> None:
+        status = 200
+        if self.path == "/ok":
+            time.sleep(DELAY_S)
+        elif self.path == "/down":
+            status = 503
+        elif self.path == "/slow":
+            time.sleep(1.0)
+        elif self.path == "/flaky":
+            status = 200 if self.healthy.is_set() else 503
+        body = b"ok\n" if status == 200 else b"no\n"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serving(tls: ssl.SSLContext | None = None) -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def garbage_server() -> Iterator[int]:
+    """Answers every connection with bytes that are not HTTP, then closes it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.sendall(b"\x00\xffNOT HTTP AT ALL\r\n\r\n")
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(2)
+        listener.close()
+
+
+def test_each_outcome_is_measured_and_counted(exporter, redis_url: str, tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(pki["server_crt"], pki["server_key"])
+    Handler.healthy.clear()
+    with serving() as port, serving(tls) as tls_port, garbage_server() as junk:
+        base = f"http://127.0.0.1:{port}"
+        targets = {"risk": f"{base}/ok", "analytics": f"{base}/down", "factor": f"{base}/slow",
+                   "ml": f"http://127.0.0.1:{free_port()}/health",  # nothing listens
+                   "features": f"http://127.0.0.1:{junk}/health",
+                   "strategy": f"https://127.0.0.1:{tls_port}/ok",  # not trusted: no ca_file
+                   "portfolio": f"{base}/flaky"}
+        cfg = tmp_path / "exporter.yml"
+        cfg.write_text(yaml.safe_dump({
+            "redis_url": redis_url, "engines": {}, "self_reports": {"engines": []},
+            "http": {"interval": "200ms", "timeout": "150ms", "targets": targets}}))
+        ex = exporter(cfg)
+        time.sleep(3.0)
+        text = ex.metrics()
+
+        def v(name: str, engine: str, **labels: str) -> float:
+            return value(text, f"{P}_{name}", engine=engine, target=targets[engine].split("?")[0],
+                         **labels)
+
+        sent = v("requests_total", "risk")
+        assert 10 <= sent <= 17  # 5/s for 3 s, from the exporter's start
+        # The healthy target: every probe answered, 30 ms read within a bucket (19 %).
+        assert v("up", "risk") == 1 and v("status_code", "risk") == 200
+        answered = v("duration_seconds_count", "risk")
+        assert answered >= sent - 1  # one may be in flight at the scrape
+        p50 = histogram_quantile(0.5, buckets(text, f"{P}_duration_seconds", engine="risk",
+                                              target=targets["risk"]))
+        assert DELAY_S * 0.95 <= p50 <= DELAY_S * 1.4, p50
+        for reason in ("refused", "timeout", "status", "tls", "error"):
+            assert v("failures_total", "risk", reason=reason) == 0
+        # Each failing target: every probe failed, for its own reason, and nothing else.
+        for engine, reason, status in (("analytics", "status", 503), ("factor", "timeout", 0),
+                                       ("ml", "refused", 0), ("features", "error", 0),
+                                       ("strategy", "tls", 0), ("portfolio", "status", 503)):
+            requests = v("requests_total", engine)
+            assert requests >= 8, engine
+            failed = {r: v("failures_total", engine, reason=r)
+                      for r in ("refused", "timeout", "status", "tls", "error")}
+            assert requests - 1 <= failed[reason] <= requests, (engine, failed)
+            assert sum(failed.values()) == failed[reason], (engine, failed)
+            assert v("up", engine) == 0 and v("status_code", engine) == status, engine
+            assert v("duration_seconds_count", engine) == 0, engine
+
+        # A target that comes back is up again at its next probe, and counted as such.
+        Handler.healthy.set()
+        wait_for(lambda: value(ex.metrics(), f"{P}_up", engine="portfolio",
+                               target=targets["portfolio"]) == 1, 3, interval=0.1)
+        text = ex.metrics()
+        assert value(text, f"{P}_duration_seconds_count", engine="portfolio",
+                     target=targets["portfolio"]) >= 1
+
+        # The loop never restarted: every failure above was counted, not raised.
+        assert value(text, "nautilus_probe_loop_restarts_total", loop="http") == 0
+
+        # A reload that drops a target drops its series (a stale `up` would lie).
+        del targets["analytics"]
+        cfg.write_text(yaml.safe_dump({
+            "redis_url": redis_url, "engines": {}, "self_reports": {"engines": []},
+            "http": {"interval": "200ms", "timeout": "150ms", "targets": targets}}))
+        assert http_post(f"{ex.base}/-/reload")[0] == 200
+        after = samples(ex.metrics())
+        assert not [k for k in after if dict(k[1]).get("engine") == "analytics"]
+        assert any(dict(k[1]).get("engine") == "risk" and k[0] == f"{P}_up" for k in after)
+
+
+def test_a_trusted_certificate_is_a_success(exporter, redis_url: str, tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(pki["server_crt"], pki["server_key"])
+    with serving(tls) as port:
+        url = f"https://127.0.0.1:{port}/health"
+        cfg = tmp_path / "exporter.yml"
+        cfg.write_text(yaml.safe_dump({
+            "redis_url": redis_url, "engines": {}, "self_reports": {"engines": []},
+            "http": {"interval": "200ms", "targets": {"risk": url},
+                     "ca_file": str(pki["ca_crt"])}}))
+        ex = exporter(cfg)
+        wait_for(lambda: value(ex.metrics(), f"{P}_duration_seconds_count", engine="risk",
+                               target=url) >= 3, 5, interval=0.1)
+        assert value(ex.metrics(), f"{P}_failures_total", engine="risk", target=url,
+                     reason="tls") == 0
+
+
+def config(http: object) -> dict:
+    return {"engines": {}, "http": http}
+
+
+@pytest.mark.parametrize(("http", "message"), [
+    ({"targets": {"risk": "ftp://127.0.0.1/x"}},
+     "http.targets.risk: must be an http:// or https:// URL"),
+    ({"targets": {"risk": ["http://127.0.0.1:1/h", 7]}},
+     r"http.targets.risk\[1\]: must be a non-empty string, got 7"),
+    ({"targets": {"risk": ["http://127.0.0.1:1/h", "http://127.0.0.1:1/h"]}},
+     r"http.targets.risk\[1\]: repeats http://127.0.0.1:1/h"),
+    ({"targets": {"risk": []}}, "http.targets.risk: must be a URL or a non-empty list"),
+    ({"targets": {}}, "http.targets: must map at least one engine"),
+    ({"targets": {"bad name!": "http://127.0.0.1:1/h"}}, "http.targets.bad name!: "),
+    ({"targets": {"risk": "http://127.0.0.1:1/h"}, "interval": "1s", "timeout": "2s"},
+     r"http.timeout: must not exceed http.interval \(1s\), got 2s"),
+    ({"targets": {"risk": "http://127.0.0.1:1/h"}, "ca_file": "/nope.pem"},
+     "http.ca_file: needs at least one https:// target"),
+    ({"targets": {"risk": "https://127.0.0.1:1/h"}, "ca_file": "/nope.pem"},
+     "http.ca_file: cannot load the TLS files"),
+    ({"targets": {"risk": "https://127.0.0.1:1/h"}, "cert_file": "/a.pem"},
+     "http.cert_file: cert_file and key_file go together"),
+    ({"targets": {"risk": "http://127.0.0.1:1/h"}, "intervall": "1s"}, "http.intervall: unknown key"),
+    ({"targets": {"risk": "http://127.0.0.1:1/h"}, "interval": "2h"}, "http.interval: must be at most"),
+])
+def test_bad_http_sections_name_the_key(http: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse(config(http))
+
+
+def test_http_targets_are_sharded_disjoint_and_complete() -> None:
+    urls = {f"e{i}": [f"http://127.0.0.1:{9000 + i}/h", f"http://127.0.0.1:{9100 + i}/h"]
+            for i in range(5)}
+    whole = parse(config({"targets": urls}))
+    shards = [whole.shard(i, 3) for i in (1, 2, 3)]
+    seen = [t for s in shards for t in s.specs["http"].targets]
+    assert sorted(seen, key=str) == sorted(whole.specs["http"].targets, key=str)
+    assert len(set(seen)) == len(seen) == 10
+    assert [len(s.specs["http"].targets) for s in shards] == [4, 3, 3]
+    lonely = parse(config({"targets": {"risk": "http://127.0.0.1:1/h"}}))
+    assert "http" not in lonely.shard(2, 2).specs  # nothing to probe: no probe at all
+
+
+def test_the_target_label_carries_no_secret() -> None:
+    cfg = parse(config({"targets": {"risk": "http://probe:s3cret@127.0.0.1:1/h?token=abc"}}))
+    [target] = cfg.specs["http"].targets
+    assert target.label == "http://probe:xxxxx@127.0.0.1:1/h"
+    assert target.url.endswith("?token=abc")  # dialled as written
