@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from .metrics import LOOPS, Metrics
 from .schedule import clock
@@ -30,17 +31,21 @@ STABLE_AFTER_S = 60.0
 class Supervisor:
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
-        self._restarts: dict[str, deque[float]] = {loop: deque() for loop in LOOPS}
+        self._restarts: dict[str, deque[float]] = {}
+        self._counters: dict[str, Any] = {}  # loop -> its bound loop_restarts child
         for loop in LOOPS:
-            metrics.loop_restarts.labels(loop)
+            self._add(loop)
+
+    def _add(self, loop: str) -> None:
+        self._restarts[loop] = deque()
+        self._counters[loop] = self.metrics.loop_restarts.labels(loop)
 
     async def run(self, loop: str, body: Callable[[], Awaitable[None]],
                   stop: asyncio.Event) -> None:
         """Run body() until `stop` is set, restarting it whenever it fails. A loop not
         in metrics.LOOPS (a newer probe kind's) gets its series when it first runs."""
         if loop not in self._restarts:
-            self._restarts[loop] = deque()
-            self.metrics.loop_restarts.labels(loop)
+            self._add(loop)
         backoff = BACKOFF_S
         streak = 0
         while not stop.is_set():
@@ -54,7 +59,7 @@ class Supervisor:
                 if clock() - started > STABLE_AFTER_S:
                     backoff, streak = BACKOFF_S, 0
                 streak += 1
-                self.metrics.loop_restarts.labels(loop).inc()
+                self._counters[loop].inc()
                 self._restarts[loop].append(clock())
                 if streak == 1:
                     log.error("%s loop failed; restarting in %.1fs", loop, backoff, exc_info=exc)

@@ -207,9 +207,9 @@ async def run_websocket(opts: dict[str, Any], stop: asyncio.Event) -> dict[str, 
     heartbeats over them at a fixed total rate, every reply matched by its id."""
     from prometheus_client import CollectorRegistry
 
-    from exporter.probes.websocket import WsEndpoint, WsSpec
     from exporter.metrics import NAMESPACE, build
-    from exporter.probes.websocket import WebSocketProbe
+    from exporter.probes.websocket import WebSocketProbe, WsEndpoint, WsSpec, build_metrics
+    from exporter.supervise import Supervisor
 
     reg = CollectorRegistry()
     spec = WsSpec(tuple(WsEndpoint(u, u.split("?")[0], None) for u in opts["urls"]),
@@ -217,7 +217,7 @@ async def run_websocket(opts: dict[str, Any], stop: asyncio.Event) -> dict[str, 
                   connect_timeout=opts["timeout"], heartbeat_rate=opts["rate"],
                   heartbeat_timeout=opts["timeout"], compression=False, subscribe_topic=None,
                   subscribe_connections=0)
-    prober = WebSocketProbe(spec, build(reg))
+    prober = WebSocketProbe(spec, build_metrics(reg), Supervisor(build(reg)))
     connects, tally = LatencyHistogram(), Tally("websocket", opts["progress"])
     prober.on_connect, prober.on_latency = connects.record, tally.ok
 
@@ -239,9 +239,9 @@ async def run_websocket(opts: dict[str, Any], stop: asyncio.Event) -> dict[str, 
     await asyncio.gather(connector, heartbeats)
     sent_for = clock() - started
     end = clock() + opts["timeout"]
-    while prober.pending and clock() < end:  # the last acks, or their timeouts
+    while prober.heartbeats and clock() < end:  # the last acks, or their timeouts
         await asyncio.sleep(0.01)
-        prober._expire(clock())
+        prober.expire(clock())
     tally.elapsed()
     await prober.close()
     return {"kind": "websocket", "connections": opts["connections"], "open_seconds": open_seconds,

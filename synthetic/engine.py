@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 # A reordered request is served this long after the next request of its operation
 # has been answered: well past the prober's tolerance for concurrent overtaking.
-REORDER_GAP_S = 0.02
+REORDER_GAP_S = 0.05
 # ... or after this long if no next request comes.
 REORDER_WAIT_MAX_S = 1.0
 

@@ -9,7 +9,9 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.metrics import build
-from exporter.probes.backlog import Backlog, BacklogProbe, BacklogSpec, active_consumers
+from exporter.probes.backlog import (Backlog, BacklogProbe, BacklogSpec, active_consumers,
+                                     build_metrics)
+from exporter.supervise import Supervisor
 from nautilus_wire import protocol
 from nautilus_wire.redis_client import connect
 
@@ -19,6 +21,12 @@ from nautilus_testkit.exposition import value
 from .conftest import sync_client, write_config, write_engines
 
 PREFIX = protocol.DEFAULT_PREFIX
+
+
+def probe_of(client, reg: CollectorRegistry, spec: BacklogSpec) -> BacklogProbe:
+    """A backlog probe with the exporter's metrics on `reg`, as the runtime builds one."""
+    m = build(reg)
+    return BacklogProbe(client, m, build_metrics(reg), spec, Supervisor(m))
 
 
 def stream(engine: str, priority: str) -> str:
@@ -37,9 +45,8 @@ async def test_pending_lag_and_consumers_per_engine(redis_session, redis_url) ->
         r.xadd(stream("risk", "high"), {"n": str(i)})
     r.set(stream("factor", "normal"), "not a stream")  # garbage where a stream should be
     reg = CollectorRegistry()
-    m = build(reg)
     client = connect(redis_url)
-    probe = BacklogProbe(client, m, BacklogSpec(PREFIX, ("risk", "ml", "factor"), 1.0))
+    probe = probe_of(client, reg, BacklogSpec(PREFIX, ("risk", "ml", "factor"), 1.0))
     try:
         await probe.poll()
         text = generate_latest(reg).decode()
@@ -70,9 +77,8 @@ async def test_pending_lag_and_consumers_per_engine(redis_session, redis_url) ->
 
 async def test_redis_down_is_counted_and_recovered(redis_server) -> None:
     reg = CollectorRegistry()
-    m = build(reg)
     client = connect(redis_server.url)
-    probe = BacklogProbe(client, m, BacklogSpec(PREFIX, ("risk",), 1.0))
+    probe = probe_of(client, reg, BacklogSpec(PREFIX, ("risk",), 1.0))
     try:
         await probe.poll()
         assert value(generate_latest(reg).decode(), "nautilus_probe_messagebus_lag_messages",
@@ -133,7 +139,7 @@ async def test_active_responders_are_those_that_took_a_request_recently(
     r.xreadgroup(protocol.RESPONDER_GROUP, "alive", {stream("risk", "high"): ">"}, count=1)
     reg = CollectorRegistry()
     client = connect(redis_url)
-    probe = BacklogProbe(client, build(reg), BacklogSpec(PREFIX, ("risk",), 1.0))
+    probe = probe_of(client, reg, BacklogSpec(PREFIX, ("risk",), 1.0))
     try:
         await probe.poll()
         text = generate_latest(reg).decode()

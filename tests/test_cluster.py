@@ -12,7 +12,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.probes.messagebus import ProbeSpec
 from exporter.metrics import build
-from exporter.probes.backlog import BacklogProbe, BacklogSpec
+from exporter.probes.backlog import BacklogProbe, BacklogSpec, build_metrics
+from exporter.supervise import Supervisor
 from nautilus_wire.redis_client import connect
 from nautilus_wire import protocol
 from nautilus_wire.protocol import ENGINE_OPERATIONS
@@ -84,8 +85,9 @@ async def test_nine_engines_over_a_cluster(redis_cluster, spawn, tmp_path) -> No
     cluster.xadd(protocol.request_stream(protocol.DEFAULT_PREFIX, "risk", "critical"), {"n": "1"})
     reg = CollectorRegistry()
     client = connect(url)
-    await BacklogProbe(client, build(reg), BacklogSpec(protocol.DEFAULT_PREFIX,
-                                                       tuple(ENGINE_OPERATIONS), 1.0)).poll()
+    m = build(reg)
+    await BacklogProbe(client, m, build_metrics(reg), BacklogSpec(
+        protocol.DEFAULT_PREFIX, tuple(ENGINE_OPERATIONS), 1.0), Supervisor(m)).poll()
     await client.aclose()
     text = generate_latest(reg).decode()
     for engine in ENGINE_OPERATIONS:

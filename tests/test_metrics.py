@@ -44,7 +44,7 @@ def test_bucket_layout() -> None:
 
 def test_names_follow_conventions() -> None:
     reg = CollectorRegistry()
-    m = every_family(reg)
+    m, _ = every_family(reg)
     m.init_probe("risk", "limit_check")
     text = generate_latest(reg).decode()
     names = {line.split("{")[0].split(" ")[0] for line in text.splitlines()

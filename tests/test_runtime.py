@@ -12,7 +12,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.probes.self_report import SelfReportSpec
 from exporter.metrics import build
-from exporter.probes.self_report import SelfReportProbe
+from exporter.probes.self_report import SelfReportProbe, build_metrics
+from exporter.supervise import Supervisor
 from exporter.runtime import Exporter
 from nautilus_testkit import eventually
 from nautilus_testkit.exposition import value
@@ -78,7 +79,8 @@ async def test_self_reports_become_gauges(redis_url: str) -> None:
         "throughput": 1234.0, "latency": 2.5, "cpu_usage": 50, "memory_usage": 64,
         "error_rate": 0.02, "timestamp": now - 3, "operations": {"limit_check": 1000.0}}))
     await client.set(protocol.report_key("factor"), json.dumps({"throughput": "lots"}))
-    probe = SelfReportProbe(client, m, SelfReportSpec(("risk", "factor", "ml"), 1.0))
+    probe = SelfReportProbe(client, m, build_metrics(reg),
+                            SelfReportSpec(("risk", "factor", "ml"), 1.0), Supervisor(m))
     await probe.start()
     await probe.poll()
     out = generate_latest(reg).decode()

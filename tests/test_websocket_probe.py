@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.probes.websocket import WsEndpoint, WsSpec
+from exporter.probes.websocket import WsEndpoint, WsSpec, build_metrics
+from exporter.supervise import Supervisor
 from exporter.metrics import build
 from exporter.probes.websocket import WebSocketProbe
 from nautilus_wire.ws_protocol import PATH
@@ -65,7 +66,7 @@ class Probe:
 @contextlib.asynccontextmanager
 async def ws_probing(ws: WsSpec) -> AsyncIterator[Probe]:
     registry = CollectorRegistry()
-    prober = WebSocketProbe(ws, build(registry))
+    prober = WebSocketProbe(ws, build_metrics(registry), Supervisor(build(registry)))
     stop = asyncio.Event()
     task = asyncio.create_task(prober.run(stop))
     try:
@@ -167,7 +168,7 @@ async def test_error_frames_and_timeouts_are_failures() -> None:
             # One consistent snapshot: counters and what is still in flight.
             text = probe.text()
             in_flight = {e1: 0, e2: 0}
-            for conn, _ in probe.prober.pending.values():
+            for conn, _ in probe.prober.heartbeats.pending.values():
                 in_flight[conn.ep.spec.label] += 1
             server_errors = errs.stats.errors
     sent1 = value(text, "nautilus_probe_ws_messages_sent_total", endpoint=e1)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry, Gauge
 from redis.exceptions import ResponseError
 
 from nautilus_wire import protocol
@@ -25,6 +26,8 @@ from nautilus_wire.redis_client import BUS_ERRORS, reset_after
 if TYPE_CHECKING:
     from ..config import Config
 
+from ..metrics import BusOperation, Metrics, gauge, remove
+from ..supervise import Supervisor
 from .base import Context, ProbeKind, whole
 from .polling import PollingProbe
 
@@ -81,11 +84,62 @@ def group_state(group: dict[str, Any] | None, length: int) -> Backlog:
                    consumers=int(group.get("consumers") or 0))
 
 
+ENGINE = ("engine",)
+
+
+@dataclass(slots=True)
+class BacklogSeries:
+    """One engine's gauges, bound at its first complete read (unknown is no value)."""
+
+    pending: Any
+    lag: Any
+    consumers: Any
+    active: Any
+
+
+@dataclass
+class BacklogMetrics:
+    """The backlog probe's metric group (docs/metrics.md)."""
+
+    pending: Gauge
+    lag: Gauge
+    consumers: Gauge
+    active: Gauge
+
+    def init_engine(self, engine: str) -> BacklogSeries:
+        return BacklogSeries(self.pending.labels(engine), self.lag.labels(engine),
+                             self.consumers.labels(engine), self.active.labels(engine))
+
+    def remove_engine(self, engine: str) -> None:
+        for family in (self.pending, self.lag, self.consumers, self.active):
+            remove(family, engine)
+
+
+def build_metrics(reg: CollectorRegistry) -> BacklogMetrics:
+    return BacklogMetrics(
+        pending=gauge(reg, "messagebus_pending_messages", "Requests handed to the engine's "
+                      "responders and not yet acknowledged, over its request streams "
+                      "(XINFO GROUPS pending).", ENGINE),
+        lag=gauge(reg, "messagebus_lag_messages", "Requests in the engine's request streams "
+                  "not yet handed to a responder (XINFO GROUPS lag).", ENGINE),
+        consumers=gauge(reg, "messagebus_consumers", "Responders in the engine's consumer "
+                        "groups (distinct names over its request streams).", ENGINE),
+        active=gauge(reg, "messagebus_consumers_active", "Responders of the engine that "
+                     "took a request in the last 15 s (XINFO CONSUMERS idle); 0: "
+                     "none is alive.", ENGINE))
+
+
 class BacklogProbe(PollingProbe):
     """Reads the engines' request-stream backlog at a fixed interval."""
 
     kind = "backlog"
     what = "MessageBus backlog"
+
+    def __init__(self, client: aioredis.Redis, metrics: Metrics, group: BacklogMetrics,
+                 spec: BacklogSpec, supervisor: Supervisor) -> None:
+        super().__init__(client, metrics, spec, supervisor)
+        self.group = group
+        self.series: dict[str, BacklogSeries] = {}
 
     def apply(self, spec: BacklogSpec) -> bool:
         if spec.engines != self.spec.engines or spec.prefix != self.spec.prefix:
@@ -94,13 +148,9 @@ class BacklogProbe(PollingProbe):
         return True
 
     async def close(self) -> None:
-        for engine in self.spec.engines:
-            for gauge in (self._m.backlog_pending, self._m.backlog_lag, self._m.backlog_consumers,
-                          self._m.backlog_active):
-                try:
-                    gauge.remove(engine)
-                except KeyError:
-                    pass
+        for engine in self.series:
+            self.group.remove_engine(engine)
+        self.series.clear()
 
     async def _stream(self, key: str) -> Backlog | None:
         try:
@@ -110,7 +160,7 @@ class BacklogProbe(PollingProbe):
                 return Backlog()  # nothing was ever sent at this priority
             # Not a stream (WRONGTYPE): this engine's backlog is unknown, the others' are not.
             self.warn.failed(f"read {key}", str(exc))
-            self._m.bus_errors.labels("backlog").inc()
+            self._m.bus_error[BusOperation.BACKLOG].inc()
             return None
         group = responders(groups)
         need_length = group is None or group.get("lag") is None
@@ -134,7 +184,7 @@ class BacklogProbe(PollingProbe):
                     asyncio.gather(*(self._stream(k) for k in ks)) for ks in keys))
         except BUS_ERRORS as exc:
             self.warn.failed("read", repr(exc))
-            self._m.bus_errors.labels("backlog").inc()
+            self._m.bus_error[BusOperation.BACKLOG].inc()
             await reset_after(self._redis, exc)
             return
         self.warn.recovered("read")
@@ -142,14 +192,16 @@ class BacklogProbe(PollingProbe):
             streams = [s for s in maybe if s is not None]
             if len(streams) < len(maybe):
                 continue
-            self._m.backlog_pending.labels(engine).set(sum(s.pending for s in streams))
-            self._m.backlog_lag.labels(engine).set(sum(s.lag for s in streams))
+            g = self.series.get(engine)
+            if g is None:
+                g = self.series[engine] = self.group.init_engine(engine)
+            g.pending.set(sum(s.pending for s in streams))
+            g.lag.set(sum(s.lag for s in streams))
             # Distinct names over the streams (Redis adds a consumer to a stream's group
             # when it is first handed a request there; every stream with consumers was
             # asked for them).
-            self._m.backlog_consumers.labels(engine).set(
-                len({name for s in streams for name in s.idle_ms}))
-            self._m.backlog_active.labels(engine).set(active_consumers(streams))
+            g.consumers.set(len({name for s in streams for name in s.idle_ms}))
+            g.active.set(active_consumers(streams))
 
 
 def _derive(cfg: Config) -> BacklogSpec | None:
@@ -165,7 +217,8 @@ def _derive(cfg: Config) -> BacklogSpec | None:
 
 def _build(spec: BacklogSpec, ctx: Context) -> BacklogProbe:
     assert ctx.bus is not None  # reads through the MessageBus connection's client
-    return BacklogProbe(ctx.bus.client, ctx.metrics, spec, ctx.supervisor)
+    return BacklogProbe(ctx.bus.client, ctx.metrics, ctx.group, spec, ctx.supervisor)
 
 
-KIND = ProbeKind("backlog", build=_build, shard=whole, derive=_derive, bus=True)
+KIND = ProbeKind("backlog", build=_build, shard=whole, derive=_derive, bus=True,
+                 metrics=build_metrics)

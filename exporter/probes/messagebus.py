@@ -25,7 +25,7 @@ from nautilus_wire.protocol import Request
 from nautilus_wire.redis_client import BUS_ERRORS, ready, reset_after
 from nautilus_wire.requester import Malformed, ProberTransport
 
-from ..metrics import Metrics
+from ..metrics import BusOperation, Metrics
 from ..schedule import EARLY_S, Schedule, clock, sleep_for
 from ..supervise import Supervisor
 from .base import Context, ProbeKind
@@ -107,7 +107,7 @@ class MessageBus:
         except BUS_ERRORS as exc:
             self.warn.failed("send", repr(exc), len(batch))
             self.metrics.bus_up.set(0)
-            self.metrics.bus_errors.labels("send").inc()
+            self.metrics.bus_error[BusOperation.SEND].inc()
             for req, _ in batch:
                 self.tracker.send_failed(req)
             await reset_after(self.client, exc)
@@ -121,7 +121,7 @@ class MessageBus:
             except BUS_ERRORS as exc:
                 self.warn.failed("receive", repr(exc))
                 self.metrics.bus_up.set(0)
-                self.metrics.bus_errors.labels("receive").inc()
+                self.metrics.bus_error[BusOperation.RECEIVE].inc()
                 await reset_after(self.client, exc)
                 await asyncio.sleep(RETRY_S)
                 continue

@@ -21,11 +21,11 @@ class PollingProbe:
     what = ""  # how the failure log names it
 
     def __init__(self, client: aioredis.Redis, metrics: Metrics, spec: Any,
-                 supervisor: Supervisor | None = None) -> None:
+                 supervisor: Supervisor) -> None:
         self._redis = client
         self._m = metrics
         self.spec = spec
-        self.supervisor = supervisor or Supervisor(metrics)
+        self.supervisor = supervisor
         self.warn = FailureLog(logging.getLogger(type(self).__module__), self.what)
 
     async def start(self) -> None:

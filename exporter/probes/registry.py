@@ -4,6 +4,8 @@ ProbeKind(...)` (base.py), and one line here."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry
 
 from ..metrics import Metrics, build
@@ -28,11 +30,7 @@ def kind(name: str) -> ProbeKind:
     raise KeyError(f"unknown probe kind {name!r}; known: {', '.join(k.name for k in KINDS)}")
 
 
-def every_family(reg: CollectorRegistry) -> Metrics:
-    """The shared metrics and every kind's own group, on `reg`: all the exporter can
-    expose (what the docs and the dashboards are checked against)."""
-    metrics = build(reg)
-    for k in KINDS:
-        if k.metrics is not None:
-            k.metrics(reg)
-    return metrics
+def every_family(reg: CollectorRegistry) -> tuple[Metrics, dict[str, Any]]:
+    """The shared metrics and every kind's own group (by kind name), on `reg`: all the
+    exporter can expose (what the docs and the dashboards are checked against)."""
+    return build(reg), {k.name: k.metrics(reg) for k in KINDS if k.metrics is not None}

@@ -11,14 +11,17 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from nautilus_wire import protocol
 from nautilus_wire.redis_client import BUS_ERRORS, reset_after
 
+from ..metrics import ENGINE_OP, BusOperation, Metrics, counter, gauge, remove
+from ..supervise import Supervisor
 from .base import Context, ProbeKind, whole
 from .polling import PollingProbe
 
@@ -69,34 +72,127 @@ class SelfReportSpec:
     interval: float
 
 
+ENGINE = ("engine",)
+
+
+@dataclass(slots=True)
+class ReportValues:
+    """What one engine reports, bound at its first valid report (an engine that never
+    reported has no value series, not zeros)."""
+
+    age: Any
+    throughput: Any
+    latency: Any
+    cpu: Any
+    memory: Any
+    error_ratio: Any
+
+
+@dataclass(slots=True)
+class EngineReport:
+    """The series of one engine whose report is read, each bound when first needed."""
+
+    up: Any
+    errors: Any = None  # bound at start() (0: never unreadable) or at the first bad report
+    values: ReportValues | None = None
+    ops: dict[str, Any] = field(default_factory=dict)  # op -> its throughput gauge
+
+
+@dataclass
+class ReportMetrics:
+    """The self-report probe's metric group (docs/metrics.md)."""
+
+    up: Gauge
+    age: Gauge
+    errors: Counter
+    throughput: Gauge
+    latency: Gauge
+    cpu: Gauge
+    memory: Gauge
+    error_ratio: Gauge
+    op_throughput: Gauge
+
+
+    def values(self, engine: str) -> ReportValues:
+        return ReportValues(
+            age=self.age.labels(engine), throughput=self.throughput.labels(engine),
+            latency=self.latency.labels(engine), cpu=self.cpu.labels(engine),
+            memory=self.memory.labels(engine), error_ratio=self.error_ratio.labels(engine))
+
+    def remove_engine(self, engine: str, report: EngineReport) -> None:
+        for family in (self.up, self.age, self.errors, self.throughput, self.latency, self.cpu,
+                       self.memory, self.error_ratio):
+            remove(family, engine)
+        for op in report.ops:
+            remove(self.op_throughput, engine, op)
+
+
+def build_metrics(reg: CollectorRegistry) -> ReportMetrics:
+    return ReportMetrics(
+        up=gauge(reg, "engine_report_up", "1 when the engine's self-report (metrics:<engine> "
+                 "in Redis) was present and valid at the last read.", ENGINE),
+        age=gauge(reg, "engine_report_age_seconds", "Age of the engine's self-report.", ENGINE),
+        errors=counter(reg, "engine_report_errors", "Self-reports that could not be read "
+                       "or parsed.", ENGINE),
+        throughput=gauge(reg, "engine_reported_operations_per_second", "Throughput the "
+                         "engine reports for itself.", ENGINE),
+        latency=gauge(reg, "engine_reported_latency_seconds", "Average latency the engine "
+                      "reports for itself.", ENGINE),
+        cpu=gauge(reg, "engine_reported_cpu_ratio", "CPU use the engine reports, as a "
+                  "fraction of one core.", ENGINE),
+        memory=gauge(reg, "engine_reported_memory_bytes", "Memory the engine reports.", ENGINE),
+        error_ratio=gauge(reg, "engine_reported_error_ratio", "Error ratio the engine "
+                          "reports (0..1).", ENGINE),
+        op_throughput=gauge(reg, "engine_reported_operation_operations_per_second",
+                            "Per-operation throughput the engine reports for itself "
+                            "(optional `operations` field).", ENGINE_OP))
+
+
 class SelfReportProbe(PollingProbe):
     """Reads every engine's self-report at a fixed interval into gauges."""
 
     kind = "self_report"
     what = "Engine self-reports"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._ops: dict[str, set[str]] = {}  # engine -> operations it last reported
+    def __init__(self, client: aioredis.Redis, metrics: Metrics, group: ReportMetrics,
+                 spec: SelfReportSpec, supervisor: Supervisor) -> None:
+        super().__init__(client, metrics, spec, supervisor)
+        self.group = group
+        self.reports: dict[str, EngineReport] = {}
 
     def apply(self, spec: SelfReportSpec) -> bool:
         # Engines no longer read lose their series (a stale "up" would lie forever).
         for engine in set(self.spec.engines) - set(spec.engines):
-            self._m.remove_report(engine, self._ops.pop(engine, ()))
+            if engine in self.reports:
+                self.group.remove_engine(engine, self.reports.pop(engine))
         self.spec = spec
-        self._init_errors()
+        self._bind_errors()
         return True
 
     async def close(self) -> None:
-        for engine in self.spec.engines:
-            self._m.remove_report(engine, self._ops.pop(engine, ()))
+        for engine, report in self.reports.items():
+            self.group.remove_engine(engine, report)
+        self.reports.clear()
 
-    def _init_errors(self) -> None:
+    def _report(self, engine: str) -> EngineReport:
+        r = self.reports.get(engine)
+        if r is None:
+            r = self.reports[engine] = EngineReport(self.group.up.labels(engine))
+        return r
+
+    def _errors(self, engine: str) -> Any:
+        r = self._report(engine)
+        if r.errors is None:
+            r.errors = self.group.errors.labels(engine)
+        return r.errors
+
+    def _bind_errors(self) -> None:
         for engine in self.spec.engines:  # a report never unreadable reads 0
-            self._m.report_errors.labels(engine)
+            self._errors(engine)
 
     async def start(self) -> None:
-        self._init_errors()
+        self._bind_errors()
+
 
     async def poll(self) -> None:
         engines = self.spec.engines
@@ -110,24 +206,27 @@ class SelfReportProbe(PollingProbe):
                 raws = await self._redis.mget(keys)
         except BUS_ERRORS as exc:
             self.warn.failed("read", repr(exc))
-            self._m.bus_errors.labels("self_report").inc()
+            self._m.bus_error[BusOperation.SELF_REPORT].inc()
             await reset_after(self._redis, exc)
             return
         self.warn.recovered("read")
         now = time.time()
         for engine, raw in zip(engines, raws, strict=True):
+            r = self._report(engine)
             if raw is None:
-                self._m.report_up.labels(engine).set(0)
+                r.up.set(0)
                 continue
             try:
                 report = parse_report(raw)
             except ValueError as exc:  # JSONDecodeError is a ValueError
                 log.debug("bad self-report from %s: %s", engine, exc)
-                self._m.report_errors.labels(engine).inc()
-                self._m.report_up.labels(engine).set(0)
+                self._errors(engine).inc()
+                r.up.set(0)
                 continue
-            s = self._m.init_report(engine)
-            s.up.set(1)
+            if r.values is None:
+                r.values = self.group.values(engine)
+            s = r.values
+            r.up.set(1)
             s.age.set(max(now - report["timestamp"], 0.0))
             # Base units: seconds, ratios, bytes.
             s.throughput.set(report["throughput"])
@@ -135,18 +234,21 @@ class SelfReportProbe(PollingProbe):
             s.cpu.set(report["cpu_usage"] * 1e-2)
             s.memory.set(report["memory_usage"] * MIB)
             s.error_ratio.set(report["error_rate"])
-            for op, rate in report["operations"].items():
-                self._m.reported_op_throughput.labels(engine, op).set(rate)
+            ops: dict[str, float] = report["operations"]
             # Operations the engine stopped reporting go (bounded: MAX_OPERATIONS).
-            for op in self._ops.get(engine, set()) - set(report["operations"]):
-                self._m.reported_op_throughput.remove(engine, op)
-            self._ops[engine] = set(report["operations"])
+            for op in set(r.ops) - set(ops):
+                remove(self.group.op_throughput, engine, op)
+                del r.ops[op]
+            for op, rate in ops.items():
+                if op not in r.ops:  # op names come from the report: bound when first seen
+                    r.ops[op] = self.group.op_throughput.labels(engine, op)
+                r.ops[op].set(rate)
 
 
 def _build(spec: SelfReportSpec, ctx: Context) -> SelfReportProbe:
     assert ctx.bus is not None  # reads through the MessageBus connection's client
-    return SelfReportProbe(ctx.bus.client, ctx.metrics, spec, ctx.supervisor)
+    return SelfReportProbe(ctx.bus.client, ctx.metrics, ctx.group, spec, ctx.supervisor)
 
 
 # Every shard reads every report (a report is one key; its series carry the instance).
-KIND = ProbeKind("self_report", build=_build, shard=whole, bus=True)
+KIND = ProbeKind("self_report", build=_build, shard=whole, bus=True, metrics=build_metrics)

@@ -46,7 +46,7 @@ class TradingRequest:
             if self.failure is None:
                 self.metrics.trading_latency.observe(self.slowest)
             else:
-                self.metrics.trading_failures.labels(self.failure.value).inc()
+                self.metrics.trading_failure[self.failure].inc()
 
 
 class TradingRequestProbe:
@@ -54,8 +54,9 @@ class TradingRequestProbe:
 
     def __init__(self, bus: MessageBus, spec: CompositeSpec) -> None:
         self.bus = bus
-        for reason in Failure:
-            bus.metrics.trading_failures.labels(reason.value)
+        m = bus.metrics
+        if not m.trading_failure:  # a never-seen reason reads 0
+            m.trading_failure.update({r: m.trading_failures.labels(r.value) for r in Failure})
         self.plans: list[Plan] = []
         self.apply(spec)
 

@@ -12,16 +12,17 @@ an error frame is a failure, never a reply.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import random
 import ssl
 import dataclasses
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 from urllib.parse import urlencode
 from collections.abc import Callable
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus, PayloadTooBig, ProtocolError
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
@@ -32,13 +33,14 @@ from websockets.uri import parse_uri
 
 from nautilus_wire import ws_protocol as wp
 
-from ..metrics import EndpointSeries, Metrics
+from ..metrics import CONNECT_BUCKETS, LATENCY_BUCKETS, counter, gauge, histogram
 from ..schedule import EARLY_S, Schedule, clock, sleep_for
 from ..memory import PER_CONNECTION, PER_CONNECTION_DEFLATE, PER_SERIES
 from ..supervise import Supervisor
 from ..yamlcheck import (ConfigError, Node, at_most, boolean, duration, non_negative_int, positive,
                          positive_int, split_url, string)
 from .base import MAX_TIMEOUT_S, Context, ProbeKind, client_tls
+from .heartbeats import AckKind, Disconnect, HeartbeatTracker, Loss, broadcast_gap, loss_reason
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,110 @@ MAX_FRAME = 2**16  # larger frames close the connection: a protocol_error
 MAX_CONNECTIONS = 100_000  # held connections (fds: ulimit -n bounds it too)
 MAX_HEARTBEAT_RATE = 50_000.0
 MAX_CONNECT_RATE = 10_000.0
+
+class ConnectFailure(str, Enum):
+    """Why a connection could not be opened: the `reason` of ws_connect_failures_total."""
+
+    REFUSED = "refused"
+    TIMEOUT = "timeout"
+    HANDSHAKE = "handshake"  # an HTTP status other than 101
+    TLS = "tls"
+    ERROR = "error"
+
+
+EP = ("endpoint",)
+
+
+@dataclass(slots=True)
+class EndpointSeries:
+    """The children of one endpoint, bound once."""
+
+    open: Any
+    desired: Any
+    connect_duration: Any
+    heartbeat_latency: Any
+    sent: Any
+    received: Any
+    error_replies: Any
+    timeouts: Any
+    late: Any
+    invalid: Any
+    broadcast_frames: Any
+    broadcast_gaps: Any
+    connect_failures: dict[ConnectFailure, Any]
+    disconnects: dict[Disconnect, Any]
+
+
+@dataclass
+class WsMetrics:
+    """The WebSocket probe's metric group (docs/metrics.md)."""
+
+    open: Gauge
+    desired: Gauge
+    connect_duration: Histogram
+    connect_failures: Counter
+    disconnects: Counter
+    heartbeat_latency: Histogram
+    sent: Counter
+    received: Counter
+    error_replies: Counter
+    timeouts: Counter
+    late: Counter
+    invalid: Counter
+    broadcast_frames: Counter
+    broadcast_gaps: Counter
+    skipped: Counter
+
+    def init_endpoint(self, endpoint: str) -> EndpointSeries:
+        """Every series of an endpoint (a never-seen failure reads 0)."""
+        return EndpointSeries(
+            open=self.open.labels(endpoint), desired=self.desired.labels(endpoint),
+            connect_duration=self.connect_duration.labels(endpoint),
+            heartbeat_latency=self.heartbeat_latency.labels(endpoint),
+            sent=self.sent.labels(endpoint), received=self.received.labels(endpoint),
+            error_replies=self.error_replies.labels(endpoint),
+            timeouts=self.timeouts.labels(endpoint), late=self.late.labels(endpoint),
+            invalid=self.invalid.labels(endpoint),
+            broadcast_frames=self.broadcast_frames.labels(endpoint),
+            broadcast_gaps=self.broadcast_gaps.labels(endpoint),
+            connect_failures={r: self.connect_failures.labels(endpoint, r.value)
+                              for r in ConnectFailure},
+            disconnects={r: self.disconnects.labels(endpoint, r.value) for r in Disconnect})
+
+
+def build_metrics(reg: CollectorRegistry) -> WsMetrics:
+    return WsMetrics(
+        open=gauge(reg, "ws_connections_open", "WebSocket connections held open.", EP),
+        desired=gauge(reg, "ws_connections_desired", "WebSocket connections the configuration "
+                      "asks the prober to hold open.", EP),
+        connect_duration=histogram(reg, "ws_connect_duration_seconds", "Time to open a "
+                                   "WebSocket connection: TCP, TLS and handshake.", EP,
+                                   CONNECT_BUCKETS),
+        connect_failures=counter(reg, "ws_connect_failures", "WebSocket connections that could "
+                                 "not be opened, by reason: refused, timeout, handshake "
+                                 "(HTTP status), tls, error.", (*EP, "reason")),
+        disconnects=counter(reg, "ws_disconnects", "Open WebSocket connections lost, by reason: "
+                            "dropped (no close frame), closed (by the server), unauthorized "
+                            "(close code 4001), protocol_error.", (*EP, "reason")),
+        heartbeat_latency=histogram(reg, "ws_heartbeat_latency_seconds", "Heartbeat round trip, "
+                                    "from the scheduled send time to heartbeat_ack.", EP,
+                                    LATENCY_BUCKETS),
+        sent=counter(reg, "ws_messages_sent", "Heartbeats sent.", EP),
+        received=counter(reg, "ws_messages_received", "Heartbeat acknowledgements received in "
+                         "time.", EP),
+        error_replies=counter(reg, "ws_error_replies", "Error frames received (failures, never "
+                              "counted as replies).", EP),
+        timeouts=counter(reg, "ws_timeouts", "Heartbeats not acknowledged in time.", EP),
+        late=counter(reg, "ws_replies_late", "Acknowledgements that arrived after their "
+                     "heartbeat timed out.", EP),
+        invalid=counter(reg, "ws_invalid_frames", "Frames that were not protocol JSON.", EP),
+        broadcast_frames=counter(reg, "ws_broadcast_frames", "Broadcast frames received by "
+                                 "subscribed connections.", EP),
+        broadcast_gaps=counter(reg, "ws_broadcast_gaps", "Broadcast sequence numbers missed by "
+                               "subscribed connections.", EP),
+        skipped=counter(reg, "ws_heartbeats_skipped", "Heartbeats due while no connection was "
+                        "open."))
+
 
 @dataclass(frozen=True)
 class WsEndpoint:
@@ -183,11 +289,10 @@ def _ssl_context(ep: WsEndpoint) -> ssl.SSLContext | None:
 class WebSocketProbe:
     kind = "websocket"
 
-    def __init__(self, spec: WsSpec, metrics: Metrics,
-                 supervisor: Supervisor | None = None) -> None:
+    def __init__(self, spec: WsSpec, metrics: WsMetrics, supervisor: Supervisor) -> None:
         self.spec = spec
         self.m = metrics
-        self.supervisor = supervisor or Supervisor(metrics)
+        self.supervisor = supervisor
         n = len(spec.endpoints)
         self.endpoints = [Endpoint(e, spec.connections // n + (i < spec.connections % n),
                                    _ssl_context(e), metrics.init_endpoint(e.label))
@@ -195,13 +300,10 @@ class WebSocketProbe:
         for ep in self.endpoints:
             ep.m.desired.set(ep.target)
         self.open: list[_Conn] = []
-        self.pending: dict[str, tuple[_Conn, float]] = {}
-        self._deadlines: list[tuple[float, str]] = []
-        self._next_id = 0
+        self.heartbeats: HeartbeatTracker[_Conn] = HeartbeatTracker(spec.heartbeat_timeout)
         self._rr = 0
         self._closing = False
         self._connects: set[asyncio.Task[None]] = set()
-        self._late_ids: set[str] = set()  # timed out, in case their ack still comes
         # Optional raw observers (benchmark runs keep exact histograms of their own).
         self.on_connect: Callable[[float], None] | None = None
         self.on_latency: Callable[[float], None] | None = None
@@ -236,7 +338,7 @@ class WebSocketProbe:
         loop = asyncio.get_running_loop()
         started = clock()
         conn: _Conn | None = None
-        reason: str | None = None
+        reason: ConnectFailure | None = None
         try:
             # Inside the try: whatever the URL or the connection does is counted.
             uri = parse_uri(ep.spec.url)
@@ -247,22 +349,23 @@ class WebSocketProbe:
                 assert conn.handshake is not None
                 await conn.handshake
         except TimeoutError:
-            reason = "timeout"
+            reason = ConnectFailure.TIMEOUT
         except ConnectionRefusedError:
-            reason = "refused"
+            reason = ConnectFailure.REFUSED
         except ssl.SSLError:
-            reason = "tls"
+            reason = ConnectFailure.TLS
         except InvalidStatus:
-            reason = "handshake"
+            reason = ConnectFailure.HANDSHAKE
         except Exception as exc:
             log.debug("connecting to %s failed: %r", ep.spec.label, exc)
-            reason = "handshake" if conn is not None and conn.proto.handshake_exc else "error"
+            reason = (ConnectFailure.HANDSHAKE if conn is not None and conn.proto.handshake_exc
+                      else ConnectFailure.ERROR)
         finally:
             ep.connecting -= 1
         if conn is not None:
             conn.handshake = None
         if reason is not None:
-            self.m.ws_connect_failures.labels(ep.spec.label, reason).inc()
+            ep.m.connect_failures[reason].inc()
             ep.back_off(clock())
             if conn is not None and conn.transport is not None:
                 conn.transport.abort()
@@ -301,56 +404,41 @@ class WebSocketProbe:
         if self._closing:
             return
         close = conn.proto.close_rcvd
-        # Bad framing, or a frame over MAX_FRAME (an EOF is not one of them).
-        bad_frames = isinstance(conn.proto.parser_exc, (ProtocolError, PayloadTooBig))
-        if close is not None and close.code == wp.UNAUTHORIZED:
-            reason = "unauthorized"
-        elif close is not None:
-            reason = "closed"
-        elif bad_frames:
-            reason = "protocol_error"
-        else:  # reset, or EOF without a close frame (1006)
-            reason = "dropped"
-        if close is not None and bad_frames:
-            reason = "protocol_error"  # we closed it (1002/1009) after a bad frame
-        self.m.ws_disconnects.labels(ep.spec.label, reason).inc()
+        reason = loss_reason(Loss(
+            close.code if close is not None else None,
+            # Bad framing, or a frame over MAX_FRAME (an EOF is not one of them).
+            isinstance(conn.proto.parser_exc, (ProtocolError, PayloadTooBig))))
+        ep.m.disconnects[reason].inc()
         now = clock()
-        if reason in ("unauthorized", "protocol_error") or now - conn.opened_at < QUICK_LOSS_S:
+        if (reason in (Disconnect.UNAUTHORIZED, Disconnect.PROTOCOL_ERROR)
+                or now - conn.opened_at < QUICK_LOSS_S):
             ep.back_off(now)
 
     # -- heartbeats ---------------------------------------------------------------------
 
     async def run_heartbeats(self, stop: asyncio.Event) -> None:
         schedule = Schedule(self.spec.heartbeat_rate, clock())
-        timeout = self.spec.heartbeat_timeout
         while not stop.is_set():
             now = clock()
             for due in schedule.take_due(now + EARLY_S):
                 if not self.open:
-                    self.m.ws_skipped.inc()
+                    self.m.skipped.inc()
                     continue
                 self._rr = (self._rr + 1) % len(self.open)
                 conn = self.open[self._rr]
-                self._next_id += 1
-                hb_id = f"{self._next_id:x}"
+                hb_id = self.heartbeats.new_id()
                 if not conn.send(wp.client_frame("heartbeat", id=hb_id)):
-                    self.m.ws_skipped.inc()  # closing; it leaves the pool shortly
+                    self.m.skipped.inc()  # closing; it leaves the pool shortly
                     continue
-                self.pending[hb_id] = (conn, min(due, now))
-                heapq.heappush(self._deadlines, (due + timeout, hb_id))
+                self.heartbeats.track(hb_id, conn, min(due, now), due)
                 conn.ep.m.sent.inc()
-            self._expire(clock())
+            self.expire(clock())
             await asyncio.sleep(sleep_for(schedule.next_due() - EARLY_S, clock()))
 
-    def _expire(self, now: float) -> None:
-        while self._deadlines and self._deadlines[0][0] <= now:
-            _, hb_id = heapq.heappop(self._deadlines)
-            entry = self.pending.pop(hb_id, None)
-            if entry is not None:
-                entry[0].ep.m.timeouts.inc()
-                self._late_ids.add(hb_id)
-        if len(self._late_ids) > 100_000:  # bounded memory; a few late ones go uncounted
-            self._late_ids.clear()
+    def expire(self, now: float) -> None:
+        """Count the heartbeats whose timeout has passed by `now`."""
+        for conn in self.heartbeats.expire(now):
+            conn.ep.m.timeouts.inc()
 
     def frame(self, conn: _Conn, data: bytes) -> None:
         now = clock()
@@ -362,26 +450,25 @@ class WebSocketProbe:
             return
         kind = obj["type"]
         if kind == "heartbeat_ack":
-            entry = self.pending.pop(str(obj.get("id")), None)
-            if entry is not None:
+            ack = self.heartbeats.ack(str(obj.get("id")), now)
+            if ack.kind is AckKind.ANSWERED:
                 conn.ep.backoff = 0.0  # the endpoint answers: a later loss starts afresh
-                m.heartbeat_latency.observe(now - entry[1])
+                m.heartbeat_latency.observe(ack.latency)
                 m.received.inc()
                 if self.on_latency is not None:
-                    self.on_latency(now - entry[1])
-            elif str(obj.get("id")) in self._late_ids:
-                self._late_ids.discard(str(obj.get("id")))
+                    self.on_latency(ack.latency)
+            elif ack.kind is AckKind.LATE:
                 m.late.inc()
         elif kind == wp.ERROR:
-            self.pending.pop(str(obj.get("id")), None)
+            self.heartbeats.error(str(obj.get("id")))
             m.error_replies.inc()
         elif kind == wp.BROADCAST and conn.last_seq is not None:
             seq = obj.get("seq")
             if isinstance(seq, int):
                 m.broadcast_frames.inc()
-                if conn.last_seq and seq > conn.last_seq + 1:
-                    m.broadcast_gaps.inc(seq - conn.last_seq - 1)
-                conn.last_seq = max(conn.last_seq, seq)
+                missed, conn.last_seq = broadcast_gap(conn.last_seq, seq)
+                if missed:
+                    m.broadcast_gaps.inc(missed)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -484,8 +571,8 @@ def _memory(ws: WsSpec) -> int:
 
 
 def _build(spec: WsSpec, ctx: Context) -> WebSocketProbe:
-    return WebSocketProbe(spec, ctx.metrics, ctx.supervisor)
+    return WebSocketProbe(spec, ctx.group, ctx.supervisor)
 
 
 KIND = ProbeKind("websocket", build=_build, shard=_shard, section="websocket", parse=_websocket,
-                 memory=_memory)
+                 metrics=build_metrics, memory=_memory)
