@@ -15,11 +15,8 @@ import math
 import re
 import sys
 import time
-import urllib.parse
-import urllib.request
 from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -28,16 +25,14 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from alerts.query import PrometheusAPI, QueryError
+
 from .panels import COLUMNS
 
 COL_IN = 0.75  # inches per grid column (Grafana: ~75 px on a 1,800 px screen)
 ROW_IN = 0.32  # inches per grid row (Grafana: 30 px plus margin)
 COLOURS = {"red": "#d44a3a", "green": "#299c46", "orange": "#eb7b18", "blue": "#1f78c1"}
 SI = ((1e9, "G"), (1e6, "M"), (1e3, "k"))
-
-
-class QueryError(RuntimeError):
-    pass
 
 
 def fmt(value: float, unit: str) -> str:
@@ -72,7 +67,7 @@ def unit_name(unit: str) -> str:
 
 class Prometheus:
     def __init__(self, url: str, start: float, end: float, substitutions: dict[str, str]):
-        self.url, self.start, self.end = url.rstrip("/"), start, end
+        self.api, self.start, self.end = PrometheusAPI(url), start, end
         self.subs = substitutions
         self.step = max((end - start) / 240, 1.0)
 
@@ -81,23 +76,11 @@ class Prometheus:
             text = text.replace(name, self.subs[name])
         return text
 
-    def _get(self, path: str, **params: Any) -> Any:
-        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
-        try:
-            with urllib.request.urlopen(url, timeout=30) as resp:
-                body = json.loads(resp.read())
-        except (OSError, ValueError) as exc:
-            raise QueryError(f"{url}: {exc}") from None
-        if body.get("status") != "success":
-            raise QueryError(f"{url}: {body.get('error')}")
-        return body["data"]
-
     def range(self, expr: str) -> list[dict]:
-        return self._get("/api/v1/query_range", query=self.expr(expr), start=self.start,
-                         end=self.end, step=self.step)["result"]
+        return self.api.range(self.expr(expr), self.start, self.end, self.step)
 
     def instant(self, expr: str) -> list[dict]:
-        return self._get("/api/v1/query", query=self.expr(expr), time=self.end)["result"]
+        return self.api.instant(self.expr(expr), self.end)
 
     def alerts(self) -> list[dict]:
         """Alerts active at the window's end (ALERTS keeps their history)."""

@@ -3,13 +3,11 @@ of what the exporter recorded. The query pack is QUERIES (docs/review.md)."""
 
 from __future__ import annotations
 
-import json
-import urllib.parse
-import urllib.request
 from datetime import datetime, UTC
 from typing import Any
 
 from alerts.rules import P, recording_exprs
+from alerts.query import PrometheusAPI, QueryError
 from exporter.yamlcheck import UsageError
 from nautilus_wire.protocol import BASELINE_ENGINE
 
@@ -59,12 +57,10 @@ def parse_time(text: str) -> float:
 
 
 def query(prometheus: str, expr: str, at: float) -> list[dict[str, Any]]:
-    url = f"{prometheus.rstrip('/')}/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": at})
-    with urllib.request.urlopen(url, timeout=30) as resp:
-        body = json.load(resp)
-    if body.get("status") != "success":
-        raise UsageError(f"Prometheus refused {expr!r}: {body.get('error')}")
-    return body["data"]["result"]
+    try:
+        return PrometheusAPI(prometheus).instant(expr, at)
+    except QueryError as exc:
+        raise UsageError(f"Prometheus could not answer {expr!r}: {exc}") from None
 
 
 def _scalar(result: list[dict[str, Any]]) -> float | None:

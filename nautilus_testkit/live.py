@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 import sys
-import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Any
 from collections.abc import Iterator
 
 import yaml
+
+from alerts.query import PrometheusAPI
 
 from . import ROOT, free_port, http_get, wait_for
 
@@ -43,11 +44,10 @@ class Live:
     pushgateway: str | None = None  # its base URL, when started
 
 
-def query(api: str, expr: str) -> list:
-    """An instant query's result vector from the Prometheus at `api`."""
-    status, body = http_get(f"{api}/api/v1/query?query={urllib.parse.quote(expr)}", timeout=10)
-    assert status == 200, body
-    return json.loads(body)["data"]["result"]
+def query(api: str, expr: str) -> list[dict[str, Any]]:
+    """An instant query's result vector from the Prometheus at `api` (QueryError if it
+    refuses the query)."""
+    return PrometheusAPI(api, timeout=10).instant(expr)
 
 
 def write_rules(tmp: Path, alerting: dict[str, Any] | None) -> tuple[Path, Path]:

@@ -13,6 +13,7 @@ import time
 import redis
 import yaml
 
+from alerts.query import PrometheusAPI
 from nautilus_testkit import ROOT, http_get, live, wait_for
 from nautilus_testkit.live import query
 from nautilus_wire.protocol import ENGINES
@@ -22,9 +23,8 @@ KNOBS = "nautilus:probe:{{{engine}}}:knobs"
 
 def active(api: str) -> set[tuple[str, str, str, str]]:
     """(alertname, severity, engine, state) of every pending or firing alert."""
-    body = json.loads(http_get(f"{api}/api/v1/alerts")[1])
     return {(a["labels"]["alertname"], a["labels"].get("severity", ""),
-             a["labels"].get("engine", ""), a["state"]) for a in body["data"]["alerts"]}
+             a["labels"].get("engine", ""), a["state"]) for a in PrometheusAPI(api).alerts()}
 
 
 def delivered(am: str) -> set[tuple[str, str, str]]:

@@ -13,6 +13,7 @@ import yaml
 
 from dashboards.panels import DATASOURCE, DEFAULT_DATASOURCE_UID
 
+from nautilus_probe import compose
 from nautilus_testkit import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -48,13 +49,17 @@ def test_every_mounted_file_exists() -> None:
 
 
 def test_compose_exporter_config_follows_the_shipped_one() -> None:
+    # Derived, not copied: the file is what `python -m nautilus_probe.compose` writes ...
+    assert (ROOT / compose.COMPOSE).read_text() == compose.derive(
+        (ROOT / compose.SHIPPED).read_text()), "run python -m nautilus_probe.compose"
+    # ... which is the shipped plan with the engines' service names.
     shipped = yaml.safe_load((ROOT / "config" / "exporter.yml").read_text())
-    compose = yaml.safe_load((ROOT / "deploy" / "compose" / "exporter.yml").read_text())
-    endpoints = compose["websocket"].pop("endpoints")
+    derived = yaml.safe_load((ROOT / "deploy" / "compose" / "exporter.yml").read_text())
+    endpoints = derived["websocket"].pop("endpoints")
     shipped["websocket"].pop("endpoints")
-    health = compose["http"].pop("targets")
+    health = derived["http"].pop("targets")
     shipped["http"].pop("targets")
-    assert compose == shipped
+    assert derived == shipped
     assert endpoints == [f"ws://ws-engine-{i}:{8079 + i}/ws/engine/status" for i in (1, 2, 3)]
     assert health == {"websocket": [f"http://ws-engine-{i}:{8079 + i}/health" for i in (1, 2, 3)]}
 

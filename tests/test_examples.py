@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from nautilus_testkit import ROOT, free_port, http_get, live, wait_for
+from alerts.query import PrometheusAPI
+from nautilus_testkit import ROOT, free_port, live, wait_for
 from nautilus_testkit.exposition import buckets, histogram_quantile, value
 from nautilus_testkit.live import query
 
@@ -173,7 +174,7 @@ def test_fastapi_engine_against_its_own_log_and_a_crash(redis_server, exporter, 
         assert consumers(r, engine) == ["example-0"]  # still listed: not a sign of life
         wait_for(lambda: any(a["labels"]["alertname"] == "EngineNoResponders"
                              and a["state"] == "firing" for a in
-                             json.loads(http_get(f"{api}/api/v1/alerts")[1])["data"]["alerts"]),
+                             PrometheusAPI(api).alerts()),
                  30, interval=0.5)
         firing = time.monotonic() - killed
         print(f"inactive {inactive:.1f} s, EngineNoResponders firing {firing:.1f} s after SIGKILL")

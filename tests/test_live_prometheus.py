@@ -9,7 +9,8 @@ import time
 
 import redis
 
-from nautilus_testkit import ROOT, http_get, http_post, wait_for
+from alerts.query import PrometheusAPI
+from nautilus_testkit import ROOT, http_post, wait_for
 from nautilus_testkit.live import query, red_cells, substitute
 
 # Pushed by load tests (tests/test_capacity_push.py reads them from a real
@@ -18,7 +19,7 @@ PUSHED = 'job="nautilus-capacity"'
 
 
 def alerts(api: str) -> list[dict]:
-    return json.loads(http_get(f"{api}/api/v1/alerts")[1])["data"]["alerts"]
+    return PrometheusAPI(api).alerts()
 
 
 def test_every_dashboard_query_has_data(live_stack) -> None:
