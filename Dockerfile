@@ -7,6 +7,7 @@ COPY pyproject.toml README.md ./
 # nautilus-wire, the engines' distribution (wire/ builds it from nautilus_wire/).
 COPY wire wire
 COPY nautilus_wire nautilus_wire
+COPY nautilus_config nautilus_config
 COPY exporter exporter
 COPY synthetic synthetic
 COPY nautilus_probe nautilus_probe

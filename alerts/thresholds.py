@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
-from exporter.yamlcheck import (ConfigError, Node, duration, duration_or_zero,
-                               load_file, name, positive, string)
+from nautilus_config.checks import duration, duration_or_zero, name, Node, positive, string
+from nautilus_config.errors import ConfigError
+from nautilus_config.strict_yaml import load_file
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from .listen import parse_listen_address
 from .signals import until_signalled
 from .web import WebOptions
 from .web_config import WebSecurity
-from .yamlcheck import UsageError, duration_or_zero
+from nautilus_config.checks import duration_or_zero
+from nautilus_config.errors import UsageError
 
 DEFAULT_LISTEN = ":9478"
 STOP_BUDGET_S = 1.7

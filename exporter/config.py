@@ -18,9 +18,11 @@ from .probes.registry import KINDS
 from .probes.self_report import SelfReportSpec
 from .probes.trading_request import CompositeSpec
 from .probes.websocket import WsSpec
-from .yamlcheck import (ConfigError, Node, at_most, duration, load_file, messagebus_settings, name,
-                        non_negative_int, one_of, positive, positive_int, redis_access,
-                        redis_url_check)
+from nautilus_config.checks import (at_most, duration, name, Node, non_negative_int, one_of,
+                                    positive, positive_int)
+from nautilus_config.errors import ConfigError
+from nautilus_config.messagebus import messagebus_settings, redis_access, redis_url_check
+from nautilus_config.strict_yaml import load_file
 
 
 # Upper bounds, so that any accepted config runs in bounded memory and CPU (the

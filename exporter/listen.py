@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from .yamlcheck import UsageError
+from nautilus_config.errors import UsageError
 
 
 def parse_listen_address(addr: str) -> tuple[str | None, int]:

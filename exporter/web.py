@@ -19,7 +19,7 @@ from . import __version__
 from .listen import parse_listen_address
 from .runtime import Exporter
 from .web_config import WebSecurity
-from .yamlcheck import ConfigError
+from nautilus_config.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

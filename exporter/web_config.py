@@ -32,8 +32,9 @@ from typing import Any
 
 import bcrypt
 
-from .yamlcheck import (ConfigError, Node, boolean, duration_or_zero, load_file,
-                        non_negative_int, one_of, string)
+from nautilus_config.checks import boolean, duration_or_zero, Node, non_negative_int, one_of, string
+from nautilus_config.errors import ConfigError
+from nautilus_config.strict_yaml import load_file
 
 log = logging.getLogger(__name__)
 

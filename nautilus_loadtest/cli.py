@@ -9,7 +9,7 @@ import sys
 import time
 
 from alerts.thresholds import Thresholds
-from exporter.yamlcheck import redis_url_check
+from nautilus_config.messagebus import redis_url_check
 from nautilus_wire import protocol
 from nautilus_wire.redact import redact
 

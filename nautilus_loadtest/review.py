@@ -8,7 +8,7 @@ from typing import Any
 
 from alerts.rules import P, recording_exprs
 from alerts.query import PrometheusAPI, QueryError
-from exporter.yamlcheck import UsageError
+from nautilus_config.errors import UsageError
 from nautilus_wire.protocol import BASELINE_ENGINE
 
 from .runs import iso, provenance

@@ -11,7 +11,7 @@ from pathlib import Path
 from exporter import __version__
 from exporter import cli as exporter_cli
 from exporter.signals import raise_fd_limit, use_uvloop
-from exporter.yamlcheck import ConfigError, UsageError
+from nautilus_config.errors import ConfigError, UsageError
 from nautilus_loadtest import cli as loadtest_cli
 from nautilus_wire.redact import RedactingFilter, redact
 from synthetic import cli as synthetic_cli

@@ -8,7 +8,7 @@ import logging
 import ssl
 
 from exporter.signals import until_signalled
-from exporter.yamlcheck import duration_or_zero, ratio
+from nautilus_config.checks import duration_or_zero, ratio
 from nautilus_wire import protocol
 from nautilus_wire.redis_client import connect, ready
 

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from nautilus_wire import protocol
-from exporter.yamlcheck import (ConfigError, Node, duration, load_file, messagebus_settings, name,
-                                positive_int, redis_access)
+from nautilus_config.checks import duration, name, Node, positive_int
+from nautilus_config.errors import ConfigError
+from nautilus_config.messagebus import messagebus_settings, redis_access
+from nautilus_config.strict_yaml import load_file
 from nautilus_wire.redis_client import RedisAccess
 
 from .knobs import Knobs, parse_knobs

@@ -22,7 +22,8 @@ from nautilus_wire.redis_client import BUS_ERRORS
 from nautilus_wire.handlers import Verdict
 from nautilus_wire.responder import Responder
 from nautilus_wire.self_report import SelfReport
-from exporter.yamlcheck import ConfigError, Node
+from nautilus_config.checks import Node
+from nautilus_config.errors import ConfigError
 
 from .knobs import Knobs, parse_knobs
 from .timing import CalibratedSleep

@@ -21,7 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from exporter.yamlcheck import ConfigError, Node, UsageError, duration, name
+from nautilus_config.checks import duration, name, Node
+from nautilus_config.errors import ConfigError, UsageError
 from nautilus_wire import protocol
 
 from .engine import knobs_key

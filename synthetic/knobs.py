@@ -6,7 +6,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.yamlcheck import ConfigError, Node, duration, duration_or_zero, ratio
+from nautilus_config.checks import duration, duration_or_zero, Node, ratio
+from nautilus_config.errors import ConfigError
 
 DISTRIBUTIONS = ("fixed", "uniform", "exponential", "lognormal")
 

@@ -95,12 +95,12 @@ def test_every_rule_reads_metrics_the_exporter_defines() -> None:
     load tests push (nautilus_loadtest/push.py); the live test checks that the
     shipped configuration really produces each selector."""
     from prometheus_client import CollectorRegistry
-    from exporter.metrics import build
+    from exporter.probes.registry import every_family
     from nautilus_loadtest.push import Run, registry_for
     from nautilus_loadtest.validate import TargetCheck
 
     reg = CollectorRegistry()
-    build(reg)
+    every_family(reg)
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
                 "info": ("_info",)}
     pushed = registry_for(TargetCheck("absolute", "x", 1.0, ">= 1", True, "system", "x", 1.0, 2.0),

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from exporter.config import Config
-from exporter.yamlcheck import ConfigError
+from nautilus_config.errors import ConfigError
 from nautilus_testkit import ROOT, free_port, http_post, wait_for
 
 from .conftest import write_config

@@ -224,7 +224,7 @@ def test_a_reload_of_the_largest_file_keeps_the_probe_rate(redis_url: str, spawn
                                                            tmp_path: Path) -> None:
     """Reloads of a file at the node limit (rejected, as it must be) parse on a worker
     thread: the probes keep their rate (±5 %) meanwhile, and a scrape is answered."""
-    from exporter.yamlcheck import MAX_NODES
+    from nautilus_config.strict_yaml import MAX_NODES
 
     spawn("engines", "--config.file", str(write_engines(
         tmp_path / "syn.yml", redis_url, {"risk": {"alert": {}}})))

@@ -18,7 +18,7 @@ import yaml
 
 from exporter.config import parse
 from exporter.listen import free_port
-from exporter.yamlcheck import ConfigError
+from nautilus_config.errors import ConfigError
 from nautilus_testkit import http_post, wait_for
 from nautilus_testkit.exposition import buckets, histogram_quantile, samples, value
 from nautilus_testkit.pki import make_pki

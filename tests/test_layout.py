@@ -9,23 +9,25 @@ from pathlib import Path
 
 from nautilus_testkit import ROOT
 
-FIRST_PARTY = ("exporter", "synthetic", "alerts", "dashboards", "nautilus_wire",
+FIRST_PARTY = ("exporter", "synthetic", "alerts", "dashboards", "nautilus_wire", "nautilus_config",
                "nautilus_loadtest", "nautilus_probe", "nautilus_testkit", "tests", "bench")
 
 # package -> first-party modules it may import (a name allows its submodules).
 ALLOWED: dict[str, set[str]] = {
     "nautilus_wire": {"nautilus_wire"},
-    "exporter": {"exporter", "nautilus_wire"},
-    "synthetic": {"synthetic", "nautilus_wire", "exporter.yamlcheck", "exporter.signals"},
-    "alerts": {"alerts", "nautilus_wire", "exporter.metrics", "exporter.yamlcheck",
+    # Strict configuration files and the MessageBus settings: every program reads them.
+    "nautilus_config": {"nautilus_config", "nautilus_wire"},
+    "exporter": {"exporter", "nautilus_wire", "nautilus_config"},
+    "synthetic": {"synthetic", "nautilus_wire", "nautilus_config", "exporter.signals"},
+    "alerts": {"alerts", "nautilus_wire", "nautilus_config", "exporter.metrics",
                "exporter.supervise"},
     "dashboards": {"dashboards", "alerts", "nautilus_wire", "exporter.metrics"},
     # synthetic.knob_command: where the running local stack is (its Pushgateway).
-    "nautilus_loadtest": {"nautilus_loadtest", "nautilus_wire", "exporter", "alerts",
+    "nautilus_loadtest": {"nautilus_loadtest", "nautilus_wire", "nautilus_config", "exporter", "alerts",
                           "synthetic.knob_command"},
-    "nautilus_probe": {"nautilus_probe", "exporter", "synthetic", "nautilus_loadtest",
+    "nautilus_probe": {"nautilus_probe", "nautilus_config", "exporter", "synthetic", "nautilus_loadtest",
                        "nautilus_wire"},
-    "nautilus_testkit": {"nautilus_testkit", "nautilus_probe", "exporter", "synthetic",
+    "nautilus_testkit": {"nautilus_testkit", "nautilus_probe", "nautilus_config", "exporter", "synthetic",
                          "nautilus_wire", "alerts", "dashboards"},
     "bench": {"nautilus_testkit", "nautilus_loadtest", "nautilus_wire", "exporter"},
     # What engine teams copy: the wire package only.

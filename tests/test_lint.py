@@ -22,7 +22,8 @@ def test_ruff_is_clean() -> None:
 
 def test_mypy_strict_on_the_exporter_and_the_wire_package(tmp_path) -> None:
     proc = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--cache-dir",
-                           str(tmp_path / "cache"), "exporter", "nautilus_wire"], cwd=ROOT,
+                           str(tmp_path / "cache"), "exporter", "nautilus_wire", "nautilus_config"],
+                          cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

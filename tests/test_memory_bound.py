@@ -20,7 +20,7 @@ import yaml
 
 from exporter.config import Config
 from exporter.memory import MIB
-from exporter.yamlcheck import ConfigError
+from nautilus_config.errors import ConfigError
 from nautilus_testkit import ROOT, free_port, http_get, wait_for
 from nautilus_testkit.exposition import value
 

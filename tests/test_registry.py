@@ -12,7 +12,7 @@ from exporter.config import Config, parse
 from exporter.probes import registry
 from exporter.probes.base import ProbeKind
 from exporter.runtime import Exporter
-from exporter.yamlcheck import ConfigError
+from nautilus_config.errors import ConfigError
 
 from nautilus_testkit import ROOT
 

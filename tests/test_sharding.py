@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from exporter.config import Config, parse_shard
-from exporter.yamlcheck import ConfigError
+from nautilus_config.errors import ConfigError
 
 from nautilus_testkit import ROOT
 

@@ -7,7 +7,8 @@ import statistics
 
 import pytest
 
-from exporter.yamlcheck import ConfigError, Node
+from nautilus_config.checks import Node
+from nautilus_config.errors import ConfigError
 from synthetic.config import parse
 from synthetic.engine import apply_overrides
 from synthetic.knobs import Knobs, ServiceTime, parse_knobs

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from ..metrics import Metrics
     from ..supervise import Supervisor
-    from ..yamlcheck import Node
+    from nautilus_config.checks import Node
     from .messagebus import MessageBus
 
 # The longest timeout any probe may be given (seconds): bounds memory and shutdown.

@@ -30,7 +30,8 @@ from nautilus_wire.redact import redact
 from ..memory import PER_SERIES
 from ..metrics import LATENCY_BUCKETS, NAMESPACE
 from ..schedule import Schedule, clock
-from ..yamlcheck import ConfigError, Node, at_most, duration, name, split_url, string
+from nautilus_config.checks import at_most, duration, name, Node, split_url, string
+from nautilus_config.errors import ConfigError
 from .base import MAX_TIMEOUT_S, Context, ProbeKind, client_tls
 
 log = logging.getLogger(__name__)

@@ -37,8 +37,9 @@ from ..metrics import CONNECT_BUCKETS, LATENCY_BUCKETS, counter, gauge, histogra
 from ..schedule import EARLY_S, Schedule, clock, sleep_for
 from ..memory import PER_CONNECTION, PER_CONNECTION_DEFLATE, PER_SERIES
 from ..supervise import Supervisor
-from ..yamlcheck import (ConfigError, Node, at_most, boolean, duration, non_negative_int, positive,
-                         positive_int, split_url, string)
+from nautilus_config.checks import (at_most, boolean, duration, Node, non_negative_int, positive,
+                                    positive_int, split_url, string)
+from nautilus_config.errors import ConfigError
 from .base import MAX_TIMEOUT_S, Context, ProbeKind, client_tls
 from .heartbeats import AckKind, Disconnect, HeartbeatTracker, Loss, broadcast_gap, loss_reason
 
