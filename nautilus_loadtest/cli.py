@@ -96,7 +96,8 @@ def _need_plots(command: str) -> int | None:
 
 
 def cmd_loadtest(args: argparse.Namespace) -> int:
-    from .runs import Contaminated, NothingAnswered, run, summary_table
+    from .report import summary_table
+    from .runs import Contaminated, NothingAnswered, run
     from .validate import capacity_checks, offered_ops
 
     opts = {"redis_url": redis_url_check("--redis.url", args.redis_url),

@@ -11,7 +11,7 @@ from alerts.query import PrometheusAPI, QueryError
 from nautilus_config.errors import UsageError
 from nautilus_wire.protocol import BASELINE_ENGINE
 
-from .runs import iso, provenance
+from .provenance import iso, provenance
 
 # The recording rules' own expressions, with their rates over the whole review
 # window `$W` (end - start, in seconds); every query is evaluated at `end`.

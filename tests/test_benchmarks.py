@@ -158,7 +158,7 @@ def test_an_unreachable_bus_is_unusable_not_a_result(tmp_path) -> None:
 
 def test_the_sustained_rate_stops_on_the_error_ratio_target() -> None:
     from nautilus_loadtest.histogram import LatencyHistogram
-    from nautilus_loadtest.runs import _sustained_report
+    from nautilus_loadtest.report import sustained_report
 
     def step(rate: float, ok: int, errors: int, latency: float) -> dict:
         h = LatencyHistogram()
@@ -171,6 +171,6 @@ def test_the_sustained_rate_stops_on_the_error_ratio_target() -> None:
         step(200, 3960, 40, 0.02),   # 1.0 %: exactly the target, still within
         step(400, 7900, 100, 0.02),  # 1.25 %: past it
         step(800, 16000, 0, 0.08)]}  # p99 past 50 ms
-    report = _sustained_report(raw)
+    report = sustained_report(raw)
     assert report["max_rate"] == 200
     assert [s["errors"] for s in report["steps"]] == [2, 40, 100, 0]
