@@ -69,6 +69,7 @@ class BusOperation(str, Enum):
     BACKLOG = "backlog"
 
 
+ENGINE = ("engine",)
 ENGINE_OP = ("engine", "op")
 
 

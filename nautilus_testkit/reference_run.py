@@ -20,10 +20,12 @@ from .http import http_get, wait_for
 
 
 @contextlib.contextmanager
-def exporter_on_reference(redis_url: str, ops: dict[str, float], seconds: float
+def exporter_on_reference(redis_url: str, ops: dict[str, float], seconds: float,
+                          profile: Path | None = None
                           ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Yields (base URL, exporter process) once the exporter is ready; `ops` maps risk
-    operations to probes/s; the responder lives `seconds` (a bound, like every load here)."""
+    operations to probes/s; the responder lives `seconds` (a bound, like every load here).
+    `profile`: run the exporter under cProfile, its statistics written there at exit."""
     tmp = tempfile.TemporaryDirectory(prefix="np-bench-")
     cfg = Path(tmp.name) / "exp.yml"
     cfg.write_text(yaml.safe_dump({
@@ -32,7 +34,8 @@ def exporter_on_reference(redis_url: str, ops: dict[str, float], seconds: float
     responder = subprocess.Popen([sys.executable, "bench/reference.py", "responder", redis_url,
                                   str(seconds)], cwd=ROOT)
     port = free_port()
-    exporter = subprocess.Popen([sys.executable, "-m", "nautilus_probe", "exporter",
+    profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
+    exporter = subprocess.Popen([sys.executable, *profiler, "-m", "nautilus_probe", "exporter",
                                  "--config.file", str(cfg),
                                  "--web.listen-address", f"127.0.0.1:{port}"],
                                 cwd=ROOT, stderr=subprocess.DEVNULL)

@@ -113,7 +113,10 @@ def test_example_engine_answers_every_operation_and_stops_cleanly(
     assert took < 6, took
     assert consumers(r, engine) == []  # left the group
     assert r.get(f"metrics:{engine}") is None  # its self-report is withdrawn
-    assert "Traceback" not in eng.log.read_text()
+    # No traceback but the one the wire package logs the first time a handler raises
+    # (the FastAPI example's deliberate 1 % limit-check failures): nothing at shutdown.
+    log = eng.log.read_text()
+    assert log.count("Traceback") == log.count("(first time; later ones are counted)"), log
 
 
 def quantile(values: list[float], q: float) -> float:

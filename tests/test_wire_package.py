@@ -50,7 +50,7 @@ def test_the_wire_wheel_holds_one_package_and_requires_only_redis(tmp_path) -> N
 def test_the_exporter_wheel_ships_no_test_kit_and_depends_on_the_wire(tmp_path) -> None:
     whl = wheel(tmp_path / "probe", ROOT)
     top = {n.split("/")[0] for n in whl.namelist() if not n.split("/")[0].endswith(".dist-info")}
-    assert top == {"exporter", "synthetic", "dashboards", "alerts", "nautilus_probe",
+    assert top == {"exporter", "synthetic", "dashboards", "alerts", "nautilus_probe", "nautilus_config",
                    "nautilus_loadtest"}  # the import names docs/engines.md lists
     assert any(r.startswith("nautilus-wire") for r in metadata(whl).get_all("Requires-Dist"))
 

@@ -26,7 +26,7 @@ from nautilus_wire.redis_client import BUS_ERRORS, reset_after
 if TYPE_CHECKING:
     from ..config import Config
 
-from ..metrics import BusOperation, Metrics, gauge, remove
+from ..metrics import ENGINE, BusOperation, Metrics, gauge, remove
 from ..supervise import Supervisor
 from .base import Context, ProbeKind, whole
 from .polling import PollingProbe
@@ -82,9 +82,6 @@ def group_state(group: dict[str, Any] | None, length: int) -> Backlog:
     return Backlog(pending=int(group.get("pending") or 0),
                    lag=length if lag is None else int(lag),
                    consumers=int(group.get("consumers") or 0))
-
-
-ENGINE = ("engine",)
 
 
 @dataclass(slots=True)

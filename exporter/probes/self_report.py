@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from nautilus_wire import protocol
 from nautilus_wire.redis_client import BUS_ERRORS, reset_after
 
-from ..metrics import ENGINE_OP, BusOperation, Metrics, counter, gauge, remove
+from ..metrics import ENGINE, ENGINE_OP, BusOperation, Metrics, counter, gauge, remove
 from ..supervise import Supervisor
 from .base import Context, ProbeKind, whole
 from .polling import PollingProbe
@@ -70,9 +70,6 @@ class SelfReportSpec:
 
     engines: tuple[str, ...]
     interval: float
-
-
-ENGINE = ("engine",)
 
 
 @dataclass(slots=True)
