@@ -9,11 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+import redis
 import yaml
 
 from nautilus_loadtest.review import QUERIES
 
-from nautilus_testkit import ROOT
+from nautilus_testkit import ROOT, wait_for
+from nautilus_wire.protocol import BASELINE_ENGINE, DEFAULT_PREFIX, PRIORITIES, request_stream
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -44,7 +46,9 @@ def test_review_agrees_with_validate(live_stack, redis_server, spawn, tmp_path: 
     # The baseline load test needs the monolith to itself (the stack's exporter probes
     # its own): the same synthetic monolith, on a Redis of its own.
     spawn("monolith", "--redis.url", redis_server.url)
-    time.sleep(5)
+    with redis.Redis.from_url(redis_server.url) as r:  # its responders' group: it reads
+        wait_for(lambda: any(r.exists(request_stream(DEFAULT_PREFIX, BASELINE_ENGINE, p))
+                             for p in PRIORITIES), 15)
     start = time.time()
     b = cli("loadtest", "baseline", "--redis.url", redis_server.url, "--duration", "5",
             "--quiet", "--out", str(tmp_path / "b.json"))
