@@ -382,10 +382,10 @@ def engine(t: Thresholds) -> Dashboard:
             "No data: the engine has no `http:` target.",
             mappings=[{"type": "value", "options": {
                 "0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}]),
-        timeseries("REST health latency", targets(
-            (_quantile(0.99, f"{P}_http_duration_seconds", "target", eng), "p99 {{target}}"),
-            (_mean(f"{P}_http_duration_seconds", "target", eng), "mean {{target}}")), "s",
-            (6, 8), description="Successful health probes: connect, request and answer."),
+        timeseries("REST health latency p99", targets(
+            (_quantile(0.99, f"{P}_http_duration_seconds", "target", eng), "{{target}}")), "s",
+            (6, 8), description="Successful health probes, per health URL: connect, request "
+            "and answer, from the scheduled time."),
         timeseries("REST health failures by reason", targets(
             (f"sum by (reason) (rate({P}_http_failures_total{sel(eng)}[{RATE}]))", "{{reason}}"),
             (f"sum(rate({P}_http_requests_total{sel(eng)}[{RATE}]))", "probes sent")), "ops",
