@@ -70,12 +70,12 @@ def bound(cfg: Config) -> Bound:
     # Answered ids live two timeouts, timed-out ones until counted lost (a timeout).
     answered = min(MAX_REMEMBERED, int(sum(r * 2 * t for r, t in flows)) + 1_000)
     timed_out = min(MAX_REMEMBERED, int(sum(r * t for r, t in flows)) + 1_000)
-    specs = ((kind, cfg.spec(kind)) for kind in KINDS)
+    kinds = tuple((kind.name, held) for kind in KINDS
+                  if (spec := cfg.spec(kind)) is not None and (held := kind.memory(spec)))
     return Bound(
         base=BASE,
         series=series * PER_SERIES,
         in_flight=in_flight * PER_IN_FLIGHT,
         remembered=(answered + timed_out) * PER_REMEMBERED,
         sending=SENDING * MAX_BATCH_BYTES,
-        kinds=tuple((kind.name, kind.memory(spec)) for kind, spec in specs if spec is not None
-                    and kind.memory(spec)))
+        kinds=kinds)

@@ -10,7 +10,8 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from . import ROOT
+
 SHIPPED = Path("config/exporter.yml")
 COMPOSE = Path("deploy/compose/exporter.yml")
 HEADER = ("# Generated from config/exporter.yml by `python -m nautilus_probe.compose` (the\n"

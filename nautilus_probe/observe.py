@@ -19,7 +19,8 @@ from collections.abc import Callable
 import redis
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from . import ROOT
+
 RULES = ROOT / "alerts" / "generated"
 ALERTMANAGER_CONFIG = ROOT / "alerts" / "alertmanager.yml"
 

@@ -26,10 +26,9 @@ from nautilus_wire import protocol
 from synthetic.config import SyntheticConfig
 from synthetic.knob_command import STACK_STATE
 
-from . import observe
+from . import ROOT, observe
 from .redis_server import RedisServer, RedisServerError
 
-ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
 
 

@@ -15,6 +15,7 @@ from the scheduled time to the last byte of the body read (at most MAX_BODY).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import ssl
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from nautilus_wire.failure_log import FailureLog
 from nautilus_wire.redact import redact
 
 from ..memory import PER_SERIES
-from ..metrics import LATENCY_BUCKETS, NAMESPACE
+from ..metrics import LATENCY_BUCKETS, counter, gauge, histogram, remove
 from ..schedule import Schedule, clock
 from nautilus_config.checks import at_most, duration, name, Node, split_url, string
 from nautilus_config.errors import ConfigError
@@ -99,25 +100,22 @@ class HttpMetrics:
 
     def remove_target(self, t: HttpTarget) -> None:
         for family in (self.requests, self.duration, self.status_code, self.up):
-            family.remove(t.engine, t.label)
+            remove(family, t.engine, t.label)
         for reason in HttpFailure:
-            self.failures.remove(t.engine, t.label, reason.value)
+            remove(self.failures, t.engine, t.label, reason.value)
 
 
 def build_metrics(reg: CollectorRegistry) -> HttpMetrics:
     return HttpMetrics(
-        requests=Counter("http_requests", "HTTP health probes sent.", TARGET,
-                         namespace=NAMESPACE, registry=reg),
-        failures=Counter("http_failures", "HTTP health probes that failed, by reason: refused, "
-                         "timeout, status (not 2xx), tls, error.", (*TARGET, "reason"),
-                         namespace=NAMESPACE, registry=reg),
-        duration=Histogram("http_duration_seconds", "Successful HTTP health probes, from the "
-                           "scheduled time to the end of the answer.", TARGET,
-                           namespace=NAMESPACE, buckets=LATENCY_BUCKETS, registry=reg),
-        status_code=Gauge("http_status_code", "HTTP status of the last health probe's answer "
-                          "(0: no answer).", TARGET, namespace=NAMESPACE, registry=reg),
-        up=Gauge("http_up", "1 when the last HTTP health probe succeeded.", TARGET,
-                 namespace=NAMESPACE, registry=reg))
+        requests=counter(reg, "http_requests", "HTTP health probes sent.", TARGET),
+        failures=counter(reg, "http_failures", "HTTP health probes that failed, by reason: "
+                         "refused, timeout, status (not 2xx), tls, error.", (*TARGET, "reason")),
+        duration=histogram(reg, "http_duration_seconds", "Successful HTTP health probes, from "
+                           "the scheduled time to the end of the answer.", TARGET,
+                           LATENCY_BUCKETS),
+        status_code=gauge(reg, "http_status_code", "HTTP status of the last health probe's "
+                          "answer (0: no answer).", TARGET),
+        up=gauge(reg, "http_up", "1 when the last HTTP health probe succeeded.", TARGET))
 
 
 def classify(exc: BaseException) -> HttpFailure:
@@ -266,8 +264,7 @@ def _shard(spec: HttpSpec, index: int, count: int) -> HttpSpec | None:
     """Each target to exactly one shard (None: this shard has none)."""
     mine = tuple(t for k, t in enumerate(sorted(spec.targets, key=lambda t: (t.engine, t.label)))
                  if k % count == index - 1)
-    return HttpSpec(mine, spec.interval, spec.timeout, spec.ca_file, spec.cert_file,
-                    spec.key_file) if mine else None
+    return dataclasses.replace(spec, targets=mine) if mine else None
 
 
 KIND = ProbeKind("http", build=HttpProbe, shard=_shard, section="http", parse=parse,

@@ -190,7 +190,6 @@ class SelfReportProbe(PollingProbe):
     async def start(self) -> None:
         self._bind_errors()
 
-
     async def poll(self) -> None:
         engines = self.spec.engines
         if not engines:
