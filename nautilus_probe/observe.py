@@ -74,8 +74,9 @@ class Receiver:
         self.server.server_close()
 
 
-# On one machine nobody batches notifications: the first one leaves 5 s after an alert
-# fires (the shipped 30 s is for pagers that should not ring twice in a minute).
+# On one machine nobody batches notifications: the first page leaves 5 s after an alert
+# fires (the shipped 30 s is for pagers that should not ring twice in a minute). The
+# ticket route keeps its own 2 minutes: a page arriving meanwhile inhibits the ticket.
 LOCAL_GROUP_WAIT = "5s"
 
 
