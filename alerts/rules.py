@@ -18,15 +18,11 @@ from .thresholds import SEVERITIES, Thresholds
 # Every series of the containerized system; the monolith is the baseline.
 NOT_BASELINE = f'engine!="{BASELINE_ENGINE}"'
 BASELINE = f'engine="{BASELINE_ENGINE}"'
-JOB = "nautilus-probe"  # the Prometheus job scraping the exporter(s)
-# The Pushgateway group job of the load tests' capacity verdicts (nautilus_loadtest/push.py).
-CAPACITY_JOB = "nautilus-capacity"
-CAPACITY = f'job="{CAPACITY_JOB}"'
 
 
-def capacity_age_expr() -> str:
+def capacity_age_expr(t: Thresholds) -> str:
     """Seconds since each target's last verdict was pushed."""
-    return f"time() - max by (scope, target) (push_time_seconds{{{CAPACITY}}})"
+    return f"time() - max by (scope, target) (push_time_seconds{{{t.jobs.capacity_selector}}})"
 
 
 def window(seconds: float) -> str:
@@ -263,7 +259,7 @@ def prober_alerts(t: Thresholds) -> list[dict]:
     a = t.alerting
     w = window(a.rate_window)
     return [
-        _rule(t, "ExporterDown", f'up{{job="{JOB}"}} == 0', "page", a.for_page,
+        _rule(t, "ExporterDown", f'up{{job="{t.jobs.exporter}"}} == 0', "page", a.for_page,
               "The nautilus-probe exporter is down.",
               "Prometheus cannot scrape {{ $labels.instance }}: nothing is being measured."),
         _rule(t, "MessageBusUnreachable", f"{P}_messagebus_up == 0", "page", a.for_page,
@@ -301,13 +297,14 @@ def capacity_alerts(t: Thresholds) -> list[dict]:
     age = window(t.alerting.validation_max_age)
     return [
         _rule(t, "CapacityValidationFailed",
-              f"max by (scope, target) ({P}_capacity_verdict{{{CAPACITY}}}) == 0", "ticket", 0,
+              f"max by (scope, target) ({P}_capacity_verdict{{{t.jobs.capacity_selector}}}) == 0",
+              "ticket", 0,
               "The last load test missed a capacity target.",
               "{{ $labels.scope }} {{ $labels.target }}: the last load test that measured it "
               "missed its target (thresholds.yml). The run's report says by how much; fix, "
               "then run the load test and validate again."),
         _rule(t, "CapacityValidationStale",
-              f"{capacity_age_expr()} > {t.alerting.validation_max_age:g}", "ticket", 0,
+              f"{capacity_age_expr(t)} > {t.alerting.validation_max_age:g}", "ticket", 0,
               "A capacity target has not been proven for a while.",
               "{{ $labels.scope }} {{ $labels.target }} was last proven by a load test "
               "{{ $value | humanizeDuration }} ago (more than " + age + "): run the load "

@@ -80,6 +80,18 @@ class Alerting:
 
 
 @dataclass(frozen=True)
+class Jobs:
+    """The Prometheus `job` labels every rule, dashboard and scrape config selects."""
+
+    exporter: str = "nautilus-probe"  # the job scraping the exporter(s)
+    capacity: str = "nautilus-capacity"  # the Pushgateway job of the load tests' verdicts
+
+    @property
+    def capacity_selector(self) -> str:
+        return f'job="{self.capacity}"'
+
+
+@dataclass(frozen=True)
 class Thresholds:
     baseline_throughput: float
     baseline_latency: float
@@ -90,6 +102,7 @@ class Thresholds:
     websocket: dict[str, Limit]
     objectives: Objectives = field(default_factory=Objectives)
     alerting: Alerting = field(default_factory=Alerting)
+    jobs: Jobs = field(default_factory=Jobs)
 
     @property
     def throughput_factor(self) -> float:
@@ -154,6 +167,28 @@ def _http_url(path: str, value: Any) -> str:
 
 _WINDOW_RE = re.compile(r"^([1-9][0-9]*)(s|m|h|d|w)$")
 _WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+# A Prometheus job label value as written into selectors and scrape configs.
+_JOB_RE = re.compile(r"\A[A-Za-z0-9_.:-]{1,64}\Z")
+
+
+def _job(path: str, value: Any) -> str:
+    if not isinstance(value, str) or not _JOB_RE.match(value):
+        raise ConfigError(path, "must be a job name of letters, digits and _ . : - "
+                                f"(at most 64), got {value!r}")
+    return value
+
+
+def _jobs(node: Node) -> Jobs:
+    jobs = Jobs(exporter=node.get("exporter_job", Jobs.exporter, _job),
+                capacity=node.get("capacity_job", Jobs.capacity, _job))
+    if jobs.exporter == jobs.capacity:
+        raise ConfigError(node.sub("capacity_job"),
+                          f"must differ from exporter_job ({jobs.exporter!r}): the capacity "
+                          "alerts would read the exporter's series")
+    node.done()
+    return jobs
 
 
 def _window(path: str, value: Any) -> float:
@@ -233,9 +268,10 @@ def parse(data: Any) -> Thresholds:
     fors.done()
     keep.done()
     a.done()
+    jobs = _jobs(root.node("prometheus"))
     root.done()
     return Thresholds(baseline[0], baseline[1], system, engine, operations, full_cycle,
-                      websocket, objectives, alerting)
+                      websocket, objectives, alerting, jobs)
 
 
 def generate(prog: str, render: Callable[[Thresholds], dict[str, str]], default_out: str,

@@ -9,12 +9,10 @@ import re
 
 from nautilus_wire.protocol import BASELINE_ENGINE
 
-from .rules import CAPACITY_JOB, JOB, P, alerting_rules, window
+from .rules import P, alerting_rules, window
 from .thresholds import Thresholds
 
-INST = {"instance": "exporter:9478", "job": JOB}
-CAP = f'job="{CAPACITY_JOB}"'
-LAB = 'instance="exporter:9478",job="nautilus-probe"'
+INSTANCE = "exporter:9478"
 
 
 def humanize_duration(seconds: float) -> str:
@@ -38,6 +36,9 @@ def render(text: str, labels: dict[str, str], value: float) -> str:
 def threshold_tests(t: Thresholds) -> list[dict]:
     rules = {r["alert"]: r for r in alerting_rules(t)}
     a = t.alerting
+    inst = {"instance": INSTANCE, "job": t.jobs.exporter}
+    lab = ",".join(f'{k}="{v}"' for k, v in inst.items())
+    cap = t.jobs.capacity_selector
     after_page = window(a.for_page + 120)
     after_ticket = window(a.for_ticket + 120)
 
@@ -57,58 +58,58 @@ def threshold_tests(t: Thresholds) -> list[dict]:
     return [
         # risk's backlog grows past the limit; ml's is larger but steady: quiet.
         case("EngineBacklogGrowing", [
-            (f'{P}_messagebus_pending_messages{{engine="risk",{LAB}}}', f"0+{step:g}x30"),
-            (f'{P}_messagebus_lag_messages{{engine="risk",{LAB}}}', "0x30"),
-            (f'{P}_messagebus_pending_messages{{engine="ml",{LAB}}}', f"{backlog * 5:g}x30"),
-            (f'{P}_messagebus_lag_messages{{engine="ml",{LAB}}}', "0x30")],
+            (f'{P}_messagebus_pending_messages{{engine="risk",{lab}}}', f"0+{step:g}x30"),
+            (f'{P}_messagebus_lag_messages{{engine="risk",{lab}}}', "0x30"),
+            (f'{P}_messagebus_pending_messages{{engine="ml",{lab}}}', f"{backlog * 5:g}x30"),
+            (f'{P}_messagebus_lag_messages{{engine="ml",{lab}}}', "0x30")],
             "5m", window(6 * 60 + a.for_page + 120), {"engine": "risk"},
             step * (6 + (a.for_page + 120) / 60)),
         # risk's only responder is killed at 5m (still in the group: consumers 1);
         # the exporter sees it inactive by 5m30s at the latest (15 s + a poll + a
         # scrape); the page fires `for:` later: within 2 minutes of the kill.
         {**case("EngineNoResponders", [
-            (f'{P}_messagebus_consumers_active{{engine="risk",{LAB}}}', "1x20 0x20"),
-            (f'{P}_messagebus_consumers{{engine="risk",{LAB}}}', "1x40"),
-            (f'{P}_messagebus_consumers_active{{engine="ml",{LAB}}}', "1x40")],
+            (f'{P}_messagebus_consumers_active{{engine="risk",{lab}}}', "1x20 0x20"),
+            (f'{P}_messagebus_consumers{{engine="risk",{lab}}}', "1x40"),
+            (f'{P}_messagebus_consumers_active{{engine="ml",{lab}}}', "1x40")],
             window(330 + a.for_no_responders - 30), window(330 + a.for_no_responders),
             {"engine": "risk"}, 0), "interval": "15s"},
         case("WebSocketConnectionsBelowConfigured", [
-            (f'{P}_ws_connections_open{{endpoint="ws://a/ws",{LAB}}}', "90x10"),
-            (f'{P}_ws_connections_desired{{endpoint="ws://a/ws",{LAB}}}', "100x10"),
-            (f'{P}_ws_connections_open{{endpoint="ws://b/ws",{LAB}}}', "100x10"),
-            (f'{P}_ws_connections_desired{{endpoint="ws://b/ws",{LAB}}}', "100x10")],
+            (f'{P}_ws_connections_open{{endpoint="ws://a/ws",{lab}}}', "90x10"),
+            (f'{P}_ws_connections_desired{{endpoint="ws://a/ws",{lab}}}', "100x10"),
+            (f'{P}_ws_connections_open{{endpoint="ws://b/ws",{lab}}}', "100x10"),
+            (f'{P}_ws_connections_desired{{endpoint="ws://b/ws",{lab}}}', "100x10")],
             "1m", after_page, {"endpoint": "ws://a/ws"}, 10),
         case("WebSocketConnectFailing", [
-            (f'{P}_ws_connect_failures_total{{endpoint="ws://a/ws",reason="refused",{LAB}}}',
+            (f'{P}_ws_connect_failures_total{{endpoint="ws://a/ws",reason="refused",{lab}}}',
              "0+60x20"),
-            (f'{P}_ws_connect_failures_total{{endpoint="ws://b/ws",reason="refused",{LAB}}}',
+            (f'{P}_ws_connect_failures_total{{endpoint="ws://b/ws",reason="refused",{lab}}}',
              "0x20")],
             "1m", window(a.rate_window + a.for_page + 120), {"endpoint": "ws://a/ws"}, 1),
-        case("ExporterDown", [(f"up{{{LAB}}}", "1 0x40")], "1m", after_page, INST, 0),
-        case("MessageBusUnreachable", [(f"{P}_messagebus_up{{{LAB}}}", "0x40")], "30s",
-             after_page, INST, 0),
-        case("EngineSelfReportStale", [(f'{P}_engine_report_age_seconds{{engine="risk",{LAB}}}',
+        case("ExporterDown", [(f"up{{{lab}}}", "1 0x40")], "1m", after_page, inst, 0),
+        case("MessageBusUnreachable", [(f"{P}_messagebus_up{{{lab}}}", "0x40")], "30s",
+             after_page, inst, 0),
+        case("EngineSelfReportStale", [(f'{P}_engine_report_age_seconds{{engine="risk",{lab}}}',
                                         f"{a.stale_after * 2:g}x40")], "1m", after_ticket,
-             {"engine": "risk", **INST}, 0),
+             {"engine": "risk", **inst}, 0),
         # Three restarts a minute (exporter/supervise.py's trouble); ml's one: quiet.
-        case("ProbeLoopRestarting", [(f'{P}_loop_restarts_total{{loop="messagebus_send",{LAB}}}',
+        case("ProbeLoopRestarting", [(f'{P}_loop_restarts_total{{loop="messagebus_send",{lab}}}',
                                       "0+3x20"),
-                                     (f'{P}_loop_restarts_total{{loop="backlog",{LAB}}}',
+                                     (f'{P}_loop_restarts_total{{loop="backlog",{lab}}}',
                                       "0+1x20")], "0m", "2m",
-             {"loop": "messagebus_send", **INST}, 0),
-        case("ProberSaturated", [(f'{P}_probes_skipped_total{{engine="risk",op="alert",{LAB}}}',
+             {"loop": "messagebus_send", **inst}, 0),
+        case("ProberSaturated", [(f'{P}_probes_skipped_total{{engine="risk",op="alert",{lab}}}',
                                   "0+60x40")], "4m", after_ticket, {"instance": "exporter:9478"}, 0),
         # A load test's verdicts, pushed: risk's latency failed at the third minute;
         # the system throughput passed.
         case("CapacityValidationFailed", [
-            (f'{P}_capacity_verdict{{{CAP},scope="risk",target="latency_average_seconds"}}',
+            (f'{P}_capacity_verdict{{{cap},scope="risk",target="latency_average_seconds"}}',
              "1 1 0x10"),
-            (f'{P}_capacity_verdict{{{CAP},scope="system",target="throughput_ops_per_second"}}',
+            (f'{P}_capacity_verdict{{{cap},scope="system",target="throughput_ops_per_second"}}',
              "1x12")], "1m", "3m", {"scope": "risk", "target": "latency_average_seconds"}, 0),
         # Pushed validation_max_age - 5m before the test began, never again: stale
         # from 5m on.
         case("CapacityValidationStale", [
-            (f'push_time_seconds{{{CAP},scope="system",target="throughput_ops_per_second"}}',
+            (f'push_time_seconds{{{cap},scope="system",target="throughput_ops_per_second"}}',
              f"{300 - a.validation_max_age:g}x12")], "5m", "6m",
             {"scope": "system", "target": "throughput_ops_per_second"},
             a.validation_max_age + 60),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from grafanalib.core import Annotations, Dashboard, DashboardLink, Template, Templating, Time
 
-from alerts.rules import CAPACITY, NOT_BASELINE, P, backlog_expr, capacity_age_expr, window
+from alerts.rules import NOT_BASELINE, P, backlog_expr, capacity_age_expr, window
 from alerts.thresholds import Limit, Thresholds
 from nautilus_wire.protocol import BASELINE_ENGINE
 
@@ -50,8 +50,8 @@ def annotations() -> Annotations:
     ])
 
 
-def _dashboard(name: str, title: str, panels: list, extra_vars: list[Template] | None = None,
-               description: str = "") -> Dashboard:
+def _dashboard(t: Thresholds, name: str, title: str, panels: list,
+               extra_vars: list[Template] | None = None, description: str = "") -> Dashboard:
     links = [DashboardLink(title="Nautilus dashboards", type="dashboards", tags=["nautilus-probe"],
                            asDropdown=True, includeVars=True, keepTime=True)]
     if name == "engine":
@@ -63,7 +63,7 @@ def _dashboard(name: str, title: str, panels: list, extra_vars: list[Template] |
                      panels=flow(panels), tags=["nautilus-probe"], schemaVersion=SCHEMA_VERSION,
                      time=Time("now-30m", "now"), refresh="10s", timezone="utc", graphTooltip=1,
                      links=links, annotations=annotations(),
-                     templating=Templating([*variables(), *(extra_vars or [])]))
+                     templating=Templating([*variables(t.jobs.exporter), *(extra_vars or [])]))
 
 
 def _ratio(num: str, den: str, by: str = "", matchers: str = "", rng: str = RATE) -> str:
@@ -158,17 +158,17 @@ def capacity_last_proven(t: Thresholds) -> list:
     """Each capacity target's last load-test verdict, from the Pushgateway: never
     coloured against live traffic; "never validated" is neutral."""
     by = "max by (scope, target)"
-    verdicts = f"{by} ({P}_capacity_verdict{{{CAPACITY}}})"
+    verdicts = f"{by} ({P}_capacity_verdict{{{t.jobs.capacity_selector}}})"
     instant = dict(fmt="table", instant=True)
     max_age = t.alerting.validation_max_age
     return [
         row("Capacity, last proven: the load tests' verdicts (nautilus-probe validate)"),
         table("Capacity targets: the last load test's verdict", [
             target(f"{verdicts} or {_never_validated(t)}", ref="A", **instant),
-            target(f"{by} ({P}_capacity_measured{{{CAPACITY}}})", ref="B", **instant),
-            target(f"{by} ({P}_capacity_required_min{{{CAPACITY}}})", ref="C", **instant),
-            target(f"{by} ({P}_capacity_required_max{{{CAPACITY}}})", ref="D", **instant),
-            target(capacity_age_expr(), ref="E", **instant)], {
+            target(f"{by} ({P}_capacity_measured{{{t.jobs.capacity_selector}}})", ref="B", **instant),
+            target(f"{by} ({P}_capacity_required_min{{{t.jobs.capacity_selector}}})", ref="C", **instant),
+            target(f"{by} ({P}_capacity_required_max{{{t.jobs.capacity_selector}}})", ref="D", **instant),
+            target(capacity_age_expr(t), ref="E", **instant)], {
             "A": ("last verdict", "none", None),
             "B": ("measured", "none", None),
             "C": ("required at least", "none", None),
@@ -192,7 +192,7 @@ def overview(t: Thresholds) -> Dashboard:
     # The engines table judges over the Service-now window: a few seconds of a slowly
     # probed engine would turn one random error into a red cell.
     w = window(t.alerting.recent)
-    return _dashboard("overview", "Nautilus: system overview", [
+    return _dashboard(t, "overview", "Nautilus: system overview", [
         *service_now(t),
         *capacity_last_proven(t),
         row("Engines"),
@@ -299,7 +299,7 @@ def engine(t: Thresholds) -> Dashboard:
                    query=f'label_values({P}_requests_total{{{FILTER}}}, engine)',
                    default="risk", refresh=2)
     lat_max = e["latency_average_seconds"].max
-    return _dashboard("engine", "Nautilus: engine", [
+    return _dashboard(t, "engine", "Nautilus: engine", [
         row("$engine against its targets"),
         stat("Throughput (reported)", [target(
             f"max({P}_engine_reported_operations_per_second{sel(eng)})")], "ops", (4, 4),
@@ -400,7 +400,7 @@ def engine(t: Thresholds) -> Dashboard:
 def websocket(t: Thresholds) -> Dashboard:
     hb = t.websocket["heartbeat_p99_seconds"]
     ep = "sum by (endpoint)"
-    return _dashboard("websocket", "Nautilus: WebSocket", [
+    return _dashboard(t, "websocket", "Nautilus: WebSocket", [
         timeseries("Open connections per endpoint", targets(
             (f"{ep} ({P}_ws_connections_open{sel()})", "open {{endpoint}}"),
             (f"{ep} ({P}_ws_connections_desired{sel()})", "configured {{endpoint}}")), "none",
@@ -437,7 +437,7 @@ def websocket(t: Thresholds) -> Dashboard:
 
 def prober(t: Thresholds) -> Dashboard:
     who = "{{instance}} {{worker}}"
-    return _dashboard("prober", "Nautilus: prober health", [
+    return _dashboard(t, "prober", "Nautilus: prober health", [
         row("Can the prober be trusted?"),
         stat("MessageBus up", [target(f"min({P}_messagebus_up{sel()})")], "none", (6, 4),
              (1, None), mappings=[{"type": "value", "options": {

@@ -10,8 +10,6 @@ import attr
 from grafanalib.core import (GridPos, RowPanel, Stat, Table, Target, Template, Threshold,
                              TimeSeries)
 
-from alerts.rules import JOB
-
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 DEFAULT_DATASOURCE_UID = "prometheus"  # what deploy/ provisions
 RATE = "$__rate_interval"
@@ -26,13 +24,14 @@ def sel(*matchers: str) -> str:
     return "{" + ",".join((FILTER, *(m for m in matchers if m))) + "}"
 
 
-def variables() -> list[Template]:
-    """Data source (the provisioned uid by default), then job and instance."""
+def variables(job: str) -> list[Template]:
+    """Data source (the provisioned uid by default), then job (`job` by default) and
+    instance."""
     return [
         Template(name="datasource", label="Data source", type="datasource", query="prometheus",
                  default=DEFAULT_DATASOURCE_UID, refresh=1),
         Template(name="job", label="Job", dataSource=DATASOURCE, type="query",
-                 query="label_values(nautilus_probe_build_info, job)", default=JOB,
+                 query="label_values(nautilus_probe_build_info, job)", default=job,
                  includeAll=True, multi=True, allValue=".+", refresh=2),
         Template(name="instance", label="Instance", dataSource=DATASOURCE, type="query",
                  query='label_values(nautilus_probe_build_info{job=~"$job"}, instance)',

@@ -49,6 +49,9 @@ class Config:
     checksum: str = ""
     redis_access: RedisAccess = RedisAccess()
     max_memory: int = DEFAULT_MAX_MEMORY  # bytes: a config whose memory bound is higher is refused
+    # "auto": the streams hot path over hiredis where it applies
+    # (nautilus_wire/thin_streams.py); "redis-py": redis-py for every command.
+    redis_client: str = "auto"
 
     def spec(self, kind: ProbeKind) -> Any:
         """A kind's part of this configuration (None: not configured)."""
@@ -98,7 +101,8 @@ class Config:
 
     def connection(self) -> tuple[object, ...]:
         """What a reload cannot change without reconnecting."""
-        return (self.redis_url, self.redis_access, self.transport, self.prefix, self.prober_id)
+        return (self.redis_url, self.redis_access, self.transport, self.prefix, self.prober_id,
+                self.redis_client)
 
 
 def _probe_settings(node: Node, base: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +122,7 @@ def parse(data: Any) -> Config:
     redis_url, transport, prefix = messagebus_settings(root)
     access = redis_access(root, redis_url)
     prober_id = root.get("prober_id", "exporter", name)
+    redis_client = root.get("redis_client", "auto", one_of("auto", "redis-py"))
     max_in_flight = root.get("max_in_flight", 100_000, at_most(MAX_IN_FLIGHT, positive_int))
     max_memory = root.get("max_memory_mib", DEFAULT_MAX_MEMORY // MIB,
                           at_most(MAX_MEMORY_MIB, positive_int)) * MIB
@@ -174,7 +179,7 @@ def parse(data: Any) -> Config:
     if trading is not None:
         specs["trading_request"] = trading
     cfg = Config(redis_url, transport, prefix, prober_id, max_in_flight, specs,
-                 redis_access=access, max_memory=max_memory)
+                 redis_access=access, max_memory=max_memory, redis_client=redis_client)
     need = cfg.memory
     if need.total > max_memory:
         raise ConfigError("max_memory_mib", f"this configuration may hold up to "

@@ -136,7 +136,8 @@ class Exporter:
                 await self.bus.close()
             client = connect(new.redis_url, new.redis_access)
             self.bus = MessageBus(client, make_transport(new.transport, client, new.prefix,
-                                                          new.prober_id),
+                                                          new.prober_id,
+                                                          thin=new.redis_client == "auto"),
                                   self.metrics, new.prober_id, supervisor=self.supervisor)
         self.bus.max_in_flight = new.max_in_flight
         for kind in KINDS:

@@ -78,7 +78,8 @@ def _push(command: str, args: argparse.Namespace, checks: list, meta: dict,
     from .push import push, run_from_metadata
 
     try:
-        n = push(url, checks, run_from_metadata(command, meta, offered_ops))
+        n = push(url, checks, run_from_metadata(command, meta, offered_ops),
+                 Thresholds.load(args.thresholds).jobs.capacity)
     except (OSError, ValueError) as exc:  # unreachable, refused, or not a URL
         print(f"nautilus-probe {command}: could not push the verdicts to {redact(url)}: "
               f"{redact(str(exc))}", file=sys.stderr)
@@ -117,17 +118,18 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
     except (NothingAnswered, Contaminated) as exc:
         print(f"nautilus-probe loadtest: {redact(str(exc))}", file=sys.stderr)
         return 2
-    print(summary_table(args.kind, result))
+    print(summary_table(result))
     print(f"written to {out}")
-    _push("loadtest", args, capacity_checks(Thresholds.load(args.thresholds), args.kind, result),
-          result.get("metadata", {}), offered_ops(result))
+    _push("loadtest", args, capacity_checks(Thresholds.load(args.thresholds), result),
+          result.metadata, offered_ops(result))
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     if (code := _need_plots("validate")) is not None:
         return code
-    from .validate import UnusableResults, validate
+    from .results import UnusableResults
+    from .validate import validate
 
     try:
         j = validate(Thresholds.load(args.thresholds), args.baseline, args.containerized,
@@ -144,6 +146,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_review(args: argparse.Namespace) -> int:
     if (code := _need_plots("review")) is not None:
         return code
+    from .results import encode
     from .review import NoData, collect, parse_time
     from .validate import judge
 
@@ -162,7 +165,8 @@ def cmd_review(args: argparse.Namespace) -> int:
         return 2
     j = judge(Thresholds.load(args.thresholds), baseline, containerized, args.out)
     with open(f"{args.out}/review.json", "w") as fh:
-        json.dump({"baseline": baseline, "containerized": containerized}, fh, indent=2)
+        json.dump({"baseline": encode(baseline), "containerized": encode(containerized)}, fh,
+                  indent=2)
     print(j.text)
     print(f"\n{'PASS' if j.passed else 'FAIL'}; report in {args.out}/report.md")
     _push("review", args, j.checks, j.metadata)

@@ -17,7 +17,6 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
-from alerts.rules import CAPACITY_JOB
 from exporter.metrics import NAMESPACE as P
 
 from .validate import TargetCheck
@@ -59,12 +58,14 @@ def registry_for(check: TargetCheck, run: Run) -> CollectorRegistry:
     return reg
 
 
-def push(gateway: str, checks: Iterable[TargetCheck], run: Run, timeout: float = 5.0) -> int:
-    """Push every check to `gateway` (a URL); returns how many groups were pushed.
-    Raises OSError when the Pushgateway cannot be reached or refuses."""
+def push(gateway: str, checks: Iterable[TargetCheck], run: Run, job: str, timeout: float = 5.0
+         ) -> int:
+    """Push every check to `gateway` (a URL) under `job` (thresholds.yml's capacity_job);
+    returns how many groups were pushed. Raises OSError when the Pushgateway cannot be
+    reached or refuses."""
     n = 0
     for check in checks:
-        push_to_gateway(gateway, job=CAPACITY_JOB, registry=registry_for(check, run),
+        push_to_gateway(gateway, job=job, registry=registry_for(check, run),
                         grouping_key={"scope": check.scope, "target": check.key},
                         timeout=timeout)
         n += 1

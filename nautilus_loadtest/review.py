@@ -12,6 +12,7 @@ from nautilus_config.errors import UsageError
 from nautilus_wire.protocol import BASELINE_ENGINE
 
 from .provenance import iso, provenance
+from .results import Baseline, Containerized, EngineFigures, LatencyBenchmark, ThroughputBenchmark
 
 # The recording rules' own expressions, with their rates over the whole review
 # window `$W` (end - start, in seconds); every query is evaluated at `end`.
@@ -78,8 +79,8 @@ def _by_engine(result: list[dict[str, Any]]) -> dict[str, float | None]:
     return out
 
 
-def collect(prometheus: str, start: float, end: float) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Results in the shapes `validate` reads: (baseline, containerized)."""
+def collect(prometheus: str, start: float, end: float) -> tuple[Baseline, Containerized]:
+    """The results `validate` judges, from the window: (baseline, containerized)."""
     seconds = max(int(end - start), 1)
     got = {name: query(prometheus, expr.replace("$W", f"{seconds}s"), end)
            for name, expr in QUERIES.items()}
@@ -99,27 +100,22 @@ def collect(prometheus: str, start: float, end: float) -> tuple[dict[str, Any], 
     base_p95 = _by_engine(got["engine_latency_p95_seconds"]).get(BASELINE_ENGINE)
     engines_thr.pop(BASELINE_ENGINE, None)
     engines_err.pop(BASELINE_ENGINE, None)
-    baseline = {"throughput": None, "avg_latency": base_lat * 1e3 if base_lat is not None else None,
-                "p95_latency": (base_p95 or 0) * 1e3,
-                "source": "prometheus", "window": [start, end]}
-    containerized = {
-        "latency_benchmark": {"avg_latency": sys_lat * 1e3 if sys_lat is not None else None,
-                              "p95_latency": (_scalar(got["system_latency_p95_seconds"]) or 0) * 1e3,
-                              "sample_count": int(round(requests)) - failed, "errors": failed},
-        # What the platform did, not a closed-loop maximum: its self-reported ops/s. No
-        # capacity run, so no trading requests/s to hold against the monolith's.
-        "throughput_benchmark": {"max_throughput": None, "max_ops_per_second": thr,
-                                 "total_requests": 0, "test_duration": end - start,
-                                 "concurrent_workers": 0, "errors": 0},
-        "scalability_benchmark": {
-            e: {"throughput": engines_thr.get(e),
-                "latency": engines_lat[e] * 1e3 if engines_lat.get(e) is not None else None,
-                "error_rate": engines_err.get(e)}
-            for e in sorted(set(engines_thr) | set(engines_lat) | set(engines_err))},
-        "source": "prometheus", "window": [start, end]}
     meta = {"kind": "review", "prometheus": prometheus, "window_start": iso(start),
             "window_end": iso(end), "duration_seconds": end - start, **provenance(),
             "probes_in_window": int(round(requests))}
-    baseline["metadata"] = {**meta, "kind": "review (monolith probes)"}
-    containerized["metadata"] = meta
+    baseline = Baseline(avg_latency=base_lat * 1e3 if base_lat is not None else None,
+                        p95_latency=(base_p95 or 0) * 1e3, source="prometheus",
+                        window=[start, end], metadata={**meta, "kind": "review (monolith probes)"})
+    containerized = Containerized(
+        LatencyBenchmark(avg_latency=sys_lat * 1e3 if sys_lat is not None else None,
+                         p95_latency=(_scalar(got["system_latency_p95_seconds"]) or 0) * 1e3,
+                         sample_count=int(round(requests)) - failed, errors=failed),
+        # What the platform did, not a closed-loop maximum: its self-reported ops/s. No
+        # capacity run, so no trading requests/s to hold against the monolith's.
+        ThroughputBenchmark(max_ops_per_second=thr, test_duration=end - start),
+        {e: EngineFigures(throughput=engines_thr.get(e),
+                          latency=engines_lat[e] * 1e3 if engines_lat.get(e) is not None else None,
+                          error_rate=engines_err.get(e))
+         for e in sorted(set(engines_thr) | set(engines_lat) | set(engines_err))},
+        source="prometheus", window=[start, end], metadata=meta)
     return baseline, containerized

@@ -1,15 +1,16 @@
 """`nautilus-probe loadtest baseline|containerized|websocket`: running one, honestly.
 
 A run (scenarios.py) goes on `--workers N` processes whose raw results are merged
-exactly (report.py: counts add, histograms merge), shaped into the migration
-plan's result keys with full percentiles and provenance (provenance.py), and
-written as JSON. A baseline run checks that nothing else sent the monolith
+exactly (report.py: counts add, histograms merge), shaped into the typed results
+of results.py (the migration plan's keys, full percentiles) with provenance
+(provenance.py), and written as JSON. A baseline run checks that nothing else sent the monolith
 requests meanwhile; a run in which nothing was answered writes no result.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -24,6 +25,7 @@ from nautilus_wire.redis_client import BUS_ERRORS, connect
 
 from .provenance import metadata
 from .report import merge, report
+from .results import Baseline, Contamination, encode, Result
 from .scenarios import RUNS
 
 
@@ -72,7 +74,7 @@ def _requests_added(opts: dict[str, Any], engine: str) -> int | None:
         return None
 
 
-def run(kind: str, opts: dict[str, Any], workers: int, out_path: str) -> dict[str, Any]:
+def run(kind: str, opts: dict[str, Any], workers: int, out_path: str) -> Result:
     """Run `kind` on `workers` processes (1: in this process), merge, write JSON."""
     started = time.time()
     before = _requests_added(opts, BASELINE_ENGINE) if kind == "baseline" else None
@@ -97,15 +99,15 @@ def run(kind: str, opts: dict[str, Any], workers: int, out_path: str) -> dict[st
         raise NothingAnswered(f"no request was answered: is the MessageBus at "
                               f"{opts['redis_url']} reachable, and are the engines running? "
                               f"No result was written to {out_path}.")
-    final = report(result, workers, opts.get("concurrency", 1))
-    final["metadata"] = metadata(kind, opts, workers, started, time.time())
+    final = dataclasses.replace(report(result, workers, opts.get("concurrency", 1)),
+                                metadata=metadata(kind, opts, workers, started, time.time()))
     problem = None
-    if kind == "baseline":
+    if isinstance(final, Baseline):
         after = _requests_added(opts, BASELINE_ENGINE)
-        ours = final["total_requests"] + final["errors"]
+        ours = (final.total_requests or 0) + final.errors
         foreign = None if before is None or after is None else after - before - ours
-        final["contamination"] = {"checked": foreign is not None,
-                                  "foreign_requests": max(foreign or 0, 0)}
+        final = dataclasses.replace(final, contamination=Contamination(
+            checked=foreign is not None, foreign_requests=max(foreign or 0, 0)))
         if foreign and foreign > 0:
             problem = (f"{foreign} requests from other clients reached the monolith during "
                        f"the baseline run (we sent {ours}): its figures are not the monolith "
@@ -114,7 +116,7 @@ def run(kind: str, opts: dict[str, Any], workers: int, out_path: str) -> dict[st
                        f"The result in {out_path} is marked contaminated; validate refuses it.")
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     with open(out_path, "w") as fh:
-        json.dump(final, fh, indent=2)
+        json.dump(encode(final), fh, indent=2)
     if problem:
         raise Contaminated(problem)
     return final

@@ -19,6 +19,8 @@ from collections.abc import Callable
 import redis
 import yaml
 
+from alerts.thresholds import Thresholds
+
 from . import ROOT
 
 RULES = ROOT / "alerts" / "generated"
@@ -97,17 +99,26 @@ def pushgateway_scrape(target: str) -> dict[str, Any]:
             "static_configs": [{"targets": [target]}]}
 
 
-def prometheus_config(exporter: str, rules: Path, alertmanager: str,
-                      pushgateway: str | None = None) -> dict[str, Any]:
-    """deploy/prometheus/prometheus.yml's settings, for this machine."""
-    scrapes: list[dict[str, Any]] = [{"job_name": "nautilus-probe",
+def exporter_job() -> str:
+    """The job label the generated rules and dashboards select (thresholds.yml)."""
+    return Thresholds.load(str(ROOT / "thresholds.yml")).jobs.exporter
+
+
+def prometheus_config(exporter: str, rules: Path, alertmanager: str | None,
+                      pushgateway: str | None = None, interval: str = "5s") -> dict[str, Any]:
+    """Prometheus's settings: deploy/prometheus/prometheus.yml (written from these by
+    `python -m nautilus_probe.compose`), the local stack's and the live tests'."""
+    scrapes: list[dict[str, Any]] = [{"job_name": exporter_job(),
                                       "static_configs": [{"targets": [exporter]}]}]
     if pushgateway:
         scrapes.append(pushgateway_scrape(pushgateway))
-    return {"global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
-            "rule_files": [str(rules / "recording.yml"), str(rules / "alerts.yml")],
-            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
-            "scrape_configs": scrapes}
+    config: dict[str, Any] = {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "rule_files": [str(rules / "recording.yml"), str(rules / "alerts.yml")]}
+    if alertmanager:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+    config["scrape_configs"] = scrapes
+    return config
 
 
 @dataclass

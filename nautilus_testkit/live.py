@@ -99,18 +99,10 @@ def start_prometheus(tmp: Path, target: str, rules: Path, alertmanager: str | No
     """A real Prometheus scraping `target` (host:port) and `pushgateway` (host:port,
     keeping the pushed job labels) every second and evaluating the rules in `rules`
     every second; the caller terminates it."""
-    config: dict[str, Any] = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(rules / "recording.yml"), str(rules / "alerts.yml")],
-        "scrape_configs": [{"job_name": "nautilus-probe",
-                            "static_configs": [{"targets": [target]}]}]}
-    if pushgateway:
-        from nautilus_probe.observe import pushgateway_scrape
+    from nautilus_probe.observe import prometheus_config
 
-        config["scrape_configs"].append(pushgateway_scrape(pushgateway))
-    if alertmanager:
-        config["alerting"] = {"alertmanagers": [{"static_configs": [
-            {"targets": [alertmanager.removeprefix("http://")]}]}]}
+    config = prometheus_config(target, rules, alertmanager.removeprefix("http://") if alertmanager
+                               else None, pushgateway, interval="1s")
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
     binary = shutil.which("prometheus")
     assert binary, "prometheus is missing: run ./run setup"

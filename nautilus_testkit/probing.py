@@ -33,12 +33,14 @@ class Harness:
 @contextlib.asynccontextmanager
 async def probing(redis_url: str, probes: list[ProbeSpec], *, duration: float,
                   transport: str = "streams", trading: CompositeSpec | None = None,
-                  drain: float = 5.0) -> AsyncIterator[Harness]:
-    """Probe for `duration` seconds, stop scheduling, settle every probe, then yield."""
+                  drain: float = 5.0, prober: str = "tester", thin: bool = True
+                  ) -> AsyncIterator[Harness]:
+    """Probe for `duration` seconds, stop scheduling, settle every probe, then yield.
+    `thin`: streams over the hiredis path where it applies (False: redis-py)."""
     registry = CollectorRegistry()
     client = connect(redis_url)
-    bus = MessageBus(client, make_transport(transport, client, DEFAULT_PREFIX, "tester"),
-                     build(registry), "tester")
+    bus = MessageBus(client, make_transport(transport, client, DEFAULT_PREFIX, prober, thin),
+                     build(registry), prober)
     found: list[Probe] = [MessageBusProbe(bus, tuple(probes))]
     if trading is not None:
         found.append(TradingRequestProbe(bus, trading))

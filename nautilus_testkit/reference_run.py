@@ -21,15 +21,16 @@ from .http import http_get, wait_for
 
 @contextlib.contextmanager
 def exporter_on_reference(redis_url: str, ops: dict[str, float], seconds: float,
-                          profile: Path | None = None
+                          profile: Path | None = None, redis_client: str = "auto"
                           ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Yields (base URL, exporter process) once the exporter is ready; `ops` maps risk
     operations to probes/s; the responder lives `seconds` (a bound, like every load here).
-    `profile`: run the exporter under cProfile, its statistics written there at exit."""
+    `profile`: run the exporter under cProfile, its statistics written there at exit.
+    `redis_client`: the exporter's (auto: the thin hot path; redis-py)."""
     tmp = tempfile.TemporaryDirectory(prefix="np-bench-")
     cfg = Path(tmp.name) / "exp.yml"
     cfg.write_text(yaml.safe_dump({
-        "redis_url": redis_url, "self_reports": {"engines": []},
+        "redis_url": redis_url, "self_reports": {"engines": []}, "redis_client": redis_client,
         "engines": {"risk": {op: {"rate": rate, "timeout": "2s"} for op, rate in ops.items()}}}))
     responder = subprocess.Popen([sys.executable, "bench/reference.py", "responder", redis_url,
                                   str(seconds)], cwd=ROOT)

@@ -62,7 +62,7 @@ class StreamsTransport:
         self._prefix = prefix
         self.reply_key = protocol.reply_key(prefix, prober)
         # Only replies written after start-up: an id just below "now".
-        self._last_id = f"{int(time.time() * 1000)}-0"
+        self.last_id = f"{int(time.time() * 1000)}-0"
 
     async def start(self) -> None:
         pass
@@ -76,12 +76,12 @@ class StreamsTransport:
         await pipe.execute()
 
     async def receive(self) -> list[Reply | Malformed]:
-        resp = await self._redis.xread({self.reply_key: self._last_id},
+        resp = await self._redis.xread({self.reply_key: self.last_id},
                                        count=RECEIVE_BATCH, block=int(RECEIVE_BLOCK_S * 1000))
         out: list[Reply | Malformed] = []
         for _stream, entries in resp or ():
             for entry_id, fields in entries:
-                self._last_id = entry_id
+                self.last_id = entry_id
                 out.append(_decode(fields))
         return out
 
@@ -131,9 +131,18 @@ def _decode_json(data: str | bytes) -> Reply | Malformed:
     return _decode(fields)
 
 
-def make_transport(kind: str, client: aioredis.Redis, prefix: str, prober: str) -> ProberTransport:
+def make_transport(kind: str, client: aioredis.Redis, prefix: str, prober: str,
+                   thin: bool = True) -> ProberTransport:
+    """The prober's transport. Streams go over the thin hiredis path
+    (thin_streams.py) where it applies, unless `thin` is False; redis-py otherwise."""
     if kind == "streams":
-        return StreamsTransport(client, prefix, prober)
+        redis_py = StreamsTransport(client, prefix, prober)
+        if thin:
+            from .thin_streams import settings, ThinStreamsTransport
+
+            if (where := settings(client)) is not None:
+                return ThinStreamsTransport(where, prefix, prober, redis_py.last_id)
+        return redis_py
     if kind == "pubsub":
         return PubSubTransport(client, prefix, prober)
     raise ValueError(f"unknown transport {kind!r}")

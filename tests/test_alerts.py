@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -134,7 +135,41 @@ def test_a_threshold_change_changes_the_rules(tmp_path: Path) -> None:
     assert "ratio_rate10m" in recording and "ratio_rate30m" not in recording
 
 
+def test_the_job_names_come_from_thresholds(tmp_path: Path) -> None:
+    from dashboards.__main__ import render as dashboards
+
+    data = yaml.safe_load((ROOT / "thresholds.yml").read_text())
+    data["prometheus"] = {"exporter_job": "probe-eu", "capacity_job": "capacity-eu"}
+    path = tmp_path / "t.yml"
+    path.write_text(yaml.safe_dump(data))
+    t = Thresholds.load(str(path))
+    files = render(t)
+    rules = {r["alert"]: r["expr"] for r in yaml.safe_load(files["alerts.yml"])["groups"][0]["rules"]}
+    assert rules["ExporterDown"] == 'up{job="probe-eu"} == 0'
+    assert 'capacity_verdict{job="capacity-eu"}' in rules["CapacityValidationFailed"]
+    for old in ('job="nautilus-probe"', 'job="nautilus-capacity"'):
+        assert old not in files["alerts.yml"] + files["tests.yml"]
+    # The promtool tests generated with them still pass.
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    check = subprocess.run([tool("promtool"), "test", "rules", str(tmp_path / "tests.yml")],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    boards = dashboards(t)
+    overview = json.loads(boards["overview.json"])
+    job = next(v for v in overview["templating"]["list"] if v["name"] == "job")
+    assert job["current"]["value"] == "probe-eu"
+    assert 'job=\\"capacity-eu\\"' in boards["overview.json"]
+    assert "nautilus-capacity" not in boards["overview.json"]
+
+
 @pytest.mark.parametrize("key, value, message", [
+    (("prometheus", "exporter_job"), 'probe"} or vector(1)',
+     "prometheus.exporter_job: must be a job name of letters, digits and _ . : - (at most 64), "
+     "got 'probe\"} or vector(1)'"),
+    (("prometheus", "capacity_job"), "nautilus-probe",
+     "prometheus.capacity_job: must differ from exporter_job ('nautilus-probe'): the capacity "
+     "alerts would read the exporter's series"),
     (("system", "error_ratio"), {"max": "one percent"},
      "system.error_ratio.max: must be a number >= 0, got 'one percent'"),
     (("alerting", "runbook_url"), "docs/runbook.md",

@@ -172,5 +172,5 @@ def test_the_sustained_rate_stops_on_the_error_ratio_target() -> None:
         step(400, 7900, 100, 0.02),  # 1.25 %: past it
         step(800, 16000, 0, 0.08)]}  # p99 past 50 ms
     report = sustained_report(raw)
-    assert report["max_rate"] == 200
-    assert [s["errors"] for s in report["steps"]] == [2, 40, 100, 0]
+    assert report.max_rate == 200
+    assert [s.errors for s in report.steps] == [2, 40, 100, 0]

@@ -71,6 +71,9 @@ def test_prometheus_config_loads_the_generated_rules(tmp_path: Path) -> None:
         text = text.replace(target, str(ROOT / source))
     config = yaml.safe_load(text)
     assert config["scrape_configs"][0]["static_configs"][0]["targets"] == ["exporter:9478"]
+    # Derived: the job the generated rules and dashboards select (thresholds.yml).
+    assert (ROOT / compose.PROMETHEUS).read_text() == compose.prometheus(), \
+        "run python -m nautilus_probe.compose"
     assert config["scrape_configs"][0]["job_name"] == "nautilus-probe"
     path = tmp_path / "prometheus.yml"
     path.write_text(text)

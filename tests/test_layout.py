@@ -25,8 +25,9 @@ ALLOWED: dict[str, set[str]] = {
     # synthetic.knob_command: where the running local stack is (its Pushgateway).
     "nautilus_loadtest": {"nautilus_loadtest", "nautilus_wire", "nautilus_config", "exporter", "alerts",
                           "synthetic.knob_command"},
+    # alerts.thresholds: the job names the local and compose Prometheus configs scrape under.
     "nautilus_probe": {"nautilus_probe", "nautilus_config", "exporter", "synthetic", "nautilus_loadtest",
-                       "nautilus_wire"},
+                       "nautilus_wire", "alerts.thresholds"},
     "nautilus_testkit": {"nautilus_testkit", "nautilus_probe", "nautilus_config", "exporter", "synthetic",
                          "nautilus_wire", "alerts", "dashboards"},
     "bench": {"nautilus_testkit", "nautilus_loadtest", "nautilus_wire", "exporter"},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 
 import pytest
 import redis
@@ -11,6 +13,8 @@ from exporter.probes.messagebus import ProbeSpec
 from exporter.probes.trading_request import CompositeSpec
 from nautilus_wire import protocol
 from nautilus_wire.redis_client import connect
+from nautilus_wire.requester import make_transport, StreamsTransport
+from nautilus_wire.thin_streams import settings, ThinStreamsTransport
 from synthetic.engine import SyntheticEngine
 from synthetic.knobs import Knobs, ServiceTime
 
@@ -247,3 +251,42 @@ async def test_a_slow_leg_fails_the_trading_request(redis_url: str) -> None:
     assert value(text, "nautilus_probe_failures_total", engine="factor", reason="timeout") == sent
     for fine in ("risk", "analytics", "ml"):
         assert value(text, f"{LAT}_count", engine=fine) == sent
+
+
+async def test_the_thin_path_and_redis_py_measure_the_same(redis_url: str, engine_process) -> None:
+    """The hot path over hiredis (nautilus_wire/thin_streams.py) against redis-py's,
+    at once against one 20 ms engine: the same count, and p50 and p99 within one
+    bucket of each other."""
+    engine_process(redis_url, {"risk": {"limit_check": {"service_time": "20ms"}}})
+
+    async def measure(thin: bool) -> tuple[str, type]:
+        async with probing(redis_url, [spec("risk", "limit_check", 200)], duration=4,
+                           prober=f"thin_{thin}".lower(), thin=thin) as h:
+            return h.text(), type(h.bus.transport)
+
+    (thin, thin_kind), (plain, plain_kind) = await asyncio.gather(measure(True), measure(False))
+    assert (thin_kind, plain_kind) == (ThinStreamsTransport, StreamsTransport)
+    edges = [le for le, _ in buckets(plain, LAT, engine="risk", op="limit_check")]
+    for text in (thin, plain):
+        assert value(text, "nautilus_probe_failures_total") == 0
+        assert 780 <= value(text, f"{LAT}_count", engine="risk", op="limit_check") <= 810
+    for q in (0.5, 0.99):
+        a, b = (histogram_quantile(q, buckets(t, LAT, engine="risk", op="limit_check"))
+                for t in (thin, plain))
+        assert abs(bisect.bisect_left(edges, a) - bisect.bisect_left(edges, b)) <= 1, (q, a, b)
+        assert 0.020 <= a <= 0.030, (q, a)
+
+
+def test_the_thin_path_is_used_only_where_it_applies() -> None:
+    """Plain TCP (ACL user included) takes the thin path; TLS, a Unix socket and
+    Redis Cluster keep redis-py."""
+    assert settings(connect("redis://probe:s3cret@127.0.0.1:6390/2")) == {
+        "host": "127.0.0.1", "port": 6390, "db": 2, "username": "probe", "password": "s3cret"}
+    for url in ("rediss://127.0.0.1:6390/0", "unix:///tmp/redis.sock",
+                "redis+cluster://127.0.0.1:7000"):
+        client = connect(url)
+        assert settings(client) is None, url
+        kind = type(make_transport("streams", client, "p", "x"))
+        assert kind is StreamsTransport, url
+    assert type(make_transport("streams", connect("redis://127.0.0.1:1"), "p", "x")) \
+        is ThinStreamsTransport

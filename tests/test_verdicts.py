@@ -3,10 +3,14 @@ the value it should be, and a value exactly at a limit passes."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from alerts.thresholds import Limit, Thresholds
-from nautilus_loadtest.validate import _check, verdicts
+from nautilus_loadtest.results import Baseline, Containerized, decode, encode, UnusableResults
+from nautilus_loadtest.validate import _check
+from nautilus_loadtest.validate import verdicts as judged
 
 from nautilus_testkit import ROOT
 
@@ -40,6 +44,11 @@ def result(ops: float, latency_ms: float | None, *, samples: int = 3000,
                                      "errors": throughput_errors},
             "scalability_benchmark": {"risk": engine or {"throughput": 1000, "latency": 100,
                                                          "error_rate": 0.01}}}
+
+
+def verdicts(t: Thresholds, baseline: dict, containerized: dict) -> list:
+    """The verdicts on results as a file holds them (read as validate reads them)."""
+    return judged(t, decode(Baseline, baseline), decode(Containerized, containerized))
 
 
 def by_target(vs) -> dict:
@@ -120,3 +129,28 @@ def test_sections_and_absent_counts() -> None:
     assert vs["System error ratio"].measured == 0.0
     # Units are shown only where given.
     assert _check("s", "t", 1.0, Limit(min=1.0)).limit == ">= 1"
+
+
+def test_a_value_of_the_wrong_type_is_named_not_a_traceback() -> None:
+    bad = result(1000, 10.0)
+    bad["scalability_benchmark"]["risk"]["latency"] = "fast"
+    with pytest.raises(UnusableResults) as err:
+        decode(Containerized, bad)
+    assert str(err.value) == "scalability_benchmark.risk.latency: must be a number, got str 'fast'"
+    bad = result(1000, 10.0)
+    bad["latency_benchmark"]["sample_count"] = True  # JSON true is not a count
+    with pytest.raises(UnusableResults, match=r"^latency_benchmark\.sample_count: must be a whole "
+                                              r"number, got bool True$"):
+        decode(Containerized, bad)
+    with pytest.raises(UnusableResults, match=r"^sustained_benchmark\.steps\[0\]\.count: missing$"):
+        decode(Containerized, {**result(1000, 10.0), "sustained_benchmark": {
+            "max_rate": 1, "steps": [{"rate": 1, "errors": 0, "p99_latency": None}]}})
+
+
+@pytest.mark.parametrize("name, cls", [("baseline", Baseline), ("containerized", Containerized)])
+def test_a_result_file_reads_and_writes_back_unchanged(name: str, cls: type) -> None:
+    # The shipped example report's inputs, written by `loadtest`: the typed results
+    # hold every key, in the file's order.
+    text = (ROOT / "docs" / "example-report" / f"{name}_results.json").read_text()
+    data = json.loads(text)
+    assert json.dumps(encode(decode(cls, data))) == json.dumps(data)
