@@ -17,26 +17,28 @@ from nautilus_testkit.exposition import value
 
 
 
-# `./run test` runs two lanes (pytest -n 2 --dist loadgroup). The live tests spend
-# minutes waiting on Prometheus's and Alertmanager's cadence (scrapes, rule
-# evaluations, `for:`, group_wait), so they run one after another in a lane of their
-# own, beside everything else in the other. Their assertions are about alert states,
-# not latency.
-LIVE = ("test_alerting_live.py::", "test_live_prometheus.py::", "test_review.py::",
-        "test_capacity_push.py::",
-        "test_stack.py::test_a_newcomer_injects_a_fault_and_sees_the_page_and_the_recovery")
-# The tests that measure latency against a known truth run last in their lane, when
-# the live lane has (mostly) finished and left them the machine.
+# `./run test` runs two lanes at once: `pytest -m live` and `pytest -m "not live"`.
+# The live tests spend minutes waiting on Prometheus's and Alertmanager's cadence
+# (scrapes, rule evaluations, `for:`, group_wait): they run first in a lane of their
+# own, beside everything else in the other. Every test that starts the local stack
+# is in that lane (the stack's WebSocket engines listen on fixed ports). The tests
+# that measure latency against a known truth come after them in the same lane, by
+# when the other lane has finished and left them the machine.
+LIVE = ("test_alerting_live.py", "test_live_prometheus.py", "test_review.py",
+        "test_capacity_push.py", "test_stack.py")
 TIMING = ("test_messagebus_probe.py", "test_websocket_probe.py", "test_http_probe.py",
-          "test_examples.py", "test_benchmarks.py", "test_faults.py")
+          "test_examples.py", "test_benchmarks.py", "test_faults.py", "test_runtime.py")
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m selects by the marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.removeprefix("tests/").split("::")[0]
+
     for item in items:
-        name = item.nodeid.removeprefix("tests/")
-        lane = "live" if name.startswith(LIVE) else "main"
-        item.add_marker(pytest.mark.xdist_group(lane))
-    items.sort(key=lambda item: item.nodeid.removeprefix("tests/").startswith(TIMING))
+        if module(item) in LIVE + TIMING:
+            item.add_marker(pytest.mark.live)
+    items.sort(key=lambda item: module(item) in TIMING)
 
 
 def sync_client(server: RedisServer) -> redis.Redis:
