@@ -72,7 +72,7 @@ def med(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
-SWEEP = (2000, 4000, 6000, 8000, 10000, 12000, 16000, 20000, 24000, 32000)
+SWEEP = (2000, 4000, 8000, 12000, 16000, 20000, 24000, 28000, 32000, 40000, 48000)
 # The exporter's two ways to Redis (exporter.yml `redis_client`): the thin hot path,
 # and redis-py for every command, which is what the exporter did before it.
 CLIENTS = ("auto", "redis-py")

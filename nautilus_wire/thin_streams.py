@@ -15,6 +15,8 @@ redis-py's own exception types, so callers count them as before.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections import deque
 from typing import Any
 
@@ -32,6 +34,10 @@ CONNECT_TIMEOUT_S = 1.0
 # A command's answer later than this means the connection is dead (redis-py's
 # socket_timeout in redis_client.connect, plus the XREAD's own block).
 ANSWER_TIMEOUT_S = 2.0
+# How often a connection checks its oldest unanswered command against its deadline:
+# one timer per connection instead of one timeout per command (which cost more than
+# the command).
+WATCH_S = 0.25
 
 
 class _Wire(asyncio.Protocol):
@@ -41,11 +47,14 @@ class _Wire(asyncio.Protocol):
     def __init__(self) -> None:
         self._reader = hiredis.Reader(encoding="utf-8", errors=ENCODING_ERRORS)
         self._transport: asyncio.Transport | None = None
-        self._waiting: deque[tuple[int, list[Any], asyncio.Future[list[Any]]]] = deque()
+        # (answers expected, answers so far, the caller's future, its deadline)
+        self._waiting: deque[tuple[int, list[Any], asyncio.Future[list[Any]], float]] = deque()
+        self._watch: asyncio.TimerHandle | None = None
         self.lost: BaseException | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # a TCP connection's
+        self._watch = asyncio.get_running_loop().call_later(WATCH_S, self._check)
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
@@ -53,19 +62,32 @@ class _Wire(asyncio.Protocol):
             if not self._waiting:
                 self.close(RedisConnectionError("an answer nobody asked for"))
                 return
-            n, answers, future = self._waiting[0]
+            n, answers, future, _ = self._waiting[0]
             answers.append(answer)
             if len(answers) == n:
                 self._waiting.popleft()
                 if not future.done():
                     future.set_result(answers)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = RedisConnectionError(f"connection to Redis lost ({exc or 'closed by peer'})")
+    def _check(self) -> None:
+        """Answers come in order: when the oldest is overdue, Redis is not answering."""
+        if self._waiting and self._waiting[0][3] < time.monotonic():
+            self._fail(RedisTimeoutError("Redis did not answer in time"))
+            self.close(self.lost or RedisTimeoutError(""))
+        elif self.lost is None:
+            self._watch = asyncio.get_running_loop().call_later(WATCH_S, self._check)
+
+    def _fail(self, why: BaseException) -> None:
+        self.lost = self.lost or why
         while self._waiting:
             future = self._waiting.popleft()[2]
             if not future.done():
                 future.set_exception(self.lost)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+        self._fail(RedisConnectionError(f"connection to Redis lost ({exc or 'closed by peer'})"))
 
     def close(self, why: BaseException) -> None:
         self.lost = self.lost or why
@@ -73,20 +95,16 @@ class _Wire(asyncio.Protocol):
             self._transport.close()
 
     async def call(self, packed: bytes, answers: int, timeout: float) -> list[Any]:
-        """Write `packed` (`answers` commands) and wait for their answers. A caller
-        that gives up (timeout, cancellation) leaves answers in flight: the
-        connection is closed rather than read out of step."""
+        """Write `packed` (`answers` commands) and wait for their answers, at most
+        `timeout` (+ WATCH_S). A caller that gives up (cancellation) leaves answers
+        in flight: the connection is closed rather than read out of step."""
         if self.lost is not None or self._transport is None:
             raise self.lost or RedisConnectionError("not connected")
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((answers, [], future))
+        self._waiting.append((answers, [], future, time.monotonic() + timeout))
         self._transport.write(packed)
         try:
-            async with asyncio.timeout(timeout):
-                return await future
-        except TimeoutError:
-            self.close(RedisTimeoutError("Redis did not answer"))
-            raise RedisTimeoutError(f"Redis did not answer within {timeout:g} s") from None
+            return await future
         except asyncio.CancelledError:
             self.close(RedisConnectionError("a caller stopped waiting"))
             raise
@@ -163,11 +181,10 @@ class ThinStreamsTransport:
         return stream
 
     async def send(self, requests: list[Request]) -> None:
-        pack = hiredis.pack_command
+        pack, flat = hiredis.pack_command, itertools.chain.from_iterable
         packed = b"".join(
             pack(("XADD", self._stream(req), "MAXLEN", "~",
-                  request_stream_maxlen(len(req.payload)), "*",
-                  *(x for kv in req.fields().items() for x in kv)))
+                  request_stream_maxlen(len(req.payload)), "*", *flat(req.fields().items())))
             for req in requests)
         wire = await self._wire("_send")
         for answer in await wire.call(packed, len(requests), ANSWER_TIMEOUT_S):
