@@ -135,7 +135,7 @@ class ThinStreamsTransport:
         self._send: _Wire | None = None
         self._receive: _Wire | None = None
         self._streams: dict[tuple[str, str], bytes] = {}  # (engine, priority) -> stream key
-        self._lock = asyncio.Lock()  # one dial at a time per direction
+        self._lock = asyncio.Lock()  # one dial at a time
 
     async def start(self) -> None:
         pass
@@ -181,6 +181,8 @@ class ThinStreamsTransport:
         return stream
 
     async def send(self, requests: list[Request]) -> None:
+        if not requests:
+            return  # no answer would come to wait for
         pack, flat = hiredis.pack_command, itertools.chain.from_iterable
         packed = b"".join(
             pack(("XADD", self._stream(req), "MAXLEN", "~",
