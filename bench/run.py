@@ -72,6 +72,11 @@ def med(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
+def us_per_probe(runs: list[dict]) -> float:
+    """CPU per answered probe, microseconds (median over runs)."""
+    return statistics.median(1e6 * r["cpu_share"] / r["per_second"] for r in runs)
+
+
 SWEEP = (2000, 4000, 8000, 12000, 16000, 20000, 24000, 28000, 32000, 40000, 48000)
 # The exporter's two ways to Redis (exporter.yml `redis_client`): the thin hot path,
 # and redis-py for every command, which is what the exporter did before it.
@@ -120,8 +125,7 @@ def main() -> None:
         "reference_1k_p50_ms": med(runs["ref_1k"], "p50_ms"),
         "reference_1k_p99_ms": med(runs["ref_1k"], "p99_ms"),
         "reference_1k_cpu_share": med(runs["ref_1k"], "cpu_share"),
-        "reference_1k_cpu_us_per_probe": med([{"x": 1e6 * r["cpu_share"] / r["per_second"]}
-                                              for r in runs["ref_1k"]], "x"),
+        "reference_1k_cpu_us_per_probe": us_per_probe(runs["ref_1k"]),
     }
     for c in CLIENTS:
         k = c.replace("-", "_")
@@ -131,8 +135,7 @@ def main() -> None:
             max(r["per_second"] for r in sweep) for sweep in runs[f"sweep_{c}"])
         for key in ("p50_ms", "p99_ms", "cpu_share"):
             s[f"{k}_1k_{key}"] = med(runs[f"1k_{c}"], key)
-        s[f"{k}_1k_cpu_us_per_probe"] = med([{"x": 1e6 * r["cpu_share"] / r["per_second"]}
-                                             for r in runs[f"1k_{c}"]], "x")
+        s[f"{k}_1k_cpu_us_per_probe"] = us_per_probe(runs[f"1k_{c}"])
         s[f"{k}_1k_failures"] = sum(r["failures"] for r in runs[f"1k_{c}"])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"summary": s, "runs": runs}, indent=2))

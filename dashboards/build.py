@@ -158,16 +158,17 @@ def capacity_last_proven(t: Thresholds) -> list:
     """Each capacity target's last load-test verdict, from the Pushgateway: never
     coloured against live traffic; "never validated" is neutral."""
     by = "max by (scope, target)"
-    verdicts = f"{by} ({P}_capacity_verdict{{{t.jobs.capacity_selector}}})"
+    cap = t.jobs.capacity_selector
+    verdicts = f"{by} ({P}_capacity_verdict{{{cap}}})"
     instant = dict(fmt="table", instant=True)
     max_age = t.alerting.validation_max_age
     return [
         row("Capacity, last proven: the load tests' verdicts (nautilus-probe validate)"),
         table("Capacity targets: the last load test's verdict", [
             target(f"{verdicts} or {_never_validated(t)}", ref="A", **instant),
-            target(f"{by} ({P}_capacity_measured{{{t.jobs.capacity_selector}}})", ref="B", **instant),
-            target(f"{by} ({P}_capacity_required_min{{{t.jobs.capacity_selector}}})", ref="C", **instant),
-            target(f"{by} ({P}_capacity_required_max{{{t.jobs.capacity_selector}}})", ref="D", **instant),
+            target(f"{by} ({P}_capacity_measured{{{cap}}})", ref="B", **instant),
+            target(f"{by} ({P}_capacity_required_min{{{cap}}})", ref="C", **instant),
+            target(f"{by} ({P}_capacity_required_max{{{cap}}})", ref="D", **instant),
             target(capacity_age_expr(t), ref="E", **instant)], {
             "A": ("last verdict", "none", None),
             "B": ("measured", "none", None),

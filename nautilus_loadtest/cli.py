@@ -64,9 +64,9 @@ def _push_flag(p: argparse.ArgumentParser) -> None:
                         "running local stack's, if any; '' to push nowhere)")
 
 
-def _push(command: str, args: argparse.Namespace, checks: list, meta: dict,
+def _push(command: str, args: argparse.Namespace, t: Thresholds, checks: list, meta: dict,
           offered_ops: float | None = None) -> None:
-    """Push the verdicts; a Pushgateway that cannot take them is reported, and the
+    """Push the verdicts under `t`'s capacity job; a Pushgateway that cannot take them is reported, and the
     verdicts still stand (the report is written, the exit code says pass or fail)."""
     from synthetic.knob_command import stack_state
 
@@ -78,8 +78,7 @@ def _push(command: str, args: argparse.Namespace, checks: list, meta: dict,
     from .push import push, run_from_metadata
 
     try:
-        n = push(url, checks, run_from_metadata(command, meta, offered_ops),
-                 Thresholds.load(args.thresholds).jobs.capacity)
+        n = push(url, checks, run_from_metadata(command, meta, offered_ops), t.jobs.capacity)
     except (OSError, ValueError) as exc:  # unreachable, refused, or not a URL
         print(f"nautilus-probe {command}: could not push the verdicts to {redact(url)}: "
               f"{redact(str(exc))}", file=sys.stderr)
@@ -108,7 +107,8 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
             "urls": args.url or [f"ws://127.0.0.1:{p}/ws/engine/status" for p in (8080, 8081, 8082)],
             "connections": args.connections, "connect_rate": args.connect_rate,
             "p99_target": args.p99_target, "thresholds": args.thresholds}
-    system = Thresholds.load(args.thresholds).system
+    t = Thresholds.load(args.thresholds)
+    system = t.system
     if args.p99_target is None:
         opts["p99_target"] = system["latency_average_seconds"].max
     opts["error_ratio_target"] = system["error_ratio"].max
@@ -120,8 +120,7 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
         return 2
     print(summary_table(result))
     print(f"written to {out}")
-    _push("loadtest", args, capacity_checks(Thresholds.load(args.thresholds), result),
-          result.metadata, offered_ops(result))
+    _push("loadtest", args, t, capacity_checks(t, result), result.metadata, offered_ops(result))
     return 0
 
 
@@ -131,15 +130,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .results import UnusableResults
     from .validate import validate
 
+    t = Thresholds.load(args.thresholds)
     try:
-        j = validate(Thresholds.load(args.thresholds), args.baseline, args.containerized,
-                     args.out)
+        j = validate(t, args.baseline, args.containerized, args.out)
     except UnusableResults as exc:
         print(f"nautilus-probe validate: {exc}", file=sys.stderr)
         return 2
     print(j.text)
     print(f"\n{'PASS' if j.passed else 'FAIL'}; report in {args.out}/report.md")
-    _push("validate", args, j.checks, j.metadata)
+    _push("validate", args, t, j.checks, j.metadata)
     return 0 if j.passed else 1
 
 
@@ -163,11 +162,12 @@ def cmd_review(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"nautilus-probe: cannot query {args.prometheus}: {exc}", file=sys.stderr)
         return 2
-    j = judge(Thresholds.load(args.thresholds), baseline, containerized, args.out)
+    t = Thresholds.load(args.thresholds)
+    j = judge(t, baseline, containerized, args.out)
     with open(f"{args.out}/review.json", "w") as fh:
         json.dump({"baseline": encode(baseline), "containerized": encode(containerized)}, fh,
                   indent=2)
     print(j.text)
     print(f"\n{'PASS' if j.passed else 'FAIL'}; report in {args.out}/report.md")
-    _push("review", args, j.checks, j.metadata)
+    _push("review", args, t, j.checks, j.metadata)
     return 0 if j.passed else 1

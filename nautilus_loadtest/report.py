@@ -4,7 +4,6 @@ text table `loadtest` prints."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from nautilus_wire.protocol import TRADING_REQUEST_LEGS
@@ -101,7 +100,7 @@ def report(raw: dict[str, Any], workers: int, concurrency: int) -> Result:
                 throughput=h.count / d, latency=h.mean * 1e3 if h.count else None,
                 error_rate=part["errors"] / total if total else None)
     return Containerized(
-        LatencyBenchmark(**dataclasses.asdict(latency(lat)), errors=raw["latency"]["errors"]),
+        LatencyBenchmark(**lat.summary_ms(), errors=raw["latency"]["errors"]),
         ThroughputBenchmark(max_throughput=thr.count / thr_dur,
                             # each trading request is one operation per leg
                             max_ops_per_second=thr.count / thr_dur * len(TRADING_REQUEST_LEGS),
