@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after this many seconds (default: run until Ctrl-C)")
     p.add_argument("--no-prometheus", dest="no_prometheus", action="store_true",
                    help="leave out Prometheus and Alertmanager")
+    p.add_argument("--synthetic.config-file", dest="synthetic_config", default=None,
+                   help="the synthetic engines' configuration (default: config/synthetic.yml)")
     p.add_argument("--rules", default=str(Path(__file__).resolve().parent.parent / "alerts" /
                                           "generated"),
                    help="folder with recording.yml and alerts.yml (default: the generated rules)")

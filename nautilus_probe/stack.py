@@ -133,6 +133,8 @@ def say(text: str) -> None:
 
 def run_stack(args: argparse.Namespace) -> int:
     host, port = parse_listen_address(args.listen_address)
+    synthetic_path = args.synthetic_config or str(CONFIG_DIR / "synthetic.yml")
+    synthetic = SyntheticConfig.load(synthetic_path)  # a bad file fails before anything starts
     redis = RedisServer(args.redis_port or None)
     redis_url = redis.url
     procs: list[subprocess.Popen[bytes]] = []
@@ -151,10 +153,8 @@ def run_stack(args: argparse.Namespace) -> int:
         assert redis.proc is not None
         procs.append(redis.proc)
         exporter_path = str(CONFIG_DIR / "exporter.yml")
-        synthetic_path = str(CONFIG_DIR / "synthetic.yml")
         # Children log warnings and errors only: the banner below stays readable.
         py = [sys.executable, "-m", "nautilus_probe", "--log.level", "warn"]
-        synthetic = SyntheticConfig.load(synthetic_path)
         engines = synthetic.engines
 
         for spec in engines:  # one process each, as deployed

@@ -128,9 +128,16 @@ def live_stack(tmp: Path, duration: float = 240, alerting: dict[str, Any] | None
     port = free_port()
     log = tmp / "stack.log"
     out = open(log, "wb")
+    # The shipped engines fail 0.1 % of requests at random; here every failure is one a
+    # test injected (one random error among a young stack's few probes of a slow engine
+    # reads as an availability below the objective).
+    engines = yaml.safe_load((ROOT / "config" / "synthetic.yml").read_text())
+    engines["defaults"]["error_ratio"] = 0
+    (tmp / "synthetic.yml").write_text(yaml.safe_dump(engines))
     # --no-prometheus: this harness runs its own, with the rules and windows it needs.
     stack = subprocess.Popen([sys.executable, "-m", "nautilus_probe", "stack", "--duration",
                               str(int(duration)), "--web.listen-address", f"127.0.0.1:{port}",
+                              "--synthetic.config-file", str(tmp / "synthetic.yml"),
                               "--no-prometheus"],
                              cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     prometheus = am = pg = None

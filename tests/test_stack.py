@@ -167,3 +167,15 @@ def test_a_newcomer_injects_a_fault_and_sees_the_page_and_the_recovery(tmp_path)
                     proc.kill()
                     proc.wait()
     print(log.read_text())
+
+
+def test_a_bad_engines_file_is_refused_before_anything_starts(tmp_path) -> None:
+    bad = tmp_path / "synthetic.yml"
+    bad.write_text("defaults:\n  error_ratio: 2\nengines: {risk: {}}\n")
+    done = subprocess.run([sys.executable, "-m", "nautilus_probe", "stack", "--no-prometheus",
+                           "--web.listen-address", f"127.0.0.1:{free_port()}",
+                           "--synthetic.config-file", str(bad)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert "error_ratio" in done.stderr and "Traceback" not in done.stderr
+    assert "stack is up" not in done.stdout
