@@ -18,6 +18,7 @@ from nautilus_wire.redact import redact
 from . import __version__
 from .listen import parse_listen_address
 from .runtime import Exporter
+from .snapshot import freeze, Snapshot
 from .web_config import WebSecurity
 from nautilus_config.errors import ConfigError
 
@@ -55,16 +56,6 @@ class ReloadError(Exception):
     """A reload that was rejected; the running configuration stays."""
 
 
-class Snapshot:
-    """Collected metric families, rendered like a registry."""
-
-    def __init__(self, families: list[Any]) -> None:
-        self.families = families
-
-    def collect(self) -> list[Any]:
-        return self.families
-
-
 class ExporterBackend:
     """One exporter process. The endpoints run in their own thread (`serve`); a reload
     runs on the probes' event loop, where the exporter lives."""
@@ -74,11 +65,11 @@ class ExporterBackend:
         self.loop = asyncio.get_running_loop()
 
     async def registry(self) -> Any:
-        """The registry's samples, read on the probes' loop in one go: a consistent
-        snapshot (requests = answered + failed + in flight, exactly), formatted later
-        on the endpoints' thread."""
+        """The registry's values, copied on the probes' loop in one go: a consistent
+        snapshot (requests = answered + failed + in flight, exactly), its samples
+        built and formatted later on the endpoints' thread (snapshot.py)."""
         async def collect() -> Snapshot:
-            return Snapshot(list(self.exporter.registry.collect()))
+            return Snapshot(freeze(self.exporter.registry))
 
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(collect(), self.loop))
 
