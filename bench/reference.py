@@ -4,7 +4,7 @@ No metrics, no accounting, no validation. `responder` is the minimal engine both
 sides of the benchmark talk to (so the comparison is prober against prober);
 `prober` is the bare loop the exporter is compared with (bench/run.py):
 
-    python bench/reference.py responder REDIS_URL SECONDS
+    python bench/reference.py responder REDIS_URL SECONDS [--engines risk,analytics]
     python bench/reference.py prober REDIS_URL SECONDS (--rate R | --inflight N)
 """
 
@@ -23,23 +23,27 @@ REPLY = "nautilus:probe:{reference}:reply"
 GROUP = "responders"
 
 
-async def responder(url: str, seconds: float) -> None:
+async def responder(url: str, seconds: float, engines: list[str]) -> None:
     r = aioredis.from_url(url, decode_responses=True)
-    try:
-        await r.xgroup_create(REQ, GROUP, id="0", mkstream=True)
-    except aioredis.ResponseError:
-        pass
+    streams = [REQ.replace("{risk}", f"{{{e}}}") for e in engines]
+    for stream in streams:
+        try:
+            await r.xgroup_create(stream, GROUP, id="0", mkstream=True)
+        except aioredis.ResponseError:
+            pass
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        resp = await r.xreadgroup(GROUP, "c", {REQ: ">"}, count=512, block=100)
-        for _stream, entries in resp or ():
-            pipe = r.pipeline(transaction=False)
+        resp = await r.xreadgroup(GROUP, "c", {s: ">" for s in streams}, count=512, block=100)
+        if not resp:
+            continue
+        pipe = r.pipeline(transaction=False)
+        for stream, entries in resp:
             for _entry_id, f in entries:
                 pipe.xadd(f["reply_to"], {"v": "1", "id": f["id"], "seq": f["seq"],
                                           "engine": f["engine"], "op": f["op"], "status": "ok",
                                           "service_us": "0"}, maxlen=10000, approximate=True)
-            pipe.xack(REQ, GROUP, *[e for e, _ in entries])
-            await pipe.execute()
+            pipe.xack(stream, GROUP, *[e for e, _ in entries])
+        await pipe.execute()
     await r.aclose()
 
 
@@ -124,6 +128,7 @@ def main() -> None:
     ap.add_argument("seconds", type=float)
     ap.add_argument("--rate", type=float)
     ap.add_argument("--inflight", type=int, default=64)
+    ap.add_argument("--engines", default="risk", help="responder: the engines it answers for")
     args = ap.parse_args()
     try:
         import uvloop
@@ -131,7 +136,7 @@ def main() -> None:
     except ImportError:
         pass
     if args.role == "responder":
-        asyncio.run(responder(args.url, args.seconds))
+        asyncio.run(responder(args.url, args.seconds, args.engines.split(",")))
     else:
         print(json.dumps(asyncio.run(prober(args.url, args.seconds, args.rate, args.inflight))))
 

@@ -26,6 +26,11 @@ class Caller:
         self._n = 0
         self._stop = asyncio.Event()
         self._rx: asyncio.Task[None] | None = None
+        # Requests made in the same turn of the event loop (a trading request's legs,
+        # closed-loop workers answered by one read) leave in one pipeline.
+        self._outbox: list[Request] = []
+        self._sent: asyncio.Future[None] | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> Caller:
         await ready(self._client)
@@ -67,8 +72,35 @@ class Caller:
         fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._waiting[req.id] = fut
         try:
-            await self.transport.send([req])
+            await self._send(req)
             async with asyncio.timeout(timeout):
                 return await fut
         finally:
             self._waiting.pop(req.id, None)
+
+    async def _send(self, req: Request) -> None:
+        """Queue `req` for this turn's pipeline; returns when it is sent (or raises
+        the send's error). Nothing waits longer than the turn it was asked in."""
+        self._outbox.append(req)
+        if self._sent is None:
+            self._sent = asyncio.get_running_loop().create_future()
+            # A send whose every caller gave up still has its error looked at.
+            self._sent.add_done_callback(lambda f: f.cancelled() or f.exception())
+            task = asyncio.create_task(self._flush())
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+        await asyncio.shield(self._sent)
+
+    async def _flush(self) -> None:
+        batch, self._outbox = self._outbox, []
+        sent, self._sent = self._sent, None
+        assert sent is not None
+        try:
+            await self.transport.send(batch)
+        except Exception as exc:  # the callers' to count, as each send's error was
+            sent.set_exception(exc)
+        else:
+            sent.set_result(None)
+        finally:
+            if not sent.done():  # the flush itself was cancelled: so are its callers
+                sent.cancel()
