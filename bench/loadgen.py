@@ -115,6 +115,7 @@ def main() -> None:
 trading requests/s, one worker         {med['before']['per_second']:9.0f}  {med['now']['per_second']:9.0f}
 engine operations/s (4 legs each)      {4 * med['before']['per_second']:9.0f}  {4 * med['now']['per_second']:9.0f}
 worker CPU (% of one core)             {100 * med['before']['cpu_share']:9.0f}  {100 * med['now']['cpu_share']:9.0f}
+worker CPU per trading request (us)    {1e6 * med['before']['cpu_share'] / med['before']['per_second']:9.0f}  {1e6 * med['now']['cpu_share'] / med['now']['per_second']:9.0f}
 p99 (ms)                               {med['before']['p99_ms']:9.2f}  {med['now']['p99_ms']:9.2f}
 errors (all runs)                      {sum(r['errors'] for r in runs['before']):9.0f}  {sum(r['errors'] for r in runs['now']):9.0f}
 
