@@ -4,8 +4,9 @@ as it was before the lean hot path, in one run.
 Each side is the load test's own request path (nautilus_loadtest.caller.Caller,
 drivers.closed_loop, the four legs of the trading request in parallel), run as one
 process against the minimal reference responder answering the four leg engines
-(bench/reference.py). "Before" is the same code at BEFORE, checked out with
-`git worktree` beside this one; the sides alternate and repeat, figures are medians.
+(bench/reference.py). "Before" is the same code at the commit before the lean path
+(nautilus_testkit.reference_run.BEFORE), checked out with `git worktree` beside this
+one; the sides alternate and repeat, figures are medians.
 
     PYTHONPATH=. python bench/loadgen.py [--seconds 5] [--repeats 3] [--concurrency 64]
     (the worker itself: python bench/loadgen.py drive REDIS_URL SECONDS CONCURRENCY)
@@ -20,12 +21,9 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-# main just before the lean hot path (the issue's "today").
-BEFORE = "3a25a6c"
 PREFIX = "nautilus:probe"
 
 
@@ -52,17 +50,6 @@ async def drive(url: str, seconds: float, concurrency: int) -> dict[str, float]:
             "cpu_share": cpu / duration, "p99_ms": 1e3 * tally.hist.quantile(0.99)}
 
 
-def worktree(rev: str) -> Path | None:
-    """The project at `rev`, checked out once beside this one (None outside git)."""
-    root = Path(__file__).resolve().parent.parent
-    path = Path(tempfile.gettempdir()) / f"nautilus-probe-{rev}"
-    if (path / "nautilus_loadtest").is_dir():
-        return path
-    done = subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "--force",
-                           str(path), rev], capture_output=True, text=True)
-    return path if done.returncode == 0 else None
-
-
 def side(code: Path, url: str, seconds: float, concurrency: int) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(code)}
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "drive", url,
@@ -82,6 +69,7 @@ def main() -> None:
         print(json.dumps(asyncio.run(drive(url, seconds, concurrency))))
         return
     from nautilus_testkit import ROOT, RedisServer
+    from nautilus_testkit.reference_run import BEFORE, checkout
     from nautilus_wire.protocol import TRADING_REQUEST_LEGS as LEGS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -89,7 +77,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--concurrency", type=int, default=64)
     args = ap.parse_args()
-    before = worktree(BEFORE)
+    before = checkout()
     if before is None:
         print(f"loadgen: no git checkout of {BEFORE} to compare with; skipped", file=sys.stderr)
         return

@@ -1,6 +1,6 @@
-"""MessageBus benchmark: the exporter beside a bare redis-py request/reply loop, and
-beside itself on redis-py (exporter.yml `redis_client: redis-py`, the path it
-took before the thin hiredis one).
+"""MessageBus benchmark: the exporter beside a bare redis-py request/reply loop,
+beside itself on redis-py (exporter.yml `redis_client: redis-py`), and beside the
+exporter as it was before the lean path (a git worktree of that commit).
 
 Everything runs on loopback against a redis-server this script starts, in one
 run, alternating the sides and repeating, so that the machine's noise hits all of
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from nautilus_testkit import ROOT, RedisServer, cpu_seconds, http_get
 from nautilus_testkit.exposition import bucket_delta, histogram_quantile, samples
-from nautilus_testkit.reference_run import exporter_on_reference
+from nautilus_testkit.reference_run import BEFORE, checkout, exporter_on_reference
 
 PY = sys.executable
 
@@ -45,9 +45,10 @@ def reference(url: str, seconds: float, rate: float | None) -> dict:
     return json.loads(out.stdout)
 
 
-def exporter_run(url: str, seconds: float, rate: float, client: str = "auto") -> dict:
+def exporter_run(url: str, seconds: float, rate: float, side: str) -> dict:
+    client, code = SIDES[side]
     with exporter_on_reference(url, {"limit_check": rate}, seconds + 10,
-                               redis_client=client) as (base, exporter):
+                               redis_client=client, code=code) as (base, exporter):
         metrics = f"{base}/metrics"
         time.sleep(1.0)  # warm up
         t0, cpu0, (_, before) = time.monotonic(), cpu_seconds(exporter.pid), http_get(metrics)
@@ -78,15 +79,28 @@ def us_per_probe(runs: list[dict]) -> float:
 
 
 SWEEP = (2000, 4000, 8000, 12000, 16000, 20000, 24000, 28000, 32000, 40000, 48000)
-# The exporter's two ways to Redis (exporter.yml `redis_client`): the thin hot path,
-# and redis-py for every command, which is what the exporter did before it.
-CLIENTS = ("auto", "redis-py")
+# The exporter three ways: now (the thin hot path), now on redis-py for every command
+# (exporter.yml `redis_client`), and the code before the lean path (git worktree).
+SIDES: dict[str, tuple[str, Path]] = {"auto": ("auto", ROOT), "redis-py": ("redis-py", ROOT)}
+BEFORE_CODE = checkout()
+if BEFORE_CODE is not None:
+    SIDES["before"] = ("auto", BEFORE_CODE)
+CLIENTS = tuple(SIDES)
+
+
+def answered_in_full(r: dict) -> bool:
+    return r["per_second"] >= 0.99 * r["offered"] and r["failures"] == 0
 
 
 def sustained(runs: list[dict]) -> dict:
     """The highest offered rate answered in full: >= 99 % answered, nothing failed."""
-    good = [r for r in runs if r["per_second"] >= 0.99 * r["offered"] and r["failures"] == 0]
+    good = [r for r in runs if answered_in_full(r)]
     return max(good, key=lambda r: r["offered"]) if good else {"offered": 0, "per_second": 0}
+
+
+# Halvings of the gap between the highest rate answered in full and the next one
+# tried: the sweep's steps alone made the ratio of two sides a ratio of steps.
+BISECTIONS = 2
 
 
 def aim(name: str, ratio: float, limit: float, at_most: bool) -> str:
@@ -114,6 +128,13 @@ def main() -> None:
                     sweep.append(exporter_run(server.url, args.seconds, rate, client))
                     if sweep[-1]["per_second"] < 0.9 * rate:
                         break  # past saturation
+                for _ in range(BISECTIONS):
+                    good = sustained(sweep)["offered"]
+                    above = [r["offered"] for r in sweep if r["offered"] > good]
+                    if not good or not above:
+                        break
+                    sweep.append(exporter_run(server.url, args.seconds,
+                                              (good + min(above)) / 2, client))
                 runs[f"sweep_{client}"].append(sweep)
             runs["ref_1k"].append(reference(server.url, args.seconds, 1000))
             for client in CLIENTS:
@@ -139,21 +160,31 @@ def main() -> None:
         s[f"{k}_1k_failures"] = sum(r["failures"] for r in runs[f"1k_{c}"])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"summary": s, "runs": runs}, indent=2))
+    have_before = "before" in SIDES
+    def b(key: str, fmt: str, scale: float = 1.0) -> str:
+        return format(scale * s[f"before_{key}"], fmt) if have_before else "-"
+
     print(f"""
-                                  bare loop    exporter  exporter (redis-py)
-round trips/s at saturation       {s['reference_round_trips_per_second']:9.0f}  {s['auto_sustained_per_second']:9.0f}  {s['redis_py_sustained_per_second']:9.0f}   (peaks {s['auto_peak_per_second']:.0f}, {s['redis_py_peak_per_second']:.0f})
-p50 at 1,000/s (ms)               {s['reference_1k_p50_ms']:9.2f}  {s['auto_1k_p50_ms']:9.2f}  {s['redis_py_1k_p50_ms']:9.2f}
-p99 at 1,000/s (ms)               {s['reference_1k_p99_ms']:9.2f}  {s['auto_1k_p99_ms']:9.2f}  {s['redis_py_1k_p99_ms']:9.2f}
-CPU at 1,000/s (% of one core)    {100 * s['reference_1k_cpu_share']:9.1f}  {100 * s['auto_1k_cpu_share']:9.1f}  {100 * s['redis_py_1k_cpu_share']:9.1f}
-CPU per probe at 1,000/s (us)     {s['reference_1k_cpu_us_per_probe']:9.0f}  {s['auto_1k_cpu_us_per_probe']:9.0f}  {s['redis_py_1k_cpu_us_per_probe']:9.0f}
+                                  bare loop    exporter  exporter (redis-py)  before ({BEFORE})
+round trips/s at saturation       {s['reference_round_trips_per_second']:9.0f}  {s['auto_sustained_per_second']:9.0f}  {s['redis_py_sustained_per_second']:9.0f}  {b('sustained_per_second', '9.0f'):>18}   (peaks {s['auto_peak_per_second']:.0f}, {s['redis_py_peak_per_second']:.0f})
+p50 at 1,000/s (ms)               {s['reference_1k_p50_ms']:9.2f}  {s['auto_1k_p50_ms']:9.2f}  {s['redis_py_1k_p50_ms']:9.2f}  {b('1k_p50_ms', '9.2f'):>18}
+p99 at 1,000/s (ms)               {s['reference_1k_p99_ms']:9.2f}  {s['auto_1k_p99_ms']:9.2f}  {s['redis_py_1k_p99_ms']:9.2f}  {b('1k_p99_ms', '9.2f'):>18}
+CPU at 1,000/s (% of one core)    {100 * s['reference_1k_cpu_share']:9.1f}  {100 * s['auto_1k_cpu_share']:9.1f}  {100 * s['redis_py_1k_cpu_share']:9.1f}  {b('1k_cpu_share', '9.1f', 100):>18}
+CPU per probe at 1,000/s (us)     {s['reference_1k_cpu_us_per_probe']:9.0f}  {s['auto_1k_cpu_us_per_probe']:9.0f}  {s['redis_py_1k_cpu_us_per_probe']:9.0f}  {b('1k_cpu_us_per_probe', '9.0f'):>18}
 
 {aim("CPU per probe at 1,000/s / the bare redis-py loop's", s['auto_1k_cpu_us_per_probe'] / s['reference_1k_cpu_us_per_probe'], 0.5, True)}
 {aim("p99 at 1,000/s / the bare loop's", s['auto_1k_p99_ms'] / s['reference_1k_p99_ms'], 1.0, True)}
-{aim("sustained probes/s / the exporter's on redis-py", s['auto_sustained_per_second'] / max(s['redis_py_sustained_per_second'], 1), 2.0, False)}
-
+{aim("sustained probes/s / the exporter's on redis-py", s['auto_sustained_per_second'] / max(s['redis_py_sustained_per_second'], 1), 2.0, False)}""")
+    if have_before:
+        print(aim(f"sustained probes/s / the exporter's before ({BEFORE})",
+                  s['auto_sustained_per_second'] / max(s['before_sustained_per_second'], 1), 2.0,
+                  False))
+    print(f"""
 Bare loop: bench/reference.py, 64 requests in flight (closed loop) at saturation.
 Exporter: the highest open-loop rate answered in full (>= 99 %, no failures) in a
-sweep over {', '.join(map(str, SWEEP))}/s. All against the same minimal responder.
+sweep over {', '.join(map(str, SWEEP))}/s, then {BISECTIONS} halvings of the gap
+above it. All against the same minimal responder.
+Before: the exporter at {BEFORE} (main before the lean path), from a git worktree.
 (medians of {args.repeats} repeats of {args.seconds:g} s; raw runs in {args.out})""")
 
 
