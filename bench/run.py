@@ -161,6 +161,7 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"summary": s, "runs": runs}, indent=2))
     have_before = "before" in SIDES
+
     def b(key: str, fmt: str, scale: float = 1.0) -> str:
         return format(scale * s[f"before_{key}"], fmt) if have_before else "-"
 
