@@ -57,15 +57,13 @@ def _clone(metric: Any) -> Any:
 
 def _frozen_child(child: Any) -> Any:
     clone = _clone(child)
-    if "_child_samples" in child.__dict__:  # a gauge read through set_function: read it now
-        samples = tuple(child._child_samples())
-        clone._child_samples = lambda: samples
-    elif type(child) is Histogram:
+    kind = type(child)
+    if kind is Histogram:
         clone._buckets = [_Frozen(b.get()) for b in child._buckets]
         clone._sum = _Frozen(child._sum.get())
-    elif type(child) is Counter or type(child) is Gauge:
+    elif kind is Counter or (kind is Gauge and "_child_samples" not in child.__dict__):
         clone._value = _Frozen(child._value.get())
-    else:
+    else:  # a gauge read through set_function, or another kind: its samples, read now
         samples = tuple(child._child_samples())
         clone._child_samples = lambda: samples
     return clone

@@ -72,8 +72,9 @@ class _Wire(asyncio.Protocol):
     def _check(self) -> None:
         """Answers come in order: when the oldest is overdue, Redis is not answering."""
         if self._waiting and self._waiting[0][3] < time.monotonic():
-            self._fail(RedisTimeoutError("Redis did not answer in time"))
-            self.close(self.lost or RedisTimeoutError(""))
+            why = RedisTimeoutError("Redis did not answer in time")
+            self._fail(why)
+            self.close(why)
         elif self.lost is None:
             self._watch = asyncio.get_running_loop().call_later(WATCH_S, self._check)
 
