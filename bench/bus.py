@@ -1,7 +1,7 @@
 """Buffered MessageBus publish throughput beside a bare redis-py pipeline of the
 same batch size, in one run (medians of repeats). Counted to Redis's acknowledgement.
 
-    python bench/bus.py [--messages 200000] [--batch 100] [--repeats 3]
+    PYTHONPATH=. .venv/bin/python bench/bus.py [--messages 200000] [--batch 100] [--repeats 3]
 """
 
 from __future__ import annotations

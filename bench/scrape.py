@@ -6,7 +6,7 @@ minimal reference responder on a private redis-server; each phase's p50/p99
 come from the exporter's own latency histogram (the difference of two scrapes
 around the phase). Phases alternate and repeat; figures are medians.
 
-    .venv/bin/python bench/scrape.py [--seconds 10] [--repeats 5] [--out results/bench-scrape.json]
+    PYTHONPATH=. .venv/bin/python bench/scrape.py [--seconds 10] [--repeats 5] [--out results/bench-scrape.json]
 """
 
 from __future__ import annotations

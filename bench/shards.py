@@ -2,7 +2,7 @@
 this machine: the same offered load (four probe streams, beyond what one process
 sustains) against the minimal responder, answered probes/s summed over shards.
 
-    python bench/shards.py [--rate 16000] [--seconds 5] [--repeats 3]
+    PYTHONPATH=. .venv/bin/python bench/shards.py [--rate 16000] [--seconds 5] [--repeats 3]
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ RSS growth is measured from the end of the first minute (warm: buffers and
 caches filled) to the end; every probe must be accounted for at the end
 (requests = answered + failed + in flight, from one consistent scrape).
 
-    .venv/bin/python bench/soak.py [--minutes 10] [--rate 1000] [--out results/bench-soak.json]
+    PYTHONPATH=. .venv/bin/python bench/soak.py [--minutes 10] [--rate 1000] [--out results/bench-soak.json]
 """
 
 from __future__ import annotations

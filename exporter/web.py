@@ -18,7 +18,7 @@ from nautilus_wire.redact import redact
 from . import __version__
 from .listen import parse_listen_address
 from .runtime import Exporter
-from .snapshot import freeze, Snapshot
+from .snapshot import Exposition, freeze, Snapshot
 from .web_config import WebSecurity
 from nautilus_config.errors import ConfigError
 
@@ -66,8 +66,8 @@ class ExporterBackend:
 
     async def registry(self) -> Any:
         """The registry's values, copied on the probes' loop in one go: a consistent
-        snapshot (requests = answered + failed + in flight, exactly), its samples
-        built and formatted later on the endpoints' thread (snapshot.py)."""
+        snapshot (requests = answered + failed + in flight, exactly), rendered later
+        on the endpoints' thread (snapshot.py)."""
         async def collect() -> Snapshot:
             return Snapshot(freeze(self.exporter.registry))
 
@@ -115,6 +115,25 @@ SHUTDOWN_TIMEOUT_S = 0.3
 CHEAP_GAP_S = 0.005
 
 
+# Content types kept rendered at once. An OpenMetrics Accept header names any version it
+# likes, and each is a content type of its own: keeping them all would let one client
+# grow the exporter by a rendered body per version.
+FORMATS_KEPT = 4
+
+
+@dataclass
+class _Format:
+    """One content type: its latest render (gzipped once, when a client asks) and
+    the lines its Exposition has learnt."""
+
+    exposition: Exposition
+    rendered_at: float = float("-inf")
+    generation: int = -1
+    body: bytes = b""
+    gzipped: bytes | None = None
+    pending: asyncio.Future[bytes] | None = None
+
+
 class Renderer:
     """/metrics without disturbing the probes: scrapes that arrive during a render
     share it, a render younger than `max_age` is served again, and responses leave
@@ -124,47 +143,52 @@ class Renderer:
 
     def __init__(self, backend: Backend, max_age: float = 0.5, min_gap: float = 0.01) -> None:
         self.backend, self.max_age, self.min_gap = backend, max_age, min_gap
-        # content type -> (rendered at, backend generation, body)
-        self._latest: dict[str, tuple[float, int, bytes]] = {}
-        self._gzipped: dict[str, tuple[float, bytes]] = {}
-        self._pending: dict[str, asyncio.Future[bytes]] = {}
+        self._formats: dict[str, _Format] = {}  # content type -> its state, least recent first
         self._pacer = Pacer(min_gap)
 
     async def respond(self, request: web.Request) -> web.Response:
         await self._pacer.turn()
-        body, content_type = await self.render(request.headers.get("Accept", ""))
+        fmt, content_type = await self.render(request.headers.get("Accept", ""))
         headers = {"Content-Type": content_type}
+        body = fmt.body
         if "gzip" in request.headers.get("Accept-Encoding", ""):
-            rendered_at = self._latest[content_type][0]
-            cached = self._gzipped.get(content_type)
-            if cached is None or cached[0] != rendered_at:
-                cached = self._gzipped[content_type] = (rendered_at, gzip.compress(body, 1))
-            body = cached[1]
+            if fmt.gzipped is None:
+                fmt.gzipped = gzip.compress(body, 1)
+            body = fmt.gzipped
             headers["Content-Encoding"] = "gzip"
         return web.Response(body=body, headers=headers)
 
-    async def render(self, accept: str) -> tuple[bytes, str]:
+    def _format(self, content_type: str, encoder: Any) -> _Format:
+        fmt = self._formats.pop(content_type, None)
+        if fmt is None:
+            fmt = _Format(Exposition(encoder))
+            while len(self._formats) >= FORMATS_KEPT:
+                del self._formats[next(iter(self._formats))]
+        self._formats[content_type] = fmt  # now the most recent
+        return fmt
+
+    async def render(self, accept: str) -> tuple[_Format, str]:
         encoder, content_type = choose_encoder(accept)
-        latest = self._latest.get(content_type)
+        fmt = self._format(content_type, encoder)
         loop = asyncio.get_running_loop()
         generation = self.backend.generation()
-        if latest is not None and loop.time() - latest[0] < self.max_age \
-                and latest[1] == generation:
-            return latest[2], content_type
-        pending = self._pending.get(content_type)
+        if loop.time() - fmt.rendered_at < self.max_age and fmt.generation == generation:
+            return fmt, content_type
+        pending = fmt.pending
         if pending is None:
-            pending = self._pending[content_type] = loop.create_future()
+            pending = fmt.pending = loop.create_future()
             try:
                 registry = await self.backend.registry()
                 started = loop.time()
-                body = encoder(registry)
-                self._latest[content_type] = (started, generation, body)
+                body = fmt.exposition.render(registry)
+                fmt.rendered_at, fmt.generation, fmt.body, fmt.gzipped = started, generation, body, None
                 pending.set_result(body)
             except Exception as exc:
                 pending.set_exception(exc)
             finally:
-                del self._pending[content_type]
-        return await asyncio.shield(pending), content_type
+                fmt.pending = None
+        await asyncio.shield(pending)
+        return fmt, content_type
 
 
 @dataclass
