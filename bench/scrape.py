@@ -4,9 +4,12 @@
 The exporter probes 15 engine × op series (500 probes/s in all) against the
 minimal reference responder on a private redis-server; each phase's p50/p99
 come from the exporter's own latency histogram (the difference of two scrapes
-around the phase). Phases alternate and repeat; figures are medians.
+around the phase). Phases alternate and repeat; figures are medians. The
+Prometheus phase asks as Prometheus does (OpenMetrics, gzip); the 20 clients ask
+for the text format, uncompressed.
 
     PYTHONPATH=. .venv/bin/python bench/scrape.py [--seconds 10] [--repeats 5] [--out results/bench-scrape.json]
+        [--rev REV]   (the exporter of another commit, e.g. to measure a change's before)
 """
 
 from __future__ import annotations
@@ -21,20 +24,25 @@ import urllib.request
 from pathlib import Path
 
 
-from nautilus_testkit import RedisServer, cpu_seconds, http_get
+from nautilus_testkit import ROOT, RedisServer, cpu_seconds, http_get
 from nautilus_testkit.exposition import bucket_delta, histogram_quantile
-from nautilus_testkit.reference_run import exporter_on_reference
+from nautilus_testkit.reference_run import checkout, exporter_on_reference
 
 PY = sys.executable
 SERIES = 15
 RATE = 500.0
+# What Prometheus 2.x asks for when it scrapes.
+PROMETHEUS = {"Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+                        "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+              "Accept-Encoding": "gzip"}
 
 
 class Scrapers:
-    """`clients` threads scraping /metrics, each every `interval` s (0: back to back)."""
+    """`clients` threads scraping /metrics, each every `interval` s (0: back to back),
+    sending `headers`."""
 
-    def __init__(self, url: str, clients: int, interval: float) -> None:
-        self.url, self.clients, self.interval = url, clients, interval
+    def __init__(self, url: str, clients: int, interval: float, headers: dict[str, str]) -> None:
+        self.url, self.clients, self.interval, self.headers = url, clients, interval, headers
         self.stop = threading.Event()
         self.times: list[float] = []
         self.sizes: list[int] = []
@@ -43,7 +51,8 @@ class Scrapers:
     def _run(self) -> None:
         while not self.stop.is_set():
             t0 = time.monotonic()
-            with urllib.request.urlopen(self.url, timeout=30) as resp:
+            request = urllib.request.Request(self.url, headers=self.headers)
+            with urllib.request.urlopen(request, timeout=30) as resp:
                 self.sizes.append(len(resp.read()))
             self.times.append(time.monotonic() - t0)
             if self.interval:
@@ -60,10 +69,11 @@ class Scrapers:
             t.join(35)
 
 
-def phase(base: str, pid: int, seconds: float, clients: int, interval: float) -> dict:
+def phase(base: str, pid: int, seconds: float, clients: int, interval: float,
+          headers: dict[str, str]) -> dict:
     _, before = http_get(f"{base}/metrics", timeout=30)
     t0, cpu0 = time.monotonic(), cpu_seconds(pid)
-    with Scrapers(f"{base}/metrics", clients, interval) as s:
+    with Scrapers(f"{base}/metrics", clients, interval, headers) as s:
         time.sleep(seconds)
     t1, cpu1 = time.monotonic(), cpu_seconds(pid)
     _, after = http_get(f"{base}/metrics", timeout=30)
@@ -77,7 +87,7 @@ def phase(base: str, pid: int, seconds: float, clients: int, interval: float) ->
             "cpu_share": (cpu1 - cpu0) / (t1 - t0)}
 
 
-PHASES = {"none": (0, 0.0), "prometheus_1s": (1, 1.0), "20_clients": (20, 0.0)}
+PHASES = {"none": (0, 0.0, {}), "prometheus_1s": (1, 1.0, PROMETHEUS), "20_clients": (20, 0.0, {})}
 
 
 def main() -> None:
@@ -85,18 +95,23 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", default="results/bench-scrape.json")
+    ap.add_argument("--rev", help="measure the exporter of this commit instead")
     args = ap.parse_args()
+    code = checkout(args.rev) if args.rev else ROOT
+    if code is None:
+        sys.exit(f"bench/scrape.py: cannot check out {args.rev} (git worktree failed)")
     server = RedisServer().start()
     total = 3 * args.seconds * args.repeats + 20
     ops = {f"op{i:02d}": RATE / SERIES for i in range(SERIES)}
     runs: dict[str, list[dict]] = {name: [] for name in PHASES}
     try:
-        with exporter_on_reference(server.url, ops, total) as (base, exporter):
+        with exporter_on_reference(server.url, ops, total, code=code) as (base, exporter):
             time.sleep(2)  # warm up
             for i in range(args.repeats):
                 print(f"repeat {i + 1}/{args.repeats} ...", file=sys.stderr, flush=True)
-                for name, (clients, interval) in PHASES.items():
-                    runs[name].append(phase(base, exporter.pid, args.seconds, clients, interval))
+                for name, (clients, interval, headers) in PHASES.items():
+                    runs[name].append(phase(base, exporter.pid, args.seconds, clients, interval,
+                                            headers))
     finally:
         server.remove()
     summary = {name: {key: statistics.median(r[key] for r in rs)
