@@ -51,10 +51,12 @@ class _Wire(asyncio.Protocol):
         self._waiting: deque[tuple[int, list[Any], asyncio.Future[list[Any]], float]] = deque()
         self._watch: asyncio.TimerHandle | None = None
         self.lost: BaseException | None = None
+        # Kept: asyncio.get_running_loop() makes a getpid() system call on every call.
+        self._loop = asyncio.get_running_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # a TCP connection's
-        self._watch = asyncio.get_running_loop().call_later(WATCH_S, self._check)
+        self._watch = self._loop.call_later(WATCH_S, self._check)
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
@@ -76,7 +78,7 @@ class _Wire(asyncio.Protocol):
             self._fail(why)
             self.close(why)
         elif self.lost is None:
-            self._watch = asyncio.get_running_loop().call_later(WATCH_S, self._check)
+            self._watch = self._loop.call_later(WATCH_S, self._check)
 
     def _fail(self, why: BaseException) -> None:
         self.lost = self.lost or why
@@ -101,7 +103,7 @@ class _Wire(asyncio.Protocol):
         in flight: the connection is closed rather than read out of step."""
         if self.lost is not None or self._transport is None:
             raise self.lost or RedisConnectionError("not connected")
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[Any]] = self._loop.create_future()
         self._waiting.append((answers, [], future, time.monotonic() + timeout))
         self._transport.write(packed)
         try:
