@@ -230,7 +230,8 @@ class Exposition:
         """The header and line prefixes of one child, from the library rendering it
         alone; None unless its sample lines end with `values`, one each, in order."""
         text = self._text(family.frozen([(labels, child, raw)]))
-        lines = text.splitlines(keepends=True)
+        # Lines end at "\n" only (splitlines would also split a label value at U+2028).
+        lines = [f"{line}\n" for line in text.split("\n")[:-1]]
         header = [line for line in lines if line.startswith("#")]
         samples = lines[len(header):]
         if len(samples) != len(values) or any(line.startswith("#") for line in samples):

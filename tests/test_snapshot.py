@@ -53,7 +53,7 @@ def registry() -> tuple[CollectorRegistry, list]:
         gauge.labels(f"ask{k:g}").set(-k)  # a child born after the snapshot
         hist.observe(5 * k)
         signed.observe(-k)
-        odd.labels('say "hi"\\\n, ünïcode').set(k)
+        odd.labels('say "hi"\\\n, ünïcode\u2028').set(k)
         if k == 2:
             gauge.remove("ask1")  # a child gone since the last render
         value[0] = k
