@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 
 from nautilus_config.errors import UsageError
@@ -16,8 +17,34 @@ def parse_listen_address(addr: str) -> tuple[str | None, int]:
     return (host or None), int(port)
 
 
+EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+_pick = random.SystemRandom()  # not the global generator: a seeded one repeats itself
+
+
+def _ephemeral() -> tuple[int, int]:
+    """The ports the kernel gives outgoing connections (Linux's default elsewhere)."""
+    try:
+        with open(EPHEMERAL_RANGE) as f:
+            low, high = (int(n) for n in f.read().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return low, high
+
+
 def free_port() -> int:
-    """A loopback port no one listens on right now (for child processes)."""
-    with socket.socket() as s:
+    """A loopback port no one listens on right now (for child processes), outside
+    the ephemeral range: a port picked there can be taken by any process's outgoing
+    connection before the child binds it (two test lanes at once did that)."""
+    low, high = _ephemeral()
+    ports = range(10000, low) if low > 11000 else range(high + 1, 65536)
+    for _ in range(200):
+        port = _pick.choice(ports) if ports else 0
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    with socket.socket() as s:  # every pick taken: whatever the kernel gives
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

@@ -179,3 +179,18 @@ def test_a_bad_engines_file_is_refused_before_anything_starts(tmp_path) -> None:
     assert done.returncode == 2
     assert "error_ratio" in done.stderr and "Traceback" not in done.stderr
     assert "stack is up" not in done.stdout
+
+
+def test_free_ports_lie_outside_the_kernels_ephemeral_range() -> None:
+    """Ports for the stack's (and the tests') servers are picked where no outgoing
+    connection can take them before the server binds them."""
+    import socket
+
+    from exporter.listen import _ephemeral
+
+    low, high = _ephemeral()
+    ports = [free_port() for _ in range(50)]
+    assert all(not low <= p <= high and 1024 < p < 65536 for p in ports), (low, high, ports)
+    assert len(set(ports)) > 40  # picked at random, not one after another
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", ports[0]))  # free indeed
