@@ -18,7 +18,7 @@ from nautilus_wire.redact import redact
 from . import __version__
 from .listen import parse_listen_address
 from .runtime import Exporter
-from .snapshot import Exposition, freeze, Snapshot
+from .snapshot import Encoder, Exposition, freeze, Snapshot
 from .web_config import WebSecurity
 from nautilus_config.errors import ConfigError
 
@@ -158,7 +158,7 @@ class Renderer:
             headers["Content-Encoding"] = "gzip"
         return web.Response(body=body, headers=headers)
 
-    def _format(self, content_type: str, encoder: Any) -> _Format:
+    def _format(self, content_type: str, encoder: Encoder) -> _Format:
         fmt = self._formats.pop(content_type, None)
         if fmt is None:
             fmt = _Format(Exposition(encoder))

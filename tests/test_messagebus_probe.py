@@ -274,7 +274,10 @@ async def test_the_thin_path_and_redis_py_measure_the_same(redis_url: str, engin
         a, b = (histogram_quantile(q, buckets(t, LAT, engine="risk", op="limit_check"))
                 for t in (thin, plain))
         assert abs(bisect.bisect_left(edges, a) - bisect.bisect_left(edges, b)) <= 1, (q, a, b)
-        assert 0.020 <= a <= 0.030, (q, a)
+    # And they read the engine: a median of 20-30 ms (test_fixed_service_time_median
+    # holds it to 20-22). Not the p99, the 8th slowest of 800: one stall of the shared
+    # machine moved both paths to 40 ms alike in a CI run; their agreement is above.
+    assert 0.020 <= histogram_quantile(0.5, buckets(thin, LAT, engine="risk", op="limit_check")) <= 0.030
 
 
 def test_the_thin_path_is_used_only_where_it_applies() -> None:
