@@ -9,7 +9,7 @@ answers and in-flight probes from different moments. So the loop only reads each
 metric child's values (`freeze`), and everything else happens on the endpoints'
 thread.
 
-There, building and formatting 2,500 samples through prometheus-client took 15-25
+There, building and formatting 2,500 samples through prometheus-client took 15-40
 ms of Python per render, and it holds the interpreter the probes' thread needs. A
 sample line differs from one render to the next only in its value, so `Exposition`
 learns each child's lines once, from prometheus-client rendering that child alone,
