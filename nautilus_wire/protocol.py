@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Mapping
 
@@ -197,6 +197,10 @@ class Reply:
     status: str
     service_us: int
     error: str = ""
+    # Not a field of the protocol: when the reply entered the bus, in milliseconds of
+    # Redis' clock (its stream entry id), where the transport knows it. A prober's own
+    # delays in reading it do not move this.
+    bus_ms: int | None = field(default=None, compare=False)
 
     @classmethod
     def answering(cls, req: Request, *, error: str = "", service_us: int = 0) -> Reply:

@@ -39,12 +39,17 @@ class Malformed:
     id: str | None
 
 
-def _decode(fields: Any) -> Reply | Malformed:
+def _decode(fields: Any, entry_id: str | None = None) -> Reply | Malformed:
+    """A reply's fields; `entry_id`, its stream entry's id, says when it entered the bus."""
     try:
-        return Reply.from_fields(fields)
+        reply = Reply.from_fields(fields)
     except ProtocolError as exc:
         raw_id = fields.get("id") if isinstance(fields, dict) else None
         return Malformed(str(exc), raw_id if isinstance(raw_id, str) else None)
+    if entry_id is not None:
+        ms, _, _ = entry_id.partition("-")
+        reply.bus_ms = int(ms) if ms.isdigit() else None
+    return reply
 
 
 class ProberTransport(Protocol):
@@ -82,7 +87,7 @@ class StreamsTransport:
         for _stream, entries in resp or ():
             for entry_id, fields in entries:
                 self.last_id = entry_id
-                out.append(_decode(fields))
+                out.append(_decode(fields, entry_id))
         return out
 
     async def close(self) -> None:

@@ -211,7 +211,7 @@ class ThinStreamsTransport:
                 if len(flat) % 2:  # Redis never sends this; a proxy in between might
                     out.append(Malformed("an odd number of fields", None))
                     continue
-                out.append(_decode(dict(zip(flat[::2], flat[1::2], strict=True))))
+                out.append(_decode(dict(zip(flat[::2], flat[1::2], strict=True)), entry_id))
         return out
 
     async def close(self) -> None:

@@ -32,9 +32,10 @@ class Case:
         return req
 
     def reply(self, req: Request, now: float, *, status: str = "ok", seq: int | None = None,
-              service_us: int = 250) -> None:
+              service_us: int = 250, bus_ms: int | None = None) -> None:
         self.tracker.on_reply(Reply(req.id, req.seq if seq is None else seq, req.engine, req.op,
-                                    status, service_us, "boom" if status == "error" else ""), now)
+                                    status, service_us, "boom" if status == "error" else "",
+                                    bus_ms), now)
 
     def value(self, name: str, **labels: str) -> float:
         got = self.reg.get_sample_value(f"nautilus_probe_{name}", {**RISK, **labels} if
@@ -137,6 +138,31 @@ def test_a_reorder_within_the_reply_paths_jitter_is_not_counted() -> None:
     c.reply(second, now=10.11)
     c.reply(first, now=10.125)  # 15 ms: within REORDER_TOLERANCE_S (20 ms)
     assert c.counts() == {"requests_total": 2, "ok": 2}
+
+
+def test_a_reply_is_judged_by_when_it_entered_the_bus_not_when_it_was_read() -> None:
+    """Stream replies carry Redis' time of their XADD: a prober slow to read them
+    (a stalled loop) does not make a correct engine's replies look begun late."""
+    c = Case()
+    first, second = c.send(due=10.0), c.send(due=10.001)
+    # first took 50 ms, second 5 ms: second overtook first, as a concurrent engine does.
+    c.reply(second, now=10.007, service_us=5000, bus_ms=5_000_006)
+    # first entered Redis at 5,000.051 s (Redis' clock): begun at 5,000.001 s, as
+    # second was: in order, though read 60 ms late.
+    c.reply(first, now=10.111, service_us=50000, bus_ms=5_000_051)
+    assert c.counts() == {"requests_total": 2, "ok": 2}
+    # The same replies timed at their reading: first looks begun 59 ms after second.
+    c = Case()
+    first, second = c.send(due=10.0), c.send(due=10.001)
+    c.reply(second, now=10.007, service_us=5000)
+    c.reply(first, now=10.111, service_us=50000)
+    assert c.counts() == {"requests_total": 2, "ok": 2, "replies_out_of_order_total": 1}
+    # And a real reorder still counts by the bus's clock: first began after second ended.
+    c = Case()
+    first, second = c.send(due=10.0), c.send(due=10.001)
+    c.reply(second, now=10.007, service_us=5000, bus_ms=5_000_006)
+    c.reply(first, now=10.111, service_us=5000, bus_ms=5_000_080)
+    assert c.counts() == {"requests_total": 2, "ok": 2, "replies_out_of_order_total": 1}
 
 
 def test_unknown_id_is_unmatched() -> None:
