@@ -39,7 +39,7 @@ class Malformed:
     id: str | None
 
 
-def _decode(fields: Any, entry_id: str | None = None) -> Reply | Malformed:
+def _decode(fields: Any, entry_id: str | bytes | None = None) -> Reply | Malformed:
     """A reply's fields; `entry_id`, its stream entry's id, says when it entered the bus."""
     try:
         reply = Reply.from_fields(fields)
@@ -47,8 +47,10 @@ def _decode(fields: Any, entry_id: str | None = None) -> Reply | Malformed:
         raw_id = fields.get("id") if isinstance(fields, dict) else None
         return Malformed(str(exc), raw_id if isinstance(raw_id, str) else None)
     if entry_id is not None:
-        ms, _, _ = entry_id.partition("-")
-        reply.bus_ms = int(ms) if ms.isdigit() else None
+        if isinstance(entry_id, bytes):  # a client without decode_responses
+            entry_id = entry_id.decode("ascii", "replace")
+        ms = entry_id.partition("-")[0]
+        reply.bus_ms = int(ms) if ms.isascii() and ms.isdigit() else None
     return reply
 
 
