@@ -51,9 +51,10 @@ async def drive(url: str, seconds: float, concurrency: int) -> dict[str, float]:
 
 
 def side(code: Path, url: str, seconds: float, concurrency: int) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(code)}
+    from nautilus_testkit.reference_run import python_env
+
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "drive", url,
-                          str(seconds), str(concurrency)], env=env, cwd=code,
+                          str(seconds), str(concurrency)], env=python_env(code), cwd=code,
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
@@ -69,7 +70,7 @@ def main() -> None:
         print(json.dumps(asyncio.run(drive(url, seconds, concurrency))))
         return
     from nautilus_testkit import ROOT, RedisServer
-    from nautilus_testkit.reference_run import BEFORE, checkout
+    from nautilus_testkit.reference_run import BEFORE, checkout, reference_responder
     from nautilus_wire.protocol import TRADING_REQUEST_LEGS as LEGS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -88,9 +89,8 @@ def main() -> None:
         for i in range(args.repeats):
             print(f"repeat {i + 1}/{args.repeats} ...", file=sys.stderr, flush=True)
             for name, code in sides.items():
-                responder = subprocess.Popen(
-                    [sys.executable, "bench/reference.py", "responder", server.url,
-                     str(args.seconds + 3), "--engines", ",".join(e for e, _ in LEGS)], cwd=ROOT)
+                responder = reference_responder(server.url, args.seconds + 3,
+                                                tuple(e for e, _ in LEGS))
                 time.sleep(0.5)
                 runs[name].append(side(code, server.url, args.seconds, args.concurrency))
                 responder.wait()

@@ -29,14 +29,13 @@ from pathlib import Path
 
 from nautilus_testkit import ROOT, RedisServer, cpu_seconds, http_get
 from nautilus_testkit.exposition import bucket_delta, histogram_quantile, samples
-from nautilus_testkit.reference_run import BEFORE, checkout, exporter_on_reference
+from nautilus_testkit.reference_run import BEFORE, checkout, exporter_on_reference, reference_responder
 
 PY = sys.executable
 
 
 def reference(url: str, seconds: float, rate: float | None) -> dict:
-    responder = subprocess.Popen([PY, "bench/reference.py", "responder", url, str(seconds + 2)],
-                                 cwd=ROOT)
+    responder = reference_responder(url, seconds + 2)
     time.sleep(0.5)
     args = ["--rate", str(rate)] if rate else ["--inflight", "64"]
     out = subprocess.run([PY, "bench/reference.py", "prober", url, str(seconds), *args],

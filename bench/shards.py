@@ -20,6 +20,7 @@ import yaml
 
 from nautilus_testkit import ROOT, RedisServer, cpu_seconds, free_port, http_get, wait_for
 from nautilus_testkit.exposition import value
+from nautilus_testkit.reference_run import reference_responder
 
 PY = sys.executable
 OPS = ("limit_check", "breach_detection", "alert", "position_check")
@@ -30,8 +31,7 @@ def run(url: str, shards: int, rate: float, seconds: float, tmp: Path) -> dict:
     cfg.write_text(yaml.safe_dump({
         "redis_url": url, "self_reports": {"engines": []},
         "engines": {"risk": {op: {"rate": rate / len(OPS), "timeout": "2s"} for op in OPS}}}))
-    responder = subprocess.Popen([PY, "bench/reference.py", "responder", url, str(seconds + 15)],
-                                 cwd=ROOT)
+    responder = reference_responder(url, seconds + 15)
     procs, bases = [], []
     for i in range(1, shards + 1):
         port = free_port()

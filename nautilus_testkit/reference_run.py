@@ -35,6 +35,18 @@ def checkout(rev: str = BEFORE) -> Path | None:
     return path if done.returncode == 0 else None
 
 
+def reference_responder(redis_url: str, seconds: float,
+                        engines: tuple[str, ...] = ("risk",)) -> subprocess.Popen[bytes]:
+    """bench/reference.py's minimal responder, answering `engines` for `seconds`."""
+    return subprocess.Popen([sys.executable, "bench/reference.py", "responder", redis_url,
+                             str(seconds), "--engines", ",".join(engines)], cwd=ROOT)
+
+
+def python_env(code: Path) -> dict[str, str]:
+    """The environment in which Python imports the project from the source tree `code`."""
+    return {**os.environ, "PYTHONPATH": str(code)}
+
+
 @contextlib.contextmanager
 def exporter_on_reference(redis_url: str, ops: dict[str, float], seconds: float,
                           profile: Path | None = None, redis_client: str = "auto",
@@ -52,15 +64,13 @@ def exporter_on_reference(redis_url: str, ops: dict[str, float], seconds: float,
     if redis_client != "auto":  # the code before the thin path has no such key
         settings["redis_client"] = redis_client
     cfg.write_text(yaml.safe_dump(settings))
-    responder = subprocess.Popen([sys.executable, "bench/reference.py", "responder", redis_url,
-                                  str(seconds)], cwd=ROOT)
+    responder = reference_responder(redis_url, seconds)
     port = free_port()
     profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
     exporter = subprocess.Popen([sys.executable, *profiler, "-m", "nautilus_probe", "exporter",
                                  "--config.file", str(cfg),
                                  "--web.listen-address", f"127.0.0.1:{port}"],
-                                cwd=code, stderr=subprocess.DEVNULL,
-                                env={**os.environ, "PYTHONPATH": str(code)})
+                                cwd=code, stderr=subprocess.DEVNULL, env=python_env(code))
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: http_get(f"{base}/-/ready")[0] == 200, 15)
