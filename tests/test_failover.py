@@ -1,0 +1,139 @@
+"""The MessageBus fails over: kill -9 of a Sentinel-managed master, and of a Redis
+Cluster master holding engines' slots, while the exporter probes nine engines.
+Every scrape balances (requests = answered + failed + in flight), answers come back
+within 10 s of the kill and then flow at the configured rate, the responders find
+the new master by themselves, and the exporter says the master moved."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+
+from nautilus_config.errors import ConfigError
+from nautilus_config.messagebus import redis_url_check
+from nautilus_testkit import wait_for
+from nautilus_testkit.failover import OK, through_failover
+from nautilus_testkit.sentinel import Cluster, MASTER, Sentinels
+from nautilus_wire import protocol
+from nautilus_wire.protocol import ENGINE_OPERATIONS
+from nautilus_wire.redis_client import sentinel_address
+
+from .conftest import write_config
+
+RATE = 20  # per engine: 180 probes/s in all
+WINDOW_S = 10.0
+
+
+def nine_engines(tmp_path: Path, url: str, spawn) -> None:
+    cfg = tmp_path / "syn.yml"
+    cfg.write_text(yaml.safe_dump({"redis_url": url, "report_interval": "1s"}))
+    spawn("engines", "--config.file", str(cfg))
+
+
+def probe_all(tmp_path: Path, url: str, exporter):
+    engines = {e: {ops[0]: {"rate": RATE, "timeout": "500ms"}} for e, ops in ENGINE_OPERATIONS.items()}
+    ex = exporter(write_config(tmp_path / "exp.yml", url, engines))
+    wait_for(lambda: ex.value(OK) >= 9 * RATE, 20)
+    return ex
+
+
+def check(run, masters_after: set[str]) -> None:
+    assert run.unbalanced() == [], [(s.requests, s.answered, s.failed, s.in_flight)
+                                    for s in run.unbalanced()]
+    assert run.first_answer_s < 10.0, run.first_answer_s
+    sent, answered = run.window_rate()
+    # The following 10 s at the configured rate: sent on schedule, and answered.
+    assert sent >= 0.95 * 9 * RATE, sent
+    assert answered >= 0.95 * 9 * RATE, answered
+    # What was lost during the failover is counted under a reason, never answered twice.
+    assert set(run.lost()) <= {"send_failed", "timeout"}, run.lost()
+    assert run.after.changes >= 1
+    assert run.after.masters == masters_after
+
+
+@pytest.fixture
+def sentinels():
+    group = Sentinels().start()
+    yield group
+    group.stop()
+
+
+def test_a_sentinel_failover_is_probed_through(sentinels, spawn, exporter, tmp_path: Path) -> None:
+    nine_engines(tmp_path, sentinels.url, spawn)
+    ex = probe_all(tmp_path, sentinels.url, exporter)
+    assert ex.value("nautilus_probe_messagebus_master_info",
+                    address=f"127.0.0.1:{sentinels.master.port}") == 1
+    run = through_failover(ex.base, sentinels.kill_master, window=WINDOW_S)
+    assert sentinels.master_port() == sentinels.replica.port
+    check(run, {f"127.0.0.1:{sentinels.replica.port}"})
+    assert run.after.changes == 1
+    # The responders are on the new master by themselves: their groups are there.
+    with redis.Redis(port=sentinels.replica.port, decode_responses=True) as new:
+        for engine in ENGINE_OPERATIONS:
+            stream = protocol.request_stream(protocol.DEFAULT_PREFIX, engine, "normal")
+            groups = {g["name"]: g for g in new.xinfo_groups(stream)}
+            assert groups[protocol.RESPONDER_GROUP]["consumers"] >= 1, engine
+    print(f"sentinel failover: first answer {run.first_answer_s:.2f} s after the kill, "
+          f"lost {run.lost()}")
+
+
+def test_a_cluster_failover_is_probed_through(spawn, exporter, tmp_path: Path) -> None:
+    cluster = Cluster(masters=3, replicas=1).start()
+    try:
+        nine_engines(tmp_path, cluster.url, spawn)
+        ex = probe_all(tmp_path, cluster.url, exporter)
+        risk = protocol.request_stream(protocol.DEFAULT_PREFIX, "risk", "normal")
+        victim = cluster.master_of(risk)
+        # The engines whose request streams (or the exporter's reply stream) it holds.
+        replies = protocol.reply_key(protocol.DEFAULT_PREFIX, "exporter")
+        hit = tuple(ENGINE_OPERATIONS) if cluster.master_of(replies) is victim else tuple(
+            e for e in ENGINE_OPERATIONS if cluster.master_of(
+                protocol.request_stream(protocol.DEFAULT_PREFIX, e, "normal")) is victim)
+        before = {s.port for s in cluster.servers}
+
+        def kill() -> float:
+            victim.kill()
+            return time.monotonic()
+
+        run = through_failover(ex.base, kill, window=WINDOW_S, engines=hit)
+        promoted = cluster.master_of(risk)
+        assert promoted.port != victim.port and promoted.port in before
+        wait_for(lambda: ex.value("nautilus_probe_messagebus_master_info",
+                                  address=f"127.0.0.1:{promoted.port}") == 1, 5)
+        check(run, run.after.masters)
+        assert f"127.0.0.1:{victim.port}" not in run.after.masters
+        print(f"cluster failover ({len(hit)} engines on the killed master): first answer "
+              f"{run.first_answer_s:.2f} s after the kill, lost {run.lost()}")
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.parametrize("url, says", [
+    ("redis+sentinel://", "at least one sentinel"),
+    ("redis+sentinel://127.0.0.1/bus", "the port is required"),
+    ("redis+sentinel://127.0.0.1:26379", "master's name"),
+    ("redis+sentinel://127.0.0.1:26379/", "master's name"),
+    ("redis+sentinel://127.0.0.1:70000/bus", "1-65535"),
+    ("redis+sentinel://127.0.0.1:26379/bus/x", "database number"),
+    ("redis+sentinel://127.0.0.1:26379/bus/0/1", "database number"),
+    ("redis+sentinel://a:1,a:1/bus", "twice"),
+    ("redis+sentinel://user:pw@127.0.0.1:26379/bus", "credentials"),
+    ("redis+sentinel://127.0.0.1:26379/b us", "letters, digits"),
+    ("redis+sentinel://127.0.0.1:26379,/bus", "host:port"),
+])
+def test_bad_sentinel_urls_are_refused_naming_the_key(url: str, says: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        redis_url_check("redis_url", url)
+    assert "redis_url" in str(err.value) and says in str(err.value), str(err.value)
+
+
+def test_sentinel_urls_parse() -> None:
+    where = sentinel_address("rediss+sentinel://a.example:26379,[::1]:26380,10.0.0.3:1/bus/3")
+    assert where.sentinels == (("a.example", 26379), ("::1", 26380), ("10.0.0.3", 1))
+    assert (where.master, where.db, where.tls) == ("bus", 3, True)
+    assert sentinel_address(f"redis+sentinel://h:1/{MASTER}").db == 0
+    assert redis_url_check("k", "redis+sentinel://h:1/bus/0") == "redis+sentinel://h:1/bus/0"
