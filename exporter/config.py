@@ -21,7 +21,7 @@ from .probes.websocket import WsSpec
 from nautilus_config.checks import (at_most, duration, name, Node, non_negative_int, one_of,
                                     positive, positive_int)
 from nautilus_config.errors import ConfigError
-from nautilus_config.messagebus import messagebus_settings, redis_access, redis_url_check
+from nautilus_config.messagebus import messagebus_settings, redis_access, redis_url_override
 from nautilus_config.strict_yaml import load_file
 
 
@@ -83,7 +83,7 @@ class Config:
              shard: tuple[int, int] = (1, 1)) -> Config:
         cfg, digest = load_file(path, parse)
         if redis_url is not None:
-            cfg = dataclasses.replace(cfg, redis_url=redis_url_check("--redis.url", redis_url))
+            cfg = dataclasses.replace(cfg, redis_url=redis_url_override(redis_url, cfg.transport))
         return dataclasses.replace(cfg.shard(*shard), checksum=digest)
 
     def shard(self, index: int, count: int) -> Config:

@@ -76,6 +76,14 @@ def _password(root: Node, key: str) -> str | None:
         raise ConfigError(key, f"cannot read it: {exc.strerror}") from None
 
 
+def redis_url_override(url: str, transport: str) -> str:
+    """A `--redis.url` flag in place of the file's redis_url, checked as strictly."""
+    url = redis_url_check("--redis.url", url)
+    if transport == "pubsub" and url.startswith("redis+cluster://"):
+        raise ConfigError("--redis.url", "pubsub is not supported on Redis Cluster; use streams")
+    return url
+
+
 def messagebus_settings(root: Node) -> tuple[str, str, str]:
     """(redis_url, transport, prefix): how the exporter and the engines reach the bus."""
     redis_url = root.get("redis_url", "redis://127.0.0.1:6379/0", redis_url_check)

@@ -217,3 +217,25 @@ def test_busy_port_exits_at_once_naming_the_address(tmp_path: Path) -> None:
         took = time.monotonic() - started
     assert proc.returncode == 1 and took < 2, (took, proc.stderr)
     assert f"cannot listen on 127.0.0.1:{port}: address already in use" in proc.stderr
+
+
+@pytest.mark.parametrize("url", ["ftp://x", "redis://:6379", "redis://127.0.0.1:70000/0",
+                                 "redis+sentinel://127.0.0.1/bus"])
+def test_engines_check_redis_url_as_the_exporter_does(tmp_path, url: str) -> None:
+    """`engines --redis.url` is checked like the exporter's: exit 2 naming the flag,
+    with or without --config.check, never a traceback."""
+    syn = tmp_path / "syn.yml"
+    syn.write_text("engines: {risk: {}}\n")
+    exp = tmp_path / "exp.yml"
+    exp.write_text("engines: {risk: {limit_check: {rate: 1}}}\n")
+    runs = [cli("engines", "--config.file", str(syn), "--redis.url", url, "--config.check"),
+            cli("engines", "--config.file", str(syn), "--redis.url", url),
+            cli("monolith", "--redis.url", url),
+            cli("exporter", "--config.file", str(exp), "--redis.url", url, "--config.check")]
+    messages = set()
+    for proc in runs:
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert proc.stderr.startswith("nautilus-probe: config error: --redis.url: "), proc.stderr
+        messages.add(proc.stderr)
+    assert len(messages) == 1, messages  # the same words everywhere
