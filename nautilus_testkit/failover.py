@@ -41,7 +41,11 @@ class Scrape:
 
 
 def scrape(base: str) -> Scrape:
+    asked = time.monotonic()
     status, text = http_get(f"{base}/metrics", timeout=5)
+    # The exposition was rendered between the request and its answer: the midpoint,
+    # so a slow scrape does not skew the window's rates.
+    at = (asked + time.monotonic()) / 2
     assert status == 200, status
     failures: dict[str, float] = {}
     masters = set()
@@ -55,7 +59,7 @@ def scrape(base: str) -> Scrape:
             failures[reason] = failures.get(reason, 0.0) + v
         elif name == "nautilus_probe_messagebus_master_info" and v == 1:
             masters.add(dict(labels)["address"])
-    return Scrape(time.monotonic(), value(text, "nautilus_probe_requests_total"), value(text, OK),
+    return Scrape(at, value(text, "nautilus_probe_requests_total"), value(text, OK),
                   value(text, "nautilus_probe_in_flight"), failures,
                   value(text, "nautilus_probe_probes_skipped_total"),
                   value(text, "nautilus_probe_messagebus_master_changes_total"), masters,
@@ -108,11 +112,14 @@ def through_failover(base: str, kill: Callable[[], float], *, window: float = 10
         time.sleep(every)
         scrapes.append(now := scrape(base))
         grew = now.answered_of(engines) > scrapes[-2].answered_of(engines)
-        if not grew:
-            stalled = True
-        elif stalled:
+        if stalled and grew and now.at - kill_at >= 0.5:  # not replies read as it died
             back = now
             break
+        # The outage, seen as no answers, or as sends failing (one shorter than a
+        # scrape interval shows only as that). Timeouts are not a sign: a loaded
+        # machine has some anyway.
+        if not grew or now.failures.get("send_failed", 0) > scrapes[-2].failures.get("send_failed", 0):
+            stalled = True
         if now.at - kill_at > give_up:
             raise AssertionError(
                 f"no answer within {give_up} s of the kill; answers since it by engine: "

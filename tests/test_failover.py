@@ -46,9 +46,10 @@ def check(run, masters_after: set[str]) -> None:
                                     for s in run.unbalanced()]
     assert run.first_answer_s < 10.0, run.first_answer_s
     sent, answered = run.window_rate()
-    # The following 10 s at the configured rate: sent on schedule, and answered.
-    assert sent >= 0.95 * 9 * RATE, sent
-    assert answered >= 0.95 * 9 * RATE, answered
+    # The following 10 s at the configured rate: sent on schedule, and answered
+    # (scrapes a few hundred ms apart bound how exactly a rate can be read).
+    assert sent >= 0.9 * 9 * RATE, sent
+    assert answered >= 0.9 * 9 * RATE, answered
     # What was lost during the failover is counted under a reason, never answered twice.
     assert set(run.lost()) <= {"send_failed", "timeout"}, run.lost()
     assert run.after.changes >= 1
@@ -66,7 +67,7 @@ def test_a_sentinel_failover_is_probed_through(sentinels, spawn, exporter, tmp_p
     nine_engines(tmp_path, sentinels.url, spawn)
     ex = probe_all(tmp_path, sentinels.url, exporter)
     assert ex.value("nautilus_probe_messagebus_master_info",
-                    address=f"127.0.0.1:{sentinels.master.port}") == 1
+                    address=f"127.0.0.1:{sentinels.master_port()}") == 1
     run = through_failover(ex.base, sentinels.kill_master, window=WINDOW_S)
     assert sentinels.master_port() == sentinels.replica.port
     check(run, {f"127.0.0.1:{sentinels.replica.port}"})
