@@ -6,6 +6,9 @@ the new master by themselves, and the exporter says the master moved."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import yaml
 
 from nautilus_config.errors import ConfigError
 from nautilus_config.messagebus import redis_url_check
-from nautilus_testkit import wait_for
+from nautilus_testkit import ROOT, wait_for
 from nautilus_testkit.failover import OK, through_failover
 from nautilus_testkit.sentinel import Cluster, MASTER, Sentinels
 from nautilus_wire import protocol
@@ -138,3 +141,35 @@ def test_sentinel_urls_parse() -> None:
     assert (where.master, where.db, where.tls) == ("bus", 3, True)
     assert sentinel_address(f"redis+sentinel://h:1/{MASTER}").db == 0
     assert redis_url_check("k", "redis+sentinel://h:1/bus/0") == "redis+sentinel://h:1/bus/0"
+
+
+def test_a_load_test_through_a_failover_reports_it(sentinels, spawn, tmp_path: Path) -> None:
+    """`loadtest containerized` through a kill -9 of the master: it finishes, the
+    requests the failover cost are counted as errors, and the result and summary
+    say when it happened and during which phase."""
+    nine_engines(tmp_path, sentinels.url, spawn)
+    with redis.Redis(port=sentinels.master_port(), decode_responses=True) as r:
+        wait_for(lambda: all(r.exists(protocol.request_stream(protocol.DEFAULT_PREFIX, e, "normal"))
+                             for e in ENGINE_OPERATIONS), 15)
+    out = tmp_path / "containerized.json"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "nautilus_probe", "loadtest", "containerized", "--redis.url",
+         sentinels.url, "--duration", "12", "--rate", "20", "--concurrency", "4",
+         "--timeout", "1", "--quiet", "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    sentinels.kill_master()
+    killed_at = time.time()
+    stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 0, stderr
+    result = json.loads(out.read_text())
+    [failover] = result["failovers"]
+    assert failover["to"] == [f"127.0.0.1:{sentinels.replica.port}"]
+    assert failover["from"] == [f"127.0.0.1:{sentinels.master.port}"]
+    assert 0 < failover["at_s"] <= 12 and abs(failover["at"] - killed_at) < 5, failover
+    errors = (result["latency_benchmark"].get("errors", 0)
+              + result["throughput_benchmark"].get("errors", 0)
+              + sum(s["errors"] for s in result.get("sustained_benchmark", {}).get("steps", [])))
+    engine_errors = [e.get("error_rate") or 0 for e in result["scalability_benchmark"].values()]
+    assert errors > 0 or any(engine_errors), result  # the gap is counted, not left out
+    assert "MessageBus failover 1" in stdout and failover["phase"] in stdout, stdout
