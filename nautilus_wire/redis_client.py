@@ -40,6 +40,14 @@ BUS_ERRORS: tuple[type[BaseException], ...] = (RedisError, RedisClusterException
 ENCODING_ERRORS = "surrogateescape"
 
 
+def describe(exc: BaseException) -> str:
+    """An error as a log line names it: its class and Redis's own words
+    (`OutOfMemoryError: command not allowed when used memory > 'maxmemory'`).
+    redis-py's repr gives only a category and the class (`server:ResponseError`)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class _HiredisPacking:
     """redis-py's asyncio connections pack commands in Python, about 2.5 us per
     argument here (a request has 25); hiredis packs them in C."""

@@ -33,7 +33,7 @@ from . import self_report as reporting
 from .failure_log import FailureLog
 from .handlers import Handler, HandlerTable
 from .protocol import ProtocolError, Reply, Request
-from .redis_client import BUS_ERRORS, reset_after
+from .redis_client import BUS_ERRORS, describe, reset_after
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +276,7 @@ class Responder:
                                                     block=READ_BLOCK_MS)
             except BUS_ERRORS as exc:
                 # Redis restarted or unreachable: groups may be gone; retry.
-                self.warn.failed("reading requests", repr(exc))
+                self.warn.failed("reading requests", describe(exc))
                 await reset_after(self._redis, exc)
                 need_groups = True
                 await asyncio.sleep(RETRY_S)
@@ -340,7 +340,7 @@ class Responder:
                         await pubsub.subscribe(channel)
                     msg = await pubsub.get_message(timeout=READ_BLOCK_MS / 1000)
                 except BUS_ERRORS as exc:
-                    self.warn.failed("reading requests", repr(exc))
+                    self.warn.failed("reading requests", describe(exc))
                     await asyncio.sleep(RETRY_S)
                     continue
                 if msg is None or msg.get("type") != "message":
@@ -442,7 +442,7 @@ class Responder:
             self.warn.recovered("writing replies")
         except BUS_ERRORS as exc:
             self.stats.write_failures += len(sends)
-            self.warn.failed("writing replies", repr(exc), len(sends))
+            self.warn.failed("writing replies", describe(exc), len(sends))
             await reset_after(self._redis, exc)
 
     # -- self-report -------------------------------------------------------------
@@ -470,7 +470,7 @@ class Responder:
                 report = reporting.build_report(last, now, supplied, self.report_extra)
                 text = reporting.encode(report)
             except Exception as exc:
-                self.warn.failed("self-report figures", repr(exc))
+                self.warn.failed("self-report figures", describe(exc))
                 continue
             last = now
             try:
@@ -478,7 +478,7 @@ class Responder:
                 published = True
                 self.warn.recovered("self-report")
             except BUS_ERRORS as exc:
-                self.warn.failed("self-report", repr(exc))
+                self.warn.failed("self-report", describe(exc))
         if published:
             try:
                 await self._redis.delete(key)
