@@ -91,7 +91,7 @@ def cmd_exporter(args: argparse.Namespace) -> int:
     if args.config_check:
         need = cfg.memory
         print(f"{args.config_file}: OK ({len(cfg.probes)} probe series; memory bound "
-              f"{need.total / 2**20:,.0f} MiB of max_memory_mib {cfg.max_memory // 2**20:,}: "
+              f"{-(-need.total // 2**20):,} MiB of max_memory_mib {cfg.max_memory // 2**20:,}: "
               f"{need.describe()} MiB)")
         if args.web_config_file:
             print(f"{args.web_config_file}: OK ({security.describe()})")

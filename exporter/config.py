@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 from collections.abc import Mapping
@@ -182,8 +183,9 @@ def parse(data: Any) -> Config:
                  redis_access=access, max_memory=max_memory, redis_client=redis_client)
     need = cfg.memory
     if need.total > max_memory:
+        # Rounded up: the figure said is a max_memory_mib that accepts it.
         raise ConfigError("max_memory_mib", f"this configuration may hold up to "
-                          f"{need.total / MIB:,.0f} MiB ({need.describe()} MiB), more than "
+                          f"{math.ceil(need.total / MIB):,} MiB ({need.describe()} MiB), more than "
                           f"{max_memory // MIB:,} MiB: lower max_in_flight, rates, timeouts or "
                           "connections, shard it (--shard), or raise max_memory_mib")
     return cfg
