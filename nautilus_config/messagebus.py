@@ -31,7 +31,8 @@ def redis_url_check(path: str, value: Any) -> str:
         if not urlsplit(url).path:
             raise ConfigError(path, "a unix:// URL needs a socket path")
         return url
-    split_url(path, url)
+    if split_url(path, url).port is None:
+        raise ConfigError(path, f"needs a port (host:6379), got {url!r}")
     return url
 
 
