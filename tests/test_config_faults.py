@@ -259,3 +259,18 @@ def test_engines_check_redis_url_as_the_exporter_does(tmp_path, url: str) -> Non
         assert proc.stderr.startswith("nautilus-probe: config error: --redis.url: "), proc.stderr
         messages.add(proc.stderr)
     assert len(messages) == 1, messages  # the same words everywhere
+
+
+def test_log_level_before_or_after_the_subcommand() -> None:
+    """docs/configuration.md lists --log.level among the exporter's flags: it works
+    there, before the subcommand too, and the later one wins."""
+    from nautilus_probe.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["exporter", "--log.level", "debug"]).log_level == "debug"
+    assert parse(["--log.level", "error", "engines"]).log_level == "error"
+    assert parse(["--log.level", "error", "exporter", "--log.level", "warn"]).log_level == "warn"
+    assert parse(["loadtest", "containerized"]).log_level == "info"
+    proc = cli("exporter", "--config.file", "config/exporter.yml", "--config.check",
+               "--log.level", "loud")
+    assert proc.returncode == 2 and "invalid choice: 'loud'" in proc.stderr
