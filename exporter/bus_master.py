@@ -33,7 +33,7 @@ async def masters(client: Any) -> set[str] | None:
         try:
             # Asking also closes the pool's idle connections to a master that is no
             # longer one, before a probe would be sent on them.
-            host, port = await pool.get_master_address()
+            host, port = await pool.get_master_address()  # type: ignore[no-untyped-call]  # redis-py untyped
         except BUS_ERRORS:
             return None
         return {f"{host}:{port}"}

@@ -73,7 +73,7 @@ class Sentinels:
                 state = s.execute_command("SENTINEL", "MASTER", MASTER)
         except (redis.RedisError, OSError):
             return False
-        state = dict(zip(state[::2], state[1::2])) if isinstance(state, list) else state
+        state = dict(zip(state[::2], state[1::2], strict=True)) if isinstance(state, list) else state
         return int(state.get("num-slaves", 0)) >= 1 and int(state.get("num-other-sentinels", 0)) >= 2
 
     def master_port(self) -> int | None:

@@ -111,7 +111,8 @@ SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
 
 # One sentinel of a list: host:port, or [IPv6]:port. The port is required: a
 # sentinel's default (26379) is not a Redis's, and a guess would dial the wrong one.
-_SENTINEL_HOST = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9._-]+)):(?P<port>[0-9]{1,5})$")
+_SENTINEL_HOST = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9._-]+))"
+                            r":(?P<port>[0-9]{1,5})$")
 _MASTER_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
@@ -235,7 +236,7 @@ def _sentinel_master(where: SentinelAddress, access: RedisAccess) -> aioredis.Re
     timeouts: a socket timeout shorter than a sentinel's answer under load reads as
     "No master found" (#3186). One pool per client, made once (#3433)."""
     tls = {"ssl": True} if where.tls else {}
-    sentinels = Sentinel(
+    sentinels = Sentinel(  # type: ignore[no-untyped-call]  # redis-py untyped
         list(where.sentinels),
         sentinel_kwargs={"socket_timeout": 1.0, "socket_connect_timeout": 0.5,
                          "retry": Retry(NoBackoff(), 0),

@@ -40,6 +40,12 @@ ANSWER_TIMEOUT_S = 2.0
 WATCH_S = 0.25
 
 
+def _error(answer: Any) -> Exception:
+    """An error reply as redis-py raises it: OOM is OutOfMemoryError, WRONGPASS an
+    AuthenticationError, so logs and callers name the cause alike on both paths."""
+    return BaseParser.parse_error(str(answer))  # type: ignore[no-untyped-call,no-any-return]  # redis-py untyped
+
+
 class _Wire(asyncio.Protocol):
     """One connection: commands written in order, their answers parsed by hiredis
     and handed to the waiting caller in the same order."""
@@ -163,7 +169,7 @@ class ThinStreamsTransport:
                 if isinstance(answer, hiredis.ReplyError):
                     wire.close(RedisConnectionError("refused"))
                     # WRONGPASS / NOAUTH: AuthenticationError, as redis-py raises it
-                    raise BaseParser.parse_error(str(answer))
+                    raise _error(answer)
         return wire
 
     async def _wire(self, which: str) -> _Wire:
@@ -195,7 +201,7 @@ class ThinStreamsTransport:
         wire = await self._wire("_send")
         for answer in await wire.call(packed, len(requests), ANSWER_TIMEOUT_S):
             if isinstance(answer, hiredis.ReplyError):
-                raise BaseParser.parse_error(str(answer))  # OOM: OutOfMemoryError, as redis-py
+                raise _error(answer)
 
     async def receive(self) -> list[Reply | Malformed]:
         wire = await self._wire("_receive")
@@ -204,7 +210,7 @@ class ThinStreamsTransport:
                                         self.reply_key, self._last_id))
         [answer] = await wire.call(command, 1, ANSWER_TIMEOUT_S + RECEIVE_BLOCK_S)
         if isinstance(answer, hiredis.ReplyError):
-            raise BaseParser.parse_error(str(answer))
+            raise _error(answer)
         out: list[Reply | Malformed] = []
         for _stream, entries in answer or ():
             for entry_id, flat in entries:
