@@ -67,3 +67,26 @@ def test_describe() -> None:
     assert describe(redis.ConnectionError("Error 111 connecting")) == \
         "ConnectionError: Error 111 connecting"
     assert describe(TimeoutError()) == "TimeoutError"
+
+
+async def test_websocket_faults_are_logged_by_kind(caplog) -> None:
+    """docs/configuration.md: under faults the log says each kind of failure once per
+    10 s with a count; WebSocket faults included (none were logged before)."""
+    from nautilus_testkit import free_port
+    from synthetic.websocket_engine import WsKnobs
+
+    from .test_websocket_probe import OPEN, spec, url, ws_engines, ws_probing
+
+    caplog.set_level(logging.WARNING, logger="exporter.probes.websocket")
+    refused = url(free_port())
+    async with ws_engines(WsKnobs(error_ratio=1.0)) as [(_, port)]:
+        erring = url(port)
+        async with ws_probing(spec([erring, refused], 4, heartbeat_rate=50)) as probe:
+            await probe.until(lambda: probe.value(OPEN, endpoint=erring) == 2, 10)
+            await probe.until(lambda: probe.value("nautilus_probe_ws_error_replies_total") >= 20, 10)
+    lines = [rec.getMessage() for rec in caplog.records]
+    connects = [m for m in lines if m.startswith(f"WebSocket connects to {refused} failing: ")]
+    assert len(connects) == 1 and connects[0].endswith("(last error: refused)"), lines
+    replies = [m for m in lines if m.startswith(f"WebSocket replies from {erring} failing: ")]
+    assert len(replies) == 1 and replies[0].endswith("(last error: error replies)"), lines
+    assert not any(erring in m and "connects" in m for m in lines), lines  # it connected
