@@ -81,6 +81,11 @@ def test_a_sentinel_failover_is_probed_through(sentinels, spawn, exporter, tmp_p
             stream = protocol.request_stream(protocol.DEFAULT_PREFIX, engine, "normal")
             groups = {g["name"]: g for g in new.xinfo_groups(stream)}
             assert groups[protocol.RESPONDER_GROUP]["consumers"] >= 1, engine
+    # The knobs command takes the same URL.
+    knobs = subprocess.run([sys.executable, "-m", "nautilus_probe", "knobs", "risk", "--redis.url",
+                            sentinels.url, "--clear"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=30)
+    assert knobs.returncode == 0 and "risk: knobs cleared" in knobs.stdout, knobs.stderr
     print(f"sentinel failover: first answer {run.first_answer_s:.2f} s after the kill, "
           f"lost {run.lost()}")
 
