@@ -65,8 +65,13 @@ async def closed_loop(call: Callable[[], Awaitable[None]], concurrency: int, dur
 
 
 async def open_loop(call: Callable[[], Awaitable[None]], rate: float, duration: float,
-                     stop: asyncio.Event, tally: Tally) -> float:
+                     stop: asyncio.Event, tally: Tally, share: tuple[int, int] = (0, 1)) -> float:
+    """`rate` requests/s for `duration` seconds. `share` (i, N): of the whole schedule,
+    only requests k with k mod N = i (shares.py), so N shares send exactly the
+    requests of one whole run."""
     start = clock()
+    index, count = share
+    k = 0
     tasks: set[asyncio.Task[None]] = set()
 
     async def one(due: float) -> None:
@@ -79,6 +84,9 @@ async def open_loop(call: Callable[[], Awaitable[None]], rate: float, duration: 
     schedule = Schedule(rate, start)
     while clock() - start < duration and not stop.is_set():
         for due in schedule.take_due(clock()):
+            k += 1
+            if (k - 1) % count != index:
+                continue
             task = asyncio.create_task(one(due))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
