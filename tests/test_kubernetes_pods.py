@@ -1,0 +1,169 @@
+"""The generated manifests' pods as local processes (nautilus_testkit/pods.py): the
+exporter StatefulSet's three pods, scraped by a real Prometheus whose scrape config
+is derived from the ServiceMonitor and whose rules are the PrometheusRule's, add up
+to one unsharded exporter's picture; the Indexed Job's three shares merge to what one
+process running the whole load measures."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alerts.query import PrometheusAPI
+from nautilus_loadtest.histogram import LatencyHistogram
+from nautilus_probe import kubernetes as k8s
+from nautilus_testkit import ROOT, free_port, http_get, pods, wait_for
+
+BASE = ROOT / k8s.OUT
+
+
+def manifests(path: Path) -> list[dict[str, Any]]:
+    return [d for f in sorted(path.glob("*.yaml")) if f.name != "kustomization.yaml"
+            for d in k8s.load_all(f.read_text())]
+
+
+def scrape_config(monitor: dict[str, Any], service: dict[str, Any], pod_targets: dict[str, str],
+                  interval: str) -> dict[str, Any]:
+    """The scrape job prometheus-operator makes of a ServiceMonitor, its endpoints
+    discovery replaced by the pods' addresses here: the job is the Service's label that
+    jobLabel names; path, scheme and honor_labels are the endpoint's; the target labels
+    the operator adds. The interval is shortened for the test."""
+    [endpoint] = monitor["spec"]["endpoints"]
+    meta = service["metadata"]
+    return {"job_name": meta["labels"][monitor["spec"]["jobLabel"]],
+            "scrape_interval": interval, "metrics_path": endpoint.get("path", "/metrics"),
+            "scheme": endpoint.get("scheme", "http"),
+            "honor_labels": endpoint.get("honorLabels", False),
+            "static_configs": [{"targets": [at], "labels": {
+                "pod": pod, "service": meta["name"], "endpoint": endpoint["port"],
+                "namespace": "default"}} for pod, at in pod_targets.items()]}
+
+
+def test_the_statefulsets_pods_add_up_to_one_unsharded_exporter(tmp_path: Path, redis_url: str
+                                                                ) -> None:
+    objects = manifests(BASE)
+    sts = pods.find(objects, "StatefulSet", k8s.NAME)
+    spec = sts["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    port = container["ports"][0]["containerPort"]
+    secrets = json.loads(json.dumps(objects))
+    # The Service names the pods resolve, as the loopback addresses they run on here.
+    pods.find(secrets, "Secret", k8s.REDIS_SECRET)["stringData"]["url"] = redis_url
+    config = pods.find(secrets, "ConfigMap", "nautilus-probe-config")["data"]
+    # The WebSocket engines' Services: a loopback port nothing listens on (refused,
+    # counted), not the fixed ports a local stack may be using.
+    closed = {n: free_port() for n in "123"}
+    config["exporter.yml"] = re.sub(r"ws-engine-(\d):\d+", lambda m: f"127.0.0.1:{closed[m[1]]}",
+                                    config["exporter.yml"])
+    engines = yaml.safe_load((ROOT / "config" / "synthetic.yml").read_text())
+    engines["defaults"]["error_ratio"] = 0
+    (tmp_path / "synthetic.yml").write_text(yaml.safe_dump(engines))
+
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs.append(pods.start([*pods.argv({"args": [
+            "engines", f"--config.file={tmp_path / 'synthetic.yml'}", f"--redis.url={redis_url}"]},
+            {}, {})], {}, tmp_path / "engines.log"))
+        targets = {}
+        for ordinal in range(sts["spec"]["replicas"]):
+            pod = f"{sts['metadata']['name']}-{ordinal}"
+            env = pods.pod_env(container, secrets, pod)
+            cmd = pods.argv(container, env, pods.mounts(spec, container, secrets, tmp_path / pod))
+            at = f"127.0.0.1:{free_port()}"
+            cmd = [a.replace(f"--web.listen-address=:{port}", f"--web.listen-address={at}")
+                   for a in cmd]
+            assert f"--shard=ordinal/{sts['spec']['replicas']}" in cmd
+            procs.append(pods.start(cmd, env, tmp_path / f"{pod}.log"))
+            targets[pod] = at
+        # One unsharded exporter: the same command line with --shard=1/1.
+        env = pods.pod_env(container, secrets, "unsharded")
+        whole = f"127.0.0.1:{free_port()}"
+        cmd = [a.replace(f"--web.listen-address=:{port}", f"--web.listen-address={whole}")
+               .replace(f"--shard=ordinal/{sts['spec']['replicas']}", "--shard=1/1")
+               for a in pods.argv(container, env, pods.mounts(spec, container, secrets,
+                                                              tmp_path / "unsharded"))]
+        procs.append(pods.start(cmd, env, tmp_path / "unsharded.log"))
+
+        monitor = pods.find(objects, "ServiceMonitor", k8s.NAME)
+        service = pods.find(objects, "Service", k8s.NAME)
+        job = scrape_config(monitor, service, targets, "1s")
+        rules = tmp_path / "rules.yml"
+        rules.write_text(yaml.safe_dump(
+            {"groups": pods.find(objects, "PrometheusRule", k8s.NAME)["spec"]["groups"]}))
+        prom_config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                       "rule_files": [str(rules)],
+                       "scrape_configs": [job, {"job_name": "unsharded", "scrape_interval": "1s",
+                                                "static_configs": [{"targets": [whole]}]}]}
+        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(prom_config))
+        binary = shutil.which("prometheus")
+        assert binary, "prometheus is missing: run ./run setup"
+        api_port = free_port()
+        procs.append(subprocess.Popen(
+            [binary, f"--config.file={tmp_path / 'prometheus.yml'}",
+             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{api_port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        api = PrometheusAPI(f"http://127.0.0.1:{api_port}", timeout=10)
+        wait_for(lambda: http_get(f"http://127.0.0.1:{api_port}/-/ready")[0] == 200, 30)
+
+        def values(expr: str) -> dict[tuple[str, ...], float]:
+            return {tuple(sorted(s["metric"].items())): float(s["value"][1])
+                    for s in api.instant(expr)}
+
+        def scraped() -> bool:
+            for p, name in zip(procs, ["engines", *targets, "unsharded"]):
+                assert p.poll() is None, (tmp_path / f"{name}.log").read_text()[-2000:]
+            return (sum(values('up{job="nautilus-probe"}').values()) == 3
+                    and sum(values('up{job="unsharded"}').values()) == 1)
+
+        # Every pod is scraped under the job the rules and dashboards select.
+        wait_for(scraped, 40)
+        # Each engine × op series is probed by exactly one shard, and together they
+        # are the unsharded exporter's series.
+        shards = 'nautilus_probe_requests_total{job="nautilus-probe"}'
+        wait_for(lambda: len(values(f"count by (engine, op) ({shards})"))
+                 == len(values('count by (engine, op) (nautilus_probe_requests_total'
+                               '{job="unsharded"})')) > 0, 20)
+        per_series = {(dict(k)["engine"], dict(k)["op"]): n
+                      for k, n in values(f"count by (engine, op) ({shards})").items()}
+        # ... except the trading request's legs: every shard sends its share of it.
+        legs = yaml.safe_load(config["exporter.yml"])["trading_request"]["legs"].items()
+        assert per_series == {key: 3.0 if key in legs else 1.0 for key in per_series}
+        assert len(per_series) > len(legs)
+        assert set(per_series) == {(dict(k)["engine"], dict(k)["op"]) for k in values(
+            'count by (engine, op) (nautilus_probe_requests_total{job="unsharded"})')}
+        assert len(values(f"count by (pod) ({shards})")) == 3
+        # The WebSocket pool is split: the shards hold what the one exporter holds.
+        desired = values('sum by (job) (nautilus_probe_ws_connections_desired)')
+        [(_, sharded), (_, one)] = sorted(desired.items())
+        assert sharded == one == 300
+        # Open-loop probes: the shards together send what the one exporter sends.
+        time.sleep(3)
+        window = "3s"
+        rates = {job: values(f'sum by (engine) (increase(nautilus_probe_requests_total'
+                             f'{{job="{job}"}}[{window}]))') for job in ("nautilus-probe", "unsharded")}
+        by_engine = {dict(k)["engine"]: v for k, v in rates["nautilus-probe"].items()}
+        whole_by_engine = {dict(k)["engine"]: v for k, v in rates["unsharded"].items()}
+        assert set(by_engine) == set(whole_by_engine)
+        for engine, n in whole_by_engine.items():
+            assert math.isclose(by_engine[engine], n, rel_tol=0.25, abs_tol=2), (engine, rates)
+        # The rules evaluate, healthy, over the shards' series.
+        def healthy() -> bool:
+            groups = api.get("/api/v1/rules")["groups"]
+            rules_ = [r for g in groups for r in g["rules"]]
+            return bool(rules_) and all(r["health"] == "ok" for r in rules_) and all(
+                r.get("lastEvaluation", "").startswith("20") for r in rules_)
+        wait_for(healthy, 15)
+        recorded = values("nautilus_probe:engine_probe_throughput:rate")
+        assert {dict(k)["engine"] for k in recorded} >= set(by_engine) - {"monolith"}
+        scraped()
+    finally:
+        pods.stop(procs)
