@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import redis
 import yaml
 
 from alerts.query import PrometheusAPI
@@ -119,7 +120,8 @@ def test_the_statefulsets_pods_add_up_to_one_unsharded_exporter(tmp_path: Path, 
                     for s in api.instant(expr)}
 
         def scraped() -> bool:
-            for p, name in zip(procs, ["engines", *targets, "unsharded"]):
+            names = ["engines", *targets, "unsharded"]
+            for p, name in zip(procs[:len(names)], names, strict=True):
                 assert p.poll() is None, (tmp_path / f"{name}.log").read_text()[-2000:]
             return (sum(values('up{job="nautilus-probe"}').values()) == 3
                     and sum(values('up{job="unsharded"}').values()) == 1)
@@ -167,3 +169,98 @@ def test_the_statefulsets_pods_add_up_to_one_unsharded_exporter(tmp_path: Path, 
         scraped()
     finally:
         pods.stop(procs)
+
+
+SERVICE_S = 0.3  # every engine answers in exactly this long: the latency's known truth
+
+
+def _bucket(ms: float) -> int:
+    return LatencyHistogram._bucket(ms / 1e3)
+
+
+def test_the_indexed_jobs_shares_merge_to_one_process_running_the_whole_load(
+        tmp_path: Path, redis_url: str) -> None:
+    """The Indexed Job's share command, run as 3 processes with each pod's
+    JOB_COMPLETION_INDEX, then the merge Job's first step: the same requests as one
+    process running the whole load (counts exactly) and the same latency within one
+    bucket of the histogram (1 %)."""
+    objects = manifests(BASE / "loadtest")
+    job = pods.find(objects, "Job", f"{k8s.NAME}-loadtest")
+    [share] = job["spec"]["template"]["spec"]["containers"]
+    merge_job = pods.find(objects, "Job", f"{k8s.NAME}-loadtest-merge")
+    merge = merge_job["spec"]["template"]["spec"]["initContainers"][0]
+    secrets = json.loads(json.dumps(objects))
+    secrets.append({"kind": "Secret", "metadata": {"name": k8s.REDIS_SECRET},
+                    "stringData": {"url": redis_url}})
+    engines = {"defaults": {"service_time": f"{SERVICE_S * 1e3:g}ms", "error_ratio": 0},
+               "engines": {e: {} for e in ("analytics", "risk", "factor", "ml", "features",
+                                           "websocket", "strategy", "marketdata", "portfolio")}}
+    (tmp_path / "synthetic.yml").write_text(yaml.safe_dump(engines))
+    # A short run with the known-truth engines: the Job's arguments, then these (the
+    # later flag wins); no step may stop on a p99 target.
+    short = ["--duration=4.4", "--rate=25", "--concurrency=6", "--p99-target=10"]
+    procs = [pods.start([*pods.argv({"args": [
+        "engines", f"--config.file={tmp_path / 'synthetic.yml'}", f"--redis.url={redis_url}"]},
+        {}, {})], {}, tmp_path / "engines.log")]
+    try:
+        # The engines' consumer groups exist before the first request.
+        wait_for(lambda: "serving engines" in (tmp_path / "engines.log").read_text(), 30)
+        # One process running the whole load, first: alone, not beside the shares.
+        single = tmp_path / "single.json"
+        whole = pods.start([*pods.argv({"args": [
+            "loadtest", "containerized", f"--redis.url={redis_url}", "--quiet",
+            f"--out={single}", "--pushgateway.url="]}, {}, {}), *short], {},
+            tmp_path / "single.log")
+        assert whole.wait(60) == 0, (tmp_path / "single.log").read_text()[-2000:]
+        shares = []
+        for index in range(job["spec"]["completions"]):
+            pod = f"{job['metadata']['name']}-{index}"
+            env = pods.pod_env(share, secrets, pod, {"JOB_COMPLETION_INDEX": str(index)})
+            cmd = pods.argv(share, env, pods.mounts(job["spec"]["template"]["spec"], share,
+                                                    secrets, tmp_path / pod))
+            shares.append(pods.start(cmd + short, env, tmp_path / f"{pod}.log"))
+        for i, p in enumerate(shares):
+            assert p.wait(60) == 0, (tmp_path / f"{job['metadata']['name']}-{i}.log"
+                                     ).read_text()[-2000:]
+        env = pods.pod_env(merge, secrets, "merge-0")
+        paths = pods.mounts(merge_job["spec"]["template"]["spec"], merge, secrets,
+                            tmp_path / "merge")
+        cmd = [a for a in pods.argv(merge, env, paths) if not a.startswith("--pushgateway.url")]
+        out = subprocess.run(cmd + ["--wait=10"], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "3 shares of run 'run-1' merged" in out.stdout
+    finally:
+        pods.stop(procs)
+    merged = json.loads((paths["/results"] / "containerized_results.json").read_text())
+    one = json.loads(single.read_text())
+    a, b = one["raw"], merged["raw"]
+    # Open loop: exactly the same requests, every one answered.
+    assert a["latency"]["histogram"]["count"] == b["latency"]["histogram"]["count"] > 0
+    assert a["latency"]["errors"] == b["latency"]["errors"] == 0
+    assert [(s["rate"], s["histogram"]["count"], s["errors"]) for s in a["sustained"]] == \
+        [(s["rate"], s["histogram"]["count"], s["errors"]) for s in b["sustained"]]
+    assert len(b["sustained"]) == 6
+    # Closed loop: the same requests in flight in all (6, split 2 + 2 + 2).
+    assert merged["throughput_benchmark"]["concurrent_workers"] == \
+        one["throughput_benchmark"]["concurrent_workers"] == 6
+    assert merged["metadata"]["offered"]["in_flight"] == 6
+    assert merged["metadata"]["offered"]["shares"] == 3
+    # The merge is exact: bucket by bucket, the shares' histograms add up.
+    stored = [json.loads(v) for v in redis.Redis.from_url(redis_url, decode_responses=True)
+              .hgetall("nautilus:probe:loadtest:{run-1}:containerized").values()]
+    assert len(stored) == 3
+    total = LatencyHistogram()
+    for record in stored:
+        total.merge(LatencyHistogram.from_json(record["raw"]["latency"]["histogram"]))
+    assert total.to_json() == b["latency"]["histogram"]
+    # The same latency as the one process: the truth is 300 ms plus the bus's round
+    # trips (a few ms). The median within one bucket (1 %), or within the run-to-run
+    # noise of a busy 2-core machine (5 %: two runs, not two merges, are compared);
+    # the tail above the truth and below twice it.
+    truth = SERVICE_S * 1e3
+    for q in ("p50_latency", "p90_latency", "p99_latency"):
+        x, y = one["latency_benchmark"][q], merged["latency_benchmark"][q]
+        assert truth <= x < 2 * truth and truth <= y < 2 * truth, (q, x, y)
+    x, y = one["latency_benchmark"]["p50_latency"], merged["latency_benchmark"]["p50_latency"]
+    assert abs(_bucket(x) - _bucket(y)) <= 1 or abs(x - y) <= 0.05 * truth, (x, y)
