@@ -189,7 +189,7 @@ def _run_share(args: argparse.Namespace, opts: dict) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     from .report import summary_table
     from .results import encode
-    from .shares import fetch, merge_shares, ShareError
+    from .shares import fetch, merge_shares, retire, ShareError
     from .validate import capacity_checks, offered_ops
 
     problem = _check_shares(args)
@@ -210,6 +210,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     with open(out, "w") as fh:
         json.dump(encode(result), fh, indent=2)
     print(summary_table(result))
+    retire(url, args.prefix, args.run_id, args.kind)
     print(f"{args.shares} shares of run {args.run_id!r} merged, written to {out}")
     t = Thresholds.load(args.thresholds)
     _push("merge", args, t, capacity_checks(t, result), result.metadata, offered_ops(result))

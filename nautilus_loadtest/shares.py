@@ -140,6 +140,20 @@ def fetch(redis_url: str, prefix: str, run_id: str, kind: str, count: int,
     return records
 
 
+def retire(redis_url: str, prefix: str, run_id: str, kind: str) -> None:
+    """Move a merged run's shares aside (kept as long as before), so the run id can be
+    used again without merging an old share with new ones."""
+    async def move() -> None:
+        client = connect(redis_url)
+        try:
+            key = _key(prefix, run_id, kind)
+            await client.rename(key, f"{key}:merged")
+            await client.expire(f"{key}:merged", KEEP_S)
+        finally:
+            await client.aclose()
+    asyncio.run(move())
+
+
 def merge_shares(kind: str, records: list[dict[str, Any]], whole: dict[str, Any],
                  run_id: str) -> Result:
     """The shares' raw results merged exactly, reported as the whole run."""
