@@ -147,16 +147,18 @@ def test_the_statefulsets_pods_add_up_to_one_unsharded_exporter(tmp_path: Path, 
         desired = values('sum by (job) (nautilus_probe_ws_connections_desired)')
         [(_, sharded), (_, one)] = sorted(desired.items())
         assert sharded == one == 300
-        # Open-loop probes: the shards together send what the one exporter sends.
-        time.sleep(3)
-        window = "3s"
+        # Open-loop probes: the shards together send what the one exporter sends (a
+        # third or three times as much would be a broken split; the tolerance is the
+        # window's edges and a busy machine's stalls).
+        time.sleep(4)
+        window = "4s"
         rates = {job: values(f'sum by (engine) (increase(nautilus_probe_requests_total'
                              f'{{job="{job}"}}[{window}]))') for job in ("nautilus-probe", "unsharded")}
         by_engine = {dict(k)["engine"]: v for k, v in rates["nautilus-probe"].items()}
         whole_by_engine = {dict(k)["engine"]: v for k, v in rates["unsharded"].items()}
         assert set(by_engine) == set(whole_by_engine)
         for engine, n in whole_by_engine.items():
-            assert math.isclose(by_engine[engine], n, rel_tol=0.25, abs_tol=2), (engine, rates)
+            assert math.isclose(by_engine[engine], n, rel_tol=0.4, abs_tol=2), (engine, rates)
         # The rules evaluate, healthy, over the shards' series.
         def healthy() -> bool:
             groups = api.get("/api/v1/rules")["groups"]
@@ -171,7 +173,7 @@ def test_the_statefulsets_pods_add_up_to_one_unsharded_exporter(tmp_path: Path, 
         pods.stop(procs)
 
 
-SERVICE_S = 0.3  # every engine answers in exactly this long: the latency's known truth
+SERVICE_S = 0.15  # every engine answers in exactly this long: the latency's known truth
 
 
 def _bucket(ms: float) -> int:
@@ -254,7 +256,7 @@ def test_the_indexed_jobs_shares_merge_to_one_process_running_the_whole_load(
     for record in stored:
         total.merge(LatencyHistogram.from_json(record["raw"]["latency"]["histogram"]))
     assert total.to_json() == b["latency"]["histogram"]
-    # The same latency as the one process: the truth is 300 ms plus the bus's round
+    # The same latency as the one process: the truth is 150 ms plus the bus's round
     # trips (a few ms). The median within one bucket (1 %) on a quiet machine; two
     # runs, not two merges, are compared, so on a 2-core machine shared with other
     # work the run-to-run noise is allowed (15 %: three processes at once there add
