@@ -21,7 +21,7 @@ import yaml
 from alerts.query import PrometheusAPI
 from nautilus_loadtest.histogram import LatencyHistogram
 from nautilus_probe import kubernetes as k8s
-from nautilus_testkit import ROOT, free_port, http_get, pods, wait_for
+from nautilus_testkit import ROOT, free_port, http_get, pods, rss_bytes, wait_for
 
 BASE = ROOT / k8s.OUT
 
@@ -169,6 +169,10 @@ def test_the_statefulsets_pods_add_up_to_one_unsharded_exporter(tmp_path: Path, 
         recorded = values("nautilus_probe:engine_probe_throughput:rate")
         assert {dict(k)["engine"] for k in recorded} >= set(by_engine) - {"monolith"}
         scraped()
+        # Each pod's memory, probing and scraped, stays under its generated limit.
+        limit = int(container["resources"]["limits"]["memory"].removesuffix("Mi")) << 20
+        for proc in procs[1:1 + len(targets)]:
+            assert rss_bytes(proc.pid) < limit, (rss_bytes(proc.pid) >> 20, limit >> 20)
     finally:
         pods.stop(procs)
 
