@@ -168,6 +168,8 @@ def _run_share(args: argparse.Namespace, opts: dict) -> int:
     problem = _check_shares(args)
     if problem is None and args.workers != 1:
         problem = "--workers and --shares: use one or the other"
+    if problem is None and args.out:
+        problem = "--out with --shares: a share leaves its result in Redis; `merge --out` writes the run's"
     try:
         if problem:
             raise ShareError(problem)
@@ -189,6 +191,7 @@ def _run_share(args: argparse.Namespace, opts: dict) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     from .report import summary_table
     from .results import encode
+    from .runs import _answered
     from .shares import fetch, merge_shares, retire, ShareError
     from .validate import capacity_checks, offered_ops
 
@@ -204,8 +207,13 @@ def cmd_merge(args: argparse.Namespace) -> int:
         return 2
     # The run's whole options, as share 0 was given them; the URL is this command's.
     whole = {**records[0]["options"], "redis_url": url}
-    result = merge_shares(args.kind, records, whole, args.run_id)
     out = args.out or f"results/{args.kind}_results.json"
+    if args.kind != "websocket" and not sum(_answered(r["raw"]) for r in records):
+        print(f"nautilus-probe merge: no request of run {args.run_id!r} was answered: is the "
+              "MessageBus reachable from the shares, and are the engines running? No result "
+              f"was written to {out}.", file=sys.stderr)
+        return 2
+    result = merge_shares(args.kind, records, whole, args.run_id)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as fh:
         json.dump(encode(result), fh, indent=2)

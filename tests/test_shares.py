@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,7 +40,8 @@ def test_what_cannot_be_shared_says_why(monkeypatch: pytest.MonkeyPatch) -> None
     assert share_index(None, 3) == 2
 
 
-def test_merge_names_the_missing_shares_and_refuses_mixed_runs(redis_url: str) -> None:
+def test_merge_names_the_missing_shares_and_refuses_mixed_runs(redis_url: str, tmp_path: Path
+                                                               ) -> None:
     raw = {"kind": "containerized"}
     opts = {**OPTS, "redis_url": redis_url}
     store(opts, "r1", "containerized", 0, 3, opts, raw, 0.0, 1.0)
@@ -49,9 +51,14 @@ def test_merge_names_the_missing_shares_and_refuses_mixed_runs(redis_url: str) -
     store(opts, "r1", "containerized", 2, 3, opts, raw, 0.0, 1.0)
     with pytest.raises(ShareError, match="share 1 ran with other options than share 0 \\(duration\\)"):
         fetch(redis_url, "nautilus:probe", "r1", "containerized", 3, 0.2)
-    # The command says it in one line, exit 2, no traceback.
+    # Nothing answered in any share: no result; the command says so in one line, exit 2.
+    for i in range(3):
+        store(opts, "r3", "containerized", i, 3, opts,
+              {"kind": "containerized", "latency": {"histogram": {"count": 0}}}, 0.0, 1.0)
     proc = subprocess.run([sys.executable, "-m", "nautilus_probe", "merge", "containerized",
-                           "--redis.url", redis_url, "--run-id", "r2", "--shares", "2", "--wait",
-                           "0.2"], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "shares 0, 1 of 2 not in Redis" in proc.stderr
+                           "--redis.url", redis_url, "--run-id", "r3", "--shares", "3",
+                           "--out", str(tmp_path / "r3.json")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "no request of run 'r3' was answered" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "r3.json").exists()
