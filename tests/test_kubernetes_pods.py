@@ -204,7 +204,7 @@ def test_the_indexed_jobs_shares_merge_to_one_process_running_the_whole_load(
     (tmp_path / "synthetic.yml").write_text(yaml.safe_dump(engines))
     # A short run with the known-truth engines: the Job's arguments, then these (the
     # later flag wins); no step may stop on a p99 target.
-    short = ["--duration=4.4", "--rate=25", "--concurrency=6", "--p99-target=10"]
+    short = ["--duration=3.7", "--rate=30", "--concurrency=6", "--p99-target=10"]
     procs = [pods.start([*pods.argv({"args": [
         "engines", f"--config.file={tmp_path / 'synthetic.yml'}", f"--redis.url={redis_url}"]},
         {}, {})], {}, tmp_path / "engines.log")]
