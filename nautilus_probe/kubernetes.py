@@ -46,9 +46,13 @@ PUSHGATEWAY_IMAGE = "prom/pushgateway:v1.9.0"  # what docker-compose.yml runs
 CONFIG_DIR = "/etc/nautilus-probe"
 REDIS_SECRET = f"{NAME}-redis"
 REDIS_ENV = "NAUTILUS_REDIS_URL"
-# A probe's CPU at a low rate, the costliest per probe (docs/performance.md: 22.5 % of a
-# core at 1,000 probes/s): the CPU request of a shard is its probes/s times this.
-CPU_PER_PROBE_S = 225e-6
+# A shard's CPU request: an upper envelope of the exporter's measured CPU
+# (docs/performance.md): 140 us a probe at low rates (14 % of a core at 1,000/s), and
+# at high rates a fixed 130m plus 25 us a probe (0.18 core at 2,000/s ... 0.72 at
+# 32,000/s measured); the lower of the two, and at least MIN_CPU_MILLI.
+CPU_PER_PROBE_LOW_S = 140e-6
+CPU_FIXED_MILLI = 130
+CPU_PER_PROBE_HIGH_S = 25e-6
 MIN_CPU_MILLI = 50
 UID = 10001  # the image's user (Dockerfile)
 # kube-prometheus-stack's Prometheus selects ServiceMonitors and PrometheusRules with
@@ -92,6 +96,13 @@ def exporter_config(root: Path = ROOT) -> str:
             "# Service names); the Redis URL comes from the nautilus-probe-redis Secret.\n" + body)
 
 
+def cpu_milli(rate: float) -> int:
+    """A shard's CPU request in millicores for `rate` probes/s (see CPU_PER_PROBE_LOW_S)."""
+    need = min(rate * CPU_PER_PROBE_LOW_S * 1000,
+               CPU_FIXED_MILLI + rate * CPU_PER_PROBE_HIGH_S * 1000)
+    return max(math.ceil(need), MIN_CPU_MILLI)
+
+
 def sizing(config_path: Path, shards: int) -> tuple[int, int]:
     """(memory bytes, CPU millicores) for the largest of the shards: the memory bound the
     exporter computes (--config.check prints it), and CPU from the shard's probes/s."""
@@ -104,9 +115,9 @@ def sizing(config_path: Path, shards: int) -> tuple[int, int]:
         if cfg.websocket is not None:
             rate += cfg.websocket.heartbeat_rate
         memory = max(memory, cfg.memory.total)
-        cpu = max(cpu, math.ceil(rate * CPU_PER_PROBE_S * 1000))
+        cpu = max(cpu, cpu_milli(rate))
     mib = 1 << 20
-    return -(-memory // mib) * mib, max(cpu, MIN_CPU_MILLI)
+    return -(-memory // mib) * mib, cpu
 
 
 def exporter_objects(config_text: str, memory: int, cpu_milli: int, job: str
