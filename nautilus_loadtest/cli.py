@@ -152,6 +152,8 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
 
 def _check_shares(args: argparse.Namespace) -> str | None:
     """What is wrong with --shares / --run-id, if anything."""
+    if args.shares is None:
+        return "--shares N: how many shares the run has"
     if args.shares < 1:
         return f"--shares must be 1 or more, got {args.shares}"
     if not args.run_id or not all(c.isalnum() or c in "-_." for c in args.run_id):
@@ -173,6 +175,7 @@ def _run_share(args: argparse.Namespace, opts: dict) -> int:
     try:
         if problem:
             raise ShareError(problem)
+        share_options(args.kind, opts, 0, args.shares)  # what cannot be shared, said first
         index = share_index(args.share_index, args.shares)
         mine = share_options(args.kind, opts, index, args.shares)
     except ShareError as exc:
