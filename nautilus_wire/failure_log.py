@@ -7,6 +7,8 @@ import logging
 import time
 
 INTERVAL_S = 10.0
+# Where ErrorLog sums up the errors it already logged a traceback for.
+SUMMARY_LOGGER = "nautilus_wire.summary"
 
 
 class FailureLog:
@@ -51,7 +53,8 @@ class ErrorLog:
     def __init__(self, logger: logging.Logger, subject: str, interval: float,
                  max_kinds: int = 64) -> None:
         self.log, self.subject, self.max_kinds = logger, subject, max_kinds
-        self._summary = FailureLog(logger, subject, interval)
+        # Their own logger: an engine may raise its level and keep the tracebacks.
+        self._summary = FailureLog(logging.getLogger(SUMMARY_LOGGER), subject, interval)
         self._traced: set[tuple[str, str]] = set()
         self.interval = interval
 

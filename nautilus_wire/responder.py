@@ -495,7 +495,7 @@ class Responder:
                         read_back = False
                         log.warning("%s: cannot read %s back (%s): a second writer of it "
                                     "will not be detected; allow this user to read it "
-                                    "(~metrics:*)", self.engine, key, exc)
+                                    "(%%RW~metrics:*)", self.engine, key, exc)
                 if not read_back:
                     await self._redis.set(key, text, ex=spec.ttl)
                 if isinstance(previous, bytes):  # a client without decode_responses
