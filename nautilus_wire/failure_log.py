@@ -4,7 +4,7 @@ count, instead of one line per failed operation."""
 from __future__ import annotations
 
 import logging
-import time
+from time import monotonic
 
 INTERVAL_S = 10.0
 # Where ErrorLog sums up the errors it already logged a traceback for.
@@ -23,7 +23,7 @@ class FailureLog:
 
     def failed(self, kind: str, message: str, count: int = 1) -> None:
         """`count` failures of `kind` just happened; warn now or at the interval."""
-        now = time.monotonic()
+        now = monotonic()
         n = self._unreported.get(kind, 0) + count
         last = self._last.get(kind)
         if last is not None and now - last < self.interval:
