@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import json
 import os
 import re
 import signal
@@ -62,8 +63,16 @@ def serving_engine(r: redis.Redis) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("index", range(4))
-def test_each_python_block_runs_as_written(index: int, redis_url: str, tmp_path: Path) -> None:
+# The blocks that need nothing but nautilus-wire also run on the oldest redis-py it
+# supports (the venv `./run setup` makes for tests/test_wire_package.py).
+OLDEST = ROOT / ".venv-wire" / "redis__5_0_1" / "bin" / "python"
+RUNS = [(i, sys.executable) for i in range(4)] + [(i, str(OLDEST)) for i in (0, 1, 3)]
+
+
+@pytest.mark.parametrize(("index", "python"), RUNS,
+                         ids=[f"{i}-{'oldest' if p == str(OLDEST) else 'venv'}" for i, p in RUNS])
+def test_each_python_block_runs_as_written(index: int, python: str, redis_url: str,
+                                           tmp_path: Path) -> None:
     """Run as a program with the Redis URL in NAUTILUS_REDIS_URL: the engine it
     starts answers every operation it names `ok`, self-reports validly, and stops
     cleanly on SIGTERM (the group left, the report withdrawn), without a traceback."""
@@ -72,7 +81,7 @@ def test_each_python_block_runs_as_written(index: int, redis_url: str, tmp_path:
     out = tmp_path / "out.log"
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     with open(out, "wb") as log:
-        proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, stdout=log,
+        proc = subprocess.Popen([python, str(script)], cwd=tmp_path, stdout=log,
                                 stderr=subprocess.STDOUT,
                                 env={**os.environ, "NAUTILUS_REDIS_URL": redis_url,
                                      "NAUTILUS_WIRE_CONSUMER": "docs-0",
@@ -91,8 +100,10 @@ def test_each_python_block_runs_as_written(index: int, redis_url: str, tmp_path:
             reply = probe(r, engine, op, seq)
             assert reply["status"] == "ok", (op, reply, out.read_text())
         wait_for(lambda: r.exists(f"metrics:{engine}"), 5)
-        report = parse_report(r.get(f"metrics:{engine}"))
-        assert report["timestamp"] > time.time() - 5
+        raw = r.get(f"metrics:{engine}")
+        assert parse_report(raw)["timestamp"] > time.time() - 5
+        if "figures=" in python_blocks()[index]:  # the engine's figures went in
+            assert json.loads(raw)["source"] == "engine", raw
         proc.send_signal(signal.SIGTERM)
         # uvicorn re-raises the signal once its graceful shutdown is done.
         assert proc.wait(10) in (0, -signal.SIGTERM), out.read_text()

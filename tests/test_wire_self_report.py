@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from nautilus_testkit import eventually
-from nautilus_wire import Request, Responder, SelfReport, connect, failure_log, protocol
+from nautilus_wire import Request, Responder, SelfReport, connect, failure_log
 from nautilus_wire.handlers import HandlerTable
 
 KEY = "metrics:risk"
