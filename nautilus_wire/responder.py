@@ -9,7 +9,7 @@ work (docs/engines.md has every integration pattern)::
         await risk.check_limits(req.payload, dry_run=True)   # raise -> reply "error"
 
     async with Responder(connect(url), "risk", {"limit_check": limit_check}):
-        await serve_forever()          # the responder answers probes in the background
+        await stop.wait()              # your service; the responder answers in the background
 
 The synthetic engines use the same class, so the project's tests exercise it.
 """

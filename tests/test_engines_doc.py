@@ -157,6 +157,7 @@ PLACES: dict[str, tuple[Callable[[], Awaitable[bool]], Callable[[], Awaitable[bo
     "the engine's own `ThreadPoolExecutor`: `pool.submit(fn)`": (
         lambda: asyncio.wrap_future(POOL.submit(is_probe)),
         lambda: asyncio.wrap_future(POOL.submit(carry_probe(is_probe)))),
+    "a worker already running that takes work from a queue": (lambda: _via_queue(), None),
     "`threading.Thread(target=fn)`": (
         lambda: asyncio.to_thread(lambda: _in_thread(is_probe)),
         # to_thread only to keep the loop free; the carried one is made in the handler
@@ -166,6 +167,21 @@ PLACES: dict[str, tuple[Callable[[], Awaitable[bool]], Callable[[], Awaitable[bo
 
 async def _now() -> bool:
     return is_probe()
+
+
+QUEUE: list[asyncio.Queue[asyncio.Future[bool]]] = []  # the worker's, made by the test
+
+
+async def _worker(queue: asyncio.Queue[asyncio.Future[bool]]) -> None:
+    """Started before any probe: its context is its own."""
+    while True:
+        (await queue.get()).set_result(is_probe())
+
+
+async def _via_queue() -> bool:
+    done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    await QUEUE[0].put(done)
+    return await done
 
 
 async def _thread_carried() -> bool:
@@ -188,6 +204,8 @@ async def test_is_probe_is_what_the_table_says_in_each_place(redis_url: str) -> 
             seen[place] = (await plain(), await carried() if carried else None, copied)
         assert current_probe() is req
 
+    QUEUE[:] = [asyncio.Queue()]
+    worker = asyncio.create_task(_worker(QUEUE[0]))
     client = connect(redis_url)
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     async with Responder(client, "risk", {"alert": handler}, self_report=None):
@@ -205,6 +223,7 @@ async def test_is_probe_is_what_the_table_says_in_each_place(redis_url: str) -> 
         assert await plain() is False, place
         if carried is not None:
             assert await carried() is False, place
+    worker.cancel()
     await client.aclose()
     r.close()
 
