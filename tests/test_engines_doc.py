@@ -189,43 +189,60 @@ async def _thread_carried() -> bool:
     return await asyncio.to_thread(lambda: _in_thread(carried))
 
 
-async def test_is_probe_is_what_the_table_says_in_each_place(redis_url: str) -> None:
-    """Inside a real probe handler (a Responder on a real Redis), each place reads
-    what the table's second column says, and True once carried as its third says;
-    `copy_context().run` carries it too. Outside a probe, all read False."""
-    table = _table()
-    assert set(PLACES) <= set(table), set(PLACES) - set(table)
-    seen: dict[str, tuple[bool, bool | None, bool]] = {}
+async def probed(redis_url: str, handler: Any) -> dict[str, str]:
+    """One real probe through a Responder on a real Redis to `handler`; the reply."""
+    client = connect(redis_url)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        async with Responder(client, "risk", {"alert": handler}, self_report=None):
+            await asyncio.to_thread(wait_for, lambda: serving_engine(r) == "risk", 5)
+            return await asyncio.to_thread(probe, r, "risk", "alert", 1)
+    finally:
+        await client.aclose()
+        r.close()
+
+
+@pytest.mark.parametrize("place", list(PLACES))
+async def test_is_probe_is_what_the_table_says(place: str, redis_url: str) -> None:
+    """Inside a real probe handler, the place reads what the table's second column
+    says, and True once carried as its third column says; `copy_context().run`
+    carries it too. Outside a probe, it reads False, carried or not."""
+    said, how = _table()[place]
+    plain, carried = PLACES[place]
+    seen: list[Any] = []
 
     async def handler(req: Request) -> None:
-        for place, (plain, carried) in PLACES.items():
-            copied = await asyncio.get_running_loop().run_in_executor(
-                None, contextvars.copy_context().run, is_probe)
-            seen[place] = (await plain(), await carried() if carried else None, copied)
+        copied = await asyncio.get_running_loop().run_in_executor(
+            None, contextvars.copy_context().run, is_probe)
+        seen.extend([await plain(), await carried() if carried else None, copied])
         assert current_probe() is req
 
     QUEUE[:] = [asyncio.Queue()]
     worker = asyncio.create_task(_worker(QUEUE[0]))
-    client = connect(redis_url)
-    r = redis.Redis.from_url(redis_url, decode_responses=True)
-    async with Responder(client, "risk", {"alert": handler}, self_report=None):
-        await asyncio.to_thread(wait_for, lambda: serving_engine(r) == "risk", 5)
-        reply = await asyncio.to_thread(probe, r, "risk", "alert", 1)
+    reply = await probed(redis_url, handler)
     assert reply["status"] == "ok", reply
-    for place, (plain, carried, copied) in seen.items():
-        said, how = table[place]
-        assert plain is (said == "True"), (place, plain, said)
-        if carried is not None:
-            assert "carry_probe(" in how and carried is True, (place, how)
-        assert copied is True
-    # Outside a probe: nothing reads True, carried or not.
-    for place, (plain, carried) in PLACES.items():
-        assert await plain() is False, place
-        if carried is not None:
-            assert await carried() is False, place
+    assert seen[0] is (said == "True"), (seen, said)
+    if carried is not None:
+        assert "carry_probe(" in how and seen[1] is True, (how, seen)
+    elif said == "True":
+        assert how == "—"  # nothing to carry
+    assert seen[2] is True
+    assert await plain() is False
+    if carried is not None:
+        assert await carried() is False
     worker.cancel()
-    await client.aclose()
-    r.close()
+
+
+async def test_a_plain_handler_reads_true_and_carries_it_to_its_own_pool(redis_url: str) -> None:
+    seen: list[bool] = []
+
+    def handler(req: Request) -> None:  # runs on the loop's default thread pool
+        seen.append(is_probe())
+        seen.append(POOL.submit(is_probe).result())
+        seen.append(POOL.submit(carry_probe(is_probe)).result())
+
+    reply = await probed(redis_url, handler)
+    assert reply["status"] == "ok" and seen == [True, False, True], (reply, seen)
 
 
 def test_carry_probe_runs_in_several_threads_at_once() -> None:
