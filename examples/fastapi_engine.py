@@ -73,7 +73,8 @@ engine = RiskEngine()
 
 # Probe handlers: a dry run of each operation, never a side effect.
 async def limit_check(req: Request) -> None:
-    await engine.check_limits(req.payload or "probe", dry_run=True)  # raise -> "error"
+    # A fixed test account: the probe's payload is filler, not an account or an order.
+    await engine.check_limits("PROBE-ACCOUNT", dry_run=True)  # raise -> "error"
 
 
 async def breach_detection(req: Request) -> None:
