@@ -112,15 +112,15 @@ async def test_a_second_writer_of_the_report_is_named_with_what_to_do(
     """The engine's own code still writes metrics:risk (the old way) while the
     built-in report is on: one warning naming the key, the writer and the fix."""
     client = connect(redis_url)
-    responder = Responder(client, "risk", lambda req: None, self_report=SelfReport(interval=1.0))
+    responder = Responder(client, "risk", lambda req: None, self_report=SelfReport(interval=0.5))
 
     async def old_writer() -> None:
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.25)
         while True:
             await client.set(KEY, json.dumps({"throughput": 63, "latency": 1, "cpu_usage": 1,
                                               "memory_usage": 1, "error_rate": 0,
                                               "timestamp": time.time()}), ex=15)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.5)
 
     with caplog.at_level(logging.WARNING, logger="nautilus_wire"):
         async with responder:
