@@ -15,9 +15,8 @@ class FailureLog:
     """The first failure of a kind is logged at once; later ones are counted and
     logged with their count at most once per `interval`, on the next failure after it."""
 
-    def __init__(self, logger: logging.Logger, subject: str, interval: float = INTERVAL_S,
-                 level: int = logging.WARNING) -> None:
-        self.log, self.subject, self.interval, self.level = logger, subject, interval, level
+    def __init__(self, logger: logging.Logger, subject: str, interval: float = INTERVAL_S) -> None:
+        self.log, self.subject, self.interval = logger, subject, interval
         self._unreported: dict[str, int] = {}
         self._last: dict[str, float] = {}
 
@@ -31,8 +30,8 @@ class FailureLog:
             return
         self._last[kind], self._unreported[kind] = now, 0
         since = f" in the last {now - last:.0f} s" if last is not None else ""
-        self.log.log(self.level, "%s %s failing: %s failed%s (last error: %s)",
-                     self.subject, kind, f"{n:,}", since, message)
+        self.log.warning("%s %s failing: %s failed%s (last error: %s)",
+                         self.subject, kind, f"{n:,}", since, message)
 
     def recovered(self, kind: str) -> None:
         """Say once that `kind` works again, with the failures not yet reported."""
@@ -40,8 +39,8 @@ class FailureLog:
             return
         n = self._unreported.pop(kind, 0)
         del self._last[kind]
-        self.log.log(self.level, "%s %s works again%s", self.subject, kind,
-                     f" ({n:,} more failed since the last warning)" if n else "")
+        self.log.warning("%s %s works again%s", self.subject, kind,
+                         f" ({n:,} more failed since the last warning)" if n else "")
 
 
 class ErrorLog:
