@@ -549,7 +549,9 @@ class Responder:
             who = "something other than nautilus_wire (the engine's own code?)"
             fix = ("remove that writer and return its figures from SelfReport(figures=...), "
                    "or keep it and pass self_report=None to the Responder")
-        log.warning("%s: %s has a second writer: %s overwrote this responder's report "
-                    "%d time(s)%s, so each one's figures replace the other's. To fix: %s "
-                    "(docs/engines.md, Self-report)", self.engine, key, who, since,
-                    "" if since == n else f" since the last warning ({n} in all)", fix)
+        times = "its last report" if since == 1 else f"its reports {since} times"
+        if since != n:
+            times += f" since the last warning ({n} in all)"
+        log.warning("%s: %s has a second writer: %s overwrote %s, so each one's figures "
+                    "replace the other's. To fix: %s (docs/engines.md, Self-report)",
+                    self.engine, key, who, times, fix)
