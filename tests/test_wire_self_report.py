@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from nautilus_testkit import eventually
+from nautilus_testkit import ROOT, eventually
 from nautilus_wire import Request, Responder, SelfReport, connect, failure_log
 from nautilus_wire.handlers import HandlerTable
 
@@ -131,6 +131,11 @@ async def test_a_second_writer_of_the_report_is_named_with_what_to_do(
     assert len(warnings) == 1, warnings  # at once, then at most every 10 minutes
     assert "metrics:risk has a second writer: something other than nautilus_wire" in warnings[0]
     assert "SelfReport(figures=...)" in warnings[0] and "self_report=None" in warnings[0]
+    # The page shows it word for word.
+    doc = (ROOT / "docs" / "engines.md").read_text()
+    shown = doc[doc.index("    risk: metrics:risk has a second writer"):]
+    shown = shown[:shown.index("\n\n")]
+    assert " ".join(shown.split()) == warnings[0]
     await client.aclose()
 
 
