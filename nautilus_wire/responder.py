@@ -521,7 +521,9 @@ class Responder:
         if spec.figures is None:
             return {}
         try:
-            return await reporting.engine_figures(spec.figures, interval)
+            # Bounded: a stop waits for the report being made.
+            return await reporting.engine_figures(spec.figures, interval,
+                                                  min(spec.interval, STOP_GRACE_S))
         except Exception as exc:
             self.stats.figures_failures += 1
             self._figures_log.failed("self-report figures", exc,

@@ -40,8 +40,8 @@ class SelfReport:
     the start, the first time), or with no argument if it takes none; a plain or an
     async function. Returns any of ENGINE_FIGURES measured by the engine itself (its
     real work, not only probes), which replace the responder's. If it raises, returns
-    something else or an async one takes longer than the interval, the report goes
-    out with the responder's figures (docs/engines.md, Self-report).
+    something else, or an async one takes longer than the interval (at most 5 s),
+    the report goes out with the responder's figures (docs/engines.md, Self-report).
     """
 
     interval: float = 5.0
@@ -70,14 +70,15 @@ def _takes_interval(fn: Callable[..., Any]) -> bool:
     return True
 
 
-async def engine_figures(figures: Figures, interval: float) -> dict[str, Any]:
+async def engine_figures(figures: Figures, interval: float,
+                         timeout: float) -> dict[str, Any]:
     """What `figures` supplies over the last `interval` seconds, checked: ValueError
     naming the field when it is not one of ENGINE_FIGURES with a finite number (and
     `operations` a mapping of operation to one); TimeoutError when an async one takes
-    longer than the interval; whatever it raised."""
+    longer than `timeout`; whatever it raised."""
     result = figures(interval) if _takes_interval(figures) else figures()
     if inspect.isawaitable(result):
-        result = await asyncio.wait_for(result, interval)
+        result = await asyncio.wait_for(result, timeout)
     if not isinstance(result, Mapping):
         raise ValueError(f"self-report figures returned {type(result).__name__}, not a mapping "
                          f"of {', '.join(ENGINE_FIGURES)}")
