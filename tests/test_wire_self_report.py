@@ -10,14 +10,18 @@ import asyncio
 import json
 import logging
 import math
+import subprocess
 import time
 from typing import Any
 
+import pytest
 import redis
 
 from nautilus_testkit import ROOT, eventually
 from nautilus_wire import Request, Responder, SelfReport, connect, failure_log
 from nautilus_wire.handlers import HandlerTable
+
+from .test_wire_package import VENVS
 
 KEY = "metrics:risk"
 
@@ -220,3 +224,39 @@ async def test_a_steady_error_rate_logs_one_summary_line_a_minute_per_operation(
         counted = sum(int(r.getMessage().split("failing: ")[1].split(" ")[0]) for r in lines)
         assert 22 * 60 - 1 - 60 <= counted <= 22 * 60 - 1  # all but the last minute's
         assert all(r.levelno == logging.WARNING for r in lines)
+
+
+SCRIPT = """
+import asyncio, json, sys, time
+from nautilus_wire import Responder, SelfReport, connect
+
+async def main() -> None:
+    client = connect(sys.argv[1])
+    intervals = []
+    def figures(interval):
+        intervals.append(interval)
+        return {"throughput": 5.0}
+    responder = Responder(client, "risk", lambda req: None,
+                          self_report=SelfReport(interval=0.2, figures=figures))
+    async with responder:
+        for _ in range(5):
+            await asyncio.sleep(0.2)
+            await client.set("metrics:risk", "{}")  # another writer
+    print(json.dumps({"overwrites": responder.stats.report_overwrites,
+                      "intervals": intervals, "failures": responder.stats.figures_failures}))
+    await client.aclose()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("which", ["oldest", "newest"])
+def test_second_writers_and_figures_on_each_supported_redis_py(which: str, redis_url: str) -> None:
+    python = VENVS[which] / "bin" / "python"
+    out = subprocess.run([str(python), "-c", SCRIPT, redis_url], capture_output=True, text=True,
+                         timeout=60, cwd="/")
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["overwrites"] >= 2 and got["failures"] == 0, got
+    assert all(0.15 <= i <= 0.4 for i in got["intervals"]) and len(got["intervals"]) >= 4, got
+    assert "second writer" in out.stderr  # logging's last resort prints the warning
