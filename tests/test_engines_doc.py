@@ -274,3 +274,15 @@ def test_carry_probe_runs_in_several_threads_at_once() -> None:
     finally:
         _probe.reset(token)
     assert carry_probe(is_probe)() is False  # made outside a probe: carries none
+
+
+def test_the_statistics_table_names_every_field_once() -> None:
+    import dataclasses
+
+    from nautilus_wire import ResponderStats
+
+    text = DOC.read_text()
+    table = text[text.index("## Statistics"):text.index("## What the prober reads")]
+    named = re.findall(r"`(\w+)`", "\n".join(line.split("|")[1] for line in table.splitlines()
+                                              if line.startswith("| `")))
+    assert sorted(named) == sorted(f.name for f in dataclasses.fields(ResponderStats))
