@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from collections.abc import Awaitable, Callable, Mapping
 
+from .protocol import MAX_REPORT_OPERATIONS, NAME_RE
+
 try:
     _PAGE = os.sysconf("SC_PAGE_SIZE")
 except (AttributeError, ValueError, OSError):  # not Linux
@@ -88,9 +90,13 @@ async def engine_figures(figures: Figures, interval: float,
             raise ValueError(f"self-report figure {str(name)[:40]!r} is not any of "
                              f"{', '.join(ENGINE_FIGURES)}")
         if name == "operations":
-            if not isinstance(value, Mapping):
-                raise ValueError("self-report figure 'operations' is not a mapping of "
-                                 "operation to operations/s")
+            if not isinstance(value, Mapping) or len(value) > MAX_REPORT_OPERATIONS:
+                raise ValueError("self-report figure 'operations' is not a mapping of at most "
+                                 f"{MAX_REPORT_OPERATIONS} operations to operations/s")
+            bad = [op for op in value if not NAME_RE.match(str(op))]
+            if bad:
+                raise ValueError(f"self-report figure operations[{str(bad[0])[:40]!r}]: an "
+                                 "operation is named [a-z][a-z0-9_]*, at most 63")
             out[name] = {str(op): _number(f"operations[{str(op)[:40]!r}]", v)
                          for op, v in value.items()}
         else:

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import math
+import re
 import subprocess
 import time
 from typing import Any
@@ -260,3 +261,18 @@ def test_second_writers_and_figures_on_each_supported_redis_py(which: str, redis
     assert got["overwrites"] >= 2 and got["failures"] == 0, got
     assert all(0.15 <= i <= 0.4 for i in got["intervals"]) and len(got["intervals"]) >= 4, got
     assert "second writer" in out.stderr  # logging's last resort prints the warning
+
+
+async def test_what_figures_may_return_and_the_errors_that_name_the_field() -> None:
+    from nautilus_wire.self_report import engine_figures
+
+    ok = await engine_figures(lambda: {"throughput": 5, "operations": {"limit_check": 2}}, 5.0, 1)
+    assert ok == {"throughput": 5.0, "operations": {"limit_check": 2.0}}
+    for returned, named in [({"thruput": 1}, "'thruput'"), ({"latency": "3"}, "latency"),
+                            ({"error_rate": True}, "error_rate"),
+                            ({"operations": {"Limit Check": 1}}, "'Limit Check'"),
+                            ({"operations": {f"op{i}": 1 for i in range(33)}}, "at most 32"),
+                            ({"operations": {"limit_check": math.inf}}, "'limit_check'"),
+                            ([("throughput", 1)], "not a mapping")]:
+        with pytest.raises(ValueError, match=re.escape(named)):
+            await engine_figures(lambda interval, returned=returned: returned, 5.0, 1)

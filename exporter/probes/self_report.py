@@ -32,7 +32,7 @@ FIELDS = ("throughput", "latency", "cpu_usage", "memory_usage", "error_rate")
 MIB = 1024.0 * 1024.0
 
 
-MAX_OPERATIONS = 32  # label values come from the target: keep them bounded
+MAX_OPERATIONS = protocol.MAX_REPORT_OPERATIONS  # label values come from the target
 
 
 def parse_operations(data: dict[str, Any]) -> dict[str, float]:
