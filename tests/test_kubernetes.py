@@ -174,7 +174,11 @@ def test_the_exporter_pods_are_hardened_sized_and_sharded(objects) -> None:
     # The memory limit is the bound the exporter computes for its largest shard.
     config = one(objects, "ConfigMap", "nautilus-probe-config")["data"]["exporter.yml"]
     path = ROOT / k8s.COMPOSE
-    assert config.splitlines()[2:] == path.read_text().splitlines()[2:]
+    # The compose plan, with the cluster's header and Redis URL.
+    plan, compose_plan = yaml.safe_load(config), yaml.safe_load(path.read_text())
+    assert plan.pop("redis_url") == k8s.redis_secret()["stringData"]["url"]
+    compose_plan.pop("redis_url")
+    assert plan == compose_plan and config.startswith(k8s.CONFIG_HEADER)
     n = sts["spec"]["replicas"]
     bound = max(Config.load(str(path), shard=(i, n)).memory.total for i in range(1, n + 1))
     limit = int(c["resources"]["limits"]["memory"].removesuffix("Mi"))
