@@ -29,10 +29,15 @@ SYNC_NOW = ("--repl-diskless-sync-delay", "0")
 class Sentinels:
     """master + replica + 3 sentinels watching them as `bus`, down-after 1 s."""
 
-    def __init__(self, down_after_ms: int = DOWN_AFTER_MS) -> None:
-        self.master = RedisServer(extra_args=SYNC_NOW)
-        self.replica = RedisServer(extra_args=(*SYNC_NOW, "--replicaof", "127.0.0.1",
+    def __init__(self, down_after_ms: int = DOWN_AFTER_MS, *, password: str | None = None,
+                 sentinel_password: str | None = None) -> None:
+        """`password`: the master's and replica's requirepass; `sentinel_password`:
+        the sentinels' own."""
+        auth = ("--requirepass", password, "--masterauth", password) if password else ()
+        self.master = RedisServer(extra_args=(*SYNC_NOW, *auth))
+        self.replica = RedisServer(extra_args=(*SYNC_NOW, *auth, "--replicaof", "127.0.0.1",
                                                str(self.master.port)))
+        self.password, self.sentinel_password = password, sentinel_password
         self.down_after_ms = down_after_ms
         self.ports = [free_port() for _ in range(3)]
         self.dir = Path(tempfile.mkdtemp(prefix="np-sentinel-"))
@@ -56,7 +61,10 @@ class Sentinels:
                 f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
                 f"sentinel monitor {MASTER} 127.0.0.1 {self.master.port} 2\n"
                 f"sentinel down-after-milliseconds {MASTER} {self.down_after_ms}\n"
-                f"sentinel failover-timeout {MASTER} 5000\n")
+                f"sentinel failover-timeout {MASTER} 5000\n"
+                + (f"sentinel auth-pass {MASTER} {self.password}\n" if self.password else "")
+                + (f"requirepass {self.sentinel_password}\nsentinel sentinel-pass "
+                   f"{self.sentinel_password}\n" if self.sentinel_password else ""))
             self.procs.append(subprocess.Popen([binary, str(conf), "--sentinel"],
                                                stdout=subprocess.DEVNULL))
         # Every sentinel knows the replica and its two peers: a failover can start.
@@ -64,12 +72,14 @@ class Sentinels:
         return self
 
     def _linked(self) -> bool:
-        with redis.Redis(port=self.replica.port, decode_responses=True) as r:
+        with redis.Redis(port=self.replica.port, password=self.password,
+                         decode_responses=True) as r:
             return r.info("replication").get("master_link_status") == "up"
 
     def _ready(self, port: int) -> bool:
         try:
-            with redis.Redis(port=port, decode_responses=True, socket_timeout=1) as s:
+            with redis.Redis(port=port, password=self.sentinel_password, decode_responses=True,
+                             socket_timeout=1) as s:
                 state = s.execute_command("SENTINEL", "MASTER", MASTER)
         except (redis.RedisError, OSError):
             return False
@@ -80,7 +90,8 @@ class Sentinels:
         """The master's port as a sentinel answers now (None: none answered)."""
         for port in self.ports:
             try:
-                with redis.Redis(port=port, decode_responses=True, socket_timeout=1) as s:
+                with redis.Redis(port=port, password=self.sentinel_password,
+                                 decode_responses=True, socket_timeout=1) as s:
                     _, master_port = s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME",
                                                        MASTER)
                     return int(master_port)

@@ -178,3 +178,44 @@ def test_a_load_test_through_a_failover_reports_it(sentinels, spawn, tmp_path: P
     engine_errors = [e.get("error_rate") or 0 for e in result["scalability_benchmark"].values()]
     assert errors > 0 or any(engine_errors), result  # the gap is counted, not left out
     assert "MessageBus failover 1" in stdout and failover["phase"] in stdout, stdout
+
+
+async def test_sentinels_with_their_own_password(tmp_path: Path) -> None:
+    """The master's password and the sentinels' own, each from its access setting
+    (redis_password_file, redis_sentinel_password_file): both are needed, neither is
+    in the URL."""
+    from exporter.config import Config
+    from nautilus_wire.redis_client import RedisAccess, connect
+
+    group = Sentinels(password="master-pw", sentinel_password="sentinel-pw").start()
+    try:
+        (tmp_path / "pw").write_text("master-pw\n")
+        (tmp_path / "spw").write_text("sentinel-pw\n")
+        cfg = tmp_path / "exp.yml"
+        cfg.write_text(yaml.safe_dump({
+            "redis_url": group.url, "redis_password_file": str(tmp_path / "pw"),
+            "redis_sentinel_password_file": str(tmp_path / "spw"),
+            "engines": {"risk": {"limit_check": {}}}}))
+        access = Config.load(str(cfg)).redis_access
+        assert (access.password, access.sentinel_password) == ("master-pw", "sentinel-pw")
+        client = connect(group.url, access)
+        await client.set("k", "v")
+        assert await client.get("k") == "v"
+        await client.aclose()
+        from redis.asyncio.sentinel import MasterNotFoundError
+        from redis.exceptions import AuthenticationError
+
+        for wrong, refused in ((RedisAccess(password="master-pw"), MasterNotFoundError),
+                               (RedisAccess(password="nope", sentinel_password="sentinel-pw"),
+                                AuthenticationError)):
+            client = connect(group.url, wrong)
+            with pytest.raises(refused):  # no sentinel answers; the master refuses
+                await client.get("k")
+            await client.aclose()
+    finally:
+        group.stop()
+    # The sentinels' credentials need a Sentinel URL.
+    cfg.write_text(yaml.safe_dump({"redis_url": "redis://127.0.0.1:6379/0",
+                                   "redis_sentinel_password_file": str(tmp_path / "spw")}))
+    with pytest.raises(ConfigError, match="redis_sentinel_password_file: needs a redis"):
+        Config.load(str(cfg))
