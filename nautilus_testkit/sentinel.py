@@ -144,8 +144,17 @@ class Cluster:
         return f"redis+cluster://127.0.0.1:{self.ports[0]}/0"
 
     def start(self) -> Cluster:
-        for server in self.servers:
-            server.start()
+        for i, server in enumerate(self.servers):
+            for attempt in range(3):
+                try:
+                    server.start()
+                    break
+                except RedisServerError:  # its port (or its bus port) taken meanwhile
+                    if attempt == 2:
+                        raise
+                    server.remove()
+                    server = self.servers[i] = RedisServer(cluster_port(), server.extra_args)
+        self.ports = [s.port for s in self.servers]
         subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports],
                         "--cluster-replicas", str(self.replicas), "--cluster-yes"], check=True,
                        capture_output=True, timeout=30)
