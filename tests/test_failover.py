@@ -81,6 +81,14 @@ def test_a_sentinel_failover_is_probed_through(sentinels, spawn, exporter, tmp_p
             stream = protocol.request_stream(protocol.DEFAULT_PREFIX, engine, "normal")
             groups = {g["name"]: g for g in new.xinfo_groups(stream)}
             assert groups[protocol.RESPONDER_GROUP]["consumers"] >= 1, engine
+    # A promotion that lost a consumer group (the replica had not received it yet):
+    # the responders recreate it, and risk is answered again.
+    with redis.Redis(port=sentinels.replica.port, decode_responses=True) as new:
+        stream = protocol.request_stream(protocol.DEFAULT_PREFIX, "risk", "normal")
+        assert new.xgroup_destroy(stream, protocol.RESPONDER_GROUP) == 1
+        answered = ex.value(OK, engine="risk")
+        wait_for(lambda: ex.value(OK, engine="risk") >= answered + RATE, 10)
+        assert protocol.RESPONDER_GROUP in {g["name"] for g in new.xinfo_groups(stream)}
     # The knobs command takes the same URL.
     knobs = subprocess.run([sys.executable, "-m", "nautilus_probe", "knobs", "risk", "--redis.url",
                             sentinels.url, "--clear"], cwd=ROOT, capture_output=True, text=True,
