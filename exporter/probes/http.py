@@ -142,6 +142,7 @@ class HttpProbe:
         self._tls = client_tls(spec.ca_file, spec.cert_file, spec.key_file) if https else None
         self._session: aiohttp.ClientSession | None = None
         self.warn = FailureLog(log, "HTTP health probe of")
+        self._replanned = asyncio.Event()  # set by apply() when the interval changes
 
     def apply(self, spec: HttpSpec) -> bool:
         """The same targets and TLS files: applied in place; otherwise replaced (a removed
@@ -149,6 +150,8 @@ class HttpProbe:
         if (spec.targets, spec.ca_file, spec.cert_file, spec.key_file) != (
                 self.spec.targets, self.spec.ca_file, self.spec.cert_file, self.spec.key_file):
             return False
+        if spec.interval != self.spec.interval:
+            self._replanned.set()  # the loop reschedules now, not after the old interval
         self.spec = spec
         return True
 
@@ -163,15 +166,18 @@ class HttpProbe:
         await self.supervisor.run(self.kind, lambda: self._probe_until(stop), stop)
 
     async def _probe_until(self, stop: asyncio.Event) -> None:
-        schedule = Schedule(1 / self.spec.interval, clock())
+        interval = self.spec.interval
+        schedule = Schedule(1 / interval, clock())
         while not stop.is_set():
+            if self.spec.interval != interval:  # a reload: one new interval after the last probe
+                schedule = Schedule(1 / self.spec.interval,
+                                    schedule.next_due() - interval + self.spec.interval)
+                interval = self.spec.interval
+            self._replanned.clear()
             due = schedule.take_due(clock())
             if due:  # late by more than an interval: one probe now, not a burst
                 await asyncio.gather(*(self.probe(t, due[-1]) for t in self.spec.targets))
-            try:
-                await asyncio.wait_for(stop.wait(), max(schedule.next_due() - clock(), 0.0))
-            except TimeoutError:
-                pass
+            await _first(stop, self._replanned, max(schedule.next_due() - clock(), 0.0))
 
     async def probe(self, target: HttpTarget, due: float) -> None:
         """Ask one target once; every outcome is counted, none is raised."""
@@ -204,6 +210,16 @@ class HttpProbe:
             await self._session.close()
         for target in self.series:
             self.m.remove_target(target)
+
+
+async def _first(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:
+    """Until either event is set or `timeout` seconds pass."""
+    waits = {asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())}
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 def _target(path: str, engine: str, value: Any) -> HttpTarget:
