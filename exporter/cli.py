@@ -84,7 +84,10 @@ async def _run_exporter(args: argparse.Namespace, config: Config, stop: asyncio.
 def cmd_exporter(args: argparse.Namespace) -> int:
     args.shard = parse_shard(args.shard)
     # Parsed once: the exporter starts with this very object (no second read).
-    cfg = Config.load(args.config_file, redis_url=args.redis_url, shard=args.shard)
+    # The limits hold for each process's part: this one's, or each worker's.
+    parts = ([(i, args.workers) for i in range(1, args.workers + 1)] if args.workers > 1
+             else [args.shard])
+    cfg, *_ = [Config.load(args.config_file, redis_url=args.redis_url, shard=p) for p in parts]
     # The web config too: certificates, users and headers are checked before anything
     # listens (and by --config.check).
     security = WebSecurity(args.web_config_file)

@@ -84,7 +84,37 @@ class Config:
         cfg, digest = load_file(path, parse)
         if redis_url is not None:
             cfg = dataclasses.replace(cfg, redis_url=redis_url_check("--redis.url", redis_url))
-        return dataclasses.replace(cfg.shard(*shard), checksum=digest)
+        mine = cfg.shard(*shard)
+        try:  # the limits are one process's: what --shard i/N leaves this one must meet them
+            mine.check_limits(shard)
+        except ConfigError as exc:
+            exc.file = path
+            raise
+        return dataclasses.replace(mine, checksum=digest)
+
+    def check_limits(self, shard: tuple[int, int] = (1, 1)) -> None:
+        """Raise ConfigError when this plan (one shard's part, after sharding) is more
+        than one exporter process may run: series, total rate, each kind's own limits,
+        and the memory bound."""
+        part = f"shard {shard[0]}/{shard[1]} " if shard[1] > 1 else ""
+        if len(self.probes) > MAX_SERIES:
+            raise ConfigError("engines", f"{part}names {len(self.probes)} engine × op series; "
+                              f"at most {MAX_SERIES} per exporter (shard the rest: --shard)")
+        t = self.trading_request
+        total = sum(p.rate for p in self.probes) + (t.rate * len(t.legs) if t else 0)
+        if total > MAX_TOTAL_RATE:
+            raise ConfigError("engines", f"{part}adds up to {total:,.0f} probes/s; at most "
+                              f"{MAX_TOTAL_RATE:,.0f} per exporter (shard the rest: --shard)")
+        for kind in KINDS:
+            if kind.limit is not None and (spec := self.spec(kind)) is not None:
+                kind.limit(spec, part)
+        need = self.memory
+        if need.total > self.max_memory:
+            raise ConfigError("max_memory_mib", f"{part or 'this configuration '}may hold up to "
+                              f"{need.total / MIB:,.0f} MiB ({need.describe()} MiB), more than "
+                              f"{self.max_memory // MIB:,} MiB: lower max_in_flight, rates, "
+                              "timeouts or connections, shard it (--shard), or raise "
+                              "max_memory_mib")
 
     def shard(self, index: int, count: int) -> Config:
         """Shard `index` of `count` (1-based) of this probe plan, for running several
@@ -144,9 +174,6 @@ def parse(data: Any) -> Config:
                 and kind.section in root.data}
     if not probes and not sections:
         raise ConfigError("engines", "must name at least one engine and operation to probe")
-    if len(probes) > MAX_SERIES:
-        raise ConfigError("engines", f"names {len(probes)} engine × op series; at most "
-                          f"{MAX_SERIES} per exporter (shard the rest: --shard)")
 
     trading = None
     if "trading_request" in root.data:
@@ -170,23 +197,13 @@ def parse(data: Any) -> Config:
     if report_engines is None:
         report_engines = tuple(dict.fromkeys(p.engine for p in probes))
     root.done()
-    total = sum(p.rate for p in probes) + (trading.rate * len(trading.legs) if trading else 0)
-    if total > MAX_TOTAL_RATE:
-        raise ConfigError("engines", f"adds up to {total:,.0f} probes/s; at most "
-                          f"{MAX_TOTAL_RATE:,.0f} per exporter (shard the rest: --shard)")
     specs: dict[str, Any] = {"messagebus": tuple(probes),
                              "self_report": SelfReportSpec(report_engines, interval), **sections}
     if trading is not None:
         specs["trading_request"] = trading
-    cfg = Config(redis_url, transport, prefix, prober_id, max_in_flight, specs,
-                 redis_access=access, max_memory=max_memory, redis_client=redis_client)
-    need = cfg.memory
-    if need.total > max_memory:
-        raise ConfigError("max_memory_mib", f"this configuration may hold up to "
-                          f"{need.total / MIB:,.0f} MiB ({need.describe()} MiB), more than "
-                          f"{max_memory // MIB:,} MiB: lower max_in_flight, rates, timeouts or "
-                          "connections, shard it (--shard), or raise max_memory_mib")
-    return cfg
+    # The limits on one process's plan are checked after sharding (Config.load).
+    return Config(redis_url, transport, prefix, prober_id, max_in_flight, specs,
+                  redis_access=access, max_memory=max_memory, redis_client=redis_client)
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from exporter.config import Config, parse_shard
 from nautilus_config.errors import ConfigError
@@ -37,3 +38,30 @@ def test_bad_shard(text: str) -> None:
                            "--shard", text, "--config.check"], cwd=ROOT, capture_output=True,
                           text=True)
     assert proc.returncode == 2 and "--shard" in proc.stderr and "Traceback" not in proc.stderr
+
+
+
+
+def test_a_plan_over_the_limits_runs_when_sharded_as_its_error_advises(tmp_path) -> None:
+    """The limit errors say "shard the rest: --shard": the limits are one process's, so
+    each shard's part is checked, not the whole file (which refused every shard)."""
+    engines = {f"e{i}": {f"op{j}": {"rate": 1} for j in range(60)} for i in range(10)}
+    targets = {f"h{i}": f"http://127.0.0.1:{9000 + i}/health" for i in range(1_100)}
+    series, http = tmp_path / "series.yml", tmp_path / "http.yml"
+    series.write_text(yaml.safe_dump({"engines": engines, "max_memory_mib": 65_536}))
+    http.write_text(yaml.safe_dump({"http": {"targets": targets}}))
+    with pytest.raises(ConfigError, match="engines: names 600 engine × op series; at most 500 "
+                                          r"per exporter \(shard the rest: --shard\)"):
+        Config.load(str(series))
+    assert [len(Config.load(str(series), shard=(i, 2)).probes) for i in (1, 2)] == [300, 300]
+    with pytest.raises(ConfigError, match="http.targets: names 1100 targets; at most 500"):
+        Config.load(str(http))
+    with pytest.raises(ConfigError, match="http.targets: shard 2/2 names 550 targets"):
+        Config.load(str(http), shard=(2, 2))
+    assert [len(Config.load(str(http), shard=(i, 3)).specs["http"].targets)
+            for i in (1, 2, 3)] == [367, 367, 366]
+    proc = subprocess.run([sys.executable, "-m", "nautilus_probe", "exporter", "--config.file",
+                           str(series), "--workers", "2", "--config.check"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "300 probe series" in proc.stdout

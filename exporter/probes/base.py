@@ -78,6 +78,9 @@ class ProbeKind:
     bus: bool = False  # shares the MessageBus connection (restarted when it changes)
     metrics: Callable[[CollectorRegistry], Any] | None = None  # its own metric group, made once
     memory: Callable[[Any], int] = no_memory  # bytes a spec may hold (memory.py adds them up)
+    # One process's limits on a spec, checked after sharding: raises ConfigError, its
+    # message starting with the second argument ("shard 2/3 " or "").
+    limit: Callable[[Any, str], None] | None = None
 
 
 def client_tls(ca_file: str | None = None, cert_file: str | None = None,

@@ -253,9 +253,6 @@ def parse(node: Node) -> HttpSpec:
     targets = _targets(targets_node)
     if not targets:
         raise ConfigError(targets_node.path, "must map at least one engine to its health URL")
-    if len(targets) > MAX_TARGETS:
-        raise ConfigError(targets_node.path, f"names {len(targets)} targets; at most "
-                          f"{MAX_TARGETS} per exporter (shard the rest: --shard)")
     interval = node.get("interval", 5.0, at_most(MAX_TIMEOUT_S, duration))
     timeout = node.get("timeout", min(2.0, interval), at_most(MAX_TIMEOUT_S, duration))
     if timeout > interval:
@@ -276,6 +273,12 @@ def parse(node: Node) -> HttpSpec:
     return HttpSpec(targets, interval, timeout, **tls)
 
 
+def _limit(spec: HttpSpec, part: str) -> None:
+    if len(spec.targets) > MAX_TARGETS:
+        raise ConfigError("http.targets", f"{part}names {len(spec.targets)} targets; at most "
+                          f"{MAX_TARGETS} per exporter (shard the rest: --shard)")
+
+
 def _shard(spec: HttpSpec, index: int, count: int) -> HttpSpec | None:
     """Each target to exactly one shard (None: this shard has none)."""
     mine = tuple(t for k, t in enumerate(sorted(spec.targets, key=lambda t: (t.engine, t.label)))
@@ -284,4 +287,5 @@ def _shard(spec: HttpSpec, index: int, count: int) -> HttpSpec | None:
 
 
 KIND = ProbeKind("http", build=HttpProbe, shard=_shard, section="http", parse=parse,
-                 metrics=build_metrics, memory=lambda spec: len(spec.targets) * PER_SERIES)
+                 metrics=build_metrics, memory=lambda spec: len(spec.targets) * PER_SERIES,
+                 limit=_limit)
