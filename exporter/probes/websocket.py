@@ -281,7 +281,12 @@ class _Conn(asyncio.Protocol):
             if data:
                 self.transport.write(data)
             elif self.transport.can_write_eof():
-                self.transport.write_eof()
+                # As websockets does: write_eof() documents no exceptions; OSError is
+                # plausible, and uvloop raises RuntimeError once the transport is closed.
+                try:
+                    self.transport.write_eof()
+                except (OSError, RuntimeError):
+                    pass
         if self.proto.close_expected() and not self.transport.is_closing():
             # The server closes the TCP connection after the closing handshake.
             asyncio.get_running_loop().call_later(1.0, self.transport.abort)
