@@ -22,7 +22,7 @@ from exporter.probes.messagebus import MessageBus
 from exporter.probes.self_report import SelfReportProbe
 from exporter.probes.trading_request import TradingRequestProbe
 from nautilus_wire.protocol import TRADING_REQUEST_LEGS, Reply
-from nautilus_wire.requester import Malformed
+from nautilus_wire.replies import Malformed
 
 GOLDEN = Path(__file__).parent / "data" / "exposition_golden.txt"
 EP = "ws://127.0.0.1:1/ws"

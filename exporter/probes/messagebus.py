@@ -23,7 +23,8 @@ import redis.asyncio as aioredis
 from nautilus_wire.failure_log import FailureLog
 from nautilus_wire.protocol import Request
 from nautilus_wire.redis_client import BUS_ERRORS, ready, reset_after
-from nautilus_wire.requester import Malformed, ProberTransport
+from nautilus_wire.replies import Malformed
+from nautilus_wire.requester import ProberTransport
 
 from ..metrics import BusOperation, Metrics
 from ..schedule import EARLY_S, Schedule, clock, sleep_for

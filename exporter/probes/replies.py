@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from nautilus_wire import protocol
 from nautilus_wire.protocol import Reply, Request
-from nautilus_wire.requester import Malformed
+from nautilus_wire.replies import Malformed
 
 from ..metrics import Failure, Metrics, ProbeSeries
 from ..schedule import clock
