@@ -3,7 +3,7 @@
 Every part of the exporter that grows with load has a limit the configuration
 sets: probes in flight (`max_in_flight`, and no more than the rates times the
 timeouts), ids remembered after an answer or a timeout (replies.MAX_REMEMBERED
-each), one send's requests (messagebus.MAX_BATCH_BYTES), metric series, and what
+each), one send's requests (bus.MAX_BATCH_BYTES), metric series, and what
 each probe kind's own rule adds (ProbeKind.memory: held WebSocket connections).
 `bound()` adds them up with costs measured on CPython 3.11 (docs/performance.md)
 and rounded up; `--config.check` prints it and a
@@ -55,7 +55,7 @@ class Bound:
 
 
 def bound(cfg: Config) -> Bound:
-    from .probes.messagebus import MAX_BATCH_BYTES
+    from .probes.bus import MAX_BATCH_BYTES
     from .probes.registry import KINDS
     from .probes.replies import MAX_REMEMBERED
 

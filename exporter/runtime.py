@@ -17,7 +17,7 @@ from nautilus_wire.requester import make_transport
 from .config import Config
 from .metrics import build
 from .probes.base import Context, Probe, ProbeKind
-from .probes.messagebus import MessageBus
+from .probes.bus import MessageBus
 from .probes import registry
 from .probes.registry import KINDS
 from .schedule import clock

@@ -13,7 +13,8 @@ from exporter.probes.messagebus import ProbeSpec
 from exporter.probes.trading_request import CompositeSpec
 from exporter.metrics import build
 from exporter.probes.base import Probe
-from exporter.probes.messagebus import MessageBus, MessageBusProbe
+from exporter.probes.bus import MessageBus
+from exporter.probes.messagebus import MessageBusProbe
 from exporter.probes.trading_request import TradingRequestProbe
 from nautilus_wire.protocol import DEFAULT_PREFIX, request_stream
 from nautilus_wire.redis_client import connect

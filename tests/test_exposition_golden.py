@@ -18,7 +18,7 @@ from exporter.metrics import build
 from exporter.probes import registry
 from exporter.probes.websocket import ConnectFailure, Disconnect
 from exporter.supervise import Supervisor
-from exporter.probes.messagebus import MessageBus
+from exporter.probes.bus import MessageBus
 from exporter.probes.self_report import SelfReportProbe
 from exporter.probes.trading_request import TradingRequestProbe
 from nautilus_wire.protocol import TRADING_REQUEST_LEGS, Reply

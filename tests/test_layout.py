@@ -103,7 +103,7 @@ def test_the_wire_package_needs_only_redis() -> None:
 
 
 def test_the_checker_sees_relative_and_lazy_imports(tmp_path: Path) -> None:
-    got = dict((name, line) for line, name in imports(ROOT / "exporter" / "probes" / "messagebus.py"))
+    got = dict((name, line) for line, name in imports(ROOT / "exporter" / "probes" / "bus.py"))
     assert "exporter.metrics.Metrics" in got and "nautilus_wire.requester.ProberTransport" in got
     lazy = {name for _, name in imports(ROOT / "nautilus_loadtest" / "validate.py")}
     assert "matplotlib" in lazy

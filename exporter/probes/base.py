@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ..metrics import Metrics
     from ..supervise import Supervisor
     from nautilus_config.checks import Node
-    from .messagebus import MessageBus
+    from .bus import MessageBus
 
 # The longest timeout any probe may be given (seconds): bounds memory and shutdown.
 MAX_TIMEOUT_S = 60.0

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ..metrics import Failure, Metrics
 from ..schedule import Schedule, clock
 from .base import Context, ProbeKind
-from .messagebus import REQUEST_OVERHEAD_BYTES, Batch, MessageBus, Plan, run_plans
+from .bus import REQUEST_OVERHEAD_BYTES, Batch, MessageBus, Plan, run_plans
 
 
 @dataclass(frozen=True)
