@@ -10,14 +10,14 @@ from collections.abc import Mapping
 from nautilus_wire import protocol
 from nautilus_wire.redis_client import RedisAccess
 
-from .memory import DEFAULT_MAX_MEMORY, MIB, Bound
+from .costs import DEFAULT_MAX_MEMORY, MIB
+from .memory import Bound
 from .memory import bound as memory_bound
 from .probes.base import MAX_TIMEOUT_S, ProbeKind
 from .probes.messagebus import ProbeSpec
 from .probes.registry import KINDS
 from .probes.self_report import SelfReportSpec
 from .probes.trading_request import CompositeSpec
-from .probes.websocket import WsSpec
 from nautilus_config.checks import (at_most, duration, name, Node, non_negative_int, one_of,
                                     positive, positive_int)
 from nautilus_config.errors import ConfigError
@@ -70,13 +70,10 @@ class Config:
         return self.specs["self_report"]  # type: ignore[no-any-return]  # parse() stores it
 
     @property
-    def websocket(self) -> WsSpec | None:
-        return self.specs.get("websocket")
-
-    @property
     def memory(self) -> Bound:
         """The most memory this configuration can make the exporter hold (memory.py)."""
-        return memory_bound(self)
+        return memory_bound(((kind.name, kind.memory(spec)) for kind in KINDS
+                             if (spec := self.spec(kind)) is not None), self.max_in_flight)
 
     @classmethod
     def load(cls, path: str, redis_url: str | None = None,

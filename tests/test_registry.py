@@ -68,10 +68,23 @@ def test_every_configured_kind_is_sharded_by_its_own_rule() -> None:
 
 
 def test_the_memory_bound_adds_each_kinds_rule() -> None:
+    """Every configured kind's rule counts: without a kind's part, the bound drops by
+    exactly that rule's series and held bytes; the bus kinds' flows make the in-flight
+    part."""
+    from exporter.costs import PER_SERIES
+
     cfg = Config.load(SHIPPED)
-    kinds = dict(cfg.memory.kinds)
-    ws = cfg.websocket
-    assert ws is not None and kinds["websocket"] == registry.kind("websocket").memory(ws) > 0
-    without = dataclasses.replace(cfg, specs={k: v for k, v in cfg.specs.items()
-                                              if k != "websocket"})
-    assert cfg.memory.total - without.memory.total == kinds["websocket"]
+    for kind in registry.KINDS:
+        spec = cfg.spec(kind)
+        if spec is None or kind.bus:  # the bus kinds' parts depend on one another
+            continue
+        cost = kind.memory(spec)
+        without = dataclasses.replace(cfg, specs={k: v for k, v in cfg.specs.items()
+                                                  if k != kind.name})
+        assert cfg.memory.total - without.memory.total == cost.series * PER_SERIES + cost.held
+        assert dict(cfg.memory.kinds).get(kind.name, 0) == cost.held
+    assert dict(cfg.memory.kinds)["websocket"] > 0
+    flows = [f for k in registry.KINDS if (s := cfg.spec(k)) is not None
+             for f in k.memory(s).flows]
+    assert len(flows) == len(cfg.specs["messagebus"]) + len(cfg.specs["trading_request"].legs)
+    assert cfg.memory.in_flight == (int(sum(r * t for r, t in flows)) + 1_000) * 1024

@@ -24,9 +24,10 @@ def test_shards_are_disjoint_and_complete() -> None:
     assert len(seen) == len(set(seen))
     assert {len(s.probes) for s in shards} == {5}  # 15 streams over 3 shards
     assert sum(s.trading_request.rate for s in shards) == pytest.approx(whole.trading_request.rate)
-    assert sum(s.websocket.connections for s in shards) == whole.websocket.connections
-    assert sum(s.websocket.heartbeat_rate for s in shards) == pytest.approx(whole.websocket.heartbeat_rate)
-    assert [s.websocket.subscribe_connections for s in shards] == [1, 0, 0]
+    ws = [s.specs["websocket"] for s in shards]
+    assert sum(w.connections for w in ws) == whole.specs["websocket"].connections
+    assert sum(w.heartbeat_rate for w in ws) == pytest.approx(whole.specs["websocket"].heartbeat_rate)
+    assert [w.subscribe_connections for w in ws] == [1, 0, 0]
     assert len({s.prober_id for s in shards}) == 3  # each its own reply stream
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Gauge
@@ -23,12 +23,9 @@ from redis.exceptions import ResponseError
 from nautilus_wire import protocol
 from nautilus_wire.redis_client import BUS_ERRORS, reset_after
 
-if TYPE_CHECKING:
-    from ..config import Config
-
 from ..metrics import ENGINE, BusOperation, Metrics, gauge, remove
 from ..supervise import Supervisor
-from .base import Context, ProbeKind, whole
+from .base import Context, Plan, ProbeKind, whole
 from .polling import PollingProbe
 
 
@@ -201,15 +198,15 @@ class BacklogProbe(PollingProbe):
             g.active.set(active_consumers(streams))
 
 
-def _derive(cfg: Config) -> BacklogSpec | None:
+def _derive(plan: Plan) -> BacklogSpec | None:
     """The probed engines' request streams (of this shard's plan), read on the
     self-report interval; pub/sub keeps no backlog to read."""
-    if cfg.transport != "streams":
+    if plan.transport != "streams":
         return None
-    engines = dict.fromkeys(p.engine for p in cfg.probes)
-    if cfg.trading_request is not None:
-        engines.update(dict.fromkeys(e for e, _ in cfg.trading_request.legs))
-    return BacklogSpec(cfg.prefix, tuple(engines), cfg.self_reports.interval)
+    engines = dict.fromkeys(p.engine for p in plan.specs.get("messagebus", ()))
+    if (trading := plan.specs.get("trading_request")) is not None:
+        engines.update(dict.fromkeys(e for e, _ in trading.legs))
+    return BacklogSpec(plan.prefix, tuple(engines), plan.specs["self_report"].interval)
 
 
 def _build(spec: BacklogSpec, ctx: Context) -> BacklogProbe:

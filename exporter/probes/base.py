@@ -18,7 +18,9 @@ import asyncio
 import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+
+from ..costs import NOTHING, Cost
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -60,8 +62,22 @@ def whole(spec: Any, index: int, count: int) -> Any:
     return spec
 
 
-def no_memory(spec: Any) -> int:
-    return 0
+def no_memory(spec: Any) -> Cost:
+    return NOTHING
+
+
+class Plan(Protocol):
+    """What a derived kind reads of the whole (or one shard's) configuration:
+    config.Config is one. The kinds never import config.py."""
+
+    @property
+    def transport(self) -> str: ...
+
+    @property
+    def prefix(self) -> str: ...
+
+    @property
+    def specs(self) -> Mapping[str, Any]: ...  # each configured kind's spec, by name
 
 
 @dataclass(frozen=True)
@@ -74,10 +90,10 @@ class ProbeKind:
     shard: Callable[[Any, int, int], Any]  # shard i of N (1-based) of a spec: None for none
     section: str | None = None  # the top-level YAML key it reads (None: the MessageBus plan)
     parse: Callable[[Node], Any] | None = None  # that section's node -> spec (ConfigError)
-    derive: Callable[[Any], Any] | None = None  # spec from the whole Config, for derived kinds
+    derive: Callable[[Plan], Any] | None = None  # spec from the rest of the plan, for derived kinds
     bus: bool = False  # shares the MessageBus connection (restarted when it changes)
     metrics: Callable[[CollectorRegistry], Any] | None = None  # its own metric group, made once
-    memory: Callable[[Any], int] = no_memory  # bytes a spec may hold (memory.py adds them up)
+    memory: Callable[[Any], Cost] = no_memory  # what a spec may hold (memory.py adds them up)
     # One process's limits on a spec, checked after sharding: raises ConfigError, its
     # message starting with the second argument ("shard 2/3 " or "").
     limit: Callable[[Any, str], None] | None = None

@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from nautilus_wire.failure_log import FailureLog
 from nautilus_wire.redact import redact
 
-from ..memory import PER_SERIES
+from ..costs import Cost
 from ..metrics import LATENCY_BUCKETS, counter, gauge, histogram, remove
 from ..schedule import Schedule, clock
 from nautilus_config.checks import at_most, duration, name, Node, split_url, string
@@ -287,5 +287,5 @@ def _shard(spec: HttpSpec, index: int, count: int) -> HttpSpec | None:
 
 
 KIND = ProbeKind("http", build=HttpProbe, shard=_shard, section="http", parse=parse,
-                 metrics=build_metrics, memory=lambda spec: len(spec.targets) * PER_SERIES,
+                 metrics=build_metrics, memory=lambda spec: Cost(series=len(spec.targets)),
                  limit=_limit)

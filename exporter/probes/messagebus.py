@@ -14,6 +14,7 @@ import asyncio
 from dataclasses import dataclass
 
 from ..schedule import Schedule, clock
+from ..costs import Cost
 from .base import Context, ProbeKind
 from .bus import REQUEST_OVERHEAD_BYTES, Batch, MessageBus, Plan, run_plans
 
@@ -83,5 +84,9 @@ def _build(specs: tuple[ProbeSpec, ...], ctx: Context) -> MessageBusProbe:
     return MessageBusProbe(ctx.bus, specs)
 
 
+def _memory(specs: tuple[ProbeSpec, ...]) -> Cost:
+    return Cost(series=len(specs), flows=tuple((p.rate, p.timeout) for p in specs))
+
+
 # Its spec is the `engines:` section, parsed with the rest of the MessageBus plan (config.py).
-KIND = ProbeKind("messagebus", build=_build, shard=_shard, bus=True)
+KIND = ProbeKind("messagebus", build=_build, shard=_shard, bus=True, memory=_memory)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..metrics import Failure, Metrics
 from ..schedule import Schedule, clock
+from ..costs import Cost
 from .base import Context, ProbeKind
 from .bus import REQUEST_OVERHEAD_BYTES, Batch, MessageBus, Plan, run_plans
 
@@ -99,4 +100,9 @@ def _build(spec: CompositeSpec, ctx: Context) -> TradingRequestProbe:
     return TradingRequestProbe(ctx.bus, spec)
 
 
-KIND = ProbeKind("trading_request", build=_build, shard=_shard, bus=True)
+def _memory(spec: CompositeSpec) -> Cost:
+    """Each leg is a flow and a series of its own; the composite adds one series."""
+    return Cost(series=len(spec.legs) + 1, flows=((spec.rate, spec.timeout),) * len(spec.legs))
+
+
+KIND = ProbeKind("trading_request", build=_build, shard=_shard, bus=True, memory=_memory)

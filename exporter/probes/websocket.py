@@ -35,7 +35,7 @@ from nautilus_wire import ws_protocol as wp
 
 from ..metrics import CONNECT_BUCKETS, LATENCY_BUCKETS, counter, gauge, histogram
 from ..schedule import EARLY_S, Schedule, clock, sleep_for
-from ..memory import PER_CONNECTION, PER_CONNECTION_DEFLATE, PER_SERIES
+from ..costs import PER_CONNECTION, PER_CONNECTION_DEFLATE, Cost
 from ..supervise import Supervisor
 from nautilus_config.checks import (at_most, boolean, duration, Node, non_negative_int, positive,
                                     positive_int, split_url, string)
@@ -575,9 +575,9 @@ def _shard(ws: WsSpec, index: int, count: int) -> WsSpec:
         subscribe_connections=ws.subscribe_connections if index == 1 else 0)
 
 
-def _memory(ws: WsSpec) -> int:
+def _memory(ws: WsSpec) -> Cost:
     per_conn = PER_CONNECTION_DEFLATE if ws.compression else PER_CONNECTION
-    return ws.connections * per_conn + len(ws.endpoints) * PER_SERIES
+    return Cost(series=len(ws.endpoints), held=ws.connections * per_conn)
 
 
 def _build(spec: WsSpec, ctx: Context) -> WebSocketProbe:
