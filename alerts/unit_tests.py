@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import re
 
+from exporter.metrics import NAMESPACE as P
 from nautilus_wire.protocol import BASELINE_ENGINE
 
-from .rules import P, alerting_rules, window
+from .rules import alerting_rules, window
 from .thresholds import Thresholds
 
 INSTANCE = "exporter:9478"

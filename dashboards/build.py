@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from grafanalib.core import Annotations, Dashboard, DashboardLink, Template, Templating, Time
 
-from alerts.rules import NOT_BASELINE, P, backlog_expr, capacity_age_expr, window
+from alerts.rules import NOT_BASELINE, backlog_expr, capacity_age_expr, window
+from exporter.metrics import NAMESPACE as P
 from alerts.thresholds import Limit, Thresholds
 from nautilus_wire.protocol import BASELINE_ENGINE
 

@@ -43,8 +43,9 @@ class Config:
     prefix: str
     prober_id: str
     max_in_flight: int
-    # Each probe kind's part of the plan, by kind name (probes/registry.py); a kind
-    # not configured is absent. Derived kinds (backlog) are computed, not stored.
+    # Each probe kind's part of the plan, by kind name (probes/registry.py): a section
+    # not in the file is absent, self_report is always there (by default it reads the
+    # probed engines' reports). Derived kinds (backlog) are computed, not stored.
     specs: Mapping[str, Any]
     checksum: str = ""
     redis_access: RedisAccess = RedisAccess()

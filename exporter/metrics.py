@@ -57,7 +57,7 @@ class Failure(str, Enum):
 
 # Every supervised loop (supervise.py): the `loop` label of loop_restarts_total.
 LOOPS = ("messagebus_send", "messagebus_receive", "trading_request", "self_report", "backlog",
-         "websocket_connect", "websocket_heartbeat", "event_loop_lag")
+         "websocket_connect", "websocket_heartbeat", "http", "event_loop_lag")
 
 
 class BusOperation(str, Enum):

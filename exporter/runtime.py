@@ -26,8 +26,8 @@ from .supervise import Supervisor
 log = logging.getLogger(__name__)
 
 LOOP_LAG_INTERVAL_S = 0.1
-# SIGTERM to exit within 2 s in every state (Redis frozen included): loops get this
-# long to end by themselves, then they are cancelled; closing connections gets the rest.
+# Stopping within cli.STOP_BUDGET_S in every state (Redis frozen included): loops get
+# this long to end by themselves, then they are cancelled; closing connections gets the rest.
 STOP_GRACE_S = 0.8
 CLOSE_GRACE_S = 0.3
 

@@ -2,15 +2,15 @@
 rendered on the endpoints' thread at a fraction of prometheus-client's cost.
 
 Every reply is timed when the probes' loop reads it, so whatever holds that loop
-delays the replies arriving meanwhile: collecting the whole registry there took
-10-18 ms on a 2-core machine (2,500 samples), and one scrape a second moved the
-p99 by that much. Collecting on the endpoints' thread instead would read requests,
+delays the replies arriving meanwhile: collecting the whole registry there moves
+the latency tail by as long as it takes (docs/performance.md, "Scrapes beside
+probing"). Collecting on the endpoints' thread instead would read requests,
 answers and in-flight probes from different moments. So the loop only reads each
 metric child's values (`freeze`), and everything else happens on the endpoints'
 thread.
 
-There, building and formatting 2,500 samples through prometheus-client took 15-40
-ms of Python per render, and it holds the interpreter the probes' thread needs. A
+There, building and formatting the samples through prometheus-client is the most
+Python of a render, and it holds the interpreter the probes' thread needs. A
 sample line differs from one render to the next only in its value, so `Exposition`
 learns each child's lines once, from prometheus-client rendering that child alone,
 and afterwards writes the same lines with the new values (`floatToGoString`, the

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime, UTC
 from typing import Any
 
-from alerts.rules import P, recording_exprs
+from alerts.rules import recording_exprs
+from exporter.metrics import NAMESPACE as P
 from alerts.query import PrometheusAPI, QueryError
 from nautilus_config.errors import UsageError
 from nautilus_wire.protocol import BASELINE_ENGINE

@@ -7,9 +7,12 @@
     await probe.close()            # after run() returned
 
 A probe module ends with one `KIND = ProbeKind(...)`: its name, how it reads its
-YAML section, how a plan is sharded, how a probe is built, its metric group and
-its memory bound. registry.py lists the kinds; the configuration, the runtime,
-sharding and the memory bound iterate over that list and nothing else.
+YAML section, how a plan is sharded, how a probe is built, its metric group, its
+memory rule and its limits. registry.py lists the kinds; the runtime, sharding,
+the limits and the memory bound iterate over that list. Still named by hand
+elsewhere: the MessageBus plan (engines, defaults, trading_request,
+self_reports), which config.py parses itself; a kind's loops (metrics.LOOPS); its
+rows in docs/metrics.md and its dashboard panels.
 """
 
 from __future__ import annotations

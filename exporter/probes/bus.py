@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 Batch = list[tuple[Request, Pending]]
 # One send's requests hold at most about this many bytes (payloads and fields, packed
 # once more by the client): a backlog of due probes is skipped and counted, never
-# packed into one giant pipeline (with 64 KiB payloads that took gigabytes, then the
-# write timed out and read as send_failed).
+# packed into one giant pipeline, whose memory would grow with the backlog and whose
+# write would time out and read as send_failed (docs/performance.md, "Bounds").
 MAX_BATCH_BYTES = 8 << 20
 # A request's bytes beside its payload (ids, names, the XADD itself), rounded up.
 REQUEST_OVERHEAD_BYTES = 400
@@ -39,8 +39,9 @@ REQUEST_OVERHEAD_BYTES = 400
 # promptly when Redis is back (each failure is counted, the log stays quiet).
 RETRY_S = 0.2
 # After a failed send, sends wait this long (doubling, jittered) before dialling
-# again: a peer that accepts and resets every connection was dialled ~280 times a
-# second. The cap keeps recovery within a second of Redis returning.
+# again, so a peer that accepts and resets every connection is not dialled at the
+# send rate (docs/performance.md, "Bounds"). The cap keeps recovery within a second
+# of Redis returning.
 SEND_BACKOFF_MIN_S = 0.05
 SEND_BACKOFF_MAX_S = 0.5
 

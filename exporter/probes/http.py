@@ -1,7 +1,7 @@
 """HTTP health probing of the engines' REST endpoints: each target is asked
 `GET <url>` once per interval on a fresh connection, as a client that just
 arrived would; a 2xx answer within the timeout is a success. Its latency runs
-from the scheduled time to the last byte of the body read (at most MAX_BODY).
+from the scheduled time to the end of the body (or its first MAX_BODY bytes).
 
     http:
       interval: 5s
@@ -187,7 +187,7 @@ class HttpProbe:
         try:
             async with asyncio.timeout(self.spec.timeout):
                 async with self._session.get(target.url, allow_redirects=False) as resp:
-                    await resp.content.read(MAX_BODY)
+                    await _read_body(resp)
                     status = resp.status
         except Exception as exc:  # every failure is a counted reason, the loop goes on
             reason = classify(exc)
@@ -210,6 +210,14 @@ class HttpProbe:
             await self._session.close()
         for target in self.series:
             self.m.remove_target(target)
+
+
+async def _read_body(resp: aiohttp.ClientResponse) -> None:
+    """Read the answer to its end, or its first MAX_BODY bytes (one read() returns
+    what has arrived, which may be only the first chunk)."""
+    got = 0
+    while got < MAX_BODY and (chunk := await resp.content.read(MAX_BODY - got)):
+        got += len(chunk)
 
 
 async def _first(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:

@@ -1,6 +1,7 @@
 """Every probe kind the exporter knows, in start order (the MessageBus kinds first:
 they share its connection). Adding a kind: its module, ending in `KIND =
-ProbeKind(...)` (base.py), and one line here."""
+ProbeKind(...)` (base.py), its line here, and what base.py's docstring lists
+beside them."""
 
 from __future__ import annotations
 
