@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 import argparse
 import importlib.util
 import json
@@ -14,7 +15,7 @@ from nautilus_wire import protocol
 from nautilus_wire.redact import redact
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("loadtest", aliases=["bench"],
                        help="load-test runs: baseline (monolith), containerized, websocket")
     p.add_argument("kind", choices=("baseline", "containerized", "websocket"))
@@ -64,7 +65,7 @@ def _push_flag(p: argparse.ArgumentParser) -> None:
                         "running local stack's, if any; '' to push nowhere)")
 
 
-def _push(command: str, args: argparse.Namespace, t: Thresholds, checks: list, meta: dict,
+def _push(command: str, args: argparse.Namespace, t: Thresholds, checks: list[Any], meta: dict[str, Any],
           offered_ops: float | None = None) -> None:
     """Push the verdicts under `t`'s capacity job; a Pushgateway that cannot take them is reported, and the
     verdicts still stand (the report is written, the exit code says pass or fail)."""

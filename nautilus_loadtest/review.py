@@ -115,7 +115,7 @@ def collect(prometheus: str, start: float, end: float) -> tuple[Baseline, Contai
         # capacity run, so no trading requests/s to hold against the monolith's.
         ThroughputBenchmark(max_ops_per_second=thr, test_duration=end - start),
         {e: EngineFigures(throughput=engines_thr.get(e),
-                          latency=engines_lat[e] * 1e3 if engines_lat.get(e) is not None else None,
+                          latency=lat * 1e3 if (lat := engines_lat.get(e)) is not None else None,
                           error_rate=engines_err.get(e))
          for e in sorted(set(engines_thr) | set(engines_lat) | set(engines_err))},
         source="prometheus", window=[start, end], metadata=meta)

@@ -66,8 +66,10 @@ async def run_containerized(opts: dict[str, Any], stop: asyncio.Event) -> dict[s
                 break
             tally = Tally(label, opts["progress"])
             seconds = per_phase / 3 if label.startswith("engine:") else per_phase
-            loop = open_loop if mode == "open" else closed_loop
-            duration = await loop(fn, n, seconds, stop, tally)
+            if mode == "open":
+                duration = await open_loop(fn, n, seconds, stop, tally)
+            else:
+                duration = await closed_loop(fn, int(n), seconds, stop, tally)
             out[label] = {"duration": duration, "errors": tally.errors,
                           "histogram": tally.hist.to_json()}
         out["sustained"] = await _sustained(trading_request, opts, per_phase / 3, stop)

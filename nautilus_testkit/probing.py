@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -68,7 +69,7 @@ async def probing(redis_url: str, probes: list[ProbeSpec], *, duration: float,
 
 
 @contextlib.asynccontextmanager
-async def engines_running(redis_url: str, engines: list) -> AsyncIterator[None]:
+async def engines_running(redis_url: str, engines: list[Any]) -> AsyncIterator[None]:
     """Run synthetic engines (already constructed on a client) until the block ends."""
     stop = asyncio.Event()
     tasks = [asyncio.create_task(e.run(stop)) for e in engines]
