@@ -59,7 +59,7 @@ class Exporter:
         # The exporter's own CPU, memory and open fds: process_* (per worker with --workers).
         ProcessCollector(registry=self.registry)
         self.metrics = build(self.registry)
-        self.supervisor = Supervisor(self.metrics)
+        self.supervisor = Supervisor(self.metrics, (loop for k in KINDS for loop in k.loops))
         self.config: Config | None = None
         self.bus: MessageBus | None = None
         self._running: dict[str, _Running] = {}

@@ -17,6 +17,8 @@ MAX_TICK_S = 0.01  # also how often timeouts are checked
 # Probes due within the next tick are sent now rather than up to a tick late
 # (timers wake late, never early); their latency then runs from the real send.
 EARLY_S = MIN_TICK_S
+# The longest timeout any probe may be given (seconds): bounds memory and shutdown.
+MAX_TIMEOUT_S = 60.0
 
 
 class Schedule:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.config import Config, parse
+from exporter.metrics import LOOPS
 from exporter.probes import registry
 from exporter.probes.base import ProbeKind
 from exporter.runtime import Exporter
@@ -36,14 +37,37 @@ def test_a_kind_must_say_how_it_is_sharded() -> None:
 def test_every_kind_is_declared_consistently() -> None:
     names = [k.name for k in registry.KINDS]
     assert len(names) == len(set(names))
-    sections = [k.section for k in registry.KINDS if k.section is not None]
-    assert len(sections) == len(set(sections))
+    sections = [s for k in registry.KINDS for s in k.sections]
+    assert len(sections) == len(set(sections))  # each top-level key has one owner
+    loops = [loop for k in registry.KINDS for loop in k.loops]
+    assert len(loops) == len(set(loops)) and not set(loops) & set(LOOPS)
     for k in registry.KINDS:
-        assert (k.section is None) == (k.parse is None), k.name  # a section needs a parser
-        assert not (k.section and k.bus), k.name  # the bus plan is config.py's to parse
-        assert not (k.derive and k.section), k.name
+        assert bool(k.sections) == (k.parse is not None), k.name  # a section needs a parser
+        assert (k.parse is None) != (k.derive is None), k.name  # read, or derived: not both
+        assert k.loops, k.name  # every probe runs at least one supervised loop
     bus = [k.bus for k in registry.KINDS]
     assert bus == sorted(bus, reverse=True)  # the MessageBus kinds start first
+
+
+def test_every_key_of_the_file_is_the_exporters_or_one_kinds() -> None:
+    """config.py reads the settings every kind shares and nothing of a kind's part:
+    the shipped file's keys are those, or a kind's sections."""
+    import yaml
+
+    shared = {"redis_url", "transport", "prefix", "prober_id", "redis_client", "max_in_flight",
+              "max_memory_mib", "redis_username", "redis_password_file", "redis_tls"}
+    keys = set(yaml.safe_load((ROOT / "config" / "exporter.yml").read_text()))
+    owned = {s for k in registry.KINDS for s in k.sections}
+    assert keys - shared <= owned and not owned & shared
+    assert {k.name for k in registry.KINDS if k.sections} <= set(Config.load(SHIPPED).specs)
+
+
+def test_every_loop_a_kind_declares_is_supervised_from_the_start() -> None:
+    ex = Exporter(SHIPPED, registry=CollectorRegistry())
+    text = generate_latest(ex.registry).decode()
+    for k in registry.KINDS:
+        for loop in k.loops:
+            assert f'nautilus_probe_loop_restarts_total{{loop="{loop}"}} 0.0' in text, loop
 
 
 def test_a_misspelt_section_is_an_unknown_key() -> None:

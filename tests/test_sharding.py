@@ -23,7 +23,8 @@ def test_shards_are_disjoint_and_complete() -> None:
     assert sorted(seen) == sorted((p.engine, p.op) for p in whole.probes)
     assert len(seen) == len(set(seen))
     assert {len(s.probes) for s in shards} == {5}  # 15 streams over 3 shards
-    assert sum(s.trading_request.rate for s in shards) == pytest.approx(whole.trading_request.rate)
+    assert sum(s.specs["trading_request"].rate for s in shards) == pytest.approx(
+        whole.specs["trading_request"].rate)
     ws = [s.specs["websocket"] for s in shards]
     assert sum(w.connections for w in ws) == whole.specs["websocket"].connections
     assert sum(w.heartbeat_rate for w in ws) == pytest.approx(whole.specs["websocket"].heartbeat_rate)

@@ -206,7 +206,8 @@ def _derive(plan: Plan) -> BacklogSpec | None:
     engines = dict.fromkeys(p.engine for p in plan.specs.get("messagebus", ()))
     if (trading := plan.specs.get("trading_request")) is not None:
         engines.update(dict.fromkeys(e for e, _ in trading.legs))
-    return BacklogSpec(plan.prefix, tuple(engines), plan.specs["self_report"].interval)
+    reports = plan.specs.get("self_report")
+    return BacklogSpec(plan.prefix, tuple(engines), reports.interval if reports else 5.0)
 
 
 def _build(spec: BacklogSpec, ctx: Context) -> BacklogProbe:
@@ -215,4 +216,4 @@ def _build(spec: BacklogSpec, ctx: Context) -> BacklogProbe:
 
 
 KIND = ProbeKind("backlog", build=_build, shard=whole, derive=_derive, bus=True,
-                 metrics=build_metrics)
+                 metrics=build_metrics, loops=("backlog",))

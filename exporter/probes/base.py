@@ -6,13 +6,12 @@
     probe.apply(new_spec)          # a reload: True if applied in place, False to be replaced
     await probe.close()            # after run() returned
 
-A probe module ends with one `KIND = ProbeKind(...)`: its name, how it reads its
-YAML section, how a plan is sharded, how a probe is built, its metric group, its
-memory rule and its limits. registry.py lists the kinds; the runtime, sharding,
-the limits and the memory bound iterate over that list. Still named by hand
-elsewhere: the MessageBus plan (engines, defaults, trading_request,
-self_reports), which config.py parses itself; a kind's loops (metrics.LOOPS); its
-rows in docs/metrics.md and its dashboard panels.
+A probe module ends with one `KIND = ProbeKind(...)`: its name, the sections of
+the file it reads and how, how a plan is sharded, how a probe is built, its metric
+group, its memory rule, its limits and its supervised loops. registry.py lists the
+kinds; the configuration, the runtime, sharding, the limits, the memory bound and
+the supervisor's loops iterate over that list; tests/test_registry.py holds each
+kind to its declaration.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from collections.abc import Callable, Mapping
 
 from ..costs import NOTHING, Cost
+from ..schedule import MAX_TIMEOUT_S as MAX_TIMEOUT_S  # what every kind's parse bounds
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     from nautilus_config.checks import Node
     from .bus import MessageBus
 
-# The longest timeout any probe may be given (seconds): bounds memory and shutdown.
-MAX_TIMEOUT_S = 60.0
 
 
 class Probe(Protocol):
@@ -91,8 +89,10 @@ class ProbeKind:
     name: str  # the `kind` of its probes, the key of its spec in Config.specs
     build: Callable[[Any, Context], Probe]
     shard: Callable[[Any, int, int], Any]  # shard i of N (1-based) of a spec: None for none
-    section: str | None = None  # the top-level YAML key it reads (None: the MessageBus plan)
-    parse: Callable[[Node], Any] | None = None  # that section's node -> spec (ConfigError)
+    sections: tuple[str, ...] = ()  # the top-level YAML keys it reads (each has one owner)
+    # The file's root and the specs of the kinds before it -> its spec, or None when
+    # it has nothing to do (raises ConfigError naming the key).
+    parse: Callable[[Node, Mapping[str, Any]], Any] | None = None
     derive: Callable[[Plan], Any] | None = None  # spec from the rest of the plan, for derived kinds
     bus: bool = False  # shares the MessageBus connection (restarted when it changes)
     metrics: Callable[[CollectorRegistry], Any] | None = None  # its own metric group, made once
@@ -100,6 +100,15 @@ class ProbeKind:
     # One process's limits on a spec, checked after sharding: raises ConfigError, its
     # message starting with the second argument ("shard 2/3 " or "").
     limit: Callable[[Any, str], None] | None = None
+    loops: tuple[str, ...] = ()  # the supervised loops its probe runs (loop_restarts_total)
+
+
+def one_section(key: str, parse: Callable[[Node], Any]) -> Callable[[Node, Mapping[str, Any]], Any]:
+    """ProbeKind.parse of a kind configured by one top-level section: `parse(node)` of
+    it when the file has it, None otherwise."""
+    def parse_root(root: Node, parsed: Mapping[str, Any]) -> Any:
+        return parse(root.node(key)) if key in root.data else None
+    return parse_root
 
 
 def client_tls(ca_file: str | None = None, cert_file: str | None = None,

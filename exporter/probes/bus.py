@@ -10,6 +10,7 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
+from typing import Any
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
@@ -19,9 +20,11 @@ from nautilus_wire.protocol import Request
 from nautilus_wire.redis_client import BUS_ERRORS, ready, reset_after
 from nautilus_wire.replies import Malformed
 from nautilus_wire.requester import ProberTransport
+from nautilus_wire import protocol
+from nautilus_config.checks import at_most, duration, Node, non_negative_int, one_of, positive
 
 from ..metrics import BusOperation, Metrics
-from ..schedule import EARLY_S, Schedule, clock, sleep_for
+from ..schedule import EARLY_S, MAX_TIMEOUT_S, Schedule, clock, sleep_for
 from ..supervise import Supervisor
 from .replies import Pending, ReplyTracker, Series
 
@@ -45,6 +48,33 @@ RETRY_S = 0.2
 SEND_BACKOFF_MIN_S = 0.05
 SEND_BACKOFF_MAX_S = 0.5
 
+
+
+# Bounds on what one probe stream sends (docs/configuration.md): one process sustains
+# about 10,000 probes/s on 2 cores; beyond that, shard (--workers, --shard).
+MAX_RATE = 50_000.0  # probes/s of one engine × op, or trading requests/s
+MAX_PAYLOAD = 65_536  # bytes of a probe's payload
+# The `defaults:` section: what an engine × op (and the trading request) is sent with
+# when it does not say.
+DEFAULTS: dict[str, Any] = {"rate": 10.0, "timeout": 2.0, "priority": "normal", "payload_size": 64}
+
+
+def probe_settings(node: Node, base: dict[str, Any]) -> dict[str, Any]:
+    """rate, timeout, priority and payload_size from `node`, else from `base`."""
+    out = {
+        "rate": node.get("rate", base["rate"], at_most(MAX_RATE, positive)),
+        "timeout": node.get("timeout", base["timeout"], at_most(MAX_TIMEOUT_S, duration)),
+        "priority": node.get("priority", base["priority"], one_of(*protocol.PRIORITIES)),
+        "payload_size": node.get("payload_size", base["payload_size"],
+                                 at_most(MAX_PAYLOAD, non_negative_int)),
+    }
+    node.done()
+    return out
+
+
+def defaults(root: Node) -> dict[str, Any]:
+    """The file's `defaults:` section over DEFAULTS (each bus kind reads it)."""
+    return probe_settings(root.node("defaults"), DEFAULTS)
 
 
 class MessageBus:

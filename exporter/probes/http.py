@@ -33,7 +33,7 @@ from ..metrics import LATENCY_BUCKETS, counter, gauge, histogram, remove
 from ..schedule import Schedule, clock
 from nautilus_config.checks import at_most, duration, name, Node, split_url, string
 from nautilus_config.errors import ConfigError
-from .base import MAX_TIMEOUT_S, Context, ProbeKind, client_tls
+from .base import MAX_TIMEOUT_S, Context, ProbeKind, client_tls, one_section
 
 log = logging.getLogger(__name__)
 
@@ -294,6 +294,7 @@ def _shard(spec: HttpSpec, index: int, count: int) -> HttpSpec | None:
     return dataclasses.replace(spec, targets=mine) if mine else None
 
 
-KIND = ProbeKind("http", build=HttpProbe, shard=_shard, section="http", parse=parse,
+KIND = ProbeKind("http", build=HttpProbe, shard=_shard, sections=("http",),
+                 parse=one_section("http", parse), loops=("http",),
                  metrics=build_metrics, memory=lambda spec: Cost(series=len(spec.targets)),
                  limit=_limit)

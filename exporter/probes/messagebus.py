@@ -11,12 +11,20 @@ the classification of replies is `replies.ReplyTracker`'s.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from ..schedule import Schedule, clock
+from nautilus_config.checks import name, Node
+from nautilus_config.errors import ConfigError
+
 from ..costs import Cost
+from ..schedule import Schedule, clock
 from .base import Context, ProbeKind
-from .bus import REQUEST_OVERHEAD_BYTES, Batch, MessageBus, Plan, run_plans
+from .bus import (REQUEST_OVERHEAD_BYTES, Batch, defaults, MessageBus, Plan, probe_settings,
+                  run_plans)
+
+MAX_SERIES = 500  # engine × op series per exporter: each is ~100 lines of /metrics
 
 
 @dataclass(frozen=True)
@@ -88,5 +96,29 @@ def _memory(specs: tuple[ProbeSpec, ...]) -> Cost:
     return Cost(series=len(specs), flows=tuple((p.rate, p.timeout) for p in specs))
 
 
-# Its spec is the `engines:` section, parsed with the rest of the MessageBus plan (config.py).
-KIND = ProbeKind("messagebus", build=_build, shard=_shard, bus=True, memory=_memory)
+def _parse(root: Node, parsed: Mapping[str, Any]) -> tuple[ProbeSpec, ...]:
+    """`engines:` (engine: op: settings) over `defaults:`. Always a spec, if empty: its
+    probe reads the replies of every bus kind."""
+    base = defaults(root)
+    probes: list[ProbeSpec] = []
+    engines = root.node("engines")
+    for engine, ops in engines.items():
+        epath = engines.sub(engine)
+        name(epath, engine)
+        ops_node = Node(ops, epath)
+        for op, settings in ops_node.items():
+            name(ops_node.sub(op), op)
+            probes.append(ProbeSpec(engine, op, **probe_settings(
+                Node(settings, ops_node.sub(op)), base)))
+    return tuple(probes)
+
+
+def _limit(specs: tuple[ProbeSpec, ...], part: str) -> None:
+    if len(specs) > MAX_SERIES:
+        raise ConfigError("engines", f"{part}names {len(specs)} engine × op series; at most "
+                          f"{MAX_SERIES} per exporter (shard the rest: --shard)")
+
+
+KIND = ProbeKind("messagebus", build=_build, shard=_shard, bus=True, memory=_memory,
+                 sections=("engines", "defaults"), parse=_parse, limit=_limit,
+                 loops=("messagebus_send", "messagebus_receive"))

@@ -40,7 +40,7 @@ from ..supervise import Supervisor
 from nautilus_config.checks import (at_most, boolean, duration, Node, non_negative_int, positive,
                                     positive_int, split_url, string)
 from nautilus_config.errors import ConfigError
-from .base import MAX_TIMEOUT_S, Context, ProbeKind, client_tls
+from .base import MAX_TIMEOUT_S, Context, ProbeKind, client_tls, one_section
 from .heartbeats import AckKind, Disconnect, HeartbeatTracker, Loss, broadcast_gap, loss_reason
 
 log = logging.getLogger(__name__)
@@ -584,5 +584,6 @@ def _build(spec: WsSpec, ctx: Context) -> WebSocketProbe:
     return WebSocketProbe(spec, ctx.group, ctx.supervisor)
 
 
-KIND = ProbeKind("websocket", build=_build, shard=_shard, section="websocket", parse=_websocket,
-                 metrics=build_metrics, memory=_memory)
+KIND = ProbeKind("websocket", build=_build, shard=_shard, sections=("websocket",),
+                 parse=one_section("websocket", _websocket), metrics=build_metrics,
+                 memory=_memory, loops=("websocket_connect", "websocket_heartbeat"))
