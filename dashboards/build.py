@@ -12,6 +12,7 @@ from grafanalib.core import Annotations, Dashboard, DashboardLink, Template, Tem
 
 from alerts.rules import NOT_BASELINE, backlog_expr, capacity_age_expr, window
 from exporter.metrics import NAMESPACE as P
+from exporter.probes.registry import KINDS
 from alerts.thresholds import Limit, Thresholds
 from nautilus_wire.protocol import BASELINE_ENGINE
 
@@ -379,26 +380,32 @@ def engine(t: Thresholds) -> Dashboard:
         timeseries("Reported error ratio", targets(
             (f"max({P}_engine_reported_error_ratio{sel(eng)})", "error ratio")), "percentunit",
             (8, 8), _lim(e["error_ratio"])),
-        row("REST health endpoints (HTTP probes)"),
-        stat("REST health", targets(
-            (f"min({P}_http_up{sel(eng)})", "worst target")), "none", (6, 8), (1, None),
-            "UP when every health URL of the engine answered 2xx in time at its last probe. "
-            "No data: the engine has no `http:` target.",
-            mappings=[{"type": "value", "options": {
-                "0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}]),
-        timeseries("REST health latency p99", targets(
-            (_quantile(0.99, f"{P}_http_duration_seconds", "target", eng), "{{target}}")), "s",
-            (6, 8), description="Successful health probes, per health URL: connect, request "
-            "and answer, from the scheduled time."),
-        timeseries("REST health failures by reason", targets(
-            (f"sum by (reason) (rate({P}_http_failures_total{sel(eng)}[{RATE}]))", "{{reason}}"),
-            (f"sum(rate({P}_http_requests_total{sel(eng)}[{RATE}]))", "probes sent")), "ops",
-            (6, 8), description="refused, timeout, status (not 2xx), tls, error."),
-        timeseries("REST health: last HTTP status", targets(
-            (f"max by (target) ({P}_http_status_code{sel(eng)})", "{{target}}")), "none",
-            (6, 8), description="0: no answer (refused, timed out, TLS or broken)."),
-    ], [var], "One engine: its probes, its MessageBus backlog, what it reports and its REST "
-       "health.")
+        *kind_rows(eng),
+    ], [var], "One engine: its probes, its MessageBus backlog, what it reports, and each "
+       "probe kind's own row.")
+
+
+UP_DOWN = [{"type": "value", "options": {
+    "0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}]
+
+
+def kind_rows(eng: str) -> list[Any]:
+    """Each probe kind's row of the engine dashboard, as the kind declares it
+    (ProbeKind.panels): a kind added to the registry shows here by itself."""
+    out: list[Any] = []
+    for kind in KINDS:
+        if not kind.panels:
+            continue
+        out.append(row(kind.row))
+        for p in kind.panels:
+            tgts = targets(*((q.format(P=P, sel=sel(eng), rate=RATE), legend)
+                             for q, legend in p.queries))
+            if p.up:
+                out.append(stat(p.title, tgts, p.unit, (6, 8), (1, None), p.description,
+                                mappings=UP_DOWN))
+            else:
+                out.append(timeseries(p.title, tgts, p.unit, (6, 8), description=p.description))
+    return out
 
 
 def websocket(t: Thresholds) -> Dashboard:

@@ -21,7 +21,9 @@ ALLOWED: dict[str, set[str]] = {
     "synthetic": {"synthetic", "nautilus_wire", "nautilus_config", "exporter.signals"},
     "alerts": {"alerts", "nautilus_wire", "nautilus_config", "exporter.metrics",
                "exporter.supervise"},
-    "dashboards": {"dashboards", "alerts", "nautilus_wire", "exporter.metrics"},
+    # exporter.probes.registry: the probe kinds' own panels (ProbeKind.panels).
+    "dashboards": {"dashboards", "alerts", "nautilus_wire", "exporter.metrics",
+                   "exporter.probes.registry"},
     # synthetic.knob_command: where the running local stack is (its Pushgateway).
     "nautilus_loadtest": {"nautilus_loadtest", "nautilus_wire", "nautilus_config", "exporter", "alerts",
                           "synthetic.knob_command"},

@@ -112,3 +112,16 @@ def test_the_memory_bound_adds_each_kinds_rule() -> None:
              for f in k.memory(s).flows]
     assert len(flows) == len(cfg.specs["messagebus"]) + len(cfg.specs["trading_request"].legs)
     assert cfg.memory.in_flight == (int(sum(r * t for r, t in flows)) + 1_000) * 1024
+
+
+def test_each_kind_has_its_row_on_the_engine_dashboard_or_says_why_not() -> None:
+    import json
+
+    board = json.loads((ROOT / "dashboards" / "generated" / "engine.json").read_text())
+    titles = [p["title"] for p in board["panels"]]
+    for k in registry.KINDS:
+        assert bool(k.panels) != bool(k.no_panels), k.name  # panels, or why none
+        assert bool(k.panels) == bool(k.row), k.name
+        if k.panels:
+            at = titles.index(k.row)
+            assert titles[at + 1:at + 1 + len(k.panels)] == [p.title for p in k.panels], k.name

@@ -216,4 +216,6 @@ def _build(spec: BacklogSpec, ctx: Context) -> BacklogProbe:
 
 
 KIND = ProbeKind("backlog", build=_build, shard=whole, derive=_derive, bus=True,
-                 metrics=build_metrics, loops=("backlog",))
+                 metrics=build_metrics, loops=("backlog",),
+                 no_panels="the engine dashboard's failures and backlog row, beside the "
+                           "probed figures")

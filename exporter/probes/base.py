@@ -82,6 +82,20 @@ class Plan(Protocol):
 
 
 @dataclass(frozen=True)
+class Panel:
+    """A panel a kind asks for on the engine dashboard, as data (dashboards/build.py
+    draws it: exporter/ imports no dashboard library). In a query `{P}` is the metric
+    namespace, `{sel}` the dashboard's selector of the chosen engine, `{rate}` its
+    rate interval."""
+
+    title: str
+    queries: tuple[tuple[str, str], ...]  # (PromQL, legend)
+    unit: str = "none"
+    description: str = ""
+    up: bool = False  # a stat reading 1 as UP and 0 as DOWN instead of a time series
+
+
+@dataclass(frozen=True)
 class ProbeKind:
     """A probe kind's declaration. `shard` is required: a kind that forgot it would
     make every shard of a sharded plan probe everything."""
@@ -101,6 +115,10 @@ class ProbeKind:
     # message starting with the second argument ("shard 2/3 " or "").
     limit: Callable[[Any, str], None] | None = None
     loops: tuple[str, ...] = ()  # the supervised loops its probe runs (loop_restarts_total)
+    # Its row of the engine dashboard: a title and panels, or why it has none there.
+    row: str = ""
+    panels: tuple[Panel, ...] = ()
+    no_panels: str = ""
 
 
 def one_section(key: str, parse: Callable[[Node], Any]) -> Callable[[Node, Mapping[str, Any]], Any]:

@@ -33,7 +33,7 @@ from ..metrics import LATENCY_BUCKETS, counter, gauge, histogram, remove
 from ..schedule import Schedule, clock
 from nautilus_config.checks import at_most, duration, name, Node, split_url, string
 from nautilus_config.errors import ConfigError
-from .base import MAX_TIMEOUT_S, Context, ProbeKind, client_tls, one_section
+from .base import MAX_TIMEOUT_S, Context, Panel, ProbeKind, client_tls, one_section
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +294,26 @@ def _shard(spec: HttpSpec, index: int, count: int) -> HttpSpec | None:
     return dataclasses.replace(spec, targets=mine) if mine else None
 
 
+PANELS = (
+    Panel("REST health", (("min({P}_http_up{sel})", "worst target"),), up=True,
+          description="UP when every health URL of the engine answered 2xx in time at its "
+          "last probe. No data: the engine has no `http:` target."),
+    Panel("REST health latency p99", ((
+        "(histogram_quantile(0.99, sum by (target, le) (rate({P}_http_duration_seconds_bucket"
+        "{sel}[{rate}]))) >= 0)", "{{target}}"),), "s",
+        "Successful health probes, per health URL: connect, request and answer, from the "
+        "scheduled time."),
+    Panel("REST health failures by reason", (
+        ("sum by (reason) (rate({P}_http_failures_total{sel}[{rate}]))", "{{reason}}"),
+        ("sum(rate({P}_http_requests_total{sel}[{rate}]))", "probes sent")), "ops",
+        "refused, timeout, status (not 2xx), tls, error."),
+    Panel("REST health: last HTTP status", (
+        ("max by (target) ({P}_http_status_code{sel})", "{{target}}"),), "none",
+        "0: no answer (refused, timed out, TLS or broken)."),
+)
+
 KIND = ProbeKind("http", build=HttpProbe, shard=_shard, sections=("http",),
+                 row="REST health endpoints (HTTP probes)", panels=PANELS,
                  parse=one_section("http", parse), loops=("http",),
                  metrics=build_metrics, memory=lambda spec: Cost(series=len(spec.targets)),
                  limit=_limit)

@@ -121,4 +121,5 @@ def _limit(specs: tuple[ProbeSpec, ...], part: str) -> None:
 
 KIND = ProbeKind("messagebus", build=_build, shard=_shard, bus=True, memory=_memory,
                  sections=("engines", "defaults"), parse=_parse, limit=_limit,
-                 loops=("messagebus_send", "messagebus_receive"))
+                 loops=("messagebus_send", "messagebus_receive"),
+                 no_panels="the dashboards' own rows: every dashboard is about the engine × op probes")

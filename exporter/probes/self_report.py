@@ -270,4 +270,6 @@ def _parse(root: Node, parsed: Mapping[str, Any]) -> SelfReportSpec:
 
 # Every shard reads every report (a report is one key; its series carry the instance).
 KIND = ProbeKind("self_report", build=_build, shard=whole, bus=True, metrics=build_metrics,
-                 sections=("self_reports",), parse=_parse, loops=("self_report",))
+                 sections=("self_reports",), parse=_parse, loops=("self_report",),
+                 no_panels="the engine dashboard's row of what the engine reports about "
+                           "itself, beside the probed figures")

@@ -133,4 +133,5 @@ def _parse(root: Node, parsed: Mapping[str, Any]) -> CompositeSpec | None:
 
 
 KIND = ProbeKind("trading_request", build=_build, shard=_shard, bus=True, memory=_memory,
-                 sections=("trading_request",), parse=_parse, loops=("trading_request",))
+                 sections=("trading_request",), parse=_parse, loops=("trading_request",),
+                 no_panels="the overview's service row (the trading request is the system's round trip)")

@@ -586,4 +586,6 @@ def _build(spec: WsSpec, ctx: Context) -> WebSocketProbe:
 
 KIND = ProbeKind("websocket", build=_build, shard=_shard, sections=("websocket",),
                  parse=one_section("websocket", _websocket), metrics=build_metrics,
-                 memory=_memory, loops=("websocket_connect", "websocket_heartbeat"))
+                 memory=_memory, loops=("websocket_connect", "websocket_heartbeat"),
+                 no_panels="a dashboard of its own (Nautilus: WebSocket): its series are "
+                           "per endpoint, not per engine")
