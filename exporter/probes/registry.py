@@ -10,7 +10,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from ..metrics import Metrics, build
-from . import backlog, http, messagebus, self_report, trading_request, websocket
+from . import backlog, http, messagebus, self_report, tcp, trading_request, websocket
 from .base import ProbeKind
 
 KINDS: tuple[ProbeKind, ...] = (
@@ -20,6 +20,7 @@ KINDS: tuple[ProbeKind, ...] = (
     backlog.KIND,
     websocket.KIND,
     http.KIND,
+    tcp.KIND,
 )
 
 
