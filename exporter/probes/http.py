@@ -15,7 +15,6 @@ from the scheduled time to the end of the body (or its first MAX_BODY bytes).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import ssl
 from dataclasses import dataclass
@@ -30,10 +29,11 @@ from nautilus_wire.redact import redact
 
 from ..costs import Cost
 from ..metrics import LATENCY_BUCKETS, counter, gauge, histogram, remove
-from ..schedule import Schedule, clock
+from ..schedule import clock
 from nautilus_config.checks import at_most, duration, name, Node, split_url, string
 from nautilus_config.errors import ConfigError
 from .base import MAX_TIMEOUT_S, Context, Panel, ProbeKind, client_tls, one_section
+from .targets import Every, shard_targets, target_limit
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class HttpProbe:
         self._tls = client_tls(spec.ca_file, spec.cert_file, spec.key_file) if https else None
         self._session: aiohttp.ClientSession | None = None
         self.warn = FailureLog(log, "HTTP health probe of")
-        self._replanned = asyncio.Event()  # set by apply() when the interval changes
+        self.every = Every(lambda: self.spec.interval, self._probe_all)
 
     def apply(self, spec: HttpSpec) -> bool:
         """The same targets and TLS files: applied in place; otherwise replaced (a removed
@@ -151,7 +151,7 @@ class HttpProbe:
                 self.spec.targets, self.spec.ca_file, self.spec.cert_file, self.spec.key_file):
             return False
         if spec.interval != self.spec.interval:
-            self._replanned.set()  # the loop reschedules now, not after the old interval
+            self.every.replan()  # the loop reschedules now, not after the old interval
         self.spec = spec
         return True
 
@@ -163,21 +163,10 @@ class HttpProbe:
             auto_decompress=False)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.supervisor.run(self.kind, lambda: self._probe_until(stop), stop)
+        await self.supervisor.run(self.kind, lambda: self.every.run(stop), stop)
 
-    async def _probe_until(self, stop: asyncio.Event) -> None:
-        interval = self.spec.interval
-        schedule = Schedule(1 / interval, clock())
-        while not stop.is_set():
-            if self.spec.interval != interval:  # a reload: one new interval after the last probe
-                schedule = Schedule(1 / self.spec.interval,
-                                    schedule.next_due() - interval + self.spec.interval)
-                interval = self.spec.interval
-            self._replanned.clear()
-            due = schedule.take_due(clock())
-            if due:  # late by more than an interval: one probe now, not a burst
-                await asyncio.gather(*(self.probe(t, due[-1]) for t in self.spec.targets))
-            await _first(stop, self._replanned, max(schedule.next_due() - clock(), 0.0))
+    async def _probe_all(self, due: float) -> None:
+        await asyncio.gather(*(self.probe(t, due) for t in self.spec.targets))
 
     async def probe(self, target: HttpTarget, due: float) -> None:
         """Ask one target once; every outcome is counted, none is raised."""
@@ -218,16 +207,6 @@ async def _read_body(resp: aiohttp.ClientResponse) -> None:
     got = 0
     while got < MAX_BODY and (chunk := await resp.content.read(MAX_BODY - got)):
         got += len(chunk)
-
-
-async def _first(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:
-    """Until either event is set or `timeout` seconds pass."""
-    waits = {asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())}
-    try:
-        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()
 
 
 def _target(path: str, engine: str, value: Any) -> HttpTarget:
@@ -281,19 +260,6 @@ def parse(node: Node) -> HttpSpec:
     return HttpSpec(targets, interval, timeout, **tls)
 
 
-def _limit(spec: HttpSpec, part: str) -> None:
-    if len(spec.targets) > MAX_TARGETS:
-        raise ConfigError("http.targets", f"{part}names {len(spec.targets)} targets; at most "
-                          f"{MAX_TARGETS} per exporter (shard the rest: --shard)")
-
-
-def _shard(spec: HttpSpec, index: int, count: int) -> HttpSpec | None:
-    """Each target to exactly one shard (None: this shard has none)."""
-    mine = tuple(t for k, t in enumerate(sorted(spec.targets, key=lambda t: (t.engine, t.label)))
-                 if k % count == index - 1)
-    return dataclasses.replace(spec, targets=mine) if mine else None
-
-
 PANELS = (
     Panel("REST health", (("min({P}_http_up{sel})", "worst target"),), up=True,
           description="UP when every health URL of the engine answered 2xx in time at its "
@@ -312,8 +278,8 @@ PANELS = (
         "0: no answer (refused, timed out, TLS or broken)."),
 )
 
-KIND = ProbeKind("http", build=HttpProbe, shard=_shard, sections=("http",),
+KIND = ProbeKind("http", build=HttpProbe, shard=shard_targets, sections=("http",),
                  row="REST health endpoints (HTTP probes)", panels=PANELS,
                  parse=one_section("http", parse), loops=("http",),
                  metrics=build_metrics, memory=lambda spec: Cost(series=len(spec.targets)),
-                 limit=_limit)
+                 limit=target_limit("http.targets", MAX_TARGETS))

@@ -15,7 +15,6 @@ service answers badly".
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import socket
 from collections.abc import Mapping
@@ -32,8 +31,9 @@ from nautilus_wire.failure_log import FailureLog
 
 from ..costs import Cost
 from ..metrics import CONNECT_BUCKETS, counter, gauge, histogram, remove
-from ..schedule import Schedule, clock
+from ..schedule import clock
 from .base import MAX_TIMEOUT_S, Context, Panel, ProbeKind
+from .targets import Every, shard_targets, target_limit
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class TcpProbe:
         self.supervisor = ctx.supervisor
         self.series = {t: self.m.init_target(t) for t in spec.targets}
         self.warn = FailureLog(log, "TCP connect probe of")
-        self._replanned = asyncio.Event()  # set by apply() when the interval changes
+        self.every = Every(lambda: self.spec.interval, self._probe_all)
 
     def apply(self, spec: TcpSpec) -> bool:
         """The same targets: applied in place (a new interval or timeout at once);
@@ -142,7 +142,7 @@ class TcpProbe:
         if spec.targets != self.spec.targets:
             return False
         if spec.interval != self.spec.interval:
-            self._replanned.set()
+            self.every.replan()
         self.spec = spec
         return True
 
@@ -150,28 +150,10 @@ class TcpProbe:
         """Nothing to open: each probe is a connection of its own."""
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.supervisor.run(self.kind, lambda: self._probe_until(stop), stop)
+        await self.supervisor.run(self.kind, lambda: self.every.run(stop), stop)
 
-    async def _probe_until(self, stop: asyncio.Event) -> None:
-        interval = self.spec.interval
-        schedule = Schedule(1 / interval, clock())
-        while not stop.is_set():
-            if self.spec.interval != interval:  # a reload: one new interval after the last probe
-                schedule = Schedule(1 / self.spec.interval,
-                                    schedule.next_due() - interval + self.spec.interval)
-                interval = self.spec.interval
-            self._replanned.clear()
-            due = schedule.take_due(clock())
-            if due:  # late by more than an interval: one probe now, not a burst
-                await asyncio.gather(*(self.probe(t, due[-1]) for t in self.spec.targets))
-            waits = {asyncio.ensure_future(stop.wait()),
-                     asyncio.ensure_future(self._replanned.wait())}
-            try:
-                await asyncio.wait(waits, timeout=max(schedule.next_due() - clock(), 0.0),
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits:
-                    w.cancel()
+    async def _probe_all(self, due: float) -> None:
+        await asyncio.gather(*(self.probe(t, due) for t in self.spec.targets))
 
     async def probe(self, target: TcpTarget, due: float) -> None:
         """Connect to one target once; every outcome is counted, none is raised."""
@@ -246,19 +228,6 @@ def _parse(root: Node, parsed: Mapping[str, Any]) -> TcpSpec | None:
     return TcpSpec(targets, interval, timeout)
 
 
-def _limit(spec: TcpSpec, part: str) -> None:
-    if len(spec.targets) > MAX_TARGETS:
-        raise ConfigError("tcp.targets", f"{part}names {len(spec.targets)} targets; at most "
-                          f"{MAX_TARGETS} per exporter (shard the rest: --shard)")
-
-
-def _shard(spec: TcpSpec, index: int, count: int) -> TcpSpec | None:
-    """Each target to exactly one shard (None: this shard has none)."""
-    mine = tuple(t for k, t in enumerate(sorted(spec.targets, key=lambda t: (t.engine, t.label)))
-                 if k % count == index - 1)
-    return dataclasses.replace(spec, targets=mine) if mine else None
-
-
 PANELS = (
     Panel("TCP connect", (("min({P}_tcp_up{sel})", "worst target"),), up=True,
           description="UP when every host:port of the engine accepted a connection in time "
@@ -273,7 +242,7 @@ PANELS = (
         "refused (nothing listens), timeout, unreachable, dns, error."),
 )
 
-KIND = ProbeKind("tcp", build=TcpProbe, shard=_shard, sections=("tcp",), parse=_parse,
+KIND = ProbeKind("tcp", build=TcpProbe, shard=shard_targets, sections=("tcp",), parse=_parse,
                  metrics=build_metrics, memory=lambda spec: Cost(series=len(spec.targets)),
-                 limit=_limit, loops=("tcp",), row="TCP connect (host:port probes)",
-                 panels=PANELS)
+                 limit=target_limit("tcp.targets", MAX_TARGETS), loops=("tcp",),
+                 row="TCP connect (host:port probes)", panels=PANELS)
