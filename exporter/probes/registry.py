@@ -1,7 +1,9 @@
 """Every probe kind the exporter knows, in start order (the MessageBus kinds first:
 they share its connection). Adding a kind: its module, ending in `KIND =
-ProbeKind(...)` (base.py), its line here, and what base.py's docstring lists
-beside them."""
+ProbeKind(...)` (base.py), and its line here; the rest of the exporter and the
+engine dashboard read the kind from this list (docs/architecture.md, "Where to add
+things", says what else a kind brings: its section in the shipped config, its docs
+rows)."""
 
 from __future__ import annotations
 
