@@ -397,14 +397,15 @@ def kind_rows(eng: str) -> list[Any]:
         if not kind.panels:
             continue
         out.append(row(kind.row))
+        size = (max(24 // len(kind.panels), 6), 8)  # the row's width shared
         for p in kind.panels:
             tgts = targets(*((q.format(P=P, sel=sel(eng), rate=RATE), legend)
                              for q, legend in p.queries))
             if p.up:
-                out.append(stat(p.title, tgts, p.unit, (6, 8), (1, None), p.description,
+                out.append(stat(p.title, tgts, p.unit, size, (1, None), p.description,
                                 mappings=UP_DOWN))
             else:
-                out.append(timeseries(p.title, tgts, p.unit, (6, 8), description=p.description))
+                out.append(timeseries(p.title, tgts, p.unit, size, description=p.description))
     return out
 
 
