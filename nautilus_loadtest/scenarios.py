@@ -67,7 +67,7 @@ async def run_containerized(opts: dict[str, Any], stop: asyncio.Event) -> dict[s
             tally = Tally(label, opts["progress"])
             seconds = per_phase / 3 if label.startswith("engine:") else per_phase
             if mode == "open":
-                duration = await open_loop(fn, n, seconds, stop, tally)
+                duration = await open_loop(fn, n, seconds, stop, tally, _share(opts))
             else:
                 duration = await closed_loop(fn, int(n), seconds, stop, tally)
             out[label] = {"duration": duration, "errors": tally.errors,
@@ -82,6 +82,12 @@ async def run_containerized(opts: dict[str, Any], stop: asyncio.Event) -> dict[s
 SUSTAIN_STEPS = 6  # rate, 2x, 4x ... 32x
 
 
+def _share(opts: dict[str, Any]) -> tuple[int, int]:
+    """(i, N): this process sends its slice of each open-loop schedule (shares.py)."""
+    index, count = opts.get("share", (0, 1))
+    return index, count
+
+
 async def _sustained(call: Callable[[], Awaitable[None]], opts: dict[str, Any], seconds: float,
                      stop: asyncio.Event) -> list[dict[str, Any]]:
     """Open-loop steps from --rate, doubling, until p99 passes its target or the error
@@ -93,7 +99,7 @@ async def _sustained(call: Callable[[], Awaitable[None]], opts: dict[str, Any], 
         if stop.is_set():
             break
         tally = Tally(f"sustain {rate:g}/s", opts["progress"])
-        duration = await open_loop(call, rate, seconds, stop, tally)
+        duration = await open_loop(call, rate, seconds, stop, tally, _share(opts))
         steps.append({"rate": rate, "duration": duration, "errors": tally.errors,
                       "histogram": tally.hist.to_json()})
         if not within(tally.errors, tally.hist.count, tally.hist.quantile(0.99)
