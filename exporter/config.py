@@ -36,9 +36,10 @@ class Config:
     prefix: str
     prober_id: str
     max_in_flight: int
-    # Each probe kind's part of the plan, by kind name (probes/registry.py): a section
-    # not in the file is absent, self_report is always there (by default it reads the
-    # probed engines' reports). Derived kinds (backlog) are computed, not stored.
+    # Each probe kind's part of the plan, by kind name (probes/registry.py): what its
+    # parse returned, absent when that was None (a kind whose section is not in the
+    # file; messagebus and self_report always have one, if empty). Derived kinds
+    # (backlog) are computed, not stored; a shard drops a kind its rule leaves empty.
     specs: Mapping[str, Any]
     checksum: str = ""
     redis_access: RedisAccess = RedisAccess()
