@@ -8,10 +8,11 @@
 
 A probe module ends with one `KIND = ProbeKind(...)`: its name, the sections of
 the file it reads and how, how a plan is sharded, how a probe is built, its metric
-group, its memory rule, its limits and its supervised loops. registry.py lists the
-kinds; the configuration, the runtime, sharding, the limits, the memory bound and
-the supervisor's loops iterate over that list; tests/test_registry.py holds each
-kind to its declaration.
+group, its memory rule, its limits, its supervised loops and its row of the engine
+dashboard (or why it has none). registry.py lists the kinds; the configuration, the
+runtime, sharding, the limits, the memory bound, the supervisor's loops and the
+engine dashboard iterate over that list; tests/test_registry.py holds each kind to
+its declaration.
 """
 
 from __future__ import annotations
