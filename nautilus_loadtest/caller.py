@@ -10,7 +10,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from nautilus_wire.protocol import Reply, Request
 from nautilus_wire.redis_client import BUS_ERRORS, ready, reset_after
-from nautilus_wire.requester import Malformed, make_transport
+from nautilus_wire.replies import Malformed
+from nautilus_wire.requester import make_transport
 
 
 class Caller:
