@@ -74,7 +74,7 @@ class Sentinels:
     def _linked(self) -> bool:
         with redis.Redis(port=self.replica.port, password=self.password,
                          decode_responses=True) as r:
-            return r.info("replication").get("master_link_status") == "up"
+            return bool(r.info("replication").get("master_link_status") == "up")
 
     def _ready(self, port: int) -> bool:
         try:

@@ -101,9 +101,11 @@ def _client(url: str) -> Any:
     if url.startswith(SENTINEL_SCHEMES):
         where = sentinel_address(url)
         tls = {"ssl": True} if where.tls else {}
-        return Sentinel(list(where.sentinels), sentinel_kwargs={"socket_timeout": 1, **tls},
-                        socket_timeout=5, **tls).master_for(where.master, db=where.db,
-                                                           decode_responses=True)
+        sentinels = Sentinel(  # type: ignore[no-untyped-call]  # redis-py untyped
+            list(where.sentinels), sentinel_kwargs={"socket_timeout": 1, **tls},
+            socket_timeout=5, **tls)
+        return sentinels.master_for(  # type: ignore[no-untyped-call]  # redis-py untyped
+            where.master, db=where.db, decode_responses=True)
     return redis.Redis.from_url(url, decode_responses=True, socket_timeout=5)
 
 
