@@ -41,6 +41,12 @@ async def masters(client: Any) -> set[str] | None:
     return {kw["path"] if "path" in kw else f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}"}
 
 
+def _can_move(client: Any) -> bool:
+    """A Sentinel's master or a Cluster's primaries can change under the client."""
+    return isinstance(client, aioredis.RedisCluster) or isinstance(client.connection_pool,
+                                                                   SentinelConnectionPool)
+
+
 class MasterWatch:
     """Compares the masters once per WATCH_S with the last seen; each master replaced
     by another is one change. A new client (a reload to another URL) starts afresh."""
@@ -51,6 +57,8 @@ class MasterWatch:
         self._known: set[str] = set()
 
     async def check(self, client: Any) -> None:
+        if client is self._client and not _can_move(client):
+            return  # a plain URL's Redis: looked at once
         now = await masters(client)
         if now is None:
             return
