@@ -25,6 +25,8 @@ ENGINE_FIGURES = ("throughput", "latency", "cpu_usage", "memory_usage", "error_r
                   "operations")
 # What identifies the responder that wrote a report (a second writer is named by it).
 WRITER_FIELD = "responder"
+# The fields of a report that the engine's figures supplied (the rest: the responder's).
+ENGINE_FIELDS = "from_engine"
 
 # `figures(interval)` (or `figures()`): the engine's own figures, a mapping or an
 # awaitable of one.
@@ -159,6 +161,8 @@ def build_report(before: Snapshot, after: Snapshot, supplied: Mapping[str, Any],
     if supplied:
         report.update(supplied)
         report["source"] = "engine"
+    # Which fields the engine's figures supplied; the others are the responder's.
+    report[ENGINE_FIELDS] = sorted(supplied)
     report.update(extra or {})
     report["timestamp"] = time.time()
     return report
