@@ -580,7 +580,7 @@ class Responder:
         past the report's expiry): the greater consumer name stands down, so the two
         agree without a word (None: this one keeps it). False: a second writer to warn
         about: not nautilus_wire, our own consumer name, or a responder that writes
-        twice in a row although it is outranked (it cannot read the key back)."""
+        three times in a row although it is outranked (it cannot read the key back)."""
         other = reporting.writer_of(previous)
         if other is None or other == self.consumer:
             return False
@@ -590,7 +590,9 @@ class Responder:
                      "this one stands by", self.engine, other)
             return True
         self._contested[other] = self._contested.get(other, 0) + 1
-        return None if self._contested[other] < 2 else False
+        # Twice is the normal way to agree: its last write, then the one with which
+        # it stood down. A third time in a row, it does not stand down.
+        return None if self._contested[other] < 3 else False
 
     async def _engine_figures(self, spec: reporting.SelfReport, interval: float) -> dict[str, Any]:
         """The engine's figures for this report; {} (the responder's own figures) when

@@ -157,7 +157,7 @@ async def test_a_new_second_writer_is_warned_about_at_once(redis_url: str, caplo
             for writer in ("{}", "{}", json.dumps({"responder": "risk-0", "timestamp": 1})):
                 before = responder.stats.report_overwrites
                 await client.set(KEY, writer, ex=15)
-                await eventually(lambda: responder.stats.report_overwrites > before, timeout=3)
+                await eventually(lambda b=before: responder.stats.report_overwrites > b, timeout=3)
     warnings = [r.getMessage() for r in caplog.records if "second writer" in r.getMessage()]
     assert len(warnings) == 2, warnings
     assert "something other than nautilus_wire" in warnings[0]
@@ -195,24 +195,29 @@ async def test_replicas_of_one_engine_agree_which_one_reports(redis_url: str, ca
             await asyncio.sleep(0.02)
         return time.monotonic() - started
 
-    a, b, c = responder("web-1"), responder("web-2"), responder("web-3")
+    responders = {name: responder(name) for name in ("web-1", "web-2", "web-3")}
+    first, second = responders["web-1"], responders["web-2"]
     with caplog.at_level(logging.INFO, logger="nautilus_wire"):
-        async with b:
-            async with a:
-                await asyncio.sleep(1.2)  # past the start, when both may write once (2 intervals)
-                assert await writers(1.5) == {"web-1"}  # the lesser name keeps it
-            assert await took_over("web-2") <= spec.interval + 0.2  # a clean stop: at once
-            async with c:
-                await asyncio.sleep(0.7)
-                assert await writers(1.0) == {"web-2"}  # the holder keeps it
-                last = await client.get(KEY)
-                await b.stop()
-                await client.set(KEY, last, ex=spec.ttl)  # as a crash leaves it
-                assert await took_over("web-3") <= spec.ttl + spec.interval + 0.2
-    assert a.stats.report_standbys == 0 and b.stats.report_standbys >= 3
-    assert c.stats.report_standbys >= 2
-    assert (a.stats.report_overwrites, b.stats.report_overwrites,
-            c.stats.report_overwrites) == (0, 0, 0)
+        first.start()
+        second.start()
+        await asyncio.sleep(1.2)  # past the start, when both may write once (2 intervals)
+        holders = await writers(1.5)
+        assert len(holders) == 1, holders  # exactly one writes
+        holder = responders[holders.pop()]
+        standby = second if holder is first else first
+        await holder.stop()
+        assert await took_over(standby.consumer) <= spec.interval + 0.2  # a clean stop
+        third = responders["web-3"]
+        third.start()
+        await asyncio.sleep(0.7)
+        assert await writers(1.0) == {standby.consumer}  # the holder keeps it
+        last = await client.get(KEY)
+        await standby.stop()
+        await client.set(KEY, last, ex=spec.ttl)  # as a crash leaves it
+        assert await took_over("web-3") <= spec.ttl + spec.interval + 0.2
+        await third.stop()
+    assert standby.stats.report_standbys >= 3 and third.stats.report_standbys >= 2
+    assert [r.stats.report_overwrites for r in responders.values()] == [0, 0, 0]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records
     await client.aclose()
 
