@@ -368,3 +368,30 @@ async def test_an_error_the_handler_returns_is_counted_not_logged(redis_url: str
     doc = " ".join((ROOT / "docs" / "engines.md").read_text().split())
     assert "`Verdict(error=…)` is counted in `stats.errors` and never logged" in doc
     await client.aclose()
+
+
+async def test_a_responder_that_cannot_read_the_report_back_is_named(redis_server, caplog) -> None:
+    """A responder under a write-only ACL cannot stand by: it writes every interval.
+    The responder that holds the key names it after three overwrites in a row."""
+    admin = redis.Redis.from_url(redis_server.url)
+    admin.execute_command("ACL", "SETUSER", "blind", "on", ">pw", "~nautilus:probe:*",
+                          "%W~metrics:*", "+@all")
+    host_port = redis_server.url.split("//")[1]
+    blind_client = connect(f"redis://blind:pw@{host_port}")
+    client = connect(redis_server.url)
+    spec = SelfReport(interval=0.3)
+    holder = Responder(client, "risk", lambda req: None, consumer="web-1", self_report=spec)
+    blind = Responder(blind_client, "risk", lambda req: None, consumer="web-2", self_report=spec)
+    with caplog.at_level(logging.WARNING, logger="nautilus_wire"):
+        async with holder:
+            await asyncio.sleep(0.5)  # holds the key
+            async with blind:
+                await eventually(lambda: holder.stats.report_overwrites >= 1, timeout=5)
+    warnings = [r.getMessage() for r in caplog.records if "has a second writer" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "the responder of another process (consumer 'web-2')" in warnings[0]
+    assert "%RW~metrics:*" in warnings[0]
+    assert blind.stats.report_standbys == 0
+    await client.aclose()
+    await blind_client.aclose()
+    admin.close()
