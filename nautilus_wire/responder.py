@@ -492,7 +492,7 @@ class Responder:
                 continue
             last = now
             try:
-                if written is None and await self._stand_by(key, deferring):
+                if written is None and await self._stand_by(key, deferring, spec.ttl):
                     self.stats.report_standbys += 1
                     holding = False
                     continue
@@ -545,11 +545,12 @@ class Responder:
                         "which one writes it; allow this user to read it (%%RW~metrics:*)",
                         self.engine, key, exc)
 
-    async def _stand_by(self, key: str, deferring: bool) -> bool:
+    async def _stand_by(self, key: str, deferring: bool, ttl: float) -> bool:
         """Not holding the report: True when another live responder of this engine
         does (its report is there: it expires if that one dies), so this one does
-        not write; False when the key is free, ours (a restart), or written by
-        something other than nautilus_wire (which the write then detects)."""
+        not write; False when the key is free, ours (a restart), written by
+        something other than nautilus_wire (which the write then detects), or a
+        report older than our expiry (left without one: its writer is not live)."""
         if not self._read_back:
             return False
         try:
@@ -560,7 +561,7 @@ class Responder:
         if isinstance(current, bytes):
             current = current.decode("utf-8", "replace")
         holder = reporting.writer_of(current) if current is not None else None
-        if holder is None:
+        if holder is None or (reporting.age_of(current or "") or 0.0) > ttl:
             return False
         if holder != self.consumer:
             if holder != self._standing_by:

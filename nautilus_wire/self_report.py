@@ -179,6 +179,17 @@ def writer_of(text: str) -> str | None:
     return writer if isinstance(writer, str) else None
 
 
+def age_of(text: str) -> float | None:
+    """Seconds since a report's `timestamp`; None when it has none."""
+    try:
+        stamp = json.loads(text).get("timestamp")
+    except (ValueError, AttributeError):
+        return None
+    if isinstance(stamp, bool) or not isinstance(stamp, (int, float)) or not math.isfinite(stamp):
+        return None
+    return time.time() - stamp
+
+
 def encode(report: Mapping[str, Any]) -> str:
     """JSON with finite numbers only (the exporter counts anything else as an error)."""
     return json.dumps(report, separators=(",", ":"), allow_nan=False)

@@ -395,3 +395,16 @@ async def test_a_responder_that_cannot_read_the_report_back_is_named(redis_serve
     await client.aclose()
     await blind_client.aclose()
     admin.close()
+
+
+async def test_a_report_left_without_expiry_does_not_hold_the_key(redis_url: str) -> None:
+    """Another responder's report older than the expiry (left there without one, by
+    hand or a restore) is not a live holder: the responder writes at once."""
+    client = connect(redis_url)
+    await client.set(KEY, json.dumps({"responder": "web-0", "timestamp": time.time() - 3600}))
+    started = time.monotonic()
+    seen, responder = await reports(client, 2, SelfReport(interval=0.3), consumer="web-1")
+    assert [r["responder"] for r in seen] == ["web-0", "web-1"]  # the old one, then its own
+    assert time.monotonic() - started < 1.5  # its first report, 0.3 s after the start
+    assert responder.stats.report_standbys == 0
+    await client.aclose()
