@@ -14,6 +14,10 @@ from nautilus_wire import protocol
 from nautilus_wire.redact import redact
 
 
+# Seconds: long enough that the shipped run establishes what it reports (evidence.py).
+DEFAULT_DURATION = {"baseline": 30.0, "containerized": 240.0, "websocket": 30.0}
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("loadtest", aliases=["bench"],
                        help="load-test runs: baseline (monolith), containerized, websocket")
@@ -21,7 +25,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--redis.url", dest="redis_url", default="redis://127.0.0.1:6379/0")
     p.add_argument("--transport", choices=protocol.TRANSPORTS, default="streams")
     p.add_argument("--prefix", default=protocol.DEFAULT_PREFIX)
-    p.add_argument("--duration", type=float, default=30.0, help="seconds (whole run)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="seconds (whole run; default: baseline 30, containerized 240 — long "
+                        "enough that every figure it reports is established — websocket 30)")
+    p.add_argument("--operations", choices=("first", "all"), default="first",
+                   help="containerized: each engine's first operation, or every operation "
+                        "thresholds.yml gives a rate (longer: give --duration more)")
     p.add_argument("--rate", type=float, default=100.0,
                    help="containerized: trading requests/s of the open-loop latency phase")
     p.add_argument("--concurrency", type=int, default=100,
@@ -43,6 +52,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="judge load-test results against thresholds.yml")
     p.add_argument("--baseline", default="results/baseline_results.json")
     p.add_argument("--containerized", default="results/containerized_results.json")
+    p.add_argument("--websocket", default="results/websocket_results.json",
+                   help="a `loadtest websocket` result; when the file is absent its targets "
+                        "are reported as not measured")
     p.add_argument("--thresholds", default="thresholds.yml")
     p.add_argument("--out", default="results/report", help="report and plots go here")
     _push_flag(p)
@@ -73,6 +85,7 @@ def _push(command: str, args: argparse.Namespace, t: Thresholds, checks: list, m
     url = args.pushgateway
     if url is None:
         url = stack_state().get("pushgateway")
+    checks = [c for c in checks if c.judged]  # an unproven figure is no verdict to show
     if not url or not checks:
         return
     from .push import push, run_from_metadata
@@ -102,7 +115,8 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
 
     opts = {"redis_url": redis_url_check("--redis.url", args.redis_url),
             "transport": args.transport, "prefix": args.prefix, "prober": "bench",
-            "duration": args.duration, "timeout": args.timeout, "rate": args.rate,
+            "duration": args.duration if args.duration is not None else DEFAULT_DURATION[args.kind],
+            "operations": args.operations, "timeout": args.timeout, "rate": args.rate,
             "concurrency": args.concurrency, "progress": not args.quiet,
             "urls": args.url or [f"ws://127.0.0.1:{p}/ws/engine/status" for p in (8080, 8081, 8082)],
             "connections": args.connections, "connect_rate": args.connect_rate,
@@ -132,12 +146,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     t = Thresholds.load(args.thresholds)
     try:
-        j = validate(t, args.baseline, args.containerized, args.out)
+        j = validate(t, args.baseline, args.containerized, args.out, args.websocket)
     except UnusableResults as exc:
         print(f"nautilus-probe validate: {exc}", file=sys.stderr)
         return 2
     print(j.text)
-    print(f"\n{'PASS' if j.passed else 'FAIL'}; report in {args.out}/report.md")
+    print(f"\n{j.headline}; report in {args.out}/report.md")
     _push("validate", args, t, j.checks, j.metadata)
     return 0 if j.passed else 1
 
@@ -168,6 +182,6 @@ def cmd_review(args: argparse.Namespace) -> int:
         json.dump({"baseline": encode(baseline), "containerized": encode(containerized)}, fh,
                   indent=2)
     print(j.text)
-    print(f"\n{'PASS' if j.passed else 'FAIL'}; report in {args.out}/report.md")
+    print(f"\n{j.headline}; report in {args.out}/report.md")
     _push("review", args, t, j.checks, j.metadata)
     return 0 if j.passed else 1

@@ -43,7 +43,8 @@ def metadata(kind: str, opts: dict[str, Any], workers: int, started: float, ende
         offered["in_flight"] = workers  # serial: one request at a time per worker
     elif kind == "containerized":
         offered.update(latency_phase_rate=opts["rate"], rate_unit="trading requests/s",
-                       in_flight=opts["concurrency"] * workers)
+                       in_flight=opts["concurrency"] * workers,
+                       operations=opts.get("operations", "first"))
     else:
         offered.update(connections=opts["connections"] * workers,
                        connect_rate=opts["connect_rate"], urls=opts["urls"])
