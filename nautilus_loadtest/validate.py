@@ -144,6 +144,9 @@ def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized,
     ]
     base_rate, rate = baseline.throughput, tb.max_throughput
     both = (RUN_BASELINE + " and " + RUN_CONTAINERIZED) if not base_rate else RUN_CONTAINERIZED
+    if baseline.source == "prometheus":
+        both = ("a review cannot judge it (probes measure neither side's capacity): "
+                + RUN_BASELINE + " and " + RUN_CONTAINERIZED)
     out.append(_check("improvement", THROUGHPUT_X,
                       rate / base_rate if base_rate and rate is not None else None,
                       Limit(min=t.throughput_factor), key="throughput_improvement_ratio",
@@ -197,11 +200,13 @@ def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized,
             r = (containerized.scalability_benchmark if first else
                  containerized.operation_benchmark or {}).get(engine if first else f"{engine}.{op}",
                                                         EngineFigures())
+            how = RUN_CONTAINERIZED if first else RUN_OPERATIONS
+            if containerized.source == "prometheus":  # an engine reports its total, not by operation
+                r, how = EngineFigures(), f"a review reads each engine's total rate: {how}"
             out.append(_check("operation", f"{engine} {op} (operations/s)", r.throughput,
                               Limit(min=minimum), key=f"{op}_ops_per_second", scope=engine,
                               problem=evidence.rate(r.test_duration), samples=r.samples,
-                              duration=r.test_duration,
-                              how=RUN_CONTAINERIZED if first else RUN_OPERATIONS))
+                              duration=r.test_duration, how=how))
     for engine, limit in sorted(t.full_cycle.items()):
         out.append(_check("cycle", f"{engine} full cycle (s)", None, limit,
                           key="full_cycle_seconds", scope=engine,

@@ -14,7 +14,7 @@ from nautilus_testkit import ROOT, http_post, wait_for
 from nautilus_testkit.live import query, red_cells, substitute
 
 # Pushed by load tests (tests/test_capacity_push.py reads them from a real
-# Pushgateway); this stack runs none, so only the "never validated" rows exist.
+# Pushgateway); this stack runs none, so only the "no load test yet" rows exist.
 PUSHED = 'job="nautilus-capacity"'
 
 

@@ -52,7 +52,8 @@ def containerized(ops: float, latency_ms: float, errors: int, engine: dict) -> d
                                      "test_duration": 3.0, "failed_flushes": 0},
             "metadata": {"kind": "containerized", "started": "2026-11-28T10:01:00+00:00",
                          "duration_seconds": 60.0, "version": "0.1.0", "git_commit": "abc123",
-                         "host": "bench-1", "offered": {"latency_phase_rate": 100}}}
+                         "host": "bench-1", "redis_url": "redis://bench-redis:6379/0",
+                         "prefix": "nautilus:probe", "offered": {"latency_phase_rate": 100}}}
 
 
 # 60,000 ops/s = 15,000 trading requests/s = 60x the monolith's 250; each engine and
