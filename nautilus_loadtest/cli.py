@@ -7,6 +7,7 @@ import importlib.util
 import json
 import sys
 import time
+from pathlib import Path
 
 from alerts.thresholds import Thresholds
 from nautilus_config.messagebus import redis_url_check
@@ -14,8 +15,30 @@ from nautilus_wire import protocol
 from nautilus_wire.redact import redact
 
 
-# Seconds: long enough that the shipped run establishes what it reports (evidence.py).
+# Seconds: long enough that the shipped run establishes what it reports (evidence.py):
+# a containerized run cuts its duration into ~12 s shares (scenarios.phase_shares).
 DEFAULT_DURATION = {"baseline": 30.0, "containerized": 240.0, "websocket": 30.0}
+
+
+def default_duration(args: argparse.Namespace) -> float:
+    if args.kind == "containerized" and args.operations == "all":
+        return 300.0  # five more operations, five more shares
+    return DEFAULT_DURATION[args.kind]
+
+
+THRESHOLDS_HELP = ("the targets (default: thresholds.yml in this folder, else the one of the "
+                   "checkout this tool runs from)")
+
+
+def thresholds_path(given: str | None) -> str:
+    """--thresholds, or thresholds.yml here, or the checkout's own: the local stack's
+    rules come from the latter, so a load test run from another folder judges by the
+    same targets."""
+    if given is not None:
+        return given
+    here = Path("thresholds.yml")
+    checkout = Path(__file__).resolve().parent.parent / "thresholds.yml"
+    return str(here if here.exists() or not checkout.exists() else checkout)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -26,8 +49,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--transport", choices=protocol.TRANSPORTS, default="streams")
     p.add_argument("--prefix", default=protocol.DEFAULT_PREFIX)
     p.add_argument("--duration", type=float, default=None,
-                   help="seconds (whole run; default: baseline 30, containerized 240 — long "
-                        "enough that every figure it reports is established — websocket 30)")
+                   help="seconds (whole run; default: baseline 30, containerized 240 (300 "
+                        "with --operations all) — long enough that every figure it reports is "
+                        "established — websocket 30)")
     p.add_argument("--operations", choices=("first", "all"), default="first",
                    help="containerized: each engine's first operation, or every operation "
                         "thresholds.yml gives a rate (longer: give --duration more)")
@@ -42,7 +66,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--connect-rate", type=float, default=1000.0, help="websocket: per second")
     p.add_argument("--p99-target", type=float, dest="p99_target",
                    help="containerized: seconds; default the end-to-end latency target")
-    p.add_argument("--thresholds", default="thresholds.yml")
+    p.add_argument("--thresholds", default=None, help=THRESHOLDS_HELP)
     p.add_argument("--workers", type=int, default=1, help="processes; results merge exactly")
     p.add_argument("--out", help="result file (default results/<kind>_results.json)")
     p.add_argument("--quiet", action="store_true", help="no live progress line")
@@ -55,7 +79,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--websocket", default="results/websocket_results.json",
                    help="a `loadtest websocket` result; when the file is absent its targets "
                         "are reported as not measured")
-    p.add_argument("--thresholds", default="thresholds.yml")
+    p.add_argument("--thresholds", default=None, help=THRESHOLDS_HELP)
     p.add_argument("--out", default="results/report", help="report and plots go here")
     _push_flag(p)
     p.set_defaults(func=cmd_validate)
@@ -64,7 +88,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prometheus", default="http://127.0.0.1:9090")
     p.add_argument("--start", help="unix seconds or ISO 8601 (default: an hour before --end)")
     p.add_argument("--end", help="unix seconds or ISO 8601 (default: now)")
-    p.add_argument("--thresholds", default="thresholds.yml")
+    p.add_argument("--thresholds", default=None, help=THRESHOLDS_HELP)
     p.add_argument("--out", default="results/review")
     _push_flag(p)
     p.set_defaults(func=cmd_review)
@@ -115,13 +139,13 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
 
     opts = {"redis_url": redis_url_check("--redis.url", args.redis_url),
             "transport": args.transport, "prefix": args.prefix, "prober": "bench",
-            "duration": args.duration if args.duration is not None else DEFAULT_DURATION[args.kind],
+            "duration": args.duration if args.duration is not None else default_duration(args),
             "operations": args.operations, "timeout": args.timeout, "rate": args.rate,
             "concurrency": args.concurrency, "progress": not args.quiet,
             "urls": args.url or [f"ws://127.0.0.1:{p}/ws/engine/status" for p in (8080, 8081, 8082)],
             "connections": args.connections, "connect_rate": args.connect_rate,
-            "p99_target": args.p99_target, "thresholds": args.thresholds}
-    t = Thresholds.load(args.thresholds)
+            "p99_target": args.p99_target, "thresholds": thresholds_path(args.thresholds)}
+    t = Thresholds.load(thresholds_path(args.thresholds))
     system = t.system
     if args.p99_target is None:
         opts["p99_target"] = system["latency_average_seconds"].max
@@ -144,7 +168,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .results import UnusableResults
     from .validate import validate
 
-    t = Thresholds.load(args.thresholds)
+    t = Thresholds.load(thresholds_path(args.thresholds))
     try:
         j = validate(t, args.baseline, args.containerized, args.out, args.websocket)
     except UnusableResults as exc:
@@ -176,7 +200,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"nautilus-probe: cannot query {args.prometheus}: {exc}", file=sys.stderr)
         return 2
-    t = Thresholds.load(args.thresholds)
+    t = Thresholds.load(thresholds_path(args.thresholds))
     j = judge(t, baseline, containerized, args.out)
     with open(f"{args.out}/review.json", "w") as fh:
         json.dump({"baseline": encode(baseline), "containerized": encode(containerized)}, fh,

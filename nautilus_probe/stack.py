@@ -57,10 +57,11 @@ def command_name() -> str:
 
 def loadtest_flow(cmd: str, redis_url: str) -> str:
     """The README's load-test flow against this stack, each command as it runs."""
-    return (f"Load test, then validate (about 5 minutes; results/ and results/report/ in this "
+    return (f"Load test, then validate (about 6 minutes; results/ and results/report/ in this "
             f"folder):\n"
             f"  {cmd} loadtest baseline --redis.url {redis_url} --prefix {LOADTEST_PREFIX}\n"
             f"  {cmd} loadtest containerized --redis.url {redis_url}\n"
+            f"  {cmd} loadtest websocket\n"
             f"  {cmd} validate\n")
 
 
@@ -247,8 +248,9 @@ def run_stack(args: argparse.Namespace) -> int:
                 if seen.pushgateway:
                     state["pushgateway"] = seen.pushgateway
                     STACK_STATE.write_text(json.dumps(state))
-                    observing += (f"Pushgateway: {seen.pushgateway} (`nautilus-probe loadtest` "
-                                  "and `validate` push their verdicts here by themselves).\n")
+                    observing += (f"Pushgateway: {seen.pushgateway} (the load tests and "
+                                  "validate below push their verdicts here by themselves; it "
+                                  "starts empty with every stack).\n")
                 else:
                     observing += ("No Pushgateway (./run setup installs it): the overview's "
                                   "capacity row stays \"no load test yet\".\n")
