@@ -136,8 +136,9 @@ def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized,
                float(ws_conn.successful_connections) if ws_conn else None,
                s["websocket_connections"], key="websocket_connections",
                problem=evidence.rate(ws_msgs.duration if ws_msgs else None),
-               samples=ws_conn.total_connections if ws_conn else None,
-               duration=ws_msgs.duration if ws_msgs else None, what="asked for, held",
+               said=(f"{ws_conn.total_connections:,} asked for, held "
+                     f"{ws_msgs.duration:,.1f} s" if ws_conn and ws_msgs and
+                     ws_msgs.duration is not None else ""),
                how=RUN_WEBSOCKET),
         _check("absolute", CPU_BUSY, None, s["cpu_busy_ratio"], key="cpu_busy_ratio",
                how=NO_COMMAND_CPU),
@@ -559,11 +560,17 @@ class Judgement:
         return headline(self.checks)
 
 
+WEBSOCKET_RESULTS = "results/websocket_results.json"
+
+
 def _read_websocket(path: str | None) -> WebSocketRun | None:
-    """The WebSocket run, when one was made (its default file is optional)."""
-    if path is None or not Path(path).exists():
-        return None
-    data = _load(path)
+    """The WebSocket run: the file given (which must exist), else the default one when
+    a run wrote it; None when there is none."""
+    if path is None:
+        if not Path(WEBSOCKET_RESULTS).exists():
+            return None
+        path = WEBSOCKET_RESULTS
+    data = _load(path, "loadtest websocket")
     if not isinstance(data, dict) or "connection_test" not in data:
         raise UnusableResults(f"{path} is not a WebSocket load-test result (needs connection_test)")
     try:
