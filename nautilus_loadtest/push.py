@@ -38,7 +38,8 @@ class Run:
     timestamp: float  # unix seconds, when the measured window ended
     duration: float  # seconds of the measured window
     offered_ops: float | None = None  # offered load, operations/s, when the run set one
-    platform: str = ""  # what was measured: "<Redis URL, password redacted> <prefix>"
+    platform: str = ""  # what was measured: "<Redis URL, password redacted> <prefix>",
+    # a WebSocket run's endpoints, or the Prometheus a review read
 
 
 def registry_for(check: TargetCheck, run: Run) -> CollectorRegistry:
@@ -99,6 +100,8 @@ def platform(meta: dict[str, Any]) -> str:
     redacted, and prefix) or, for a review, the Prometheus it read."""
     if meta.get("redis_url"):
         return f"{meta['redis_url']} {meta.get('prefix', '')}".strip()
+    if meta.get("websocket_urls"):
+        return " ".join(meta["websocket_urls"])
     if meta.get("prometheus"):
         return f"Prometheus {redact(str(meta['prometheus']))}"
     return ""

@@ -277,12 +277,13 @@ def _meta_rows(baseline: Baseline, containerized: Containerized,
             ("duration_seconds", "duration (s)"), ("prometheus", "Prometheus"),
             ("version", "tool version"), ("git_commit", "git commit"), ("host", "host"),
             ("redis_url", "Redis"), ("prefix", "prefix"), ("transport", "transport"),
+            ("websocket_urls", "WebSocket endpoints"),
             ("thresholds", "thresholds file")]
     rows = ["| | " + " | ".join(name for name, _ in runs) + " |",
             "|---|" + "---|" * len(runs)]
     for key, name in keys:
         if any(key in meta for _, meta in runs):
-            rows.append(f"| {name} | " + " | ".join(str(meta.get(key, "")) for _, meta in runs)
+            rows.append(f"| {name} | " + " | ".join(_cell(meta.get(key, "")) for _, meta in runs)
                         + " |")
     if any(meta.get("offered") for _, meta in runs):
         rows.append("| offered load | " + " | ".join(_offered(meta.get("offered", {}))
@@ -299,6 +300,10 @@ def _meta_rows(baseline: Baseline, containerized: Containerized,
                      f"{m.messages_received:,} of {m.messages_sent:,} heartbeats acked")
     rows.append("| samples | " + " | ".join(cells) + " |")
     return rows + [""]
+
+
+def _cell(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _verdict(v: TargetCheck) -> str:
