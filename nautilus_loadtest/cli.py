@@ -100,10 +100,12 @@ def _push_flag(p: argparse.ArgumentParser) -> None:
                         "running local stack's, if any; '' to push nowhere)")
 
 
-def _push(command: str, args: argparse.Namespace, t: Thresholds, checks: list, meta: dict,
-          offered_ops: float | None = None) -> None:
-    """Push the verdicts under `t`'s capacity job; a Pushgateway that cannot take them is reported, and the
-    verdicts still stand (the report is written, the exit code says pass or fail)."""
+def _push(command: str, args: argparse.Namespace, t: Thresholds, checks: list,
+          runs: dict[str, dict], offered_ops: float | None = None) -> None:
+    """Push the judged verdicts under `t`'s capacity job, each with the provenance of
+    the run that measured it (`runs`: metadata by TargetCheck.source); a Pushgateway
+    that cannot take them is reported, and the verdicts still stand (the report is
+    written, the exit code says pass or fail)."""
     from synthetic.knob_command import stack_state
 
     url = args.pushgateway
@@ -114,8 +116,13 @@ def _push(command: str, args: argparse.Namespace, t: Thresholds, checks: list, m
         return
     from .push import push, run_from_metadata
 
+    n = 0
     try:
-        n = push(url, checks, run_from_metadata(command, meta, offered_ops), t.jobs.capacity)
+        for source, meta in runs.items():
+            mine = [c for c in checks if c.source == source or len(runs) == 1]
+            if mine:
+                n += push(url, mine, run_from_metadata(command, meta, offered_ops),
+                          t.jobs.capacity)
     except (OSError, ValueError) as exc:  # unreachable, refused, or not a URL
         print(f"nautilus-probe {command}: could not push the verdicts to {redact(url)}: "
               f"{redact(str(exc))}", file=sys.stderr)
@@ -158,7 +165,8 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
         return 2
     print(summary_table(result))
     print(f"written to {out}")
-    _push("loadtest", args, t, capacity_checks(t, result), result.metadata, offered_ops(result))
+    _push("loadtest", args, t, capacity_checks(t, result), {args.kind: result.metadata},
+          offered_ops(result))
     return 0
 
 
@@ -176,7 +184,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 2
     print(j.text)
     print(f"\n{j.headline}; report in {args.out}/report.md")
-    _push("validate", args, t, j.checks, j.metadata)
+    _push("validate", args, t, j.checks, j.runs)
     return 0 if j.passed else 1
 
 
@@ -207,5 +215,5 @@ def cmd_review(args: argparse.Namespace) -> int:
                   indent=2)
     print(j.text)
     print(f"\n{j.headline}; report in {args.out}/report.md")
-    _push("review", args, t, j.checks, j.metadata)
+    _push("review", args, t, j.checks, j.runs)
     return 0 if j.passed else 1

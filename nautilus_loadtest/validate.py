@@ -39,6 +39,7 @@ class TargetCheck:
     required_max: float | None = None
     evidence: str = ""  # what the figure rests on: "3,270 samples over 32.7 s"
     note: str = ""  # why not established, or the command that would measure it
+    source: str = "containerized"  # the run whose platform it measured: or "websocket"
 
     @property
     def passed(self) -> bool:
@@ -62,7 +63,7 @@ def _evidence(samples: int | None, duration: float | None, what: str = "samples"
 def _check(section: str, target: str, value: float | None, limit: Limit, unit: str = "",
            key: str = "", scope: str = "system", *, problem: str | None = None,
            samples: int | None = None, duration: float | None = None, what: str = "samples",
-           how: str = "", said: str = "") -> TargetCheck:
+           how: str = "", said: str = "", source: str = "containerized") -> TargetCheck:
     """One target's verdict: not measured (no figure: `how` says what would measure
     it), not established (`problem`: too little evidence), else met or missed."""
     text = []
@@ -80,7 +81,8 @@ def _check(section: str, target: str, value: float | None, limit: Limit, unit: s
     else:
         status, note = (MET if ok else MISSED), ""
     return TargetCheck(section, target, value, " and ".join(text), status, scope, key,
-                       limit.min, limit.max, said or _evidence(samples, duration, what), note)
+                       limit.min, limit.max, said or _evidence(samples, duration, what), note,
+                       source)
 
 
 SYSTEM_THROUGHPUT = "System throughput (engine operations/s)"
@@ -139,7 +141,7 @@ def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized,
                said=(f"{ws_conn.total_connections:,} asked for, held "
                      f"{ws_msgs.duration:,.1f} s" if ws_conn and ws_msgs and
                      ws_msgs.duration is not None else ""),
-               how=RUN_WEBSOCKET),
+               how=RUN_WEBSOCKET, source="websocket"),
         _check("absolute", CPU_BUSY, None, s["cpu_busy_ratio"], key="cpu_busy_ratio",
                how=NO_COMMAND_CPU),
     ]
@@ -178,7 +180,7 @@ def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized,
                                                 else None),
                       samples=ws_msgs.messages_received if ws_msgs else None,
                       duration=ws_msgs.duration if ws_msgs else None, what="heartbeats",
-                      how=RUN_WEBSOCKET))
+                      how=RUN_WEBSOCKET, source="websocket"))
     for engine in ENGINES:
         r = containerized.scalability_benchmark.get(engine, EngineFigures())
         sec = f"engine:{engine}"
@@ -553,7 +555,9 @@ def _read(path: str, cls: type[R], makes: str) -> R:
 class Judgement:
     checks: list[TargetCheck]
     text: str  # one line per check, for the console
-    metadata: dict[str, Any]  # the containerized run's (or the review window's)
+    # Each run's metadata by source (TargetCheck.source): "containerized" (or the
+    # review window's), "websocket" when there was one.
+    runs: dict[str, dict[str, Any]]
 
     @property
     def passed(self) -> bool:
@@ -606,7 +610,10 @@ def judge(t: Thresholds, baseline: Baseline, containerized: Containerized, out_d
     out.mkdir(parents=True, exist_ok=True)
     plots = plot(t, baseline, containerized, out)
     (out / "report.md").write_text(markdown(t, vs, baseline, containerized, plots, websocket))
-    return Judgement(vs, console(vs), containerized.metadata)
+    runs = {"containerized": containerized.metadata}
+    if websocket is not None:
+        runs["websocket"] = websocket.metadata
+    return Judgement(vs, console(vs), runs)
 
 
 def console(vs: list[TargetCheck]) -> str:

@@ -114,6 +114,11 @@ def test_validate_verdicts_reach_the_overview_and_the_ticket(tmp_path: Path) -> 
                  ("system", "throughput_ops_per_second")]
         assert row["run_id"] == "containerized 2026-11-28T10:01:00+00:00"
         assert row["platform"] == "redis://bench-redis:6379/0 nautilus:probe"
+        # The WebSocket targets: the WebSocket run, and the endpoints it measured.
+        [row] = [r["metric"] for r in query(api, exprs["A"])
+                 if r["metric"]["target"] == "websocket_heartbeat_p99_seconds"]
+        assert row["run_id"] == "websocket 2026-11-28T10:05:00+00:00"
+        assert row["platform"] == "ws://bench-ws:8080/ws/engine/status"
         assert colour(table, "A", 1) == "green" and colour(table, "A", 0) == "red"
         assert colour(table, "A", -1) == "text"
         assert value_mapping_text(table, -1) == "no load test yet"

@@ -18,7 +18,8 @@ WEBSOCKET = {"connection_test": {"total_connections": 1000, "successful_connecti
              "message_throughput": {"connections": 1000, "duration": 30.0, "messages_sent": 3000,
                                     "messages_received": 3000,
                                     "latency": {"p99_latency": 3.0, "sample_count": 3000}},
-             "metadata": {"kind": "websocket", "started": "2026-11-28T10:05:00+00:00"}}
+             "metadata": {"kind": "websocket", "started": "2026-11-28T10:05:00+00:00",
+                          "websocket_urls": ["ws://bench-ws:8080/ws/engine/status"]}}
 # Every target thresholds.yml has, and how many no command measures (CPU, full cycle).
 TARGETS, NEVER_MEASURED = 44, 2
 # The monolith: 250 trading requests/s (1,000 engine operations/s), 200 ms.
