@@ -73,8 +73,10 @@ async def run_containerized(opts: dict[str, Any], stop: asyncio.Event) -> dict[s
                 break
             tally = Tally(label, opts["progress"])
             seconds = 2 * unit if label == "latency" else unit
-            loop = open_loop if mode == "open" else closed_loop
-            duration = await loop(fn, n, seconds, stop, tally)
+            if mode == "open":
+                duration = await open_loop(fn, n, seconds, stop, tally, _share(opts))
+            else:
+                duration = await closed_loop(fn, n, seconds, stop, tally)
             out[label] = {"duration": duration, "errors": tally.errors,
                           "histogram": tally.hist.to_json()}
         out["sustained"] = await _sustained(trading_request, opts, unit, stop)
@@ -100,6 +102,12 @@ def extra_operations() -> list[tuple[str, str]]:
             if op != "full_cycle"]
 
 
+def _share(opts: dict[str, Any]) -> tuple[int, int]:
+    """(i, N): this process sends its slice of each open-loop schedule (shares.py)."""
+    index, count = opts.get("share", (0, 1))
+    return index, count
+
+
 async def _sustained(call: Callable[[], Awaitable[None]], opts: dict[str, Any], seconds: float,
                      stop: asyncio.Event) -> list[dict[str, Any]]:
     """Open-loop steps from --rate, doubling, until p99 passes its target or the error
@@ -111,7 +119,7 @@ async def _sustained(call: Callable[[], Awaitable[None]], opts: dict[str, Any], 
         if stop.is_set():
             break
         tally = Tally(f"sustain {rate:g}/s", opts["progress"])
-        duration = await open_loop(call, rate, seconds, stop, tally)
+        duration = await open_loop(call, rate, seconds, stop, tally, _share(opts))
         steps.append({"rate": rate, "duration": duration, "errors": tally.errors,
                       "histogram": tally.hist.to_json()})
         if not within(tally.errors, tally.hist.count, tally.hist.quantile(0.99)
