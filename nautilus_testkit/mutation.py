@@ -8,7 +8,8 @@ import collections
 import subprocess
 import sys
 
-OUT_OF_SCOPE = ("x__fmt", "x_judge", "x_markdown", "x_plot", "x_validate")
+OUT_OF_SCOPE = ("x__fmt", "x_judge", "x_markdown", "x_plot", "x_validate", "x__cell", "x_console",
+                "x__verdict", "x__quantile", "x__load", "x__read_websocket")
 
 
 def main() -> int:
