@@ -60,6 +60,12 @@ def _evidence(samples: int | None, duration: float | None, what: str = "samples"
     return " ".join(parts)
 
 
+def _both(baseline: str, containerized: str) -> str:
+    """An improvement factor's evidence: each side's, where it says any."""
+    return "; ".join(f"{side} {text}" for side, text in
+                     (("baseline", baseline), ("containerized", containerized)) if text)
+
+
 def _check(section: str, target: str, value: float | None, limit: Limit, unit: str = "",
            key: str = "", scope: str = "system", *, problem: str | None = None,
            samples: int | None = None, duration: float | None = None, what: str = "samples",
@@ -157,8 +163,8 @@ def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized,
                           evidence.rate(baseline.test_duration) and
                           f"the baseline's rate: {evidence.rate(baseline.test_duration)}",
                           evidence.rate(tb.test_duration)),
-                      said=f"baseline {_evidence(baseline.total_requests, baseline.test_duration)};"
-                           f" containerized {_evidence(tb.total_requests, tb.test_duration)}",
+                      said=_both(_evidence(baseline.total_requests, baseline.test_duration),
+                                 _evidence(tb.total_requests, tb.test_duration)),
                       how=both))
     base_lat = baseline.avg_latency
     out.append(_check("improvement", LATENCY_X,
@@ -169,8 +175,8 @@ def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized,
                           f"the baseline's average: {evidence.average(baseline.total_requests)}"
                           if baseline.source != "prometheus" else None,
                           evidence.average(lb.sample_count)),
-                      said=f"baseline {_evidence(baseline.total_requests, baseline.test_duration)};"
-                           f" containerized {_evidence(lb.sample_count, lb.test_duration)}",
+                      said=_both(_evidence(baseline.total_requests, baseline.test_duration),
+                                 _evidence(lb.sample_count, lb.test_duration)),
                       how=RUN_BASELINE if not base_lat else RUN_CONTAINERIZED))
     hb = t.websocket["heartbeat_p99_seconds"]
     p99 = ws_msgs.latency.p99_latency if ws_msgs else None
