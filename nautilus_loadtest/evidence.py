@@ -59,7 +59,9 @@ def ratio(limit: float | None, requests: int | None) -> str | None:
     """A ratio judged against `limit` (0.01) from `requests` requests."""
     if requests is None:
         return "the result does not say how many requests it had"
-    need = int(round(RATIO_EVENTS / limit)) if limit else 1
+    if not limit:
+        return None if requests else "no requests"
+    need = int(round(RATIO_EVENTS / limit))
     if requests < need:
         return f"{_n(requests)} requests (a limit of {limit:g} needs {_n(need)})"
     return None

@@ -206,3 +206,103 @@ def test_a_result_file_reads_and_writes_back_unchanged(name: str, cls: type) -> 
     text = (ROOT / "docs" / "example-report" / f"{name}_results.json").read_text()
     data = json.loads(text)
     assert json.dumps(encode(decode(cls, data))) == json.dumps(data)
+
+
+def test_each_verdict_names_its_target_run_and_evidence() -> None:
+    """What push.py labels and the report prints, for every target of one rich run:
+    its scope and key (the Pushgateway's labels), the run whose platform it measured,
+    and the evidence; a 9.9 s, 99-sample engine run is not established, a 10.0 s one is."""
+    from nautilus_loadtest.results import WebSocketRun
+
+    from .test_validate import BASELINE, GOOD, WEBSOCKET
+
+    rich = json.loads(json.dumps(GOOD))
+    rich["scalability_benchmark"]["risk"].update(test_duration=9.9, samples=99, errors=1)
+    rich["operation_benchmark"]["risk.alert"].update(test_duration=10.0)
+    vs = judged(T, decode(Baseline, BASELINE), decode(Containerized, rich),
+                decode(WebSocketRun, WEBSOCKET))
+    got = {v.target: (v.status, v.scope, v.key, v.evidence, v.source) for v in vs}
+    assert got[SYS] == (MET, "system", "throughput_ops_per_second",
+                        "1,000,000 trading requests over 20.0 s", "containerized")
+    assert got[LAT] == (MET, "system", "latency_average_seconds", "3,000 samples over 30.0 s",
+                        "containerized")
+    assert got["System error ratio"] == (MET, "system", "error_ratio", "1,003,000 requests",
+                                         "containerized")
+    assert got["WebSocket connections held"] == (
+        MET, "system", "websocket_connections", "1,000 asked for, held 30.0 s", "websocket")
+    assert got["WebSocket heartbeat p99 (s)"] == (
+        MET, "system", "websocket_heartbeat_p99_seconds", "3,000 heartbeats over 30.0 s",
+        "websocket")
+    assert got[THR_X] == (MET, "system", "throughput_improvement_ratio",
+                          "baseline 7,500 samples over 30.0 s; containerized 1,000,000 samples "
+                          "over 20.0 s", "containerized")
+    assert got[LAT_X][2:4] == ("latency_improvement_ratio", "baseline 7,500 samples over 30.0 s; "
+                               "containerized 3,000 samples over 30.0 s")
+    assert got["CPU busy ratio (resource efficiency)"][:3] == (NOT_MEASURED, "system",
+                                                               "cpu_busy_ratio")
+    assert got["factor full cycle (s)"][:3] == (NOT_MEASURED, "factor", "full_cycle_seconds")
+    notes = {v.target: v.note for v in vs}
+    assert notes["risk throughput (operations/s)"] == "measured over 9.9 s (needs 10 s)"
+    assert notes["risk average latency (s)"] == "an average of 99 samples (needs 100)"
+    assert notes["risk error ratio"] == "100 requests (a limit of 0.01 needs 1,000)"
+    assert got["risk limit_check (operations/s)"][:3] == (NOT_ESTABLISHED, "risk",
+                                                          "limit_check_ops_per_second")
+    assert got["risk alert (operations/s)"] == (MET, "risk", "alert_ops_per_second",
+                                                "300,000 samples over 10.0 s", "containerized")
+    for engine in ("analytics", "factor", "ml", "portfolio"):
+        for name, key in (("throughput (operations/s)", "throughput_ops_per_second"),
+                          ("average latency (s)", "latency_average_seconds"),
+                          ("error ratio", "error_ratio")):
+            assert got[f"{engine} {name}"] == (MET, engine, key, "300,000 samples over 12.0 s",
+                                               "containerized")
+    for engine, ops in T.operations.items():
+        for op in ops:
+            assert got[f"{engine} {op} (operations/s)"][1:3] == (engine, f"{op}_ops_per_second")
+    assert [v.section for v in vs][:8] == ["absolute"] * 5 + ["improvement"] * 2 + ["websocket"]
+
+
+def test_the_evidence_rules_at_their_boundaries() -> None:
+    from nautilus_loadtest import evidence
+
+    assert evidence.rate(10.0) is None and evidence.rate(9.99) == \
+        "measured over 10.0 s (needs 10 s)"
+    assert evidence.rate(None) == "the result does not say how long it was measured"
+    assert [evidence.quantile_samples(q) for q in (0.5, 0.95, 0.99, 0.999)] == \
+        [20, 200, 1000, 10000]
+    assert evidence.quantile(0.99, 1000) is None
+    assert evidence.quantile(0.99, 999) == "p99 from 999 samples (needs 1,000)"
+    assert evidence.quantile(0.95, 199) == "p95 from 199 samples (needs 200)"
+    assert evidence.quantile(0.99, None) == "the result does not say how many samples it had"
+    assert evidence.average(100) is None
+    assert evidence.average(99) == "an average of 99 samples (needs 100)"
+    assert evidence.average(None) == "the result does not say how many samples it had"
+    assert evidence.ratio(0.01, 1000) is None
+    assert evidence.ratio(0.01, 999) == "999 requests (a limit of 0.01 needs 1,000)"
+    assert evidence.ratio(0.05, 199) == "199 requests (a limit of 0.05 needs 200)"
+    assert evidence.ratio(0.05, None) == "the result does not say how many requests it had"
+    assert evidence.ratio(None, 0) == "no requests" and evidence.ratio(None, 1) is None
+    assert evidence.first(None, "a", "b") == "a" and evidence.first(None, None) is None
+
+
+def test_the_headline_passes_only_when_every_target_is_met() -> None:
+    from nautilus_loadtest.results import Sustained, SustainedStep
+    from nautilus_loadtest.validate import _step_problem, _step_within, headline
+
+    def check(status: str):
+        return _check("s", "t", 1.0, Limit(min=1.0)).__class__(
+            "s", "t", 1.0, ">= 1", status)
+    assert headline([check(MET)] * 3) == \
+        "PASS — 3 of 3 targets met, 0 missed, 0 not established, 0 not measured"
+    assert headline([check(MET), check(MISSED), check(NOT_MEASURED)]) == \
+        "FAIL — 1 of 3 targets met, 1 missed, 0 not established, 1 not measured"
+    assert headline([check(MET), check(NOT_ESTABLISHED), check(NOT_MEASURED)]) == \
+        "NOT PROVEN — 1 of 3 targets met, 0 missed, 1 not established, 1 not measured"
+    sb = Sustained(p99_target=50.0, error_ratio_target=0.01)
+    step = SustainedStep(rate=100, errors=10, count=990, p99_latency=50.0, duration=10.0)
+    assert _step_problem(step) == "p99 from 990 samples (needs 1,000)"
+    step = SustainedStep(rate=100, errors=10, count=1000, p99_latency=50.0, duration=10.0)
+    assert _step_problem(step) is None and _step_within(step, sb)
+    assert not _step_within(SustainedStep(100, 11, 1000, 50.0, 10.0), sb)  # 1.09 % errors
+    assert not _step_within(SustainedStep(100, 0, 1000, 50.1, 10.0), sb)
+    assert _step_problem(SustainedStep(100, 0, 5000, 1.0, 9.9)) == \
+        "measured over 9.9 s (needs 10 s)"
