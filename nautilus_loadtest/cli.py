@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 import argparse
 import importlib.util
 import json
@@ -42,7 +43,7 @@ def thresholds_path(given: str | None) -> str:
     return str(here if here.exists() or not checkout.exists() else checkout)
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("loadtest", aliases=["bench"],
                        help="load-test runs: baseline (monolith), containerized, websocket")
     p.add_argument("kind", choices=("baseline", "containerized", "websocket"))
@@ -124,8 +125,8 @@ def _push_flag(p: argparse.ArgumentParser) -> None:
                         "running local stack's, if any; '' to push nowhere)")
 
 
-def _push(command: str, args: argparse.Namespace, t: Thresholds, checks: list,
-          runs: dict[str, dict], offered_ops: float | None = None) -> None:
+def _push(command: str, args: argparse.Namespace, t: Thresholds, checks: list[Any],
+          runs: dict[str, dict[str, Any]], offered_ops: float | None = None) -> None:
     """Push the judged verdicts under `t`'s capacity job, each with the provenance of
     the run that measured it (`runs`: metadata by TargetCheck.source); a Pushgateway
     that cannot take them is reported, and the verdicts still stand (the report is
@@ -207,7 +208,7 @@ def _check_shares(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _run_share(args: argparse.Namespace, opts: dict) -> int:
+def _run_share(args: argparse.Namespace, opts: dict[str, Any]) -> int:
     """One share of a run: its part of the load, its raw result left in Redis."""
     from .report import merge, report, summary_table
     from .runs import _in_process

@@ -13,7 +13,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from collections.abc import Callable
 
 import redis
@@ -94,7 +94,7 @@ LOCAL_GROUP_WAIT = "5s"
 
 def alertmanager_config(receiver_port: int) -> dict[str, Any]:
     """alerts/alertmanager.yml with its webhooks pointed at the local receiver."""
-    config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    config: dict[str, Any] = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
     config["route"]["group_wait"] = LOCAL_GROUP_WAIT
     for rec in config["receivers"]:
         for hook in rec.get("webhook_configs", []):
@@ -148,7 +148,7 @@ class AlertWatch:
         now: dict[tuple[str, ...], str] = {}
         for a in alerts:
             labels = a["labels"]
-            key = (labels.get("alertname", ""), labels.get("severity", ""),
+            key: tuple[str, ...] = (labels.get("alertname", ""), labels.get("severity", ""),
                    labels.get("engine") or labels.get("endpoint") or "")
             now[key] = a["state"]
         for key, state in sorted(now.items()):
@@ -176,7 +176,7 @@ class KnobWatch:
 
     def poll(self) -> None:
         try:
-            now = {k: self._redis.get(k) or "" for k in
+            now: dict[str, str] = {k: cast(str, self._redis.get(k)) or "" for k in
                    self._redis.scan_iter(f"{self.prefix}:*:knobs")}
         except redis.RedisError:
             return
