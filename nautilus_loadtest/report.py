@@ -91,7 +91,8 @@ def report(raw: dict[str, Any], workers: int, concurrency: int) -> Result:
             workers=workers, raw=raw)
     lat, _ = stats(raw["latency"])
     thr, thr_dur = stats(raw["throughput"])
-    engines, operations = {}, {}
+    engines: dict[str, EngineFigures] = {}
+    operations: dict[str, EngineFigures] = {}
     for key, part in raw.items():
         if key.startswith(("engine:", "operation:")):
             h, d = stats(part)

@@ -192,17 +192,16 @@ def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized,
         sec = f"engine:{engine}"
         lat = r.latency / 1e3 if r.latency is not None else None
         requests = None if r.samples is None else r.samples + (r.errors or 0)
-        common = dict(scope=engine, samples=r.samples, duration=r.test_duration,
-                      how=RUN_CONTAINERIZED)
-        out += [_check(sec, f"{engine} throughput (operations/s)", r.throughput,
-                       e["throughput_ops_per_second"], key="throughput_ops_per_second",
-                       problem=evidence.rate(r.test_duration), **common),
-                _check(sec, f"{engine} average latency (s)", lat, e["latency_average_seconds"],
-                       key="latency_average_seconds", problem=evidence.average(r.samples),
-                       **common),
-                _check(sec, f"{engine} error ratio", r.error_rate, e["error_ratio"],
-                       key="error_ratio", problem=evidence.ratio(e["error_ratio"].max, requests),
-                       **common)]
+        rows = (("throughput (operations/s)", r.throughput, e["throughput_ops_per_second"],
+                 "throughput_ops_per_second", evidence.rate(r.test_duration)),
+                ("average latency (s)", lat, e["latency_average_seconds"],
+                 "latency_average_seconds", evidence.average(r.samples)),
+                ("error ratio", r.error_rate, e["error_ratio"], "error_ratio",
+                 evidence.ratio(e["error_ratio"].max, requests)))
+        out += [_check(sec, f"{engine} {name}", value, limit, key=key, scope=engine,
+                       problem=problem, samples=r.samples, duration=r.test_duration,
+                       how=RUN_CONTAINERIZED)
+                for name, value, limit, key, problem in rows]
     for engine, ops in sorted(t.operations.items()):
         for op, minimum in ops.items():
             first = ENGINE_OPERATIONS.get(engine, ("",))[0] == op
