@@ -74,7 +74,9 @@ def test_review_agrees_with_validate(live_stack, redis_server, spawn, tmp_path: 
     assert r[factor] == "not measured", review.stdout
     assert r["risk limit_check (operations/s)"] == "not measured"  # engines report totals
     both = {t for t in v if v[t] in ("met", "MISSED") and r[t] in ("met", "MISSED")}
-    assert len(both) >= 18, f"validate:\n{validate.stdout}\nreview:\n{review.stdout}"
+    # Each engine's average latency at least (its error ratio needs 200 requests a side,
+    # which a loaded machine's 1 s engine phase may not reach: then not established).
+    assert len(both) >= 9, f"validate:\n{validate.stdout}\nreview:\n{review.stdout}"
     assert {t: v[t] for t in both} == {t: r[t] for t in both}, \
         f"validate:\n{validate.stdout}\nreview:\n{review.stdout}"
     report = (tmp_path / "r" / "report.md").read_text()
