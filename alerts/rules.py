@@ -27,8 +27,10 @@ BASELINE = f'engine="{BASELINE_ENGINE}"'
 
 
 def capacity_age_expr(t: Thresholds) -> str:
-    """Seconds since each target's last verdict was pushed."""
-    return f"time() - max by (scope, target) (push_time_seconds{{{t.jobs.capacity_selector}}})"
+    """Seconds since each target's last verdict was measured (the end of its run's
+    window): a verdict `validate` pushes an hour after the load test is an hour old."""
+    return (f"time() - max by (scope, target) "
+            f"({P}_capacity_run_timestamp_seconds{{{t.jobs.capacity_selector}}})")
 
 
 def window(seconds: float) -> str:

@@ -108,10 +108,11 @@ def threshold_tests(t: Thresholds) -> list[dict[str, Any]]:
              "1 1 0x10"),
             (f'{P}_capacity_verdict{{{cap},scope="system",target="throughput_ops_per_second"}}',
              "1x12")], "1m", "3m", {"scope": "risk", "target": "latency_average_seconds"}, 0),
-        # Pushed validation_max_age - 5m before the test began, never again: stale
+        # Measured validation_max_age - 5m before the test began, never again: stale
         # from 5m on.
         case("CapacityValidationStale", [
-            (f'push_time_seconds{{{cap},scope="system",target="throughput_ops_per_second"}}',
+            (f'{P}_capacity_run_timestamp_seconds{{{cap},scope="system",'
+             'target="throughput_ops_per_second"}',
              f"{300 - a.validation_max_age:g}x12")], "5m", "6m",
             {"scope": "system", "target": "throughput_ops_per_second"},
             a.validation_max_age + 60),

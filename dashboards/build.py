@@ -28,7 +28,7 @@ UIDS = {"overview": "nautilus-overview", "engine": "nautilus-engine",
 VERDICT = [{"type": "value", "options": {
     "0": {"text": "FAIL", "color": "red", "index": 0},
     "1": {"text": "PASS", "color": "green", "index": 1},
-    "-1": {"text": "never validated", "color": "text", "index": 2}}}]
+    "-1": {"text": "no load test yet", "color": "text", "index": 2}}}]
 TIMES = "suffix:×"  # an improvement factor
 VARS = "${datasource:queryparam}&${job:queryparam}&${instance:queryparam}"
 
@@ -117,7 +117,7 @@ def capacity_targets(t: Thresholds) -> list[tuple[str, str]]:
 
 def _never_validated(t: Thresholds) -> str:
     """-1 for every capacity target, labelled like a pushed verdict: `or`-ed after the
-    verdicts, it leaves a "never validated" row for each target no load test proved."""
+    verdicts, it leaves a "no load test yet" row for each target no load test proved."""
     return " or ".join(
         f'label_replace(label_replace(vector(-1), "scope", "{scope}", "", ""), '
         f'"target", "{name}", "", "")' for scope, name in capacity_targets(t))
@@ -164,22 +164,36 @@ def service_now(t: Thresholds) -> list[Any]:
     ]
 
 
+def _with_provenance(t: Thresholds, expr: str) -> str:
+    """`expr` (a capacity series) only where its verdict says what it measured and in
+    which run (push.py's run_info), labelled with both: a verdict without provenance
+    (pushed by an older tool, or a fixture) is not shown."""
+    cap = t.jobs.capacity_selector
+    proven = f'max by (scope, target, run_id, platform) ({P}_capacity_run_info{{{cap},platform!=""}})'
+    return (f"max by (scope, target, run_id, platform) (({expr}) * on (scope, target) "
+            f"group_left (run_id, platform) {proven})")
+
+
 def capacity_last_proven(t: Thresholds) -> list[Any]:
-    """Each capacity target's last load-test verdict, from the Pushgateway: never
-    coloured against live traffic; "never validated" is neutral."""
+    """Each capacity target's last load-test verdict, from the Pushgateway, with the run
+    and the platform it measured: never coloured against live traffic; "no load test
+    yet" is neutral."""
     by = "max by (scope, target)"
     cap = t.jobs.capacity_selector
-    verdicts = f"{by} ({P}_capacity_verdict{{{cap}}})"
     instant: dict[str, Any] = dict(fmt="table", instant=True)
     max_age = t.alerting.validation_max_age
+
+    def proven(name: str) -> str:
+        return _with_provenance(t, f"{by} ({P}_capacity_{name}{{{cap}}})")
     return [
         row("Capacity, last proven: the load tests' verdicts (nautilus-probe validate)"),
-        table("Capacity targets: the last load test's verdict", [
-            target(f"{verdicts} or {_never_validated(t)}", ref="A", **instant),
-            target(f"{by} ({P}_capacity_measured{{{cap}}})", ref="B", **instant),
-            target(f"{by} ({P}_capacity_required_min{{{cap}}})", ref="C", **instant),
-            target(f"{by} ({P}_capacity_required_max{{{cap}}})", ref="D", **instant),
-            target(capacity_age_expr(t), ref="E", **instant)], {
+        table("Capacity targets: the last load test's verdict, and what it measured", [
+            target(f"{proven('verdict')} or on (scope, target) ({_never_validated(t)})",
+                   ref="A", **instant),
+            target(proven("measured"), ref="B", **instant),
+            target(proven("required_min"), ref="C", **instant),
+            target(proven("required_max"), ref="D", **instant),
+            target(_with_provenance(t, capacity_age_expr(t)), ref="E", **instant)], {
             "A": ("last verdict", "none", None),
             "B": ("measured", "none", None),
             "C": ("required at least", "none", None),
@@ -187,10 +201,14 @@ def capacity_last_proven(t: Thresholds) -> list[Any]:
             "E": ("age", "s", (None, max_age))},
             (24, 8), "Pushed by `nautilus-probe loadtest`, `validate` and `review` to the "
             "Pushgateway, one target at a time: each row is the last run that measured that "
-            "target (units in the target's name, as in thresholds.yml). Never compared with "
-            f"live traffic. Age turns red after {window(max_age)} "
+            "target (units in the target's name, as in thresholds.yml), with its run and the "
+            "platform it measured (Redis and prefix, or the Prometheus a review read); a "
+            "verdict without them is not shown, and a figure too thin to judge is never "
+            "pushed. \"no load test yet\": no run measured it against this Pushgateway. "
+            f"Never compared with live traffic. Age turns red after {window(max_age)} "
             "(CapacityValidationStale); a failed verdict raises CapacityValidationFailed.",
-            mappings={"A": VERDICT}, sort_by="scope", descending=True),  # "system" first
+            mappings={"A": VERDICT}, sort_by="scope", descending=True,  # "system" first
+            rename={"run_id": "run", "platform": "measured on"}),
     ]
 
 

@@ -138,12 +138,13 @@ def table(title: str, tgts: list[Target], columns: dict[str, tuple[str, str, Lim
           size: tuple[int, int] = (24, 8), description: str = "",
           link: tuple[str, str] | None = None, no_value: str = "",
           mappings: dict[str, list[Any]] | None = None, sort_by: str = "",
-          descending: bool = False) -> Table:
+          descending: bool = False, rename: dict[str, str] | None = None) -> Table:
     """Instant queries joined on their labels into one row per label set; each value
     column {refId: (header, unit, limit)} coloured against its limit (None: not
     coloured). `link`: (column, URL) turns that column's cells into links; `no_value`
     fills empty cells; `mappings` {refId: value mappings} colour by value instead;
-    `sort_by` a column the rows are sorted on."""
+    `sort_by` a column the rows are sorted on; `rename` {label: header} names label
+    columns."""
     w, h = size
     overrides = []
     for ref, (header, unit, limit) in columns.items():
@@ -170,7 +171,9 @@ def table(title: str, tgts: list[Target], columns: dict[str, tuple[str, str, Lim
         title=title, description=description, dataSource=DATASOURCE, targets=tgts,
         gridPos=GridPos(h=h, w=w, x=0, y=0), unit="none", overrides=overrides,
         transformations=[{"id": "merge", "options": {}},
-                         {"id": "organize", "options": {"excludeByName": {"Time": True}}}],
+                         {"id": "organize", "options": {"excludeByName": {"Time": True},
+                                                        **({"renameByName": rename}
+                                                           if rename else {})}}],
         extraJson={"options": {"cellHeight": "sm", "footer": {"show": False},
                                **({"sortBy": [{"displayName": sort_by, "desc": descending}]}
                                   if sort_by else {})}})

@@ -9,11 +9,38 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 from alerts.thresholds import Thresholds
 from nautilus_config.messagebus import redis_url_check
 from nautilus_wire import protocol
 from nautilus_wire.redact import redact
+
+
+# Seconds: long enough that the shipped run establishes what it reports (evidence.py):
+# a containerized run cuts its duration into ~12 s shares (scenarios.phase_shares).
+DEFAULT_DURATION = {"baseline": 30.0, "containerized": 240.0, "websocket": 30.0}
+
+
+def default_duration(args: argparse.Namespace) -> float:
+    if args.kind == "containerized" and args.operations == "all":
+        return 300.0  # five more operations, five more shares
+    return DEFAULT_DURATION[args.kind]
+
+
+THRESHOLDS_HELP = ("the targets (default: thresholds.yml in this folder, else the one of the "
+                   "checkout this tool runs from)")
+
+
+def thresholds_path(given: str | None) -> str:
+    """--thresholds, or thresholds.yml here, or the checkout's own: the local stack's
+    rules come from the latter, so a load test run from another folder judges by the
+    same targets."""
+    if given is not None:
+        return given
+    here = Path("thresholds.yml")
+    checkout = Path(__file__).resolve().parent.parent / "thresholds.yml"
+    return str(here if here.exists() or not checkout.exists() else checkout)
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,7 +50,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--redis.url", dest="redis_url", default="redis://127.0.0.1:6379/0")
     p.add_argument("--transport", choices=protocol.TRANSPORTS, default="streams")
     p.add_argument("--prefix", default=protocol.DEFAULT_PREFIX)
-    p.add_argument("--duration", type=float, default=30.0, help="seconds (whole run)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="seconds (whole run; default: baseline 30, containerized 240 (300 "
+                        "with --operations all) — long enough that every figure it reports is "
+                        "established — websocket 30)")
+    p.add_argument("--operations", choices=("first", "all"), default="first",
+                   help="containerized: each engine's first operation, or every operation "
+                        "thresholds.yml gives a rate (longer: give --duration more)")
     p.add_argument("--rate", type=float, default=100.0,
                    help="containerized: trading requests/s of the open-loop latency phase")
     p.add_argument("--concurrency", type=int, default=100,
@@ -35,7 +68,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--connect-rate", type=float, default=1000.0, help="websocket: per second")
     p.add_argument("--p99-target", type=float, dest="p99_target",
                    help="containerized: seconds; default the end-to-end latency target")
-    p.add_argument("--thresholds", default="thresholds.yml")
+    p.add_argument("--thresholds", default=None, help=THRESHOLDS_HELP)
     p.add_argument("--workers", type=int, default=1, help="processes; results merge exactly")
     _share_flags(p)
     p.add_argument("--share.index", dest="share_index", type=int,
@@ -53,7 +86,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     _share_flags(p)
     p.add_argument("--wait", type=float, default=600.0,
                    help="seconds to wait for every share's result")
-    p.add_argument("--thresholds", default="thresholds.yml")
+    p.add_argument("--thresholds", default=None, help=THRESHOLDS_HELP)
     p.add_argument("--out", help="result file (default results/<kind>_results.json)")
     _push_flag(p)
     p.set_defaults(func=cmd_merge)
@@ -61,7 +94,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p = sub.add_parser("validate", help="judge load-test results against thresholds.yml")
     p.add_argument("--baseline", default="results/baseline_results.json")
     p.add_argument("--containerized", default="results/containerized_results.json")
-    p.add_argument("--thresholds", default="thresholds.yml")
+    p.add_argument("--websocket", default=None,
+                   help="a `loadtest websocket` result (default results/websocket_results.json "
+                        "when it exists; without one its targets are reported as not measured)")
+    p.add_argument("--thresholds", default=None, help=THRESHOLDS_HELP)
     p.add_argument("--out", default="results/report", help="report and plots go here")
     _push_flag(p)
     p.set_defaults(func=cmd_validate)
@@ -70,7 +106,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--prometheus", default="http://127.0.0.1:9090")
     p.add_argument("--start", help="unix seconds or ISO 8601 (default: an hour before --end)")
     p.add_argument("--end", help="unix seconds or ISO 8601 (default: now)")
-    p.add_argument("--thresholds", default="thresholds.yml")
+    p.add_argument("--thresholds", default=None, help=THRESHOLDS_HELP)
     p.add_argument("--out", default="results/review")
     _push_flag(p)
     p.set_defaults(func=cmd_review)
@@ -89,21 +125,29 @@ def _push_flag(p: argparse.ArgumentParser) -> None:
                         "running local stack's, if any; '' to push nowhere)")
 
 
-def _push(command: str, args: argparse.Namespace, t: Thresholds, checks: list[Any], meta: dict[str, Any],
-          offered_ops: float | None = None) -> None:
-    """Push the verdicts under `t`'s capacity job; a Pushgateway that cannot take them is reported, and the
-    verdicts still stand (the report is written, the exit code says pass or fail)."""
+def _push(command: str, args: argparse.Namespace, t: Thresholds, checks: list[Any],
+          runs: dict[str, dict[str, Any]], offered_ops: float | None = None) -> None:
+    """Push the judged verdicts under `t`'s capacity job, each with the provenance of
+    the run that measured it (`runs`: metadata by TargetCheck.source); a Pushgateway
+    that cannot take them is reported, and the verdicts still stand (the report is
+    written, the exit code says pass or fail)."""
     from synthetic.knob_command import stack_state
 
     url = args.pushgateway
     if url is None:
         url = stack_state().get("pushgateway")
+    checks = [c for c in checks if c.judged]  # an unproven figure is no verdict to show
     if not url or not checks:
         return
     from .push import push, run_from_metadata
 
+    n = 0
     try:
-        n = push(url, checks, run_from_metadata(command, meta, offered_ops), t.jobs.capacity)
+        for source, meta in runs.items():
+            mine = [c for c in checks if c.source == source or len(runs) == 1]
+            if mine:
+                n += push(url, mine, run_from_metadata(command, meta, offered_ops),
+                          t.jobs.capacity)
     except (OSError, ValueError) as exc:  # unreachable, refused, or not a URL
         print(f"nautilus-probe {command}: could not push the verdicts to {redact(url)}: "
               f"{redact(str(exc))}", file=sys.stderr)
@@ -127,12 +171,13 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
 
     opts = {"redis_url": redis_url_check("--redis.url", args.redis_url),
             "transport": args.transport, "prefix": args.prefix, "prober": "bench",
-            "duration": args.duration, "timeout": args.timeout, "rate": args.rate,
+            "duration": args.duration if args.duration is not None else default_duration(args),
+            "operations": args.operations, "timeout": args.timeout, "rate": args.rate,
             "concurrency": args.concurrency, "progress": not args.quiet,
             "urls": args.url or [f"ws://127.0.0.1:{p}/ws/engine/status" for p in (8080, 8081, 8082)],
             "connections": args.connections, "connect_rate": args.connect_rate,
-            "p99_target": args.p99_target, "thresholds": args.thresholds}
-    t = Thresholds.load(args.thresholds)
+            "p99_target": args.p99_target, "thresholds": thresholds_path(args.thresholds)}
+    t = Thresholds.load(thresholds_path(args.thresholds))
     system = t.system
     if args.p99_target is None:
         opts["p99_target"] = system["latency_average_seconds"].max
@@ -147,7 +192,8 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
         return 2
     print(summary_table(result))
     print(f"written to {out}")
-    _push("loadtest", args, t, capacity_checks(t, result), result.metadata, offered_ops(result))
+    _push("loadtest", args, t, capacity_checks(t, result), {args.kind: result.metadata},
+          offered_ops(result))
     return 0
 
 
@@ -224,8 +270,9 @@ def cmd_merge(args: argparse.Namespace) -> int:
     print(summary_table(result))
     retire(url, args.prefix, args.run_id, args.kind)
     print(f"{args.shares} shares of run {args.run_id!r} merged, written to {out}")
-    t = Thresholds.load(args.thresholds)
-    _push("merge", args, t, capacity_checks(t, result), result.metadata, offered_ops(result))
+    t = Thresholds.load(thresholds_path(args.thresholds))
+    _push("merge", args, t, capacity_checks(t, result), {args.kind: result.metadata},
+          offered_ops(result))
     return 0
 
 
@@ -235,15 +282,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .results import UnusableResults
     from .validate import validate
 
-    t = Thresholds.load(args.thresholds)
+    t = Thresholds.load(thresholds_path(args.thresholds))
     try:
-        j = validate(t, args.baseline, args.containerized, args.out)
+        j = validate(t, args.baseline, args.containerized, args.out, args.websocket)
     except UnusableResults as exc:
         print(f"nautilus-probe validate: {exc}", file=sys.stderr)
         return 2
     print(j.text)
-    print(f"\n{'PASS' if j.passed else 'FAIL'}; report in {args.out}/report.md")
-    _push("validate", args, t, j.checks, j.metadata)
+    print(f"\n{j.headline}; report in {args.out}/report.md")
+    _push("validate", args, t, j.checks, j.runs)
     return 0 if j.passed else 1
 
 
@@ -267,12 +314,12 @@ def cmd_review(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"nautilus-probe: cannot query {args.prometheus}: {exc}", file=sys.stderr)
         return 2
-    t = Thresholds.load(args.thresholds)
+    t = Thresholds.load(thresholds_path(args.thresholds))
     j = judge(t, baseline, containerized, args.out)
     with open(f"{args.out}/review.json", "w") as fh:
         json.dump({"baseline": encode(baseline), "containerized": encode(containerized)}, fh,
                   indent=2)
     print(j.text)
-    print(f"\n{'PASS' if j.passed else 'FAIL'}; report in {args.out}/report.md")
-    _push("review", args, t, j.checks, j.metadata)
+    print(f"\n{j.headline}; report in {args.out}/report.md")
+    _push("review", args, t, j.checks, j.runs)
     return 0 if j.passed else 1

@@ -43,11 +43,16 @@ def metadata(kind: str, opts: dict[str, Any], workers: int, started: float, ende
         offered["in_flight"] = workers  # serial: one request at a time per worker
     elif kind == "containerized":
         offered.update(latency_phase_rate=opts["rate"], rate_unit="trading requests/s",
-                       in_flight=opts["concurrency"] * workers)
+                       in_flight=opts["concurrency"] * workers,
+                       operations=opts.get("operations", "first"))
     else:
         offered.update(connections=opts["connections"] * workers,
-                       connect_rate=opts["connect_rate"], urls=opts["urls"])
+                       connect_rate=opts["connect_rate"])
+    # What was measured: the MessageBus, or (a WebSocket run, which uses no Redis) the
+    # endpoints.
+    measured = ({"websocket_urls": [redact(u) for u in opts["urls"]]} if kind == "websocket" else
+                {"redis_url": redact(opts["redis_url"]), "transport": opts["transport"],
+                 "prefix": opts["prefix"]})
     return {"kind": kind, "started": iso(started), "ended": iso(ended),
-            "duration_seconds": round(ended - started, 3), **provenance(),
-            "redis_url": redact(opts["redis_url"]), "transport": opts["transport"],
-            "prefix": opts["prefix"], "thresholds": opts.get("thresholds"), "offered": offered}
+            "duration_seconds": round(ended - started, 3), **provenance(), **measured,
+            "thresholds": opts.get("thresholds"), "offered": offered}

@@ -5,6 +5,12 @@ alerts read them there.
 One group per target (grouping key: job, scope, target), so each target keeps its
 last verdict — a WebSocket load test does not erase the throughput verdict — and
 the Pushgateway's own `push_time_seconds` of the group is the verdict's age.
+
+Every verdict carries its provenance in `run_info`: the run, the command, and the
+platform it measured (the MessageBus's Redis and prefix, or the Prometheus a review
+read); `run_timestamp_seconds` says when. The overview shows a verdict only with
+that provenance. Only judged verdicts (met or missed) are pushed: a figure that
+was not established is no verdict to colour.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
 from exporter.metrics import NAMESPACE as P
+from nautilus_wire.redact import redact
 
 from .validate import TargetCheck
 
@@ -31,6 +38,8 @@ class Run:
     timestamp: float  # unix seconds, when the measured window ended
     duration: float  # seconds of the measured window
     offered_ops: float | None = None  # offered load, operations/s, when the run set one
+    platform: str = ""  # what was measured: "<Redis URL, password redacted> <prefix>",
+    # a WebSocket run's endpoints, or the Prometheus a review read
 
 
 def registry_for(check: TargetCheck, run: Run) -> CollectorRegistry:
@@ -49,8 +58,8 @@ def registry_for(check: TargetCheck, run: Run) -> CollectorRegistry:
           check.measured)
     gauge("required_min", "The target's minimum (thresholds.yml).", check.required_min)
     gauge("required_max", "The target's maximum (thresholds.yml).", check.required_max)
-    gauge("run_info", "The run that produced the verdict.", 1.0, run_id=run.run_id,
-          command=run.command)
+    gauge("run_info", "The run that produced the verdict, and the platform it measured.",
+          1.0, run_id=run.run_id, command=run.command, platform=run.platform)
     gauge("run_timestamp_seconds", "When the run's measured window ended.", run.timestamp)
     gauge("run_duration_seconds", "How long the run measured.", run.duration)
     gauge("run_offered_operations_per_second", "The offered load of the run's open-loop phase.",
@@ -82,4 +91,17 @@ def run_from_metadata(command: str, meta: dict[str, Any], offered_ops: float | N
     if duration is None and started:
         duration = end - datetime.fromisoformat(started).timestamp()
     return Run(run_id=f"{meta.get('kind', command)} {started or ''}".strip(), command=command,
-               timestamp=end, duration=float(duration or 0.0), offered_ops=offered_ops)
+               timestamp=end, duration=float(duration or 0.0), offered_ops=offered_ops,
+               platform=platform(meta))
+
+
+def platform(meta: dict[str, Any]) -> str:
+    """What a run measured, from its metadata: the MessageBus (Redis URL, already
+    redacted, and prefix) or, for a review, the Prometheus it read."""
+    if meta.get("redis_url"):
+        return f"{meta['redis_url']} {meta.get('prefix', '')}".strip()
+    if meta.get("websocket_urls"):
+        return " ".join(meta["websocket_urls"])
+    if meta.get("prometheus"):
+        return f"Prometheus {redact(str(meta['prometheus']))}"
+    return ""

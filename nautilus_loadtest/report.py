@@ -96,24 +96,29 @@ def report(raw: dict[str, Any], workers: int, concurrency: int) -> Result:
             workers=workers, raw=raw)
     lat, _ = stats(raw["latency"])
     thr, thr_dur = stats(raw["throughput"])
-    engines = {}
+    engines: dict[str, EngineFigures] = {}
+    operations: dict[str, EngineFigures] = {}
     for key, part in raw.items():
-        if key.startswith("engine:"):
+        if key.startswith(("engine:", "operation:")):
             h, d = stats(part)
             total = h.count + part["errors"]
-            engines[key.split(":", 1)[1]] = EngineFigures(
+            figures = EngineFigures(
                 throughput=h.count / d, latency=h.mean * 1e3 if h.count else None,
-                error_rate=part["errors"] / total if total else None)
+                error_rate=part["errors"] / total if total else None, samples=h.count,
+                errors=part["errors"], test_duration=part["duration"])
+            kind, name = key.split(":", 1)
+            (engines if kind == "engine" else operations)[name] = figures
     return Containerized(
-        LatencyBenchmark(**lat.summary_ms(), errors=raw["latency"]["errors"]),
+        LatencyBenchmark(**lat.summary_ms(), errors=raw["latency"]["errors"],
+                         test_duration=raw["latency"]["duration"]),
         ThroughputBenchmark(max_throughput=thr.count / thr_dur,
                             # each trading request is one operation per leg
                             max_ops_per_second=thr.count / thr_dur * len(TRADING_REQUEST_LEGS),
                             legs=len(TRADING_REQUEST_LEGS), total_requests=thr.count,
                             test_duration=thr_dur, concurrent_workers=concurrency * workers,
                             errors=raw["throughput"]["errors"]),
-        engines, _bus_report(raw), sustained_report(raw), workers=workers, raw=raw,
-        failovers=raw.get("failovers", []))
+        engines, operations or None, _bus_report(raw), sustained_report(raw), workers=workers,
+        raw=raw, failovers=raw.get("failovers", []))
 
 
 def within(errors: int, ok: int, p99_s: float | None, opts: dict[str, Any]) -> bool:
@@ -133,7 +138,7 @@ def sustained_report(raw: dict[str, Any]) -> Sustained:
         h = LatencyHistogram.from_json(step["histogram"])
         p99 = h.quantile(0.99) if h.count else None
         steps.append(SustainedStep(step["rate"], step["errors"], h.count,
-                                   p99 * 1e3 if p99 is not None else None))
+                                   p99 * 1e3 if p99 is not None else None, step.get("duration")))
         if target is not None and within(step["errors"], h.count, p99, limits):
             ok.append(step["rate"])
     return Sustained(max(ok, default=0.0), target * 1e3 if target else None, error_target, steps)

@@ -42,6 +42,7 @@ class LatencyBenchmark(Latency):
     scheduled send time."""
 
     errors: int = 0
+    test_duration: float | None = None  # seconds; None in results written before it was kept
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,9 @@ class EngineFigures:
     throughput: float | None = None  # operations/s
     latency: float | None = None  # average, ms
     error_rate: float | None = None
+    samples: int | None = None  # answered; None in results written before it was kept
+    errors: int | None = None
+    test_duration: float | None = None  # seconds
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,7 @@ class SustainedStep:
     errors: int
     count: int  # answered
     p99_latency: float | None  # ms
+    duration: float | None = None  # seconds the step offered its rate
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,8 @@ class Containerized:
     latency_benchmark: LatencyBenchmark = field(default_factory=LatencyBenchmark)
     throughput_benchmark: ThroughputBenchmark = field(default_factory=ThroughputBenchmark)
     scalability_benchmark: dict[str, EngineFigures] = field(default_factory=dict)
+    # Operations beyond each engine's first (`--operations all`), "<engine>.<operation>".
+    operation_benchmark: dict[str, EngineFigures] | None = None
     messagebus_benchmark: BusPublish | None = None
     sustained_benchmark: Sustained | None = None
     workers: int | None = None

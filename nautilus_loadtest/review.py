@@ -40,6 +40,8 @@ QUERIES: dict[str, str] = {
     "engine_latency_seconds": _rule("engine_latency_seconds:mean"),
     "engine_latency_p95_seconds": _rule("engine_latency_seconds:p95"),
     "engine_error_ratio": _rule("engine_error_ratio:rate"),
+    # How many probes each figure rests on (validate's evidence rules).
+    "engine_probes_answered": f"sum by (engine) (increase({P}_latency_seconds_count[$W]))",
 }
 
 
@@ -97,6 +99,8 @@ def collect(prometheus: str, start: float, end: float) -> tuple[Baseline, Contai
     engines_thr = _by_engine(got["engine_throughput"])
     engines_lat = _by_engine(got["engine_latency_seconds"])
     engines_err = _by_engine(got["engine_error_ratio"])
+    answered = {e: int(round(v)) for e, v in _by_engine(got["engine_probes_answered"]).items()
+                if v is not None}
     base_lat = engines_lat.pop(BASELINE_ENGINE, None)
     base_p95 = _by_engine(got["engine_latency_p95_seconds"]).get(BASELINE_ENGINE)
     engines_thr.pop(BASELINE_ENGINE, None)
@@ -110,13 +114,15 @@ def collect(prometheus: str, start: float, end: float) -> tuple[Baseline, Contai
     containerized = Containerized(
         LatencyBenchmark(avg_latency=sys_lat * 1e3 if sys_lat is not None else None,
                          p95_latency=(_scalar(got["system_latency_p95_seconds"]) or 0) * 1e3,
-                         sample_count=int(round(requests)) - failed, errors=failed),
+                         sample_count=int(round(requests)) - failed, errors=failed,
+                         test_duration=end - start),
         # What the platform did, not a closed-loop maximum: its self-reported ops/s. No
         # capacity run, so no trading requests/s to hold against the monolith's.
         ThroughputBenchmark(max_ops_per_second=thr, test_duration=end - start),
         {e: EngineFigures(throughput=engines_thr.get(e),
                           latency=lat * 1e3 if (lat := engines_lat.get(e)) is not None else None,
-                          error_rate=engines_err.get(e))
+                          error_rate=engines_err.get(e), samples=answered.get(e),
+                          test_duration=end - start)
          for e in sorted(set(engines_thr) | set(engines_lat) | set(engines_err))},
         source="prometheus", window=[start, end], metadata=meta)
     return baseline, containerized

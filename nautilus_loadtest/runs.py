@@ -111,8 +111,8 @@ def run(kind: str, opts: dict[str, Any], workers: int, out_path: str) -> Result:
         if foreign and foreign > 0:
             problem = (f"{foreign} requests from other clients reached the monolith during "
                        f"the baseline run (we sent {ours}): its figures are not the monolith "
-                       "alone. Stop whatever else probes it (the local stack's exporter does: "
-                       "run the baseline against engines without an exporter) and run again. "
+                       "alone. Run it against a monolith nothing else probes (the local stack "
+                       "runs one for load tests: --prefix nautilus:loadtest) and run again. "
                        f"The result in {out_path} is marked contaminated; validate refuses it.")
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     with open(out_path, "w") as fh:

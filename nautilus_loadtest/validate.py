@@ -12,88 +12,213 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from alerts.thresholds import Limit, Thresholds
+from nautilus_wire.protocol import ENGINE_OPERATIONS, ENGINES
 
-from . import failovers
-from .results import Baseline, Containerized, decode, Result, UnusableResults, WebSocketRun
+from . import evidence, failovers
+from .results import (Baseline, Containerized, decode, EngineFigures, Result, Sustained,
+                      SustainedStep, UnusableResults, WebSocketRun)
+
+
+MET, MISSED = "met", "missed"
+NOT_ESTABLISHED, NOT_MEASURED = "not established", "not measured"
+JUDGED = (MET, MISSED)
 
 
 @dataclass(frozen=True)
 class TargetCheck:
-    section: str  # overall | throughput | latency | engine:<name>
+    section: str  # absolute | improvement | websocket | engine:<name> | operation | cycle
     target: str
     measured: float | None
     limit: str
-    passed: bool
+    status: str  # met | missed | not established | not measured
     # Stable names for the Pushgateway (push.py): the engine or "system", and the
     # target's key in thresholds.yml (its unit in the name).
     scope: str = "system"
     key: str = ""
     required_min: float | None = None
     required_max: float | None = None
+    evidence: str = ""  # what the figure rests on: "3,270 samples over 32.7 s"
+    note: str = ""  # why not established, or the command that would measure it
+    source: str = "containerized"  # the run whose platform it measured: or "websocket"
+
+    @property
+    def passed(self) -> bool:
+        return self.status == MET
+
+    @property
+    def judged(self) -> bool:
+        """Met or missed: a verdict that may be shown (pushed, coloured) as one."""
+        return self.status in JUDGED
+
+
+def _evidence(samples: int | None, duration: float | None, what: str = "samples") -> str:
+    parts = []
+    if samples is not None:
+        parts.append(f"{samples:,} {what}")
+    if duration is not None:
+        parts.append(f"over {duration:,.1f} s")
+    return " ".join(parts)
+
+
+def _both(baseline: str, containerized: str) -> str:
+    """An improvement factor's evidence: each side's, where it says any."""
+    return "; ".join(f"{side} {text}" for side, text in
+                     (("baseline", baseline), ("containerized", containerized)) if text)
 
 
 def _check(section: str, target: str, value: float | None, limit: Limit, unit: str = "",
-           key: str = "", scope: str = "system") -> TargetCheck:
-    ok = value is not None
+           key: str = "", scope: str = "system", *, problem: str | None = None,
+           samples: int | None = None, duration: float | None = None, what: str = "samples",
+           how: str = "", said: str = "", source: str = "containerized") -> TargetCheck:
+    """One target's verdict: not measured (no figure: `how` says what would measure
+    it), not established (`problem`: too little evidence), else met or missed."""
     text = []
+    ok = value is not None
     if limit.min is not None:
         ok = ok and value >= limit.min  # type: ignore[operator]  # `ok` is False when None
         text.append(f">= {_num(limit.min)}{unit}")
     if limit.max is not None:
         ok = ok and value <= limit.max  # type: ignore[operator]  # `ok` is False when None
         text.append(f"<= {_num(limit.max)}{unit}")
-    return TargetCheck(section, target, value, " and ".join(text), bool(ok), scope, key,
-                       limit.min, limit.max)
+    if value is None:
+        status, note = NOT_MEASURED, how or "the results hold no figure for it"
+    elif problem:
+        status, note = NOT_ESTABLISHED, problem
+    else:
+        status, note = (MET if ok else MISSED), ""
+    return TargetCheck(section, target, value, " and ".join(text), status, scope, key,
+                       limit.min, limit.max, said or _evidence(samples, duration, what), note,
+                       source)
 
 
 SYSTEM_THROUGHPUT = "System throughput (engine operations/s)"
 E2E_LATENCY = "End-to-end average latency (s)"
 ERROR_RATIO = "System error ratio"
+WS_CONNECTIONS = "WebSocket connections held"
+CPU_BUSY = "CPU busy ratio (resource efficiency)"
 THROUGHPUT_X = "Throughput over the monolith's (×, trading requests/s)"
 LATENCY_X = "Latency improvement over the monolith (×)"
+HEARTBEAT_P99 = "WebSocket heartbeat p99 (s)"
+
+RUN_BASELINE = "`nautilus-probe loadtest baseline` (then validate)"
+RUN_CONTAINERIZED = "`nautilus-probe loadtest containerized` (then validate)"
+RUN_WEBSOCKET = ("`nautilus-probe loadtest websocket` (validate reads "
+                 "results/websocket_results.json, or `--websocket FILE`)")
+RUN_OPERATIONS = "`nautilus-probe loadtest containerized --operations all` (then validate)"
+NO_COMMAND_CPU = ("no command measures it yet: read the engines' hosts' CPU over a "
+                  "`loadtest containerized` window from your node metrics")
+NO_COMMAND_CYCLE = "no command runs the {engine} engine's full cycle yet"
 
 
-def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized) -> list[TargetCheck]:
-    """Two kinds of verdict, kept apart so they cannot be read against each other:
-    `absolute` holds the migration's own numbers (engine operations/s, seconds,
-    ratios); `improvement` holds the measured containerized run over the measured
-    monolith, like for like (trading requests/s over trading requests/s). The
-    baseline is always the measured one: no documented figure stands in."""
+def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized,
+             websocket: WebSocketRun | None = None) -> list[TargetCheck]:
+    """Every target in thresholds.yml, each met, missed, not established (too little
+    evidence: evidence.py) or not measured (and what would measure it). Two kinds of
+    verdict are kept apart so they cannot be read against each other: `absolute`
+    holds the migration's own numbers (engine operations/s, seconds, ratios);
+    `improvement` holds the measured containerized run over the measured monolith,
+    like for like (trading requests/s over trading requests/s). The baseline is
+    always the measured one: no documented figure stands in."""
     s, e = t.system, t.engine
     tb = containerized.throughput_benchmark
     lb = containerized.latency_benchmark
     lat_ms = lb.avg_latency
     errors = lb.errors + tb.errors
     total = lb.sample_count + tb.total_requests + errors
+    ws_conn = websocket.connection_test if websocket else None
+    ws_msgs = websocket.message_throughput if websocket else None
     out = [
         _check("absolute", SYSTEM_THROUGHPUT, tb.max_ops_per_second,
-               s["throughput_ops_per_second"], key="throughput_ops_per_second"),
+               s["throughput_ops_per_second"], key="throughput_ops_per_second",
+               problem=evidence.rate(tb.test_duration), samples=tb.total_requests,
+               duration=tb.test_duration, what="trading requests", how=RUN_CONTAINERIZED),
         _check("absolute", E2E_LATENCY,
                lat_ms / 1e3 if lat_ms is not None else None, s["latency_average_seconds"],
-               key="latency_average_seconds"),
+               key="latency_average_seconds", problem=evidence.average(lb.sample_count),
+               samples=lb.sample_count, duration=lb.test_duration, how=RUN_CONTAINERIZED),
         _check("absolute", ERROR_RATIO, errors / total if total else None,
-               s["error_ratio"], key="error_ratio"),
+               s["error_ratio"], key="error_ratio",
+               problem=evidence.ratio(s["error_ratio"].max, total), samples=total,
+               what="requests", how=RUN_CONTAINERIZED),
+        _check("absolute", WS_CONNECTIONS,
+               float(ws_conn.successful_connections) if ws_conn else None,
+               s["websocket_connections"], key="websocket_connections",
+               problem=evidence.rate(ws_msgs.duration if ws_msgs else None),
+               said=(f"{ws_conn.total_connections:,} asked for, held "
+                     f"{ws_msgs.duration:,.1f} s" if ws_conn and ws_msgs and
+                     ws_msgs.duration is not None else ""),
+               how=RUN_WEBSOCKET, source="websocket"),
+        _check("absolute", CPU_BUSY, None, s["cpu_busy_ratio"], key="cpu_busy_ratio",
+               how=NO_COMMAND_CPU),
     ]
     base_rate, rate = baseline.throughput, tb.max_throughput
-    if base_rate and rate is not None:  # a review has no capacity run: nothing to compare
-        out.append(_check("improvement", THROUGHPUT_X,
-                          rate / base_rate, Limit(min=t.throughput_factor),
-                          key="throughput_improvement_ratio"))
+    both = (RUN_BASELINE + " and " + RUN_CONTAINERIZED) if not base_rate else RUN_CONTAINERIZED
+    if baseline.source == "prometheus":
+        both = ("a review cannot judge it (probes measure neither side's capacity): "
+                + RUN_BASELINE + " and " + RUN_CONTAINERIZED)
+    out.append(_check("improvement", THROUGHPUT_X,
+                      rate / base_rate if base_rate and rate is not None else None,
+                      Limit(min=t.throughput_factor), key="throughput_improvement_ratio",
+                      problem=evidence.first(
+                          evidence.rate(baseline.test_duration) and
+                          f"the baseline's rate: {evidence.rate(baseline.test_duration)}",
+                          evidence.rate(tb.test_duration)),
+                      said=_both(_evidence(baseline.total_requests, baseline.test_duration),
+                                 _evidence(tb.total_requests, tb.test_duration)),
+                      how=both))
     base_lat = baseline.avg_latency
-    if base_lat and lat_ms:
-        out.append(_check("improvement", LATENCY_X,
-                          base_lat / lat_ms, Limit(min=t.latency_factor),
-                          key="latency_improvement_ratio"))
-    for engine, r in sorted(containerized.scalability_benchmark.items()):
+    out.append(_check("improvement", LATENCY_X,
+                      base_lat / lat_ms if base_lat and lat_ms else None,
+                      Limit(min=t.latency_factor), key="latency_improvement_ratio",
+                      problem=evidence.first(
+                          evidence.average(baseline.total_requests) and
+                          f"the baseline's average: {evidence.average(baseline.total_requests)}"
+                          if baseline.source != "prometheus" else None,
+                          evidence.average(lb.sample_count)),
+                      said=_both(_evidence(baseline.total_requests, baseline.test_duration),
+                                 _evidence(lb.sample_count, lb.test_duration)),
+                      how=RUN_BASELINE if not base_lat else RUN_CONTAINERIZED))
+    hb = t.websocket["heartbeat_p99_seconds"]
+    p99 = ws_msgs.latency.p99_latency if ws_msgs else None
+    out.append(_check("websocket", HEARTBEAT_P99, p99 / 1e3 if p99 is not None else None, hb,
+                      key="websocket_heartbeat_p99_seconds",
+                      problem=evidence.quantile(0.99, ws_msgs.messages_received if ws_msgs
+                                                else None),
+                      samples=ws_msgs.messages_received if ws_msgs else None,
+                      duration=ws_msgs.duration if ws_msgs else None, what="heartbeats",
+                      how=RUN_WEBSOCKET, source="websocket"))
+    for engine in ENGINES:
+        r = containerized.scalability_benchmark.get(engine, EngineFigures())
         sec = f"engine:{engine}"
         lat = r.latency / 1e3 if r.latency is not None else None
-        out += [_check(sec, f"{engine} throughput (operations/s)", r.throughput,
-                       e["throughput_ops_per_second"], key="throughput_ops_per_second",
-                       scope=engine),
-                _check(sec, f"{engine} average latency (s)", lat, e["latency_average_seconds"],
-                       key="latency_average_seconds", scope=engine),
-                _check(sec, f"{engine} error ratio", r.error_rate, e["error_ratio"],
-                       key="error_ratio", scope=engine)]
+        requests = None if r.samples is None else r.samples + (r.errors or 0)
+        rows = (("throughput (operations/s)", r.throughput, e["throughput_ops_per_second"],
+                 "throughput_ops_per_second", evidence.rate(r.test_duration)),
+                ("average latency (s)", lat, e["latency_average_seconds"],
+                 "latency_average_seconds", evidence.average(r.samples)),
+                ("error ratio", r.error_rate, e["error_ratio"], "error_ratio",
+                 evidence.ratio(e["error_ratio"].max, requests)))
+        out += [_check(sec, f"{engine} {name}", value, limit, key=key, scope=engine,
+                       problem=problem, samples=r.samples, duration=r.test_duration,
+                       how=RUN_CONTAINERIZED)
+                for name, value, limit, key, problem in rows]
+    for engine, ops in sorted(t.operations.items()):
+        for op, minimum in ops.items():
+            first = ENGINE_OPERATIONS.get(engine, ("",))[0] == op
+            r = (containerized.scalability_benchmark if first else
+                 containerized.operation_benchmark or {}).get(engine if first else f"{engine}.{op}",
+                                                        EngineFigures())
+            how = RUN_CONTAINERIZED if first else RUN_OPERATIONS
+            if containerized.source == "prometheus":  # an engine reports its total, not by operation
+                r, how = EngineFigures(), f"a review reads each engine's total rate: {how}"
+            out.append(_check("operation", f"{engine} {op} (operations/s)", r.throughput,
+                              Limit(min=minimum), key=f"{op}_ops_per_second", scope=engine,
+                              problem=evidence.rate(r.test_duration), samples=r.samples,
+                              duration=r.test_duration, how=how))
+    for engine, limit in sorted(t.full_cycle.items()):
+        out.append(_check("cycle", f"{engine} full cycle (s)", None, limit,
+                          key="full_cycle_seconds", scope=engine,
+                          how=NO_COMMAND_CYCLE.format(engine=engine)))
     return out
 
 
@@ -129,7 +254,7 @@ def _disagreement(t: Thresholds, vs: list[TargetCheck], baseline: Baseline, legs
     """When an improvement factor and its absolute target disagree, say why: the
     factor is against the monolith that was measured, the target against the one
     thresholds.yml documents."""
-    by = {v.target: v.passed for v in vs}
+    by = {v.target: v.passed for v in vs if v.judged}
     out = []
     thr_x, thr = by.get(THROUGHPUT_X), by.get(SYSTEM_THROUGHPUT)
     if thr_x is not None and thr is not None and thr_x != thr and baseline.throughput:
@@ -148,44 +273,97 @@ def _disagreement(t: Thresholds, vs: list[TargetCheck], baseline: Baseline, legs
     return [x for line in out for x in (line, "")]
 
 
-def _meta_rows(baseline: Baseline, containerized: Containerized) -> list[str]:
+def _meta_rows(baseline: Baseline, containerized: Containerized,
+               websocket: WebSocketRun | None = None) -> list[str]:
     """The runs' metadata side by side."""
-    b, c = baseline.metadata, containerized.metadata
+    runs = [("baseline (monolith)", baseline.metadata), ("containerized", containerized.metadata)]
+    if websocket is not None:
+        runs.append(("websocket", websocket.metadata))
     keys = [("kind", "run"), ("started", "started (UTC)"), ("ended", "ended (UTC)"),
             ("window_start", "window start (UTC)"), ("window_end", "window end (UTC)"),
             ("duration_seconds", "duration (s)"), ("prometheus", "Prometheus"),
             ("version", "tool version"), ("git_commit", "git commit"), ("host", "host"),
-            ("redis_url", "Redis"), ("transport", "transport"), ("thresholds", "thresholds file")]
-    rows = ["| | baseline (monolith) | containerized |", "|---|---|---|"]
+            ("redis_url", "Redis"), ("prefix", "prefix"), ("transport", "transport"),
+            ("websocket_urls", "WebSocket endpoints"),
+            ("thresholds", "thresholds file")]
+    rows = ["| | " + " | ".join(name for name, _ in runs) + " |",
+            "|---|" + "---|" * len(runs)]
     for key, name in keys:
-        if key in b or key in c:
-            rows.append(f"| {name} | {b.get(key, '')} | {c.get(key, '')} |")
-    if b.get("offered") or c.get("offered"):
-        rows.append(f"| offered load | {_offered(b.get('offered', {}))} | "
-                    f"{_offered(c.get('offered', {}))} |")
+        if any(key in meta for _, meta in runs):
+            rows.append(f"| {name} | " + " | ".join(_cell(meta.get(key, "")) for _, meta in runs)
+                        + " |")
+    if any(meta.get("offered") for _, meta in runs):
+        rows.append("| offered load | " + " | ".join(_offered(meta.get("offered", {}))
+                                                      for _, meta in runs) + " |")
     tb, lb = containerized.throughput_benchmark, containerized.latency_benchmark
-    answered = "probes in window" if baseline.total_requests is None else baseline.total_requests
-    rows.append(f"| samples | {answered} answered, {baseline.errors} failed | latency phase "
-                f"{lb.sample_count:,} answered, {lb.errors} failed; "
-                f"throughput phase {tb.total_requests:,} answered, {tb.errors} failed |")
+    answered = ("probes in window" if baseline.total_requests is None
+                else f"{baseline.total_requests:,}")
+    cells = [f"{answered} answered, {baseline.errors} failed",
+             f"latency phase {lb.sample_count:,} answered, {lb.errors} failed; "
+             f"throughput phase {tb.total_requests:,} answered, {tb.errors} failed"]
+    if websocket is not None:
+        m = websocket.message_throughput
+        cells.append(f"{websocket.connection_test.successful_connections:,} connections; "
+                     f"{m.messages_received:,} of {m.messages_sent:,} heartbeats acked")
+    rows.append("| samples | " + " | ".join(cells) + " |")
     return rows + [""]
 
 
+def _cell(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _verdict(v: TargetCheck) -> str:
+    if v.status == MET:
+        return "met"
+    if v.status == MISSED:
+        return "**MISSED**"
+    return f"{v.status}: {v.note}"
+
+
+def headline(vs: list[TargetCheck]) -> str:
+    """The overall verdict in one line: PASS only when every target was met; a run
+    that missed none but left some unproven says so instead of passing."""
+    count = {status: sum(v.status == status for v in vs)
+             for status in (MET, MISSED, NOT_ESTABLISHED, NOT_MEASURED)}
+    overall = ("PASS" if count[MET] == len(vs) else "FAIL" if count[MISSED]
+               else "NOT PROVEN")
+    return (f"{overall} — {count[MET]} of {len(vs)} targets met, {count[MISSED]} missed, "
+            f"{count[NOT_ESTABLISHED]} not established, {count[NOT_MEASURED]} not measured")
+
+
+def _quantile(value: float | None, q: float, samples: int | None) -> str:
+    """A latency quantile (ms), marked when too few samples establish it."""
+    if value is None:
+        return "not measured"
+    problem = evidence.quantile(q, samples)
+    return f"{_num(value)} ms" + (f" (not established: {problem})" if problem else "")
+
+
 def markdown(t: Thresholds, vs: list[TargetCheck], baseline: Baseline,
-             containerized: Containerized, plots: list[str]) -> str:
-    passed = sum(v.passed for v in vs)
+             containerized: Containerized, plots: list[str],
+             websocket: WebSocketRun | None = None) -> str:
+    overall, rest = headline(vs).split(" — ", 1)
     lines = ["# Performance validation report", "",
-             f"**Overall: {'PASS' if passed == len(vs) else 'FAIL'}** — {passed} of {len(vs)} "
-             "targets met.", "", "## Runs", ""] + _meta_rows(baseline, containerized)
+             f"**Overall: {overall}** — {rest}.", "",
+             "Every target in thresholds.yml is listed: *met* or *MISSED* when the runs "
+             "measured it with enough evidence; *not established* when the figure rests on "
+             f"too little (a rate over less than {evidence.MIN_RATE_SECONDS:g} s, a p99 from "
+             f"fewer than {evidence.quantile_samples(0.99):,} samples, an average from fewer "
+             f"than {evidence.MIN_AVERAGE_SAMPLES} samples, a ratio limit r from fewer than "
+             f"{evidence.RATIO_EVENTS}/r requests); *not measured* with the command that "
+             "would measure it. PASS needs every target met.", "",
+             "## Runs", ""] + _meta_rows(baseline, containerized, websocket)
     for run, result in (("baseline", baseline), ("containerized", containerized)):
         for name, line in failovers.lines(result.failovers):
             # A run through a failover: its figures include the gap (counted as errors).
             lines += [f"**{name} during the {run} run:** {line}.", ""]
 
     def table(rows: list[TargetCheck]) -> None:
-        lines.extend(["| target | measured | required | verdict |", "|---|---|---|---|"])
-        lines.extend(f"| {v.target} | {_fmt(v.measured)} | {v.limit} | "
-                     f"{'PASS' if v.passed else 'FAIL'} |" for v in rows)
+        lines.extend(["| target | measured | required | evidence | verdict |",
+                      "|---|---|---|---|---|"])
+        lines.extend(f"| {v.target} | {_fmt(v.measured)} | {v.limit} | {v.evidence or '—'} | "
+                     f"{_verdict(v)} |" for v in rows)
         lines.append("")
 
     tb, lb = containerized.throughput_benchmark, containerized.latency_benchmark
@@ -202,48 +380,78 @@ def markdown(t: Thresholds, vs: list[TargetCheck], baseline: Baseline,
               "absolute targets over the documented monolith "
               f"({t.baseline_throughput:,.0f} ops/s, {t.baseline_latency * 1e3:g} ms); the "
               "measured monolith is the only baseline these factors use.", ""]
-    improvement = [v for v in vs if v.section == "improvement"]
-    if improvement:
-        table(improvement)
+    table([v for v in vs if v.section == "improvement"])
     lines += _disagreement(t, vs, baseline, tb.legs)
-    if not any(v.target == THROUGHPUT_X for v in improvement):
-        lines += ["Throughput improvement: not judged — a review has no closed-loop capacity "
-                  "run of either side (run `nautilus-probe loadtest` for that).", ""]
+    base_n = baseline.total_requests
     lines += ["## End-to-end latency", "",
-              "| run | average | p50 | p95 | p99 | samples |", "|---|---|---|---|---|---|",
+              "| run | average | p50 | p95 | p99 | samples | over |", "|---|---|---|---|---|---|---|",
               f"| baseline (monolith) | {_fmt(baseline.avg_latency, ' ms')} | "
-              f"{_fmt(baseline.latency.p50_latency, ' ms')} | "
-              f"{_fmt(baseline.p95_latency, ' ms')} | "
-              f"{_fmt(baseline.latency.p99_latency, ' ms')} | "
-              f"{'probes in the window' if baseline.total_requests is None else baseline.total_requests} |",
+              f"{_quantile(baseline.latency.p50_latency, 0.5, base_n)} | "
+              f"{_quantile(baseline.p95_latency, 0.95, base_n)} | "
+              f"{_quantile(baseline.latency.p99_latency, 0.99, base_n)} | "
+              f"{'probes in the window' if base_n is None else f'{base_n:,}'} | "
+              f"{_fmt(baseline.test_duration, ' s')} |",
               f"| containerized (open loop at the offered rate) | "
-              f"{_fmt(lb.avg_latency, ' ms')} | {_fmt(lb.p50_latency, ' ms')} | "
-              f"{_fmt(lb.p95_latency, ' ms')} | {_fmt(lb.p99_latency, ' ms')} | "
-              f"{lb.sample_count:,} |", "",
+              f"{_fmt(lb.avg_latency, ' ms')} | {_quantile(lb.p50_latency, 0.5, lb.sample_count)} | "
+              f"{_quantile(lb.p95_latency, 0.95, lb.sample_count)} | "
+              f"{_quantile(lb.p99_latency, 0.99, lb.sample_count)} | "
+              f"{lb.sample_count:,} | {_fmt(lb.test_duration, ' s')} |", "",
               "Latencies are timed from each request's scheduled send time (no coordinated "
               "omission).", ""]
     sb = containerized.sustained_benchmark
     if sb and sb.steps:
+        established = [st for st in sb.steps if _step_problem(st) is None]
+        within = [st.rate for st in established if _step_within(st, sb)]
+        best = (f"**{max(within):,.4g} trading requests/s**" if within else
+                "**not established**: no step within both targets was long enough and "
+                "sampled enough")
         lines += ["## Sustained rate", "",
                   f"Open-loop steps, doubling, until p99 exceeds {_fmt(sb.p99_target)} ms "
                   f"or the error ratio exceeds {sb.error_ratio_target:g}. Highest rate "
-                  f"within both: **{sb.max_rate:,.4g} trading requests/s**.", "",
-                  "| offered (trading requests/s) | answered | failed | p99 (ms) |",
-                  "|---|---|---|---|"]
+                  f"within both, from established steps only: {best}.", "",
+                  "| offered (trading requests/s) | answered | failed | over | p99 (ms) | step |",
+                  "|---|---|---|---|---|---|"]
         lines += [f"| {st.rate:,.4g} | {st.count:,} | {st.errors:,} | "
-                  f"{_fmt(st.p99_latency)} |" for st in sb.steps]
+                  f"{_fmt(st.duration, ' s')} | {_fmt(st.p99_latency)} | "
+                  f"{_step_verdict(st, sb)} |" for st in sb.steps]
         lines.append("")
     bus = containerized.messagebus_benchmark
     if bus:
         lines += ["## MessageBus publish", "",
                   f"{bus.message_throughput:,.0f} messages/s acknowledged by Redis "
                   f"({bus.total_messages:,} messages in {bus.test_duration:.1f} s, "
-                  f"{bus.failed_flushes} failed flushes).", ""]
+                  f"{bus.failed_flushes} failed flushes). Not a thresholds.yml target.", ""]
+    lines += ["## WebSocket", "",
+              "Held connections and heartbeats (`loadtest websocket`).", ""]
+    table([v for v in vs if v.section == "websocket"])
     lines += ["## Per engine", "",
-              "Each engine alone, closed loop (operations/s, average latency, error ratio).", ""]
+              "Each engine alone, closed loop on its first operation (operations/s, average "
+              "latency, error ratio).", ""]
     table([v for v in vs if v.section.startswith("engine:")])
+    lines += ["## Per operation", "",
+              "thresholds.yml's per-operation rates. `loadtest containerized` drives each "
+              "engine's first operation (the per-engine run above); `--operations all` "
+              "drives the others too.", ""]
+    table([v for v in vs if v.section in ("operation", "cycle")])
     lines += ["## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots] + [""]
     return "\n".join(lines)
+
+
+def _step_problem(st: SustainedStep) -> str | None:
+    return evidence.first(evidence.rate(st.duration), evidence.quantile(0.99, st.count))
+
+
+def _step_within(st: SustainedStep, sb: Sustained) -> bool:
+    total = st.count + st.errors
+    return (st.p99_latency is not None and sb.p99_target is not None
+            and st.p99_latency <= sb.p99_target and bool(total)
+            and st.errors / total <= sb.error_ratio_target)
+
+
+def _step_verdict(st: SustainedStep, sb: Sustained) -> str:
+    if (problem := _step_problem(st)) is not None:
+        return f"not established: {problem}"
+    return "within both" if _step_within(st, sb) else "**beyond a target**"
 
 
 def plot(t: Thresholds, baseline: Baseline, containerized: Containerized, out: Path) -> list[str]:
@@ -329,13 +537,20 @@ _REQUIRED: dict[type, tuple[str, ...]] = {
     Containerized: ("latency_benchmark", "throughput_benchmark", "scalability_benchmark")}
 
 
-def _read(path: str, cls: type[R]) -> R:
+def _load(path: str, makes: str = "") -> Any:
     try:
-        data = json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        hint = f": `nautilus-probe {makes}` writes it (docs/benchmarking.md)" if makes else ""
+        raise UnusableResults(f"cannot read {path}: no such file{hint}") from None
     except OSError as exc:
         raise UnusableResults(f"cannot read {path}: {exc.strerror}") from None
     except ValueError as exc:
         raise UnusableResults(f"{path} is not JSON: {exc}") from None
+
+
+def _read(path: str, cls: type[R], makes: str) -> R:
+    data = _load(path, makes)
     need = _REQUIRED[cls]
     if not isinstance(data, dict) or any(key not in data for key in need):
         raise UnusableResults(f"{path} is not a load-test result (needs {', '.join(need)})")
@@ -349,15 +564,42 @@ def _read(path: str, cls: type[R]) -> R:
 class Judgement:
     checks: list[TargetCheck]
     text: str  # one line per check, for the console
-    metadata: dict[str, Any]  # the containerized run's (or the review window's)
+    # Each run's metadata by source (TargetCheck.source): "containerized" (or the
+    # review window's), "websocket" when there was one.
+    runs: dict[str, dict[str, Any]]
 
     @property
     def passed(self) -> bool:
+        """Every target met: not one missed, unproven or unmeasured."""
         return all(v.passed for v in self.checks)
 
+    @property
+    def headline(self) -> str:
+        return headline(self.checks)
 
-def validate(t: Thresholds, baseline_path: str, containerized_path: str, out_dir: str) -> Judgement:
-    baseline = _read(baseline_path, Baseline)
+
+WEBSOCKET_RESULTS = "results/websocket_results.json"
+
+
+def _read_websocket(path: str | None) -> WebSocketRun | None:
+    """The WebSocket run: the file given (which must exist), else the default one when
+    a run wrote it; None when there is none."""
+    if path is None:
+        if not Path(WEBSOCKET_RESULTS).exists():
+            return None
+        path = WEBSOCKET_RESULTS
+    data = _load(path, "loadtest websocket")
+    if not isinstance(data, dict) or "connection_test" not in data:
+        raise UnusableResults(f"{path} is not a WebSocket load-test result (needs connection_test)")
+    try:
+        return decode(WebSocketRun, data)
+    except UnusableResults as exc:
+        raise UnusableResults(f"{path}: {exc}") from None
+
+
+def validate(t: Thresholds, baseline_path: str, containerized_path: str, out_dir: str,
+             websocket_path: str | None = None) -> Judgement:
+    baseline = _read(baseline_path, Baseline, "loadtest baseline")
     foreign = baseline.contamination.foreign_requests if baseline.contamination else 0
     if foreign:
         raise UnusableResults(f"{baseline_path} is contaminated: {foreign} requests from other "
@@ -365,33 +607,49 @@ def validate(t: Thresholds, baseline_path: str, containerized_path: str, out_dir
                               "again with nothing else probing the monolith")
     if not baseline.throughput:
         raise UnusableResults(f"{baseline_path} has no answered request: nothing to compare with")
-    containerized = _read(containerized_path, Containerized)
-    return judge(t, baseline, containerized, out_dir)
+    containerized = _read(containerized_path, Containerized, "loadtest containerized")
+    return judge(t, baseline, containerized, out_dir, _read_websocket(websocket_path))
 
 
-def judge(t: Thresholds, baseline: Baseline, containerized: Containerized, out_dir: str
-          ) -> Judgement:
-    """Verdicts, report and plots for results from `bench` runs or from `review`."""
-    vs = verdicts(t, baseline, containerized)
+def judge(t: Thresholds, baseline: Baseline, containerized: Containerized, out_dir: str,
+          websocket: WebSocketRun | None = None) -> Judgement:
+    """Verdicts, report and plots for results from `loadtest` runs or from `review`."""
+    vs = verdicts(t, baseline, containerized, websocket)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plots = plot(t, baseline, containerized, out)
-    (out / "report.md").write_text(markdown(t, vs, baseline, containerized, plots))
+    (out / "report.md").write_text(markdown(t, vs, baseline, containerized, plots, websocket))
+    runs = {"containerized": containerized.metadata}
+    if websocket is not None:
+        runs["websocket"] = websocket.metadata
+    return Judgement(vs, console(vs), runs)
+
+
+def console(vs: list[TargetCheck]) -> str:
+    """One line per target: verdict, figure, requirement, evidence, and for the
+    unproven why (or what would measure it)."""
     width = max(len(v.target) for v in vs)
-    text = "\n".join(f"{'PASS' if v.passed else 'FAIL'}  {v.target:<{width}}  {_fmt(v.measured):>10}  "
-                     f"(required {v.limit})" for v in vs)
-    return Judgement(vs, text, containerized.metadata)
+    lines = []
+    for v in vs:
+        label = {MET: "met", MISSED: "MISSED"}.get(v.status, v.status)
+        line = (f"{label:<15}  {v.target:<{width}}  {_fmt(v.measured):>12}  "
+                f"(required {v.limit}" + (f"; {v.evidence}" if v.evidence else "") + ")")
+        if v.note:
+            line += f"\n{'':<17}{v.note}"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def capacity_checks(t: Thresholds, result: Result) -> list[TargetCheck]:
-    """The absolute verdicts one load-test run proves on its own (the improvement
-    factors need the baseline too: `validate` pushes those)."""
+    """The verdicts one load-test run proves on its own, judged ones only (the
+    improvement factors need the baseline too: `validate` pushes those)."""
     if isinstance(result, Containerized):
-        return verdicts(t, Baseline(), result)
+        checks = verdicts(t, Baseline(), result)
+        return [c for c in checks if c.judged and c.section != "websocket"
+                and c.key != "websocket_connections"]
     if isinstance(result, WebSocketRun):
-        held = result.connection_test.successful_connections
-        return [_check("absolute", "WebSocket connections held", float(held),
-                       t.system["websocket_connections"], key="websocket_connections")]
+        return [c for c in verdicts(t, Baseline(), Containerized(), result)
+                if c.judged and c.key.startswith("websocket")]
     return []  # the baseline is a reference, not a target
 
 

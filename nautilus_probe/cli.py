@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--redis.port", dest="redis_port", type=int, default=0,
                    help="port for the stack's own redis-server (default: a free one)")
     p.add_argument("--no-exporter", dest="no_exporter", action="store_true",
-                   help="engines only: for load tests (a baseline needs the monolith alone)")
+                   help="engines only: nothing probes them")
     p.add_argument("--duration", type=float, default=0,
                    help="stop after this many seconds (default: run until Ctrl-C)")
     p.add_argument("--no-prometheus", dest="no_prometheus", action="store_true",

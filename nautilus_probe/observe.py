@@ -39,6 +39,16 @@ def pushgateway_binary() -> str | None:
     return shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
 
 
+def pushgateway_argv(binary: str, listen: str, store: Path | None) -> list[str]:
+    """The Pushgateway's command line with a store of its own: `store` (a file in the
+    caller's own folder) or none (None: in memory). Never the program's default:
+    Debian's writes /var/lib/prometheus/pushgateway.data, which every stack and test
+    run on the machine would share and keep, so an old run's verdicts (or a test's
+    fixtures) would show as this platform's."""
+    return [binary, f"--web.listen-address={listen}",
+            f"--persistence.file={store if store is not None else ''}"]
+
+
 class Receiver:
     """The pager and the ticket queue of the local stack: a webhook that prints each
     notification Alertmanager delivers, one line per alert."""
@@ -206,7 +216,9 @@ def start(tmp: Path, exporter: str, rules: Path, say: Callable[[str], None],
     if (pg := pushgateway_binary()) is not None:
         pg_port = free_port()
         pushgateway = f"127.0.0.1:{pg_port}"
-        procs.append(spawn([pg, f"--web.listen-address={pushgateway}"],
+        # Its store lives and dies with the stack's folder: a fresh stack shows no
+        # verdict until a load test runs against it.
+        procs.append(spawn(pushgateway_argv(pg, pushgateway, tmp / "pushgateway.data"),
                            stdout=open(tmp / "pushgateway.log", "wb"),
                            stderr=subprocess.STDOUT))
     (tmp / "alertmanager.yml").write_text(yaml.safe_dump(alertmanager_config(receiver.port)))

@@ -34,6 +34,36 @@ CONFIG_DIR = ROOT / "config"
 
 
 WS_PORTS = (8080, 8081, 8082)  # the migration plan's three WebSocket engines; config/exporter.yml
+# The load tests' own monolith answers on its own stream namespace, which no exporter
+# probes: a baseline run against it measures the monolith alone while the stack's
+# exporter keeps probing the other one (a baseline refuses a shared monolith).
+LOADTEST_PREFIX = "nautilus:loadtest"
+
+
+def command_name() -> str:
+    """How to run `nautilus-probe` from this shell, as the banner prints it: the bare
+    name only when PATH finds this installation's, else its path (`.venv/bin/...`
+    after `./run stack`), else this Python with -m."""
+    script = Path(sys.executable).parent / "nautilus-probe"
+    if not script.exists():
+        return f"{sys.executable} -m nautilus_probe"
+    found = shutil.which("nautilus-probe")
+    if found and Path(found).resolve() == script.resolve():
+        return "nautilus-probe"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
+def loadtest_flow(cmd: str, redis_url: str) -> str:
+    """The README's load-test flow against this stack, each command as it runs."""
+    return (f"Load test, then validate (about 6 minutes; results/ and results/report/ in this "
+            f"folder):\n"
+            f"  {cmd} loadtest baseline --redis.url {redis_url} --prefix {LOADTEST_PREFIX}\n"
+            f"  {cmd} loadtest containerized --redis.url {redis_url}\n"
+            f"  {cmd} loadtest websocket\n"
+            f"  {cmd} validate\n")
 
 
 def port_in_use(port: int) -> bool:
@@ -163,6 +193,8 @@ def run_stack(args: argparse.Namespace) -> int:
             procs.append(spawn([*py, "engines", "--config.file", synthetic_path,
                                 "--engine", spec.name, "--redis.url", redis_url]))
         procs.append(spawn([*py, "monolith", "--redis.url", redis_url]))
+        procs.append(spawn([*py, "monolith", "--redis.url", redis_url,
+                            "--prefix", LOADTEST_PREFIX]))
         for ws_port in WS_PORTS:
             if port_in_use(ws_port):
                 print(f"nautilus-probe: port {ws_port} is in use; the stack's WebSocket "
@@ -170,19 +202,23 @@ def run_stack(args: argparse.Namespace) -> int:
                 return 1
         procs.append(spawn([*py, "ws-engine", *[a for p in WS_PORTS for a in ("--port", str(p))]]))
         names = [spec.name for spec in engines] + [protocol.BASELINE_ENGINE]
-        if (problem := wait_responders(redis_url, synthetic.prefix, names, 30, procs)) is not None:
-            print(f"nautilus-probe: {problem}", file=sys.stderr)
-            return 1
+        for prefix, waiting in ((synthetic.prefix, names),
+                                (LOADTEST_PREFIX, [protocol.BASELINE_ENGINE])):
+            if (problem := wait_responders(redis_url, prefix, waiting, 30, procs)) is not None:
+                print(f"nautilus-probe: {problem}", file=sys.stderr)
+                return 1
         state = {"pid": os.getpid(), "redis_url": redis_url}
         STACK_STATE.write_text(json.dumps(state))
-        knob_help = ("Inject a fault: nautilus-probe knobs risk --error-ratio 1   "
+        cmd = command_name()
+        knob_help = (f"{loadtest_flow(cmd, redis_url)}"
+                     f"Inject a fault: {cmd} knobs risk --error-ratio 1   "
                      "(--clear to undo; each change is shown below)\n")
         watches: list[tuple[Callable[[], bool], Callable[[], None]]] = [
             (observe.ticker(1.0), observe.KnobWatch(redis_url, synthetic.prefix, say).poll)]
         where = (f"\nnautilus-probe stack is up: Redis at {redis_url}, {len(engines)} engines, "
-                 f"the monolith, WebSocket engines on ports {WS_PORTS[0]}-{WS_PORTS[-1]}.\n")
+                 f"the monolith (and the load tests' own, prefix {LOADTEST_PREFIX}), "
+                 f"WebSocket engines on ports {WS_PORTS[0]}-{WS_PORTS[-1]}.\n")
         if args.no_exporter:
-            # For load tests: a baseline run must have the monolith to itself.
             print(f"{where}No exporter (--no-exporter): nothing else sends requests.\n"
                   f"{knob_help}Press Ctrl-C to stop.\n", flush=True)
         else:
@@ -214,11 +250,12 @@ def run_stack(args: argparse.Namespace) -> int:
                 if seen.pushgateway:
                     state["pushgateway"] = seen.pushgateway
                     STACK_STATE.write_text(json.dumps(state))
-                    observing += (f"Pushgateway: {seen.pushgateway} (`nautilus-probe loadtest` "
-                                  "and `validate` push their verdicts here by themselves).\n")
+                    observing += (f"Pushgateway: {seen.pushgateway} (the load tests and "
+                                  "validate below push their verdicts here by themselves; it "
+                                  "starts empty with every stack).\n")
                 else:
                     observing += ("No Pushgateway (./run setup installs it): the overview's "
-                                  "capacity row stays \"never validated\".\n")
+                                  "capacity row stays \"no load test yet\".\n")
             print(f"{where}Metrics: {base}/metrics\n"
                   f"Exporter config: {exporter_path} (edit, then POST {base}/-/reload)\n"
                   f"{observing}{knob_help}Press Ctrl-C to stop.\n", flush=True)

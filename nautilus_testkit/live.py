@@ -82,13 +82,14 @@ def _alertmanager(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def start_pushgateway() -> tuple[subprocess.Popen[bytes], str]:
-    """A real Pushgateway on a free loopback port: (process, host:port)."""
-    from nautilus_probe.observe import pushgateway_binary
+    """A real Pushgateway on a free loopback port, its store in memory (a test's
+    verdicts never outlive it): (process, host:port)."""
+    from nautilus_probe.observe import pushgateway_argv, pushgateway_binary
 
     binary = pushgateway_binary()
     assert binary, "the Pushgateway is missing: run ./run setup"
     at = f"127.0.0.1:{free_port()}"
-    proc = subprocess.Popen([binary, f"--web.listen-address={at}"],
+    proc = subprocess.Popen(pushgateway_argv(binary, at, None),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(lambda: http_get(f"http://{at}/-/ready")[0] == 200, 30)
     return proc, at

@@ -104,7 +104,7 @@ def test_every_rule_reads_metrics_the_exporter_defines() -> None:
     every_family(reg)
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
                 "info": ("_info",)}
-    pushed = registry_for(TargetCheck("absolute", "x", 1.0, ">= 1", True, "system", "x", 1.0, 2.0),
+    pushed = registry_for(TargetCheck("absolute", "x", 1.0, ">= 1", "met", "system", "x", 1.0, 2.0),
                           Run("run", "validate", 0.0, 1.0, 1.0))
     samples = {m.name + suffix for r in (reg, pushed) for m in r.collect()
                for suffix in suffixes.get(m.type, ("",))}

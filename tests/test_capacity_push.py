@@ -1,6 +1,7 @@
 """Capacity verdicts round trip: `validate` pushes them to a real Pushgateway, a real
 Prometheus scrapes it, the overview's "Capacity, last proven" queries read them with
-their age and colour, and a missed target raises CapacityValidationFailed."""
+their run, platform, age and colour, and a missed target raises
+CapacityValidationFailed. A verdict without provenance is never shown."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from prometheus_client import push_to_gateway
+
 from nautilus_testkit import ROOT, free_port, wait_for
 from nautilus_testkit.live import (TEST_ALERTING, cell_colour, query, start_prometheus,
                                   start_pushgateway, write_rules)
 
-from .test_validate import BASELINE, GOOD
+from .test_validate import BASELINE, GOOD, TARGETS, WEBSOCKET
 
 OVERVIEW = json.loads((ROOT / "dashboards" / "generated" / "overview.json").read_text())
 
@@ -35,10 +38,31 @@ def colour(panel: dict, ref: str, value: float) -> str:
 def validate(tmp: Path, result: dict, gateway: str) -> subprocess.CompletedProcess[str]:
     (tmp / "b.json").write_text(json.dumps(BASELINE))
     (tmp / "c.json").write_text(json.dumps(result))
+    (tmp / "w.json").write_text(json.dumps(WEBSOCKET))
     return subprocess.run([sys.executable, "-m", "nautilus_probe", "validate", "--baseline",
                            str(tmp / "b.json"), "--containerized", str(tmp / "c.json"),
+                           "--websocket", str(tmp / "w.json"),
                            "--out", str(tmp / "report"), "--pushgateway.url", gateway],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def unproven_verdict():
+    """A PASS as an older tool (or a fixture) pushed it: no run, no platform."""
+    from prometheus_client import CollectorRegistry, Gauge
+
+    reg = CollectorRegistry()
+    Gauge("nautilus_probe_capacity_verdict", "verdict", registry=reg).set(1)
+    Gauge("nautilus_probe_capacity_measured", "measured", registry=reg).set(60000)
+    Gauge("nautilus_probe_capacity_run_info", "run", ["run_id", "command"],
+          registry=reg).labels("fixture", "validate").set(1)
+    return reg
+
+
+def value_mapping_text(panel: dict, value: int) -> str:
+    [props] = [{p["id"]: p["value"] for p in o["properties"]}
+               for o in panel["fieldConfig"]["overrides"]
+               if o["matcher"]["options"] == "Value #A"]
+    return props["mappings"][0]["options"][str(value)]["text"]
 
 
 def rows(api: str, expr: str) -> dict[tuple[str, str], float]:
@@ -58,25 +82,46 @@ def test_validate_verdicts_reach_the_overview_and_the_ticket(tmp_path: Path) -> 
         _, rules = write_rules(tmp_path, TEST_ALERTING)
         prometheus, api = start_prometheus(tmp_path, f"127.0.0.1:{free_port()}", rules,
                                            pushgateway=f"127.0.0.1:{port}")
+        table = capacity_table()
+        exprs = {t["refId"]: t["expr"] for t in table["targets"]}
+        # A verdict from an older tool or a fixture, with no run and platform: not shown.
+        push_to_gateway(f"127.0.0.1:{port}", job="nautilus-capacity",
+                        grouping_key={"scope": "system", "target": "throughput_ops_per_second"},
+                        registry=unproven_verdict())
+        wait_for(lambda: query(api, 'nautilus_probe_capacity_verdict{scope="system"}'), 30)
+        assert rows(api, exprs["A"])[("system", "throughput_ops_per_second")] == -1
+        assert rows(api, exprs["B"]) == {}
+
         missed = json.loads(json.dumps(GOOD))
         missed["scalability_benchmark"]["risk"]["latency"] = 101  # over its 100 ms
         proc = validate(tmp_path, missed, f"http://127.0.0.1:{port}")
         assert proc.returncode == 1, proc.stdout + proc.stderr
-        assert "32 verdicts pushed to http://127.0.0.1:" in proc.stdout
+        # Every judged target; CPU efficiency and the full cycle were not measured.
+        assert f"{TARGETS - 2} verdicts pushed to http://127.0.0.1:" in proc.stdout
 
-        table = capacity_table()
-        exprs = {t["refId"]: t["expr"] for t in table["targets"]}
         verdict = wait_for(lambda: (v := rows(api, exprs["A"])).get(
             ("risk", "latency_average_seconds")) == 0 and v, 30)
-        # Pushed verdicts, and a neutral "never validated" for what no run measured.
+        # Pushed verdicts, and a neutral "no load test yet" for what no run measured.
         assert verdict[("system", "throughput_ops_per_second")] == 1
         assert verdict[("system", "throughput_improvement_ratio")] == 1
-        assert verdict[("system", "websocket_connections")] == -1
+        assert verdict[("system", "websocket_connections")] == 1
         assert verdict[("system", "cpu_busy_ratio")] == -1
         assert verdict[("factor", "full_cycle_seconds")] == -1
-        assert len(verdict) == 32 + 3  # validate's 32, and three never validated
+        assert len(verdict) == TARGETS - 2 + 2
+        # Each shown verdict says which run measured what.
+        [row] = [r["metric"] for r in query(api, exprs["A"])
+                 if (r["metric"]["scope"], r["metric"]["target"]) ==
+                 ("system", "throughput_ops_per_second")]
+        assert row["run_id"] == "containerized 2026-11-28T10:01:00+00:00"
+        assert row["platform"] == "redis://bench-redis:6379/0 nautilus:probe"
+        # The WebSocket targets: the WebSocket run, and the endpoints it measured.
+        [row] = [r["metric"] for r in query(api, exprs["A"])
+                 if r["metric"]["target"] == "websocket_heartbeat_p99_seconds"]
+        assert row["run_id"] == "websocket 2026-11-28T10:05:00+00:00"
+        assert row["platform"] == "ws://bench-ws:8080/ws/engine/status"
         assert colour(table, "A", 1) == "green" and colour(table, "A", 0) == "red"
         assert colour(table, "A", -1) == "text"
+        assert value_mapping_text(table, -1) == "no load test yet"
         measured = rows(api, exprs["B"])
         assert measured[("system", "throughput_ops_per_second")] == 60000
         assert measured[("risk", "latency_average_seconds")] == 0.101
@@ -89,12 +134,12 @@ def test_validate_verdicts_reach_the_overview_and_the_ticket(tmp_path: Path) -> 
         # The ticket, for the missed target only; a passing run clears it.
         wait_for(lambda: firing_failed(api) == {("risk", "latency_average_seconds")}, 30)
         proc = validate(tmp_path, GOOD, f"http://127.0.0.1:{port}")
-        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.returncode == 1 and " 0 missed" in proc.stdout, proc.stdout + proc.stderr
         wait_for(lambda: firing_failed(api) == set(), 30)
 
         # A Pushgateway that is not there: said, and the verdicts still stand.
         proc = validate(tmp_path, GOOD, f"http://127.0.0.1:{free_port()}")
-        assert proc.returncode == 0
+        assert proc.returncode == 1 and " 0 missed" in proc.stdout
         assert "could not push the verdicts" in proc.stderr and "Traceback" not in proc.stderr
     finally:
         for proc in (prometheus, gateway):

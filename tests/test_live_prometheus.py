@@ -15,7 +15,7 @@ from nautilus_testkit.live import query, red_cells, substitute
 from nautilus_wire.protocol import ENGINE_OPERATIONS
 
 # Pushed by load tests (tests/test_capacity_push.py reads them from a real
-# Pushgateway); this stack runs none, so only the "never validated" rows exist.
+# Pushgateway); this stack runs none, so only the "no load test yet" rows exist.
 PUSHED = 'job="nautilus-capacity"'
 # Every engine the local stack runs, whatever probes it.
 STACK_ENGINES = (*ENGINE_OPERATIONS, "websocket")

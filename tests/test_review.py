@@ -18,17 +18,19 @@ from nautilus_testkit import ROOT, wait_for
 from nautilus_wire.protocol import BASELINE_ENGINE, DEFAULT_PREFIX, PRIORITIES, request_stream
 
 
+from .test_validate import TARGETS
+
+
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "nautilus_probe", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=180)
 
 
 def verdicts(stdout: str) -> dict[str, str]:
-    out = {}
-    for line in stdout.splitlines():
-        if line[:4] in ("PASS", "FAIL") and "(required" in line:
-            out[line[6:line.index("  ", 6)].strip()] = line[:4]
-    return out
+    """{target: met | MISSED | not established | not measured} from the console."""
+    from .test_validate import verdict_lines
+
+    return verdict_lines(stdout)
 
 
 def test_review_agrees_with_validate(live_stack, redis_server, spawn, tmp_path: Path) -> None:
@@ -53,7 +55,7 @@ def test_review_agrees_with_validate(live_stack, redis_server, spawn, tmp_path: 
     b = cli("loadtest", "baseline", "--redis.url", redis_server.url, "--duration", "5",
             "--quiet", "--out", str(tmp_path / "b.json"))
     containerized_start = time.time()
-    c = cli("loadtest", "containerized", "--redis.url", redis_url, "--duration", "12", "--rate", "20",
+    c = cli("loadtest", "containerized", "--redis.url", redis_url, "--duration", "19", "--rate", "20",
             "--concurrency", "10", "--quiet", "--out", str(tmp_path / "c.json"))
     assert b.returncode == 0 and c.returncode == 0, b.stderr + c.stderr
     end = time.time()
@@ -64,23 +66,30 @@ def test_review_agrees_with_validate(live_stack, redis_server, spawn, tmp_path: 
     review = cli("review", "--prometheus", api, "--start", str(start), "--end", str(end),
                  "--thresholds", str(thresholds), "--out", str(tmp_path / "r"))
     v, r = verdicts(validate.stdout), verdicts(review.stdout)
-    # review has no closed-loop capacity run: it does not judge the throughput factor
-    # (and says so in its report); every other verdict is the same.
+    # Both list every target. review has no closed-loop capacity run: it does not judge
+    # the throughput factor (and says so); where both judged a target, the verdict is
+    # the same. Neither judges a figure its run was too short to establish.
     factor = "Throughput over the monolith's (×, trading requests/s)"
-    assert len(v) == 32 and factor in v and factor not in r, validate.stdout + review.stdout
-    del v[factor]
-    assert v == r, f"validate:\n{validate.stdout}\nreview:\n{review.stdout}"
+    assert len(v) == len(r) == TARGETS, validate.stdout + review.stdout
+    assert r[factor] == "not measured", review.stdout
+    assert r["risk limit_check (operations/s)"] == "not measured"  # engines report totals
+    both = {t for t in v if v[t] in ("met", "MISSED") and r[t] in ("met", "MISSED")}
+    # Each engine's average latency at least (its error ratio needs 200 requests a side,
+    # which a loaded machine's 1 s engine phase may not reach: then not established).
+    assert len(both) >= 9, f"validate:\n{validate.stdout}\nreview:\n{review.stdout}"
+    assert {t: v[t] for t in both} == {t: r[t] for t in both}, \
+        f"validate:\n{validate.stdout}\nreview:\n{review.stdout}"
     report = (tmp_path / "r" / "report.md").read_text()
-    assert "Throughput improvement: not judged" in report and "| window start (UTC) |" in report
+    assert "a review cannot judge it" in report and "| window start (UTC) |" in report
     assert validate.returncode == review.returncode == 1  # 50,000 ops/s is not reached here
-    assert "FAIL" in v.values() and "PASS" in v.values()
+    assert "MISSED" in r.values() and "met" in v.values()
     # Not only the verdicts: the figures agree where both measure the same thing in
     # the same seconds. The end-to-end latency is the same composite request, open loop
     # in both (review: the exporter's trading-request probe; validate: the load test's
     # latency phase) against the same engines, over the containerized run only (the
     # window above also holds the baseline run, whose load the exporter's probes feel
     # and the load test's do not). The load test's figure is its open-loop latency
-    # phase alone (the first 1.6 s); the review's window also holds the closed-loop
+    # phase alone (its first 2 s); the review's window also holds the closed-loop
     # phases that saturate both cores, where the exporter's probes queue: runs here
     # put the review 3-60 % above. So: the review's average lies within the load
     # test's own distribution of the same request, between 0.75 × its average and
@@ -132,4 +141,4 @@ def test_an_empty_window_is_no_data(tmp_path: Path) -> None:
         prometheus.wait(20)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "no data" in proc.stderr and "2020-01-01T00:00:00+00:00" in proc.stderr
-    assert "FAIL" not in proc.stdout and not (tmp_path / "r" / "report.md").exists()
+    assert "MISSED" not in proc.stdout and not (tmp_path / "r" / "report.md").exists()
