@@ -183,10 +183,10 @@ def _over(seconds: float, counter: str) -> str:
     is: "all 13m 5s of history (a 1h window)" -- a rate over 13 minutes is not one
     over an hour. `counter`: the series the objective's ratio divides by."""
     w = window(seconds)
-    step = window(max(seconds / 60, 1))
-    # When the first sample in the window was scraped; a window with history all
-    # through has one within a step of its start.
-    history = f'time() - min(min_over_time(timestamp({counter}{{engine="%s"}})[{w}:{step}]))'
+    # When the first sample in the window was scraped, at the rule evaluation's
+    # resolution: a coarser step would start at a multiple of itself and find
+    # nothing in a history younger than one step.
+    history = f'time() - min(min_over_time(timestamp({counter}{{engine="%s"}})[{w}:]))'
     return (f'{{{{ with printf `{history}` $labels.engine | query }}}}'
             f'{{{{ $h := . | first | value }}}}{{{{ if lt $h {seconds * 0.95:.1f} }}}}'
             f'all {{{{ humanizeDuration $h }}}} of history (a {w} window)'

@@ -176,10 +176,10 @@ def substitute(expr: str, engine: str = "risk") -> str:
 def cell_colour(props: dict[str, Any], value: float) -> str | None:
     """The colour Grafana gives `value` under a panel's (or column's) mappings and
     threshold steps; None when it is not coloured."""
-    for mapping in props.get("mappings") or []:
-        hit = mapping.get("options", {}).get(f"{value:g}")
-        if hit:
-            return str(hit["color"])
+    from dashboards.panels import mapped  # the [mixin] extra is not needed for the exporter
+
+    if (hit := mapped(value, props.get("mappings"))).get("color"):
+        return str(hit["color"])
     steps = (props.get("thresholds") or {}).get("steps")
     if not steps:
         return None

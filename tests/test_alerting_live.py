@@ -112,9 +112,19 @@ def rule_selectors() -> set[str]:
 
 
 def test_quiet_when_healthy_and_each_fault_pages_for_itself(tmp_path) -> None:
-    with live.live_stack(tmp_path, duration=400, alertmanager=True) as stack:
+    with live.live_stack(tmp_path, duration=400, alertmanager=True, pushgateway=True) as stack:
         api = stack.api
         warm(api)
+        # The prober dashboard's exporter panels show the exporter only, not the
+        # Pushgateway (its process_* series are scraped too).
+        exporter = stack.exporter.removeprefix("http://")
+        assert len(query(api, "process_resident_memory_bytes")) >= 2
+        prober = live.render_dashboards(stack.thresholds)["prober"]
+        for panel in prober["panels"]:
+            if panel["title"].startswith("Exporter ") and panel["type"] == "timeseries":
+                shown = {r["metric"]["instance"] for r in query(
+                    api, live.substitute(panel["targets"][0]["expr"]))}
+                assert shown == {exporter}, (panel["title"], shown)
         # Every selector the rules read is produced by the shipped configuration
         # (the capacity verdicts come from load tests: tests/test_capacity_push.py).
         missing = [s for s in sorted(rule_selectors())
