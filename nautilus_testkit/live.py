@@ -75,7 +75,8 @@ def start_alertmanager(tmp: Path, config: Path = ROOT / "alerts" / "alertmanager
     assert binary, "alertmanager is missing: run ./run setup"
     port, cluster = free_port(), free_port()
     proc = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.path={tmp / 'am'}", f"--web.listen-address=127.0.0.1:{port}",
+        [binary, f"--config.file={config}", f"--storage.path={tmp / 'am'}",
+         f"--web.listen-address=127.0.0.1:{port}",
          f"--cluster.listen-address=127.0.0.1:{cluster}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

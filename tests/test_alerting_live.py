@@ -74,7 +74,7 @@ def shipped_windows() -> dict[str, str]:
     test = live.TEST_ALERTING
     pairs = [(test["current"], shipped["current"]), (test["recent"], shipped["recent"])]
     for sev, rates in test["burn_rates"].items():
-        for mine, theirs in zip(rates, shipped["burn_rates"][sev]):
+        for mine, theirs in zip(rates, shipped["burn_rates"][sev], strict=True):
             pairs += [(mine["long"], theirs["long"]), (mine["short"], theirs["short"])]
     mapping = dict(pairs)
     assert len(mapping) == len(set(pairs)), "a test window stands for two shipped ones"

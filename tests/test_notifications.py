@@ -49,7 +49,7 @@ def test_a_resolution_reaches_the_pager_within_a_minute(tmp_path: Path) -> None:
         started[name] = (proc, url, receiver, lines)
     try:
         fired = datetime.now(UTC) - timedelta(minutes=3)  # its group_wait long past
-        for _, url, _, lines in started.values():
+        for _, url, _, _ in started.values():
             post(url, PAGE, fired)
         for _, _, _, lines in started.values():
             wait_for(lambda lines=lines: lines, 15)
