@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"+{at:.0f}s {engine}: {knobs or 'healthy again'}", flush=True)
                 key = knobs_key(DEFAULT_PREFIX, engine)
                 r.set(key, json.dumps(knobs)) if knobs else r.delete(key)
-            print(f"+{args.seconds:.0f}s the pictures", flush=True)
             time.sleep(max(start + args.seconds - time.time(), 0))
+            print(f"+{args.seconds:.0f}s the pictures", flush=True)
         done = subprocess.run([sys.executable, "-m", "dashboards", "preview", "--out", str(out),
                                "--dashboards", str(boards), "--prometheus", live.api,
                                "--start", str(start), "--end", str(time.time()),
