@@ -16,8 +16,10 @@ COPY alerts alerts
 COPY config config
 COPY deploy deploy
 COPY thresholds.yml ./
-RUN pip install --no-cache-dir ./wire . && useradd --system probe
-USER probe
+# A numeric user, so Kubernetes can check runAsNonRoot (deploy/kubernetes runs as 10001).
+RUN pip install --no-cache-dir ./wire . \
+    && groupadd --system --gid 10001 probe && useradd --system --uid 10001 --gid probe probe
+USER 10001:10001
 EXPOSE 9478
 ENTRYPOINT ["nautilus-probe"]
 CMD ["exporter", "--config.file=/app/config/exporter.yml", "--redis.url=redis://redis:6379/0"]

@@ -29,16 +29,15 @@ class RiskEngine:
 
     def __init__(self) -> None:
         self.rng = random.Random()
-        self.real_ops = 0  # successful work done for real clients (not probes)
-        self._since = (time.monotonic(), 0)
+        self.real_ops = 0  # successful work for real clients (not probes) since the last report
         log = os.environ.get("RISK_TIMING_LOG")
         self.timing = open(log, "a") if log else None
 
-    def figures(self) -> dict[str, float]:
-        """The engine's own throughput (real work), for the self-report."""
-        now, ops = time.monotonic(), self.real_ops
-        (then, before), self._since = self._since, (now, ops)
-        return {"throughput": (ops - before) / (now - then)}
+    def figures(self, interval: float) -> dict[str, float]:
+        """The engine's own throughput (real work), for the self-report: the responder
+        calls it every report with the seconds since the last call."""
+        ops, self.real_ops = self.real_ops, 0
+        return {"throughput": ops / interval}
 
     async def check_limits(self, account: str, *, dry_run: bool) -> bool:
         started, ok = time.perf_counter(), False
@@ -74,7 +73,8 @@ engine = RiskEngine()
 
 # Probe handlers: a dry run of each operation, never a side effect.
 async def limit_check(req: Request) -> None:
-    await engine.check_limits(req.payload or "probe", dry_run=True)  # raise -> "error"
+    # A fixed test account: the probe's payload is filler, not an account or an order.
+    await engine.check_limits("PROBE-ACCOUNT", dry_run=True)  # raise -> "error"
 
 
 async def breach_detection(req: Request) -> None:

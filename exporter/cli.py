@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import logging
 import os
+import re
+import socket
 import threading
 
 from .config import Config, parse_shard
@@ -14,7 +16,7 @@ from .signals import until_signalled
 from .web import WebOptions
 from .web_config import WebSecurity
 from nautilus_config.checks import duration_or_zero
-from nautilus_config.errors import UsageError
+from nautilus_config.errors import ConfigError, UsageError
 
 DEFAULT_LISTEN = ":9478"
 STOP_BUDGET_S = 1.7
@@ -52,7 +54,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="allow POST/PUT /-/reload (SIGHUP always reloads)")
     p.add_argument("--redis.url", dest="redis_url", help="override the config's redis_url")
     p.add_argument("--shard", default="1/1",
-                   help="i/N: run shard i of N of the probe plan (one exporter per shard)")
+                   help="i/N: run shard i of N of the probe plan (one exporter per shard); "
+                        "ordinal/N: i is the StatefulSet pod's ordinal + 1, read from the "
+                        "host name ($HOSTNAME, e.g. nautilus-probe-2 runs 3/N)")
     p.add_argument("--workers", type=int, default=1,
                    help="N worker processes (shards 1/N..N/N) behind this one /metrics")
     p.set_defaults(func=cmd_exporter)
@@ -81,8 +85,28 @@ async def _run_exporter(args: argparse.Namespace, config: Config, stop: asyncio.
         log.warning("stopping took over %.1f s; exiting without waiting further", STOP_BUDGET_S)
 
 
+def shard_from_ordinal(text: str, hostname: str | None = None) -> str:
+    """`ordinal/N` -> `i/N` with i the pod's StatefulSet ordinal + 1: the number after
+    the host name's last '-' ($HOSTNAME, else the system's). Any other text is returned
+    as it is, for parse_shard. The exporter does this itself so a pod needs no shell."""
+    if not text.startswith("ordinal/"):
+        return text
+    count = text.removeprefix("ordinal/")
+    host = hostname or os.environ.get("HOSTNAME") or socket.gethostname()
+    match = re.fullmatch(r".+-(\d+)", host)
+    if match is None:
+        raise ConfigError("--shard", f"ordinal/{count} takes the shard from a StatefulSet pod's "
+                          f"ordinal (the host name's last '-<n>'); host name {host!r} has none")
+    ordinal = int(match[1])
+    if count.isdigit() and ordinal >= int(count):
+        raise ConfigError("--shard", f"pod {host!r} has ordinal {ordinal}, past the {count} shards "
+                          "of ordinal/" + count + ": the StatefulSet's replicas and the shard "
+                          "count must be equal")
+    return f"{ordinal + 1}/{count}"
+
+
 def cmd_exporter(args: argparse.Namespace) -> int:
-    args.shard = parse_shard(args.shard)
+    args.shard = parse_shard(shard_from_ordinal(args.shard))
     # Parsed once: the exporter starts with this very object (no second read).
     cfg = Config.load(args.config_file, redis_url=args.redis_url, shard=args.shard)
     # The web config too: certificates, users and headers are checked before anything

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 import time
 
@@ -35,10 +36,26 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="containerized: seconds; default the end-to-end latency target")
     p.add_argument("--thresholds", default="thresholds.yml")
     p.add_argument("--workers", type=int, default=1, help="processes; results merge exactly")
+    _share_flags(p)
+    p.add_argument("--share.index", dest="share_index", type=int,
+                   help="with --shares: this share, 0..N-1 (default $JOB_COMPLETION_INDEX)")
     p.add_argument("--out", help="result file (default results/<kind>_results.json)")
     p.add_argument("--quiet", action="store_true", help="no live progress line")
     _push_flag(p)
     p.set_defaults(func=cmd_loadtest)
+
+    p = sub.add_parser("merge", help="merge the shares of a load test run with --shares "
+                                     "(waits for all), write its result")
+    p.add_argument("kind", choices=("containerized", "websocket"))
+    p.add_argument("--redis.url", dest="redis_url", default="redis://127.0.0.1:6379/0")
+    p.add_argument("--prefix", default=protocol.DEFAULT_PREFIX)
+    _share_flags(p)
+    p.add_argument("--wait", type=float, default=600.0,
+                   help="seconds to wait for every share's result")
+    p.add_argument("--thresholds", default="thresholds.yml")
+    p.add_argument("--out", help="result file (default results/<kind>_results.json)")
+    _push_flag(p)
+    p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("validate", help="judge load-test results against thresholds.yml")
     p.add_argument("--baseline", default="results/baseline_results.json")
@@ -56,6 +73,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="results/review")
     _push_flag(p)
     p.set_defaults(func=cmd_review)
+
+
+def _share_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--shares", type=int,
+                   help="run one share of N of the load (several machines or pods); each "
+                        "leaves its result in Redis under --run-id for `merge`")
+    p.add_argument("--run-id", dest="run_id", help="with --shares: names the run in Redis")
 
 
 def _push_flag(p: argparse.ArgumentParser) -> None:
@@ -112,6 +136,8 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
     if args.p99_target is None:
         opts["p99_target"] = system["latency_average_seconds"].max
     opts["error_ratio_target"] = system["error_ratio"].max
+    if args.shares is not None:
+        return _run_share(args, opts)
     out = args.out or f"results/{args.kind}_results.json"
     try:
         result = run(args.kind, opts, args.workers, out)
@@ -121,6 +147,84 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
     print(summary_table(result))
     print(f"written to {out}")
     _push("loadtest", args, t, capacity_checks(t, result), result.metadata, offered_ops(result))
+    return 0
+
+
+def _check_shares(args: argparse.Namespace) -> str | None:
+    """What is wrong with --shares / --run-id, if anything."""
+    if args.shares is None:
+        return "--shares N: how many shares the run has"
+    if args.shares < 1:
+        return f"--shares must be 1 or more, got {args.shares}"
+    if not args.run_id or not all(c.isalnum() or c in "-_." for c in args.run_id):
+        return "--shares needs --run-id: letters, digits, '-', '_' or '.'"
+    return None
+
+
+def _run_share(args: argparse.Namespace, opts: dict) -> int:
+    """One share of a run: its part of the load, its raw result left in Redis."""
+    from .report import merge, report, summary_table
+    from .runs import _in_process
+    from .shares import ShareError, share_index, share_options, store
+
+    problem = _check_shares(args)
+    if problem is None and args.workers != 1:
+        problem = "--workers and --shares: use one or the other"
+    if problem is None and args.out:
+        problem = "--out with --shares: a share leaves its result in Redis; `merge --out` writes the run's"
+    try:
+        if problem:
+            raise ShareError(problem)
+        share_options(args.kind, opts, 0, args.shares)  # what cannot be shared, said first
+        index = share_index(args.share_index, args.shares)
+        mine = share_options(args.kind, opts, index, args.shares)
+    except ShareError as exc:
+        print(f"nautilus-probe loadtest: {exc}", file=sys.stderr)
+        return 2
+    started = time.time()
+    raw = _in_process(args.kind, mine)
+    ended = time.time()
+    print(summary_table(report(merge([raw]), 1, mine.get("concurrency", 1))))
+    store(mine, args.run_id, args.kind, index, args.shares, opts, raw, started, ended)
+    print(f"share {index} of {args.shares} of run {args.run_id!r} stored in Redis at "
+          f"{redact(opts['redis_url'])}; `nautilus-probe merge {args.kind}` merges the run")
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .report import summary_table
+    from .results import encode
+    from .runs import _answered
+    from .shares import fetch, merge_shares, retire, ShareError
+    from .validate import capacity_checks, offered_ops
+
+    problem = _check_shares(args)
+    if problem:
+        print(f"nautilus-probe merge: {problem}", file=sys.stderr)
+        return 2
+    url = redis_url_check("--redis.url", args.redis_url)
+    try:
+        records = fetch(url, args.prefix, args.run_id, args.kind, args.shares, args.wait)
+    except ShareError as exc:
+        print(f"nautilus-probe merge: {exc}", file=sys.stderr)
+        return 2
+    # The run's whole options, as share 0 was given them; the URL is this command's.
+    whole = {**records[0]["options"], "redis_url": url}
+    out = args.out or f"results/{args.kind}_results.json"
+    if args.kind != "websocket" and not sum(_answered(r["raw"]) for r in records):
+        print(f"nautilus-probe merge: no request of run {args.run_id!r} was answered: is the "
+              "MessageBus reachable from the shares, and are the engines running? No result "
+              f"was written to {out}.", file=sys.stderr)
+        return 2
+    result = merge_shares(args.kind, records, whole, args.run_id)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as fh:
+        json.dump(encode(result), fh, indent=2)
+    print(summary_table(result))
+    retire(url, args.prefix, args.run_id, args.kind)
+    print(f"{args.shares} shares of run {args.run_id!r} merged, written to {out}")
+    t = Thresholds.load(args.thresholds)
+    _push("merge", args, t, capacity_checks(t, result), result.metadata, offered_ops(result))
     return 0
 
 

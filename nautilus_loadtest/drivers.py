@@ -5,6 +5,7 @@ send, so a slow system cannot slow the offered load)."""
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -65,8 +66,15 @@ async def closed_loop(call: Callable[[], Awaitable[None]], concurrency: int, dur
 
 
 async def open_loop(call: Callable[[], Awaitable[None]], rate: float, duration: float,
-                     stop: asyncio.Event, tally: Tally) -> float:
+                     stop: asyncio.Event, tally: Tally, share: tuple[int, int] = (0, 1)) -> float:
+    """The requests due at `rate`/s in [start, start + `duration`): a count fixed by
+    the schedule, not by when the last timer fires. `share` (i, N): of them, only
+    requests k with k mod N = i (shares.py), so N shares send exactly the requests of
+    one whole run."""
     start = clock()
+    index, count = share
+    total = math.ceil(rate * duration - 1e-9)
+    k = 0
     tasks: set[asyncio.Task[None]] = set()
 
     async def one(due: float) -> None:
@@ -77,8 +85,13 @@ async def open_loop(call: Callable[[], Awaitable[None]], rate: float, duration: 
             tally.failed()
 
     schedule = Schedule(rate, start)
-    while clock() - start < duration and not stop.is_set():
+    while k < total and not stop.is_set():
         for due in schedule.take_due(clock()):
+            if k == total:
+                break
+            k += 1
+            if (k - 1) % count != index:
+                continue
             task = asyncio.create_task(one(due))
             tasks.add(task)
             task.add_done_callback(tasks.discard)

@@ -66,8 +66,10 @@ async def run_containerized(opts: dict[str, Any], stop: asyncio.Event) -> dict[s
                 break
             tally = Tally(label, opts["progress"])
             seconds = per_phase / 3 if label.startswith("engine:") else per_phase
-            loop = open_loop if mode == "open" else closed_loop
-            duration = await loop(fn, n, seconds, stop, tally)
+            if mode == "open":
+                duration = await open_loop(fn, n, seconds, stop, tally, _share(opts))
+            else:
+                duration = await closed_loop(fn, n, seconds, stop, tally)
             out[label] = {"duration": duration, "errors": tally.errors,
                           "histogram": tally.hist.to_json()}
         out["sustained"] = await _sustained(trading_request, opts, per_phase / 3, stop)
@@ -78,6 +80,12 @@ async def run_containerized(opts: dict[str, Any], stop: asyncio.Event) -> dict[s
 
 
 SUSTAIN_STEPS = 6  # rate, 2x, 4x ... 32x
+
+
+def _share(opts: dict[str, Any]) -> tuple[int, int]:
+    """(i, N): this process sends its slice of each open-loop schedule (shares.py)."""
+    index, count = opts.get("share", (0, 1))
+    return index, count
 
 
 async def _sustained(call: Callable[[], Awaitable[None]], opts: dict[str, Any], seconds: float,
@@ -91,7 +99,7 @@ async def _sustained(call: Callable[[], Awaitable[None]], opts: dict[str, Any], 
         if stop.is_set():
             break
         tally = Tally(f"sustain {rate:g}/s", opts["progress"])
-        duration = await open_loop(call, rate, seconds, stop, tally)
+        duration = await open_loop(call, rate, seconds, stop, tally, _share(opts))
         steps.append({"rate": rate, "duration": duration, "errors": tally.errors,
                       "histogram": tally.hist.to_json()})
         if not within(tally.errors, tally.hist.count, tally.hist.quantile(0.99)

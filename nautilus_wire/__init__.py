@@ -3,7 +3,7 @@
 The public API (docs/engines.md)::
 
     from nautilus_wire import Responder, ResponderThread, Request, Verdict, SelfReport
-    from nautilus_wire import connect, RedisAccess, is_probe, current_probe
+    from nautilus_wire import connect, RedisAccess, is_probe, current_probe, carry_probe
 
 Modules: `protocol` (wire protocol v1, I/O-free), `ws_protocol` (the engine-status
 WebSocket protocol), `responder`, `thread`, `handlers`, `self_report`, `requester`
@@ -11,7 +11,7 @@ WebSocket protocol), `responder`, `thread`, `handlers`, `self_report`, `requeste
 the process's event-loop policy, logging configuration or signal handlers.
 """
 
-from .handlers import Verdict, current_probe, is_probe
+from .handlers import Verdict, carry_probe, current_probe, is_probe
 from .protocol import Request
 from .redis_client import RedisAccess, connect
 from .responder import Responder, ResponderStats
@@ -19,5 +19,5 @@ from .self_report import SelfReport
 from .thread import ResponderThread
 
 __all__ = ["Responder", "ResponderThread", "ResponderStats", "Request", "Verdict",
-           "SelfReport", "connect", "RedisAccess", "is_probe", "current_probe"]
-__version__ = "0.2.0"
+           "SelfReport", "connect", "RedisAccess", "is_probe", "current_probe", "carry_probe"]
+__version__ = "0.3.0"

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import inspect
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, ParamSpec, TypeVar, cast
 from collections.abc import Awaitable, Callable, Mapping
 
-from .failure_log import FailureLog
+from .failure_log import ErrorLog
 from .protocol import Request
 from .redact import redact
 
@@ -23,6 +24,12 @@ MAX_ERROR_CHARS = 200
 # Distinct (operation, exception type) pairs logged with their traceback; past
 # this many, only the rate-limited counts (a handler cannot flood the log).
 MAX_TRACEBACK_KINDS = 64
+# A handler failing again with a kind of error already logged: one summary line per
+# operation at most this often (WARNING; the tracebacks of new kinds are ERROR).
+SUMMARY_INTERVAL_S = 60.0
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -48,15 +55,35 @@ _probe: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
 
 
 def current_probe() -> Request | None:
-    """The probe being handled, inside a probe handler (and every task or thread it
-    starts); None in the engine's real work. Code deep in an engine uses it to skip
-    side effects: `if current_probe(): return` before paging, trading or publishing."""
+    """The probe being handled: inside a probe handler, the tasks it creates,
+    `asyncio.to_thread` and plain-function handlers; in other threads only through
+    `carry_probe` (docs/engines.md lists where). None in the engine's real work.
+    Code deep in an engine uses it to skip side effects: `if is_probe(): return`."""
     return _probe.get()
 
 
 def is_probe() -> bool:
     """True while code runs on behalf of a probe (see `current_probe`)."""
     return _probe.get() is not None
+
+
+def carry_probe(fn: Callable[P, T]) -> Callable[P, T]:
+    """`fn`, carrying the caller's probe context into whatever thread calls it:
+    `loop.run_in_executor(None, carry_probe(fn), x)`, `pool.submit(carry_probe(fn), x)`,
+    `threading.Thread(target=carry_probe(fn))`. Called outside a probe, it carries
+    "no probe". Unlike one `contextvars.copy_context().run`, it may run in several
+    threads at once (`pool.map(carry_probe(fn), items)`)."""
+    probe = _probe.get()
+
+    @functools.wraps(fn)
+    def carried(*args: P.args, **kwargs: P.kwargs) -> T:
+        token = _probe.set(probe)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _probe.reset(token)
+
+    return carried
 
 
 def error_text(exc: BaseException) -> str:
@@ -97,8 +124,7 @@ class HandlerTable:
         # Which handlers are awaited, decided once (not per probe).
         self._awaited = {id(h): _is_async(h) for h in
                          (self._by_op.values() if self._by_op is not None else [self._any])}
-        self._warn = FailureLog(log, engine)
-        self._traced: set[tuple[str, str]] = set()
+        self._errors = ErrorLog(log, engine, SUMMARY_INTERVAL_S, MAX_TRACEBACK_KINDS)
         self.engine = engine
 
     def answers(self, op: str) -> bool:
@@ -136,10 +162,4 @@ class HandlerTable:
         return verdict, int((time.perf_counter() - started) * 1e6)
 
     def _failed(self, op: str, exc: Exception) -> None:
-        kind = (op, type(exc).__name__)
-        if kind not in self._traced and len(self._traced) < MAX_TRACEBACK_KINDS:
-            self._traced.add(kind)
-            log.error("%s: handler of %r raised %s (first time; later ones are counted)",
-                      self.engine, op, type(exc).__name__, exc_info=exc)
-            return
-        self._warn.failed(f"handler of {op!r}", redact(repr(exc))[:MAX_ERROR_CHARS])
+        self._errors.failed(f"handler of {op!r}", exc, redact(repr(exc))[:MAX_ERROR_CHARS])

@@ -77,6 +77,11 @@ def report_key(engine: str) -> str:
     return f"metrics:{engine}"
 
 
+# A self-report's optional "operations" field: at most this many, each named like an
+# operation (the exporter turns them into label values, so they stay bounded).
+MAX_REPORT_OPERATIONS = 32
+
+
 def _text(fields: Mapping[Any, Any], name: str, *, required: bool = True) -> str:
     value = fields.get(name)
     if value is None:  # a client without decode_responses gives bytes keys

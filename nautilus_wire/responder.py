@@ -9,7 +9,7 @@ work (docs/engines.md has every integration pattern)::
         await risk.check_limits(req.payload, dry_run=True)   # raise -> reply "error"
 
     async with Responder(connect(url), "risk", {"limit_check": limit_check}):
-        await serve_forever()          # the responder answers probes in the background
+        await stop.wait()              # your service; the responder answers in the background
 
 The synthetic engines use the same class, so the project's tests exercise it.
 """
@@ -26,13 +26,14 @@ from typing import Any, cast
 from collections.abc import Mapping
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoPermissionError, ResponseError
 
 from . import protocol
 from . import self_report as reporting
-from .failure_log import FailureLog
-from .handlers import Handler, HandlerTable
+from .failure_log import ErrorLog, FailureLog
+from .handlers import MAX_ERROR_CHARS, SUMMARY_INTERVAL_S, Handler, HandlerTable
 from .protocol import ProtocolError, Reply, Request
+from .redact import redact
 from .redis_client import BUS_ERRORS, reset_after
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ STOP_GRACE_S = 5.0
 # The consumer name when none is given: this variable, else the host name.
 CONSUMER_ENV = "NAUTILUS_WIRE_CONSUMER"
 MAX_CONSUMER_CHARS = 128
+# A second writer of metrics:<engine> is warned about at once, then at most this often.
+OVERWRITE_WARN_S = 600.0
 
 
 def consumer_name(given: str | None = None) -> str:
@@ -89,6 +92,8 @@ class ResponderStats:
     ok_service_us: int = 0  # service time of the successful ones
     by_op: dict[str, int] = field(default_factory=dict)  # answered, per operation
     ok_by_op: dict[str, int] = field(default_factory=dict)  # successful, per operation
+    figures_failures: int = 0  # self-reports sent without the engine's figures (they failed)
+    report_overwrites: int = 0  # metrics:<engine> found written by someone else
 
 
 @dataclass(slots=True)
@@ -141,6 +146,8 @@ class Responder:
         self._running: asyncio.Task[None] | None = None
         self._closing = False
         self.warn = FailureLog(log, engine)
+        self._figures_log = ErrorLog(log, engine, SUMMARY_INTERVAL_S)
+        self._overwrites_warned: tuple[float, int] | None = None  # (when, overwrites then)
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -450,12 +457,15 @@ class Responder:
     async def _report_loop(self, stop: asyncio.Event) -> None:
         """`metrics:<engine>` 1 s after start (no false "down" after a restart while
         the old key lives), then every interval; each with an expiry, so a dead
-        engine's report vanishes. Removed on a clean stop."""
+        engine's report vanishes. Removed on a clean stop. Each write reads back what
+        it replaced: anything but this responder's previous report is a second writer."""
         assert self.report is not None
         spec, key = self.report, protocol.report_key(self.engine)
         last = reporting.Snapshot.take(self.stats)
         wait = min(1.0, spec.interval)
         published = False
+        written: str | None = None  # our last report, while Redis holds it as far as we know
+        read_back = True  # off when Redis refuses SET ... GET (an ACL without read)
         while True:
             try:
                 await asyncio.wait_for(stop.wait(), wait)
@@ -465,22 +475,85 @@ class Responder:
                 break
             wait = spec.interval
             now = reporting.Snapshot.take(self.stats)
+            supplied = await self._engine_figures(spec, now.at - last.at)
             try:
-                supplied = dict(spec.figures()) if spec.figures else {}
-                report = reporting.build_report(last, now, supplied, self.report_extra)
+                report = reporting.build_report(last, now, supplied, {
+                    **self.report_extra, reporting.WRITER_FIELD: self.consumer})
                 text = reporting.encode(report)
             except Exception as exc:
-                self.warn.failed("self-report figures", repr(exc))
+                self.warn.failed("self-report", repr(exc))
                 continue
             last = now
             try:
-                await self._redis.set(key, text, ex=spec.ttl)
+                previous = None
+                if read_back:
+                    try:
+                        previous = await self._redis.set(key, text, ex=spec.ttl, get=True)
+                    except ResponseError as exc:
+                        if not isinstance(exc, NoPermissionError) and "syntax" not in str(exc):
+                            raise
+                        read_back = False
+                        log.warning("%s: cannot read %s back (%s): a second writer of it "
+                                    "will not be detected; allow this user to read it "
+                                    "(%%RW~metrics:*)", self.engine, key, exc)
+                if not read_back:
+                    await self._redis.set(key, text, ex=spec.ttl)
+                if isinstance(previous, bytes):  # a client without decode_responses
+                    previous = previous.decode("utf-8", "replace")
+                if written is not None and previous is not None and previous != written:
+                    self._overwritten(key, previous)
+                written = text if read_back else None
                 published = True
                 self.warn.recovered("self-report")
             except BUS_ERRORS as exc:
+                written = None  # unknown whether it was written
                 self.warn.failed("self-report", repr(exc))
         if published:
             try:
                 await self._redis.delete(key)
             except BUS_ERRORS:
                 pass
+
+    async def _engine_figures(self, spec: reporting.SelfReport, interval: float) -> dict[str, Any]:
+        """The engine's figures for this report; {} (the responder's own figures) when
+        there are none or they failed (logged: the traceback of a new kind at once,
+        then one line a minute)."""
+        if spec.figures is None:
+            return {}
+        try:
+            # Bounded: a stop waits for the report being made.
+            return await reporting.engine_figures(spec.figures, interval,
+                                                  min(spec.interval, STOP_GRACE_S))
+        except Exception as exc:
+            self.stats.figures_failures += 1
+            self._figures_log.failed("self-report figures", exc,
+                                     redact(repr(exc))[:MAX_ERROR_CHARS])
+            return {}
+
+    def _overwritten(self, key: str, previous: str) -> None:
+        """Someone else wrote `key` since our last report: say who and what to do, at
+        once, then at most every OVERWRITE_WARN_S with a count."""
+        self.stats.report_overwrites += 1
+        now, n = time.monotonic(), self.stats.report_overwrites
+        if self._overwrites_warned is not None and \
+                now - self._overwrites_warned[0] < OVERWRITE_WARN_S:
+            return
+        since = n - (self._overwrites_warned[1] if self._overwrites_warned else 0)
+        self._overwrites_warned = (now, n)
+        writer = reporting.writer_of(previous)
+        if writer is not None:
+            who = f"the responder of another process (consumer {writer!r})"
+            fix = ("keep the self-report on in one process of the engine only "
+                   "(self_report=None in the others)")
+            if writer == self.consumer:
+                fix += f"; give each process its own consumer name ({CONSUMER_ENV})"
+        else:
+            who = "something other than nautilus_wire (the engine's own code?)"
+            fix = ("remove that writer and return its figures from SelfReport(figures=...), "
+                   "or keep it and pass self_report=None to the Responder")
+        times = "its last report" if since == 1 else f"its reports {since} times"
+        if since != n:
+            times += f" since the last warning ({n} in all)"
+        log.warning("%s: %s has a second writer: %s overwrote %s, so each one's figures "
+                    "replace the other's. To fix: %s (docs/engines.md, Self-report)",
+                    self.engine, key, who, times, fix)

@@ -3,13 +3,17 @@ by the responder from what it measured and what the engine supplies."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import math
 import os
 import time
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+
+from .protocol import MAX_REPORT_OPERATIONS, NAME_RE
 
 try:
     _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -19,6 +23,12 @@ except (AttributeError, ValueError, OSError):  # not Linux
 # Figures an engine may supply (`SelfReport.figures`) in place of the responder's.
 ENGINE_FIGURES = ("throughput", "latency", "cpu_usage", "memory_usage", "error_rate",
                   "operations")
+# What identifies the responder that wrote a report (a second writer is named by it).
+WRITER_FIELD = "responder"
+
+# `figures(interval)` (or `figures()`): the engine's own figures, a mapping or an
+# awaitable of one.
+Figures = Callable[..., Mapping[str, Any] | Awaitable[Mapping[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -28,13 +38,17 @@ class SelfReport:
     `interval`: seconds between reports (the first one goes out 1 s after start).
     `expire`: seconds the key lives without a new report (default 3 intervals, at
     least 15 s): a crashed engine's report disappears instead of going stale forever.
-    `figures`: called at each report; returns any of ENGINE_FIGURES measured by the
-    engine itself (its real work, not only probes), which replace the responder's.
+    `figures`: called at each report with the seconds since the previous call (since
+    the start, the first time), or with no argument if it takes none; a plain or an
+    async function. Returns any of ENGINE_FIGURES measured by the engine itself (its
+    real work, not only probes), which replace the responder's. If it raises, returns
+    something else, or an async one takes longer than the interval (at most 5 s),
+    the report goes out with the responder's figures (docs/engines.md, Self-report).
     """
 
     interval: float = 5.0
     expire: float | None = None
-    figures: Callable[[], Mapping[str, Any]] | None = None
+    figures: Figures | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.interval) and 0.1 <= self.interval <= 3600):
@@ -46,6 +60,54 @@ class SelfReport:
     @property
     def ttl(self) -> int:
         return math.ceil(self.expire if self.expire is not None else max(3 * self.interval, 15))
+
+
+def _takes_interval(fn: Callable[..., Any]) -> bool:
+    try:
+        inspect.signature(fn).bind(0.0)
+    except TypeError:  # takes no argument
+        return False
+    except ValueError:  # no signature to read (a builtin): called without one
+        return False
+    return True
+
+
+async def engine_figures(figures: Figures, interval: float,
+                         timeout: float) -> dict[str, Any]:
+    """What `figures` supplies over the last `interval` seconds, checked: ValueError
+    naming the field when it is not one of ENGINE_FIGURES with a finite number (and
+    `operations` a mapping of operation to one); TimeoutError when an async one takes
+    longer than `timeout`; whatever it raised."""
+    result = figures(interval) if _takes_interval(figures) else figures()
+    if inspect.isawaitable(result):
+        result = await asyncio.wait_for(result, timeout)
+    if not isinstance(result, Mapping):
+        raise ValueError(f"self-report figures returned {type(result).__name__}, not a mapping "
+                         f"of {', '.join(ENGINE_FIGURES)}")
+    out: dict[str, Any] = {}
+    for name, value in result.items():
+        if name not in ENGINE_FIGURES:
+            raise ValueError(f"self-report figure {str(name)[:40]!r} is not any of "
+                             f"{', '.join(ENGINE_FIGURES)}")
+        if name == "operations":
+            if not isinstance(value, Mapping) or len(value) > MAX_REPORT_OPERATIONS:
+                raise ValueError("self-report figure 'operations' is not a mapping of at most "
+                                 f"{MAX_REPORT_OPERATIONS} operations to operations/s")
+            bad = [op for op in value if not NAME_RE.match(str(op))]
+            if bad:
+                raise ValueError(f"self-report figure operations[{str(bad[0])[:40]!r}]: an "
+                                 "operation is named [a-z][a-z0-9_]*, at most 63")
+            out[name] = {str(op): _number(f"operations[{str(op)[:40]!r}]", v)
+                         for op, v in value.items()}
+        else:
+            out[name] = _number(str(name), value)
+    return out
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"self-report figure {name} is {str(value)[:40]!r}, not a finite number")
+    return float(value)
 
 
 def rss_bytes() -> int:
@@ -76,8 +138,9 @@ class Snapshot:
 
 def build_report(before: Snapshot, after: Snapshot, supplied: Mapping[str, Any],
                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The report between two snapshots. Throughput and latency count successful
-    replies only (an engine failing every request does no useful work)."""
+    """The report between two snapshots. Throughput, latency and operations count
+    successful replies only (an engine failing every request does no useful work);
+    error_rate is failed / all."""
     dt = after.at - before.at
     ok, errors = after.ok - before.ok, after.errors - before.errors
     report: dict[str, Any] = {
@@ -99,6 +162,17 @@ def build_report(before: Snapshot, after: Snapshot, supplied: Mapping[str, Any],
     report.update(extra or {})
     report["timestamp"] = time.time()
     return report
+
+
+def writer_of(text: str) -> str | None:
+    """The consumer name of the responder that wrote a report; None when a responder
+    did not write it (or it is not a report)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    writer = data.get(WRITER_FIELD) if isinstance(data, dict) else None
+    return writer if isinstance(writer, str) else None
 
 
 def encode(report: Mapping[str, Any]) -> str:

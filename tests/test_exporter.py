@@ -213,6 +213,38 @@ def test_garbage_from_targets_is_counted(redis_session, spawn, exporter, tmp_pat
     assert ex.child.alive()
 
 
+def test_self_report_age_is_the_age_at_each_scrape_and_grows_while_missing(
+        redis_session, exporter, tmp_path: Path) -> None:
+    """The age gauge is now minus the last valid report's timestamp, computed when
+    /metrics is rendered: not the age the report had when it was read, and not frozen
+    when the report disappears (the exporter reads every second here)."""
+    with sync_client(redis_session) as r:
+        r.flushall()
+        written = time.time() - 10
+        r.set("metrics:risk", '{"throughput": 1, "latency": 1, "cpu_usage": 1, '
+              f'"memory_usage": 1, "error_rate": 0, "timestamp": {written}}}')
+        ex = exporter(write_config(tmp_path / "exp.yml", redis_session.url,
+                                   {"risk": {"limit_check": {"rate": 1}}},
+                                   self_reports={"interval": "1s", "engines": ["risk"]}))
+        wait_for(lambda: ex.value("nautilus_probe_engine_report_up", engine="risk") == 1, 10)
+
+        def age_now() -> tuple[float, float]:
+            scraped = time.time()
+            return ex.value("nautilus_probe_engine_report_age_seconds", engine="risk"), scraped
+
+        for _ in range(2):
+            age, scraped = age_now()
+            assert scraped - written - 0.3 <= age <= scraped - written + 0.3, (age, scraped - written)
+            time.sleep(1.5)
+        r.delete("metrics:risk")
+        wait_for(lambda: ex.value("nautilus_probe_engine_report_up", engine="risk") == 0, 5)
+        first, _ = age_now()
+        time.sleep(1.5)
+        age, scraped = age_now()
+    assert age - first >= 1.2, (first, age)  # growing while the report is missing
+    assert scraped - written - 0.3 <= age <= scraped - written + 0.3
+
+
 def test_synthetic_engines_report_themselves(redis_url, spawn, exporter, tmp_path: Path) -> None:
     spawn("engines", "--config.file", str(write_engines(
         tmp_path / "syn.yml", redis_url, {"ml": {"process": {"service_time": "2ms"}}})))

@@ -18,7 +18,7 @@ from .conftest import write_config, write_engines
 # The minimal ACLs of docs/security.md, word for word.
 ACL_PROBE = ("~nautilus:probe:* %R~metrics:* +ping +hello +xadd +xread +mget "
              "+xinfo|groups +xinfo|consumers +xlen")
-ACL_ENGINE = ("~nautilus:probe:* %W~metrics:* +ping +hello +xadd +xack "
+ACL_ENGINE = ("~nautilus:probe:* %RW~metrics:* +ping +hello +xadd +xack "
               "+xreadgroup +xautoclaim +xgroup|create +xgroup|delconsumer +xinfo|consumers "
               "+set +get +del")
 

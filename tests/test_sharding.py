@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -37,3 +38,25 @@ def test_bad_shard(text: str) -> None:
                            "--shard", text, "--config.check"], cwd=ROOT, capture_output=True,
                           text=True)
     assert proc.returncode == 2 and "--shard" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("host", "shard"), [("nautilus-probe-0", "1/3"), ("nautilus-probe-2", "3/3"),
+                                             ("probe-x-10", "11/12")])
+def test_the_shard_from_a_statefulset_pods_ordinal(host: str, shard: str) -> None:
+    from exporter.cli import shard_from_ordinal
+
+    n = shard.split("/")[1]
+    assert shard_from_ordinal(f"ordinal/{n}", host) == shard
+    assert shard_from_ordinal("2/3", host) == "2/3"  # i/N is left alone
+
+
+def test_an_ordinal_without_a_pod_or_past_the_shards_is_refused() -> None:
+    env = {**os.environ, "HOSTNAME": "nautilus-probe-3"}
+    proc = subprocess.run([sys.executable, "-m", "nautilus_probe", "exporter", "--config.file", SHIPPED,
+                           "--shard", "ordinal/3", "--config.check"], cwd=ROOT, capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "ordinal 3, past the 3 shards" in proc.stderr and "replicas" in proc.stderr
+    from exporter.cli import shard_from_ordinal
+    with pytest.raises(ConfigError, match="host name 'laptop' has none"):
+        shard_from_ordinal("ordinal/3", "laptop")

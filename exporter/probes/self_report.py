@@ -32,7 +32,7 @@ FIELDS = ("throughput", "latency", "cpu_usage", "memory_usage", "error_rate")
 MIB = 1024.0 * 1024.0
 
 
-MAX_OPERATIONS = 32  # label values come from the target: keep them bounded
+MAX_OPERATIONS = protocol.MAX_REPORT_OPERATIONS  # label values come from the target
 
 
 def parse_operations(data: dict[str, Any]) -> dict[str, float]:
@@ -92,6 +92,7 @@ class EngineReport:
     up: Any
     errors: Any = None  # bound at start() (0: never unreadable) or at the first bad report
     values: ReportValues | None = None
+    timestamp: float = 0.0  # of the last valid report read: its age grows while none comes
     ops: dict[str, Any] = field(default_factory=dict)  # op -> its throughput gauge
 
 
@@ -128,7 +129,8 @@ def build_metrics(reg: CollectorRegistry) -> ReportMetrics:
     return ReportMetrics(
         up=gauge(reg, "engine_report_up", "1 when the engine's self-report (metrics:<engine> "
                  "in Redis) was present and valid at the last read.", ENGINE),
-        age=gauge(reg, "engine_report_age_seconds", "Age of the engine's self-report.", ENGINE),
+        age=gauge(reg, "engine_report_age_seconds", "Age of the engine's last valid "
+                  "self-report now: growing while the report is missing.", ENGINE),
         errors=counter(reg, "engine_report_errors", "Self-reports that could not be read "
                        "or parsed.", ENGINE),
         throughput=gauge(reg, "engine_reported_operations_per_second", "Throughput the "
@@ -206,7 +208,6 @@ class SelfReportProbe(PollingProbe):
             await reset_after(self._redis, exc)
             return
         self.warn.recovered("read")
-        now = time.time()
         for engine, raw in zip(engines, raws, strict=True):
             r = self._report(engine)
             if raw is None:
@@ -219,11 +220,13 @@ class SelfReportProbe(PollingProbe):
                 self._errors(engine).inc()
                 r.up.set(0)
                 continue
+            r.timestamp = report["timestamp"]
             if r.values is None:
                 r.values = self.group.values(engine)
+                # Computed at each scrape, not held from the read.
+                r.values.age.set_function(lambda r=r: max(time.time() - r.timestamp, 0.0))
             s = r.values
             r.up.set(1)
-            s.age.set(max(now - report["timestamp"], 0.0))
             # Base units: seconds, ratios, bytes.
             s.throughput.set(report["throughput"])
             s.latency.set(report["latency"] * 1e-3)

@@ -1,0 +1,278 @@
+"""The responder's self-report as an engine team uses it: `figures=` given the
+interval, sync or async, its failures logged once with the report still sent; a
+second writer of `metrics:<engine>` named with what to do. And the logs of a
+steady error rate: one summary line a minute per operation, a new kind of error's
+traceback at once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+import subprocess
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from nautilus_testkit import ROOT, eventually
+from nautilus_wire import Request, Responder, SelfReport, connect, failure_log
+from nautilus_wire.handlers import HandlerTable
+
+from .test_wire_package import VENVS
+
+KEY = "metrics:risk"
+
+
+async def reports(client: Any, count: int, spec: SelfReport, reader: Any = None,
+                  **options: Any) -> tuple[list[dict[str, Any]], Responder]:
+    """Run a responder until `count` distinct reports were written; them, and it."""
+    reader = reader or client
+    responder = Responder(client, "risk", lambda req: None, self_report=spec, **options)
+    seen: list[dict[str, Any]] = []
+    async with responder:
+        deadline = time.monotonic() + 10
+        while len(seen) < count and time.monotonic() < deadline:
+            raw = await reader.get(KEY)
+            if raw is not None and (not seen or json.loads(raw)["timestamp"] != seen[-1]["timestamp"]):
+                seen.append(json.loads(raw))
+            await asyncio.sleep(0.02)
+    assert len(seen) == count, seen
+    return seen, responder
+
+
+async def test_figures_get_the_seconds_since_their_last_call(redis_url: str) -> None:
+    client = connect(redis_url)
+    intervals: list[float] = []
+
+    def figures(interval: float) -> dict[str, Any]:
+        intervals.append(interval)
+        return {"throughput": 63.0, "operations": {"limit_check": 63}}
+
+    seen, responder = await reports(client, 3, SelfReport(interval=0.4, figures=figures),
+                                    consumer="risk-0")
+    assert 0.35 <= intervals[0] <= 0.6  # the first: since the start (reported at 0.4 s)
+    assert all(0.35 <= i <= 0.6 for i in intervals[1:3]), intervals
+    assert [r["source"] for r in seen] == ["engine"] * 3
+    assert (seen[-1]["throughput"], seen[-1]["operations"]) == (63.0, {"limit_check": 63.0})
+    assert seen[-1]["responder"] == "risk-0"
+    assert responder.stats.figures_failures == 0
+    await client.aclose()
+
+
+async def test_figures_may_be_async_or_take_no_argument(redis_url: str) -> None:
+    client = connect(redis_url)
+
+    async def figures(interval: float) -> dict[str, float]:
+        await asyncio.sleep(0.01)
+        return {"throughput": 1000 / interval}
+
+    seen, _ = await reports(client, 2, SelfReport(interval=0.5, figures=figures))
+    assert seen[-1]["source"] == "engine" and 1800 <= seen[-1]["throughput"] <= 2100
+    seen, _ = await reports(client, 1, SelfReport(interval=0.5, figures=lambda: {"latency": 7}))
+    assert (seen[0]["source"], seen[0]["latency"]) == ("engine", 7.0)
+    await client.aclose()
+
+
+async def test_failing_figures_are_logged_once_and_the_report_still_goes_out(
+        redis_url: str, caplog) -> None:
+    """Raising, a bad field, a value that is not a finite number, not a mapping, an
+    async one too slow: each report is sent with the responder's own figures, one
+    traceback per kind of failure, the rest summed up, every one counted."""
+    client = connect(redis_url)
+    outcomes: list[Any] = [RuntimeError("meter unavailable"), {"thruput": 5},
+                           {"throughput": math.nan}, None, "slow", RuntimeError("again")]
+    calls = 0
+
+    async def figures(interval: float) -> Any:
+        nonlocal calls
+        outcome = outcomes[min(calls, len(outcomes) - 1)]
+        calls += 1
+        if isinstance(outcome, Exception):
+            raise outcome
+        if outcome == "slow":
+            await asyncio.sleep(interval * 2)
+        return outcome
+
+    with caplog.at_level(logging.WARNING, logger="nautilus_wire"):
+        seen, responder = await reports(client, 7, SelfReport(interval=0.3, figures=figures))
+    assert [r["source"] for r in seen] == ["probes"] * 7
+    assert responder.stats.figures_failures >= 7
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    kinds = [r.exc_info[0].__name__ for r in errors if r.exc_info]
+    assert kinds == ["RuntimeError", "ValueError", "TimeoutError"], kinds  # one each, at once
+    messages = " ".join(str(r.exc_info[1]) for r in errors if r.exc_info)
+    assert "'thruput'" in messages
+    summaries = [r.getMessage() for r in caplog.records if r.name == failure_log.SUMMARY_LOGGER]
+    assert len(summaries) == 1, summaries  # then nothing for a minute
+    assert "self-report figures failing" in summaries[0] and "not a finite number" in summaries[0]
+    await client.aclose()
+
+
+async def test_a_second_writer_of_the_report_is_named_with_what_to_do(
+        redis_url: str, caplog) -> None:
+    """The engine's own code still writes metrics:risk (the old way) while the
+    built-in report is on: one warning naming the key, the writer and the fix."""
+    client = connect(redis_url)
+    responder = Responder(client, "risk", lambda req: None, self_report=SelfReport(interval=0.5))
+
+    async def old_writer() -> None:
+        await asyncio.sleep(0.25)
+        while True:
+            await client.set(KEY, json.dumps({"throughput": 63, "latency": 1, "cpu_usage": 1,
+                                              "memory_usage": 1, "error_rate": 0,
+                                              "timestamp": time.time()}), ex=15)
+            await asyncio.sleep(0.5)
+
+    with caplog.at_level(logging.WARNING, logger="nautilus_wire"):
+        async with responder:
+            writer = asyncio.create_task(old_writer())
+            await eventually(lambda: responder.stats.report_overwrites >= 3, timeout=8)
+            writer.cancel()
+    warnings = [r.getMessage() for r in caplog.records if "second writer" in r.getMessage()]
+    assert len(warnings) == 1, warnings  # at once, then at most every 10 minutes
+    assert "metrics:risk has a second writer: something other than nautilus_wire" in warnings[0]
+    assert "SelfReport(figures=...)" in warnings[0] and "self_report=None" in warnings[0]
+    # The page shows it word for word.
+    doc = (ROOT / "docs" / "engines.md").read_text()
+    shown = doc[doc.index("    risk: metrics:risk has a second writer"):]
+    shown = shown[:shown.index("\n\n")]
+    assert " ".join(shown.split()) == warnings[0]
+    await client.aclose()
+
+
+async def test_two_processes_reporting_name_each_other(redis_url: str, caplog) -> None:
+    client = connect(redis_url)
+    a = Responder(client, "risk", lambda req: None, consumer="web-1",
+                  self_report=SelfReport(interval=0.3))
+    b = Responder(client, "risk", lambda req: None, consumer="web-2",
+                  self_report=SelfReport(interval=0.3))
+    with caplog.at_level(logging.WARNING, logger="nautilus_wire"):
+        async with a, b:
+            await eventually(lambda: a.stats.report_overwrites and b.stats.report_overwrites,
+                             timeout=5)
+    text = " ".join(r.getMessage() for r in caplog.records if "second writer" in r.getMessage())
+    assert "(consumer 'web-1')" in text and "(consumer 'web-2')" in text
+    assert "keep the self-report on in one process" in text
+    await client.aclose()
+
+
+async def test_one_writer_reads_no_warning_across_a_restart(redis_url: str, caplog) -> None:
+    """A restart finds its previous run's report: that is not a second writer."""
+    client = connect(redis_url)
+    with caplog.at_level(logging.WARNING, logger="nautilus_wire"):
+        for _ in range(2):
+            seen, responder = await reports(client, 3, SelfReport(interval=0.2))
+            await client.set(KEY, json.dumps(seen[-1]))  # as a kill would leave it
+            assert responder.stats.report_overwrites == 0
+    assert not [r for r in caplog.records if "second writer" in r.getMessage()]
+    await client.aclose()
+
+
+async def test_a_write_only_acl_keeps_the_report_and_says_the_check_is_off(
+        redis_server, caplog) -> None:
+    admin = redis.Redis.from_url(redis_server.url)
+    admin.execute_command("ACL", "SETUSER", "engine", "on", ">pw", "~nautilus:probe:*",
+                          "%W~metrics:*", "+@all")
+    host_port = redis_server.url.split("//")[1]
+    client = connect(f"redis://engine:pw@{host_port}")
+    reader = connect(redis_server.url)
+    with caplog.at_level(logging.WARNING, logger="nautilus_wire"):
+        seen, responder = await reports(client, 3, SelfReport(interval=0.2), reader)
+    await reader.aclose()
+    assert len(seen) == 3
+    refused = [r.getMessage() for r in caplog.records if "cannot read" in r.getMessage()]
+    assert len(refused) == 1 and "%RW~metrics:*" in refused[0], refused
+    await client.aclose()
+    admin.close()
+
+
+async def test_a_steady_error_rate_logs_one_summary_line_a_minute_per_operation(
+        monkeypatch, caplog) -> None:
+    """22 minutes of a handler failing every second on each of two operations (the
+    clock of the log is moved by hand): a traceback per operation at once, then at
+    most one line a minute per operation that sums them all up; a new kind of error
+    logs its traceback at once."""
+    now = [0.0]
+    monkeypatch.setattr(failure_log, "monotonic", lambda: now[0])
+    new_kind = False
+
+    async def handler(req: Request) -> None:
+        if new_kind:
+            raise KeyError("account")
+        raise RuntimeError("limit table unavailable")
+
+    table = HandlerTable("risk", {"limit_check": handler, "alert": handler})
+    with caplog.at_level(logging.INFO, logger="nautilus_wire"):
+        for second in range(22 * 60):
+            now[0] = float(second)
+            for op in ("limit_check", "alert"):
+                await table.call(Request(f"r{second}", "t", "risk", op, second, "normal",
+                                         "r", 0))
+        new_kind = True
+        await table.call(Request("new", "t", "risk", "alert", 0, "normal", "r", 0))
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert [(r.exc_info[0].__name__, "'alert'" in r.getMessage()) for r in tracebacks] == [
+        ("RuntimeError", False), ("RuntimeError", True), ("KeyError", True)]
+    assert caplog.records[-1] is tracebacks[-1]  # at once
+    for op in ("limit_check", "alert"):
+        lines = [r for r in caplog.records
+                 if r.name == failure_log.SUMMARY_LOGGER and f"'{op}'" in r.getMessage()]
+        assert 20 <= len(lines) <= 23, len(lines)  # one a minute, not one per 10 s
+        counted = sum(int(r.getMessage().split("failing: ")[1].split(" ")[0]) for r in lines)
+        assert 22 * 60 - 1 - 60 <= counted <= 22 * 60 - 1  # all but the last minute's
+        assert all(r.levelno == logging.WARNING for r in lines)
+
+
+SCRIPT = """
+import asyncio, json, sys, time
+from nautilus_wire import Responder, SelfReport, connect
+
+async def main() -> None:
+    client = connect(sys.argv[1])
+    intervals = []
+    def figures(interval):
+        intervals.append(interval)
+        return {"throughput": 5.0}
+    responder = Responder(client, "risk", lambda req: None,
+                          self_report=SelfReport(interval=0.2, figures=figures))
+    async with responder:
+        for _ in range(5):
+            await asyncio.sleep(0.2)
+            await client.set("metrics:risk", "{}")  # another writer
+    print(json.dumps({"overwrites": responder.stats.report_overwrites,
+                      "intervals": intervals, "failures": responder.stats.figures_failures}))
+    await client.aclose()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("which", ["oldest", "newest"])
+def test_second_writers_and_figures_on_each_supported_redis_py(which: str, redis_url: str) -> None:
+    python = VENVS[which] / "bin" / "python"
+    out = subprocess.run([str(python), "-c", SCRIPT, redis_url], capture_output=True, text=True,
+                         timeout=60, cwd="/")
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["overwrites"] >= 2 and got["failures"] == 0, got
+    assert all(0.15 <= i <= 0.4 for i in got["intervals"]) and len(got["intervals"]) >= 4, got
+    assert "second writer" in out.stderr  # logging's last resort prints the warning
+
+
+async def test_what_figures_may_return_and_the_errors_that_name_the_field() -> None:
+    from nautilus_wire.self_report import engine_figures
+
+    ok = await engine_figures(lambda: {"throughput": 5, "operations": {"limit_check": 2}}, 5.0, 1)
+    assert ok == {"throughput": 5.0, "operations": {"limit_check": 2.0}}
+    for returned, named in [({"thruput": 1}, "'thruput'"), ({"latency": "3"}, "latency"),
+                            ({"error_rate": True}, "error_rate"),
+                            ({"operations": {"Limit Check": 1}}, "'Limit Check'"),
+                            ({"operations": {f"op{i}": 1 for i in range(33)}}, "at most 32"),
+                            ({"operations": {"limit_check": math.inf}}, "'limit_check'"),
+                            ([("throughput", 1)], "not a mapping")]:
+        with pytest.raises(ValueError, match=re.escape(named)):
+            await engine_figures(lambda interval, returned=returned: returned, 5.0, 1)
