@@ -7,6 +7,9 @@ the committed files differ from a fresh generation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from prometheus_client.utils import floatToGoString
 
 from exporter.metrics import NAMESPACE as P
@@ -14,6 +17,9 @@ from exporter.supervise import TROUBLE_RESTARTS, TROUBLE_WINDOW_S
 from nautilus_wire.protocol import BASELINE_ENGINE
 
 from .thresholds import SEVERITIES, Thresholds
+
+# How Prometheus writes a number (a bucket's `le`), typed: the library leaves it unannotated.
+go_float: Callable[[float], str] = floatToGoString
 
 # Every series of the containerized system; the monolith is the baseline.
 NOT_BASELINE = f'engine!="{BASELINE_ENGINE}"'
@@ -118,7 +124,7 @@ def sli_exprs(t: Thresholds) -> dict[str, str]:
     Latency: answered probes slower than the engine's latency target, which is an
     exact bucket boundary of latency_seconds (tests/test_metrics.py)."""
     lat = f"{P}_latency_seconds"
-    le = floatToGoString(t.engine["latency_average_seconds"].max)
+    le = go_float(t.engine["latency_average_seconds"].ceiling)
     out = {}
     for seconds in t.alerting.windows():
         w = window(seconds)
@@ -135,7 +141,7 @@ def sli_exprs(t: Thresholds) -> dict[str, str]:
     return out
 
 
-def recording_rules(t: Thresholds) -> list[dict]:
+def recording_rules(t: Thresholds) -> list[dict[str, Any]]:
     exprs = {**recording_exprs(window(t.alerting.rate_window)), **improvement_exprs(t),
              **sli_exprs(t)}
     return [{"record": name, "expr": expr} for name, expr in exprs.items()]
@@ -146,7 +152,7 @@ def runbook_url(t: Thresholds, name: str) -> str:
 
 
 def _rule(t: Thresholds, name: str, expr: str, severity: str, for_: float, summary: str,
-          description: str, keep_firing_for: float = 0) -> dict:
+          description: str, keep_firing_for: float = 0) -> dict[str, Any]:
     rule = {"alert": name, "expr": expr, "for": window(for_)}
     if keep_firing_for:
         rule["keep_firing_for"] = window(keep_firing_for)
@@ -206,7 +212,7 @@ def _latency_now(w: str) -> str:
             f'{{{{ else }}}}no probe answered{{{{ end }}}}')
 
 
-def burn_rate_alerts(t: Thresholds) -> list[dict]:
+def burn_rate_alerts(t: Thresholds) -> list[dict[str, Any]]:
     """Multiwindow, multi-burn-rate alerts per engine and objective: page on a fast
     burn, ticket on a slow one. Each condition also needs the burn over the recent
     window: an alert ends soon after its fault does (keep_firing_for holds it over
@@ -217,7 +223,7 @@ def burn_rate_alerts(t: Thresholds) -> list[dict]:
     windows' burn figures, each window with its real length when the history is
     shorter."""
     a = t.alerting
-    target = f"{t.engine['latency_average_seconds'].max * 1e3:g} ms"
+    target = f"{t.engine['latency_average_seconds'].ceiling * 1e3:g} ms"
     recent, current = window(a.recent), window(a.current)
     out = []
     for slo, (name, what, good, counter) in SLOS.items():
@@ -262,7 +268,7 @@ def burn_rate_alerts(t: Thresholds) -> list[dict]:
     return out
 
 
-def saturation_alerts(t: Thresholds) -> list[dict]:
+def saturation_alerts(t: Thresholds) -> list[dict[str, Any]]:
     """Capacity turned into signals that mean users wait: demand above capacity."""
     a = t.alerting
     w = window(a.rate_window)
@@ -299,7 +305,7 @@ def saturation_alerts(t: Thresholds) -> list[dict]:
     ]
 
 
-def prober_alerts(t: Thresholds) -> list[dict]:
+def prober_alerts(t: Thresholds) -> list[dict[str, Any]]:
     """Alerts on the measurement itself: no numbers must never read as good numbers."""
     a = t.alerting
     w = window(a.rate_window)
@@ -336,7 +342,7 @@ def prober_alerts(t: Thresholds) -> list[dict]:
     ]
 
 
-def capacity_alerts(t: Thresholds) -> list[dict]:
+def capacity_alerts(t: Thresholds) -> list[dict[str, Any]]:
     """Capacity is proven by load tests, never judged against live traffic: a ticket
     when the last proof failed or has grown old."""
     age = window(t.alerting.validation_max_age)
@@ -358,5 +364,5 @@ def capacity_alerts(t: Thresholds) -> list[dict]:
     ]
 
 
-def alerting_rules(t: Thresholds) -> list[dict]:
+def alerting_rules(t: Thresholds) -> list[dict[str, Any]]:
     return [*burn_rate_alerts(t), *saturation_alerts(t), *prober_alerts(t), *capacity_alerts(t)]

@@ -24,6 +24,20 @@ class Limit:
     min: float | None = None
     max: float | None = None
 
+    @property
+    def floor(self) -> float:
+        """`min`, of a target whose key must have one (REQUIRED_SIDE: parse checks it)."""
+        if self.min is None:
+            raise ValueError("this limit has no min")
+        return self.min
+
+    @property
+    def ceiling(self) -> float:
+        """`max`, of a target whose key must have one (REQUIRED_SIDE: parse checks it)."""
+        if self.max is None:
+            raise ValueError("this limit has no max")
+        return self.max
+
 
 @dataclass(frozen=True)
 class BurnRate:
@@ -36,7 +50,7 @@ class BurnRate:
 
 # The SRE workbook's multiwindow, multi-burn-rate scheme (page: 2 % of a 30-day
 # budget in an hour, 5 % in six; ticket: 10 % in a day, all of it in three).
-DEFAULT_BURN_RATES = {
+DEFAULT_BURN_RATES: dict[str, tuple[BurnRate, ...]] = {
     "page": (BurnRate(14.4, 3600, 300), BurnRate(6, 21600, 1800)),
     "ticket": (BurnRate(3, 86400, 7200), BurnRate(1, 259200, 21600)),
 }
@@ -110,12 +124,12 @@ class Thresholds:
     @property
     def throughput_factor(self) -> float:
         """The improvement the system throughput target asks for (50×)."""
-        return self.system["throughput_ops_per_second"].min / self.baseline_throughput
+        return self.system["throughput_ops_per_second"].floor / self.baseline_throughput
 
     @property
     def latency_factor(self) -> float:
         """The improvement the end-to-end latency target asks for (4×)."""
-        return self.baseline_latency / self.system["latency_average_seconds"].max
+        return self.baseline_latency / self.system["latency_average_seconds"].ceiling
 
     @classmethod
     def load(cls, path: str) -> Thresholds:
@@ -125,6 +139,11 @@ class Thresholds:
 SYSTEM_KEYS = ("throughput_ops_per_second", "latency_average_seconds", "websocket_connections",
                "cpu_busy_ratio", "error_ratio")
 ENGINE_KEYS = ("throughput_ops_per_second", "latency_average_seconds", "error_ratio")
+# The side of its limit each target must state: the side the rules, the dashboards
+# and the verdicts compute with (the other side is optional).
+REQUIRED_SIDE = {"throughput_ops_per_second": "min", "latency_average_seconds": "max",
+                 "error_ratio": "max", "full_cycle_seconds": "max",
+                 "heartbeat_p99_seconds": "max"}
 
 
 def _limit(path: str, value: Any) -> Limit:
@@ -134,6 +153,9 @@ def _limit(path: str, value: Any) -> Limit:
     node.done()
     if lo is None and hi is None:
         raise ConfigError(path, "needs min, max or both")
+    side = REQUIRED_SIDE.get(path.rsplit(".", 1)[-1])
+    if (side == "min" and lo is None) or (side == "max" and hi is None):
+        raise ConfigError(path, f"needs a {side}")
     if lo is not None and hi is not None and lo > hi:
         raise ConfigError(path, "min is above max")
     return Limit(lo, hi)
@@ -211,11 +233,12 @@ def _burn_rates(path: str, value: Any) -> tuple[BurnRate, ...]:
     out = []
     for i, item in enumerate(value):
         node = Node(item, f"{path}[{i}]")
-        rate = BurnRate(node.get("factor", None, positive), node.get("long", None, _window),
-                        node.get("short", None, _window))
+        factor, long = node.get("factor", None, positive), node.get("long", None, _window)
+        short = node.get("short", None, _window)
         node.done()
-        if None in (rate.factor, rate.long, rate.short):
+        if factor is None or long is None or short is None:
             raise ConfigError(f"{path}[{i}]", "needs factor, long and short")
+        rate = BurnRate(factor, long, short)
         if rate.short >= rate.long:
             raise ConfigError(f"{path}[{i}].short", "must be shorter than long")
         out.append(rate)
@@ -238,8 +261,8 @@ def parse(data: Any) -> Thresholds:
         enode = Node(value, engines.sub(eng))
         ops = enode.node("operations_ops_per_second")
         operations[eng] = {name(ops.sub(op), op): positive(ops.sub(op), v) for op, v in ops.items()}
-        if "full_cycle_seconds" in enode.data:
-            full_cycle[eng] = enode.get("full_cycle_seconds", None, _limit)
+        if (cycle := enode.get("full_cycle_seconds", None, _limit)) is not None:
+            full_cycle[eng] = cycle
         enode.done()
     ws = root.node("websocket")
     websocket = {"heartbeat_p99_seconds": ws.get("heartbeat_p99_seconds", Limit(max=0.005), _limit)}
@@ -252,7 +275,8 @@ def parse(data: Any) -> Thresholds:
     fors = a.node("for")
     keep = a.node("keep_firing_for")
     rates = a.node("burn_rates")
-    burn_rates = {sev: rates.get(sev, DEFAULT_BURN_RATES[sev], _burn_rates) for sev in SEVERITIES}
+    burn_rates = {sev: rates.get(sev, tuple(DEFAULT_BURN_RATES[sev]), _burn_rates)
+                  for sev in SEVERITIES}
     rates.done()
     alerting = Alerting(
         rate_window=a.get("rate_window", 300.0, duration),

@@ -5,11 +5,13 @@ recording rules. The burn-rate alerts are tested by hand-written cases instead
 
 from __future__ import annotations
 
+from typing import Any
 import re
 
+from exporter.metrics import NAMESPACE as P
 from nautilus_wire.protocol import BASELINE_ENGINE
 
-from .rules import P, alerting_rules, window
+from .rules import alerting_rules, window
 from .thresholds import Thresholds
 
 INSTANCE = "exporter:9478"
@@ -33,7 +35,7 @@ def render(text: str, labels: dict[str, str], value: float) -> str:
     return re.sub(r'\{\{ \$value \| printf "(%[^"]+)" \}\}', lambda m: m.group(1) % value, text)
 
 
-def threshold_tests(t: Thresholds) -> list[dict]:
+def threshold_tests(t: Thresholds) -> list[dict[str, Any]]:
     rules = {r["alert"]: r for r in alerting_rules(t)}
     a = t.alerting
     inst = {"instance": INSTANCE, "job": t.jobs.exporter}
@@ -43,7 +45,7 @@ def threshold_tests(t: Thresholds) -> list[dict]:
     after_ticket = window(a.for_ticket + 120)
 
     def case(alert: str, series: list[tuple[str, str]], before: str, after: str,
-             labels: dict[str, str], value: float) -> dict:
+             labels: dict[str, str], value: float) -> dict[str, Any]:
         rule = rules[alert]
         ann = {k: render(v, labels, value) for k, v in rule["annotations"].items()}
         return {"interval": "1m",
@@ -116,7 +118,7 @@ def threshold_tests(t: Thresholds) -> list[dict]:
     ]
 
 
-def recording_tests(t: Thresholds) -> list[dict]:
+def recording_tests(t: Thresholds) -> list[dict[str, Any]]:
     """Raw exporter series in, recorded values out: the recording rules compute
     what the dashboards and alerts assume."""
     w = t.alerting.rate_window
@@ -159,12 +161,12 @@ def recording_tests(t: Thresholds) -> list[dict]:
         ]}]
 
 
-def _about(expr: str, labels: str, value: float, at: str) -> dict:
+def _about(expr: str, labels: str, value: float, at: str) -> dict[str, Any]:
     """`expr` is within 0.1 % of `value` (rates carry float noise)."""
     sel = f"{expr}{{{labels}}}" if labels else expr
     return {"expr": f"({sel} > bool {value * 0.999!r}) * ({sel} < bool {value * 1.001!r})",
             "eval_time": at, "exp_samples": [{"labels": f"{{{labels}}}", "value": 1}]}
 
 
-def unit_tests(t: Thresholds) -> list[dict]:
+def unit_tests(t: Thresholds) -> list[dict[str, Any]]:
     return [*threshold_tests(t), *recording_tests(t)]

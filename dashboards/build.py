@@ -6,9 +6,13 @@ dashboards/generated/*.json (sorted keys, stable uids).
 
 from __future__ import annotations
 
+from typing import Any
+
 from grafanalib.core import Annotations, Dashboard, DashboardLink, Template, Templating, Time
 
-from alerts.rules import NOT_BASELINE, P, backlog_expr, capacity_age_expr, window
+from alerts.rules import NOT_BASELINE, backlog_expr, capacity_age_expr, window
+from exporter.metrics import NAMESPACE as P
+from exporter.probes.registry import KINDS
 from alerts.thresholds import Limit, Thresholds
 from nautilus_wire.protocol import BASELINE_ENGINE
 
@@ -33,7 +37,7 @@ def _lim(limit: Limit) -> tuple[float | None, float | None]:
     return limit.min, limit.max
 
 
-def annotations() -> Annotations:
+def dashboard_annotations() -> Annotations:
     """Configuration reloads and alerts, drawn on every time series."""
     return Annotations([
         {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
@@ -50,7 +54,7 @@ def annotations() -> Annotations:
     ])
 
 
-def _dashboard(t: Thresholds, name: str, title: str, panels: list,
+def _dashboard(t: Thresholds, name: str, title: str, panels: list[Any],
                extra_vars: list[Template] | None = None, description: str = "") -> Dashboard:
     links = [DashboardLink(title="Nautilus dashboards", type="dashboards", tags=["nautilus-probe"],
                            asDropdown=True, includeVars=True, keepTime=True)]
@@ -62,7 +66,7 @@ def _dashboard(t: Thresholds, name: str, title: str, panels: list,
     return Dashboard(uid=UIDS[name], title=title, description=description,
                      panels=flow(panels), tags=["nautilus-probe"], schemaVersion=SCHEMA_VERSION,
                      time=Time("now-30m", "now"), refresh="10s", timezone="utc", graphTooltip=1,
-                     links=links, annotations=annotations(),
+                     links=links, annotations=dashboard_annotations(),
                      templating=Templating([*variables(t.jobs.exporter), *(extra_vars or [])]))
 
 
@@ -113,7 +117,7 @@ def _never_validated(t: Thresholds) -> str:
         f'"target", "{name}", "", "")' for scope, name in capacity_targets(t))
 
 
-def service_now(t: Thresholds) -> list:
+def service_now(t: Thresholds) -> list[Any]:
     """The live objectives, each over the same recent window as the alerts' gate: green
     on a healthy platform, whatever traffic flows."""
     s, a, o = t.system, t.alerting, t.objectives
@@ -131,7 +135,7 @@ def service_now(t: Thresholds) -> list:
             f"min((1 - {P}:engine_latency_errors:ratio_rate{w}) >= 0)")], "percentunit",
             (4, 4), (o.latency, None),
             f"The share of answered probes under the engine's latency target "
-            f"({t.engine['latency_average_seconds'].max * 1e3:g} ms), least good engine; "
+            f"({t.engine['latency_average_seconds'].ceiling * 1e3:g} ms), least good engine; "
             f"objective {o.latency * 100:g}%. {note}", no_value=NO_SUCCESS),
         stat("End-to-end latency (avg)", [target(f"{P}:system_latency_seconds:mean")], "s",
              (4, 4), (None, lat.max),
@@ -154,13 +158,13 @@ def service_now(t: Thresholds) -> list:
     ]
 
 
-def capacity_last_proven(t: Thresholds) -> list:
+def capacity_last_proven(t: Thresholds) -> list[Any]:
     """Each capacity target's last load-test verdict, from the Pushgateway: never
     coloured against live traffic; "never validated" is neutral."""
     by = "max by (scope, target)"
     cap = t.jobs.capacity_selector
     verdicts = f"{by} ({P}_capacity_verdict{{{cap}}})"
-    instant = dict(fmt="table", instant=True)
+    instant: dict[str, Any] = dict(fmt="table", instant=True)
     max_age = t.alerting.validation_max_age
     return [
         row("Capacity, last proven: the load tests' verdicts (nautilus-probe validate)"),
@@ -189,7 +193,7 @@ def overview(t: Thresholds) -> Dashboard:
     lat, err = s["latency_average_seconds"], s["error_ratio"]
     reported = f"sum(max by (engine) ({P}_engine_reported_operations_per_second{sel(NOT_BASELINE)}))"
     drill = f"/d/{UIDS['engine']}?var-engine=${{__data.fields.engine}}&{VARS}&${{__url_time_range}}"
-    instant = dict(fmt="table", instant=True)
+    instant: dict[str, Any] = dict(fmt="table", instant=True)
     # The engines table judges over the Service-now window: a few seconds of a slowly
     # probed engine would turn one random error into a red cell.
     w = window(t.alerting.recent)
@@ -238,12 +242,12 @@ def overview(t: Thresholds) -> Dashboard:
             (_quantile(0.99, TRADE), "p99"),
             (_mean(LAT, matchers=f'engine="{BASELINE_ENGINE}"'), "monolith baseline avg")),
             "s", (12, 8), description="Successful trading requests only; a gap means none "
-            f"succeeded. No target line: the {lat.max * 1e3:g} ms average is a capacity "
+            f"succeeded. No target line: the {lat.ceiling * 1e3:g} ms average is a capacity "
             "target, proven under load by the load tests (the capacity row); live, each "
             "engine's latency objective pages (EngineLatencyBudgetBurn)."),
         timeseries("Error ratio", targets(
             (_error_ratio(matchers=NOT_BASELINE), "all engines")), "percentunit", (12, 8),
-            description=f"No target line: the system's {err.max * 100:g}% is a capacity "
+            description=f"No target line: the system's {err.ceiling * 100:g}% is a capacity "
             "target, proven under load by the load tests; live, each engine's availability "
             "objective pages (EngineAvailabilityBudgetBurn, on the engine dashboard)."),
         timeseries("Latency vs the monolith", targets(
@@ -275,12 +279,12 @@ EXHAUSTED = {"type": "range", "options": {"from": None, "to": 0, "result": {
     "text": "exhausted", "color": "red"}}}
 
 
-def budget_panels(t: Thresholds, eng: str) -> list:
+def budget_panels(t: Thresholds, eng: str) -> list[Any]:
     """Each objective's error budget: what is left over the longest alerting window,
     and how fast it burns (the page threshold drawn), from the SLO recording rules."""
     page = t.alerting.burn_rates["page"][0]
     longest = window(max(t.alerting.windows()))
-    out: list = []
+    out: list[Any] = []
     burns = []
     for slo in ("availability", "latency"):
         objective = getattr(t.objectives, slo)
@@ -389,26 +393,33 @@ def engine(t: Thresholds) -> Dashboard:
             (8, 8), description="What the engine reports. No target line: nothing alerts on "
             "it; the probes' failures are judged by the availability objective (the error "
             "budget above), the engine's error-ratio target by the load tests."),
-        row("REST health endpoints (HTTP probes)"),
-        stat("REST health", targets(
-            (f"min({P}_http_up{sel(eng)})", "worst target")), "none", (6, 8), (1, None),
-            "UP when every health URL of the engine answered 2xx in time at its last probe. "
-            "No data: the engine has no `http:` target.",
-            mappings=[{"type": "value", "options": {
-                "0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}]),
-        timeseries("REST health latency p99", targets(
-            (_quantile(0.99, f"{P}_http_duration_seconds", "target", eng), "{{target}}")), "s",
-            (6, 8), description="Successful health probes, per health URL: connect, request "
-            "and answer, from the scheduled time."),
-        timeseries("REST health failures by reason", targets(
-            (f"sum by (reason) (rate({P}_http_failures_total{sel(eng)}[{RATE}]))", "{{reason}}"),
-            (f"sum(rate({P}_http_requests_total{sel(eng)}[{RATE}]))", "probes sent")), "ops",
-            (6, 8), description="refused, timeout, status (not 2xx), tls, error."),
-        timeseries("REST health: last HTTP status", targets(
-            (f"max by (target) ({P}_http_status_code{sel(eng)})", "{{target}}")), "none",
-            (6, 8), description="0: no answer (refused, timed out, TLS or broken)."),
-    ], [var], "One engine: its probes, its MessageBus backlog, what it reports and its REST "
-       "health.")
+        *kind_rows(eng),
+    ], [var], "One engine: its probes, its MessageBus backlog, what it reports, and each "
+       "probe kind's own row.")
+
+
+UP_DOWN = [{"type": "value", "options": {
+    "0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}]
+
+
+def kind_rows(eng: str) -> list[Any]:
+    """Each probe kind's row of the engine dashboard, as the kind declares it
+    (ProbeKind.panels): a kind added to the registry shows here by itself."""
+    out: list[Any] = []
+    for kind in KINDS:
+        if not kind.panels:
+            continue
+        out.append(row(kind.row))
+        size = (max(24 // len(kind.panels), 6), 8)  # the row's width shared
+        for p in kind.panels:
+            tgts = targets(*((q.format(P=P, sel=sel(eng), rate=RATE), legend)
+                             for q, legend in p.queries))
+            if p.up:
+                out.append(stat(p.title, tgts, p.unit, size, (1, None), p.description,
+                                mappings=UP_DOWN))
+            else:
+                out.append(timeseries(p.title, tgts, p.unit, size, description=p.description))
+    return out
 
 
 def websocket(t: Thresholds) -> Dashboard:
@@ -421,7 +432,7 @@ def websocket(t: Thresholds) -> Dashboard:
             description="Held open, against what the prober is configured to hold."),
         timeseries("Heartbeat p99 per endpoint", targets(
             (_quantile(0.99, f"{P}_ws_heartbeat_latency_seconds", "endpoint"), "{{endpoint}}")),
-            "s", description=f"No target line: the {hb.max * 1e3:g} ms heartbeat p99 is a "
+            "s", description=f"No target line: the {hb.ceiling * 1e3:g} ms heartbeat p99 is a "
             "capacity target under load, proven by `nautilus-probe loadtest websocket`; the "
             "prober's few heartbeats on a shared machine say little about it."),
         timeseries("Connect time", targets(

@@ -39,7 +39,7 @@ def variables(job: str) -> list[Template]:
     ]
 
 
-def mapped(value: float, mappings: list[dict] | None) -> dict:
+def mapped(value: float, mappings: list[dict[str, Any]] | None) -> dict[str, Any]:
     """The value mapping Grafana applies to `value` ({"text": ..., "color": ...}), if
     any: a "value" mapping of exactly it, or a "range" one around it (both ends
     included, a null end open)."""
@@ -85,7 +85,7 @@ NO_LIMIT: Limit = (None, None)
 
 
 def timeseries(title: str, tgts: list[Target], unit: str, size: tuple[int, int] = (12, 8),
-               limit: Limit = NO_LIMIT, description: str = "", links: list | None = None,
+               limit: Limit = NO_LIMIT, description: str = "", links: list[Any] | None = None,
                stack: bool = False, log: bool = False) -> TimeSeries:
     """A time series with a unit; a target from thresholds.yml is drawn as a red line."""
     lo, hi = limit
@@ -102,7 +102,7 @@ def timeseries(title: str, tgts: list[Target], unit: str, size: tuple[int, int] 
 
 
 def stat(title: str, tgts: list[Target], unit: str, size: tuple[int, int] = (6, 4),
-         limit: Limit = NO_LIMIT, description: str = "", mappings: list | None = None,
+         limit: Limit = NO_LIMIT, description: str = "", mappings: list[Any] | None = None,
          no_value: str = "no data") -> Stat:
     """A coloured stat; `no_value` says why there is no value ("no successful
     requests"), never NaN. reduceCalc "last": an old value must not stand in."""
@@ -154,7 +154,7 @@ def alert_list(title: str, size: tuple[int, int] = (24, 6), description: str = "
 def table(title: str, tgts: list[Target], columns: dict[str, tuple[str, str, Limit | None]],
           size: tuple[int, int] = (24, 8), description: str = "",
           link: tuple[str, str] | None = None, no_value: str = "",
-          mappings: dict[str, list] | None = None, sort_by: str = "",
+          mappings: dict[str, list[Any]] | None = None, sort_by: str = "",
           descending: bool = False) -> Table:
     """Instant queries joined on their labels into one row per label set; each value
     column {refId: (header, unit, limit)} coloured against its limit (None: not

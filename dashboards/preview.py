@@ -9,6 +9,7 @@ Prometheus' alerts. A preview, not a Grafana clone.
 
 from __future__ import annotations
 
+from typing import Any, cast
 import argparse
 import json
 import math
@@ -21,7 +22,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.dates
 import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
+
+DATES: Any = matplotlib.dates  # its locators and formatters are unannotated
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -76,13 +82,13 @@ class Prometheus:
             text = text.replace(name, self.subs[name])
         return text
 
-    def range(self, expr: str) -> list[dict]:
+    def range(self, expr: str) -> list[dict[str, Any]]:
         return self.api.range(self.expr(expr), self.start, self.end, self.step)
 
-    def instant(self, expr: str) -> list[dict]:
+    def instant(self, expr: str) -> list[dict[str, Any]]:
         return self.api.instant(self.expr(expr), self.end)
 
-    def alerts(self) -> list[dict]:
+    def alerts(self) -> list[dict[str, Any]]:
         """Alerts active at the window's end (ALERTS keeps their history)."""
         return self.instant('ALERTS{alertstate=~"firing|pending"}')
 
@@ -93,19 +99,21 @@ def legend(fmt_text: str, labels: dict[str, str]) -> str:
     return out or ",".join(labels.values())
 
 
-def _defaults(panel: dict) -> dict:
-    return panel.get("fieldConfig", {}).get("defaults", {})
+def _defaults(panel: dict[str, Any]) -> dict[str, Any]:
+    defaults: dict[str, Any] = panel.get("fieldConfig", {}).get("defaults", {})
+    return defaults
 
 
-def _steps(panel: dict) -> list[dict]:
-    return _defaults(panel).get("thresholds", {}).get("steps", [])
+def _steps(panel: dict[str, Any]) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = _defaults(panel).get("thresholds", {}).get("steps", [])
+    return steps
 
 
-def _threshold_values(panel: dict) -> list[tuple[float, str]]:
+def _threshold_values(panel: dict[str, Any]) -> list[tuple[float, str]]:
     return [(s["value"], s["color"]) for s in _steps(panel) if s.get("value") is not None]
 
 
-def _step_colour(value: float, steps: list[dict]) -> str:
+def _step_colour(value: float, steps: list[dict[str, Any]]) -> str:
     """The colour of the last threshold step `value` reaches (the base step has none)."""
     colour = "green"
     for s in steps:
@@ -123,7 +131,7 @@ def _no_data(ax: Axes, text: str = "no data", y: float = 0.5, size: float | None
             fontsize=size)
 
 
-def draw_timeseries(ax: Axes, panel: dict, prom: Prometheus, unit: str) -> None:
+def draw_timeseries(ax: Axes, panel: dict[str, Any], prom: Prometheus, unit: str) -> None:
     custom = _defaults(panel).get("custom", {})
     log = custom.get("scaleDistribution", {}).get("type") == "log"
     top = 0.0
@@ -144,7 +152,7 @@ def draw_timeseries(ax: Axes, panel: dict, prom: Prometheus, unit: str) -> None:
                     ys.append(math.nan)
                 xs.append(datetime.fromtimestamp(t, UTC))
                 ys.append(v)
-            ax.plot(xs, ys, lw=1.2, label=legend(target.get("legendFormat", ""), series["metric"]))
+            ax.plot(cast(Any, xs), ys, lw=1.2, label=legend(target.get("legendFormat", ""), series["metric"]))
             top = max(top, *(y for y in ys if math.isfinite(y)))
     if not ax.lines:
         _no_data(ax, "no data in the window")
@@ -163,16 +171,16 @@ def draw_timeseries(ax: Axes, panel: dict, prom: Prometheus, unit: str) -> None:
     minutes = max((prom.end - prom.start) / 60, 1)
     step = next((m for m in (1, 2, 5, 10, 15, 30, 60, 120, 360) if minutes / m <= 8), 720)
     if step < 60:
-        ax.xaxis.set_major_locator(matplotlib.dates.MinuteLocator(byminute=range(0, 60, step)))
+        ax.xaxis.set_major_locator(DATES.MinuteLocator(byminute=range(0, 60, step)))
     else:
-        ax.xaxis.set_major_locator(matplotlib.dates.HourLocator(interval=step // 60))
-    ax.xaxis.set_major_formatter(matplotlib.dates.DateFormatter("%H:%M", tz=UTC))
+        ax.xaxis.set_major_locator(DATES.HourLocator(interval=step // 60))
+    ax.xaxis.set_major_formatter(DATES.DateFormatter("%H:%M", tz=UTC))
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, loc="upper left", ncol=2, framealpha=0.6)
 
 
-def draw_stat(ax: Axes, panel: dict, prom: Prometheus, unit: str) -> None:
+def draw_stat(ax: Axes, panel: dict[str, Any], prom: Prometheus, unit: str) -> None:
     ax.set_axis_off()
     values = []
     for target in panel["targets"]:
@@ -190,7 +198,7 @@ def draw_stat(ax: Axes, panel: dict, prom: Prometheus, unit: str) -> None:
         colour = COLOURS.get(hit["color"], hit["color"]) if hit.get("color") else \
             _step_colour(value, _steps(panel)) if judged else NEUTRAL
         colour = NEUTRAL if colour == "text" else colour
-        ax.add_patch(plt.Rectangle((i * width + 0.01, 0.02), width - 0.02, 0.8,
+        ax.add_patch(Rectangle((i * width + 0.01, 0.02), width - 0.02, 0.8,
                                    color=colour, transform=ax.transAxes))
         ax.text(i * width + width / 2, 0.42, text, ha="center", va="center", color="white",
                 fontsize=13 if len(values) == 1 else 10, weight="bold", transform=ax.transAxes)
@@ -199,11 +207,11 @@ def draw_stat(ax: Axes, panel: dict, prom: Prometheus, unit: str) -> None:
                     fontsize=7, transform=ax.transAxes)
 
 
-def draw_table(ax: Axes, panel: dict, prom: Prometheus) -> None:
+def draw_table(ax: Axes, panel: dict[str, Any], prom: Prometheus) -> None:
     ax.set_axis_off()
     columns = {o["matcher"]["options"].split("#")[-1]: {p["id"]: p["value"] for p in o["properties"]}
                for o in panel["fieldConfig"]["overrides"] if "#" in o["matcher"]["options"]}
-    rows: dict[tuple, dict[str, float]] = {}
+    rows: dict[tuple[str, ...], dict[str, float]] = {}
     keys: list[str] = []
     for target in panel["targets"]:
         for series in prom.instant(target["expr"]):
@@ -223,7 +231,8 @@ def draw_table(ax: Axes, panel: dict, prom: Prometheus) -> None:
     for sort in reversed(panel.get("options", {}).get("sortBy") or []):
         if sort.get("displayName") in keys:
             at = keys.index(sort["displayName"])
-            shown.sort(key=lambda kv, at=at: kv[0][at], reverse=bool(sort.get("desc")))
+            column = at
+            shown.sort(key=lambda kv: str(kv[0][column]), reverse=bool(sort.get("desc")))
     hidden = len(shown) - fits if len(shown) > fits else 0
     if hidden:
         shown = shown[:fits - 1]
@@ -256,7 +265,7 @@ def draw_table(ax: Axes, panel: dict, prom: Prometheus) -> None:
     table.scale(1, 1.1)
 
 
-def draw_heatmap(ax: Axes, panel: dict, prom: Prometheus, unit: str) -> None:
+def draw_heatmap(ax: Axes, panel: dict[str, Any], prom: Prometheus, unit: str) -> None:
     series = prom.range(panel["targets"][0]["expr"])
     by_le = sorted((float(s["metric"]["le"]), [float(v) for _, v in s["values"]])
                     for s in series if s["metric"].get("le") not in (None, "+Inf"))
@@ -292,7 +301,7 @@ def draw_alerts(ax: Axes, prom: Prometheus) -> None:
                 fontsize=7, family="monospace")
 
 
-def render(dashboard: dict, prom: Prometheus | None) -> Figure:
+def render(dashboard: dict[str, Any], prom: Prometheus | None) -> Figure:
     items = dashboard["panels"]
     rows = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in items)
     width, height = COLUMNS * COL_IN, rows * ROW_IN + 0.8
@@ -312,7 +321,7 @@ def render(dashboard: dict, prom: Prometheus | None) -> Figure:
         if p["type"] == "row":
             fig.text(left + 0.003, top - h / 2, p["title"], fontsize=11, weight="bold",
                      va="center", color="#333")
-            fig.add_artist(plt.Line2D([0.003, 0.997], [top - h, top - h], color="#bbb", lw=0.8))
+            fig.add_artist(Line2D([0.003, 0.997], [top - h, top - h], color="#bbb", lw=0.8))
             continue
         unit = p.get("fieldConfig", {}).get("defaults", {}).get("unit", "")
         frame = fig.add_axes((left + 0.002, top - h + 0.002, w - 0.004, h - 0.004))

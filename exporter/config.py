@@ -7,31 +7,24 @@ from dataclasses import dataclass
 from typing import Any
 from collections.abc import Mapping
 
-from nautilus_wire import protocol
 from nautilus_wire.redis_client import RedisAccess
 
-from .memory import DEFAULT_MAX_MEMORY, MIB, Bound
+from .costs import DEFAULT_MAX_MEMORY, MIB
+from .memory import Bound
 from .memory import bound as memory_bound
-from .probes.base import MAX_TIMEOUT_S, ProbeKind
+from .probes.base import ProbeKind
 from .probes.messagebus import ProbeSpec
 from .probes.registry import KINDS
-from .probes.self_report import SelfReportSpec
-from .probes.trading_request import CompositeSpec
-from .probes.websocket import WsSpec
-from nautilus_config.checks import (at_most, duration, name, Node, non_negative_int, one_of,
-                                    positive, positive_int)
+from nautilus_config.checks import at_most, name, Node, one_of, positive_int
 from nautilus_config.errors import ConfigError
 from nautilus_config.messagebus import messagebus_settings, redis_access, redis_url_check
 from nautilus_config.strict_yaml import load_file
 
 
 # Upper bounds, so that any accepted config runs in bounded memory and CPU (the
-# reasoning is in docs/configuration.md). One process sustains about 10,000
-# probes/s on 2 cores; beyond that, shard (--workers, --shard).
-MAX_RATE = 50_000.0  # probes/s of one engine × op, or trading requests/s
-MAX_TOTAL_RATE = 100_000.0  # probes/s over the whole plan
-MAX_SERIES = 500  # engine × op series: each is ~100 lines of /metrics
-MAX_PAYLOAD = 65_536  # bytes of a probe's payload
+# reasoning is in docs/configuration.md); each kind bounds its own part. One process
+# sustains about 10,000 probes/s on 2 cores; beyond that, shard (--workers, --shard).
+MAX_TOTAL_RATE = 100_000.0  # probes/s over the whole plan, every kind's flows
 MAX_IN_FLIGHT = 1_000_000
 MAX_MEMORY_MIB = 65_536
 
@@ -43,8 +36,10 @@ class Config:
     prefix: str
     prober_id: str
     max_in_flight: int
-    # Each probe kind's part of the plan, by kind name (probes/registry.py); a kind
-    # not configured is absent. Derived kinds (backlog) are computed, not stored.
+    # Each probe kind's part of the plan, by kind name (probes/registry.py): what its
+    # parse returned, absent when that was None (a kind whose section is not in the
+    # file; messagebus and self_report always have one, if empty). Derived kinds
+    # (backlog) are computed, not stored; a shard drops a kind its rule leaves empty.
     specs: Mapping[str, Any]
     checksum: str = ""
     redis_access: RedisAccess = RedisAccess()
@@ -59,24 +54,14 @@ class Config:
 
     @property
     def probes(self) -> tuple[ProbeSpec, ...]:
-        return self.specs.get("messagebus", ())  # type: ignore[no-any-return]  # parse() stores it
-
-    @property
-    def trading_request(self) -> CompositeSpec | None:
-        return self.specs.get("trading_request")
-
-    @property
-    def self_reports(self) -> SelfReportSpec:
-        return self.specs["self_report"]  # type: ignore[no-any-return]  # parse() stores it
-
-    @property
-    def websocket(self) -> WsSpec | None:
-        return self.specs.get("websocket")
+        """The engine × op streams of the MessageBus kind (what --config.check counts)."""
+        return self.specs.get("messagebus", ())  # type: ignore[no-any-return]  # its parse stores it
 
     @property
     def memory(self) -> Bound:
         """The most memory this configuration can make the exporter hold (memory.py)."""
-        return memory_bound(self)
+        return memory_bound(((kind.name, kind.memory(spec)) for kind in KINDS
+                             if (spec := self.spec(kind)) is not None), self.max_in_flight)
 
     @classmethod
     def load(cls, path: str, redis_url: str | None = None,
@@ -84,7 +69,34 @@ class Config:
         cfg, digest = load_file(path, parse)
         if redis_url is not None:
             cfg = dataclasses.replace(cfg, redis_url=redis_url_check("--redis.url", redis_url))
-        return dataclasses.replace(cfg.shard(*shard), checksum=digest)
+        mine = cfg.shard(*shard)
+        try:  # the limits are one process's: what --shard i/N leaves this one must meet them
+            mine.check_limits(shard)
+        except ConfigError as exc:
+            exc.file = path
+            raise
+        return dataclasses.replace(mine, checksum=digest)
+
+    def check_limits(self, shard: tuple[int, int] = (1, 1)) -> None:
+        """Raise ConfigError when this plan (one shard's part, after sharding) is more
+        than one exporter process may run: series, total rate, each kind's own limits,
+        and the memory bound."""
+        part = f"shard {shard[0]}/{shard[1]} " if shard[1] > 1 else ""
+        for kind in KINDS:
+            if kind.limit is not None and (spec := self.spec(kind)) is not None:
+                kind.limit(spec, part)
+        total = sum(rate for kind in KINDS if (spec := self.spec(kind)) is not None
+                    for rate, _ in kind.memory(spec).flows)
+        if total > MAX_TOTAL_RATE:
+            raise ConfigError("engines", f"{part}adds up to {total:,.0f} probes/s; at most "
+                              f"{MAX_TOTAL_RATE:,.0f} per exporter (shard the rest: --shard)")
+        need = self.memory
+        if need.total > self.max_memory:
+            raise ConfigError("max_memory_mib", f"{part or 'this configuration '}may hold up to "
+                              f"{need.total / MIB:,.0f} MiB ({need.describe()} MiB), more than "
+                              f"{self.max_memory // MIB:,} MiB: lower max_in_flight, rates, "
+                              "timeouts or connections, shard it (--shard), or raise "
+                              "max_memory_mib")
 
     def shard(self, index: int, count: int) -> Config:
         """Shard `index` of `count` (1-based) of this probe plan, for running several
@@ -105,19 +117,9 @@ class Config:
                 self.redis_client)
 
 
-def _probe_settings(node: Node, base: dict[str, Any]) -> dict[str, Any]:
-    out = {
-        "rate": node.get("rate", base["rate"], at_most(MAX_RATE, positive)),
-        "timeout": node.get("timeout", base["timeout"], at_most(MAX_TIMEOUT_S, duration)),
-        "priority": node.get("priority", base["priority"], one_of(*protocol.PRIORITIES)),
-        "payload_size": node.get("payload_size", base["payload_size"],
-                                 at_most(MAX_PAYLOAD, non_negative_int)),
-    }
-    node.done()
-    return out
-
-
 def parse(data: Any) -> Config:
+    """The whole file: the settings every kind shares, then each kind's part, read by
+    the kind (registry order: a kind may default from those before it)."""
     root = Node(data)
     redis_url, transport, prefix = messagebus_settings(root)
     access = redis_access(root, redis_url)
@@ -126,66 +128,16 @@ def parse(data: Any) -> Config:
     max_in_flight = root.get("max_in_flight", 100_000, at_most(MAX_IN_FLIGHT, positive_int))
     max_memory = root.get("max_memory_mib", DEFAULT_MAX_MEMORY // MIB,
                           at_most(MAX_MEMORY_MIB, positive_int)) * MIB
-    defaults = _probe_settings(root.node("defaults"), {
-        "rate": 10.0, "timeout": 2.0, "priority": "normal", "payload_size": 64})
-
-    probes: list[ProbeSpec] = []
-    engines = root.node("engines")
-    for engine, ops in engines.items():
-        epath = engines.sub(engine)
-        name(epath, engine)
-        ops_node = Node(ops, epath)
-        for op, settings in ops_node.items():
-            name(ops_node.sub(op), op)
-            probes.append(ProbeSpec(engine, op, **_probe_settings(Node(settings, ops_node.sub(op)),
-                                                                  defaults)))
-    sections = {kind.name: kind.parse(root.node(kind.section)) for kind in KINDS
-                if kind.section is not None and kind.parse is not None
-                and kind.section in root.data}
-    if not probes and not sections:
-        raise ConfigError("engines", "must name at least one engine and operation to probe")
-    if len(probes) > MAX_SERIES:
-        raise ConfigError("engines", f"names {len(probes)} engine × op series; at most "
-                          f"{MAX_SERIES} per exporter (shard the rest: --shard)")
-
-    trading = None
-    if "trading_request" in root.data:
-        tnode = root.node("trading_request")
-        legs_node = tnode.node("legs")
-        legs = tuple((name(legs_node.sub(e), e), name(legs_node.sub(e), op))
-                     for e, op in legs_node.items()) or protocol.TRADING_REQUEST_LEGS
-        trading = CompositeSpec(
-            rate=tnode.get("rate", 10.0, at_most(MAX_RATE, positive)),
-            timeout=tnode.get("timeout", defaults["timeout"], at_most(MAX_TIMEOUT_S, duration)),
-            priority=tnode.get("priority", "high", one_of(*protocol.PRIORITIES)),
-            payload_size=tnode.get("payload_size", defaults["payload_size"],
-                                   at_most(MAX_PAYLOAD, non_negative_int)),
-            legs=legs)
-        tnode.done()
-
-    reports = root.node("self_reports")
-    interval = reports.get("interval", 5.0, duration)
-    report_engines = reports.get("engines", None, _name_list)
-    reports.done()
-    if report_engines is None:
-        report_engines = tuple(dict.fromkeys(p.engine for p in probes))
+    specs: dict[str, Any] = {}
+    for kind in KINDS:
+        if kind.parse is not None and (spec := kind.parse(root, specs)) is not None:
+            specs[kind.name] = spec
     root.done()
-    total = sum(p.rate for p in probes) + (trading.rate * len(trading.legs) if trading else 0)
-    if total > MAX_TOTAL_RATE:
-        raise ConfigError("engines", f"adds up to {total:,.0f} probes/s; at most "
-                          f"{MAX_TOTAL_RATE:,.0f} per exporter (shard the rest: --shard)")
-    specs: dict[str, Any] = {"messagebus": tuple(probes),
-                             "self_report": SelfReportSpec(report_engines, interval), **sections}
-    if trading is not None:
-        specs["trading_request"] = trading
+    # The limits on one process's plan are checked after sharding (Config.load).
     cfg = Config(redis_url, transport, prefix, prober_id, max_in_flight, specs,
                  redis_access=access, max_memory=max_memory, redis_client=redis_client)
-    need = cfg.memory
-    if need.total > max_memory:
-        raise ConfigError("max_memory_mib", f"this configuration may hold up to "
-                          f"{need.total / MIB:,.0f} MiB ({need.describe()} MiB), more than "
-                          f"{max_memory // MIB:,} MiB: lower max_in_flight, rates, timeouts or "
-                          "connections, shard it (--shard), or raise max_memory_mib")
+    if not any(kind.memory(spec).series for kind in KINDS if (spec := cfg.spec(kind)) is not None):
+        raise ConfigError("engines", "must name at least one engine and operation to probe")
     return cfg
 
 
@@ -198,9 +150,3 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not 1 <= index <= count:
         raise ConfigError("--shard", f"must be i/N with 1 <= i <= N, got {text!r}")
     return index, count
-
-
-def _name_list(path: str, value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise ConfigError(path, f"must be a list of engine names, got {value!r}")
-    return tuple(name(f"{path}[{i}]", v) for i, v in enumerate(value))

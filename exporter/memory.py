@@ -3,32 +3,21 @@
 Every part of the exporter that grows with load has a limit the configuration
 sets: probes in flight (`max_in_flight`, and no more than the rates times the
 timeouts), ids remembered after an answer or a timeout (replies.MAX_REMEMBERED
-each), one send's requests (messagebus.MAX_BATCH_BYTES), metric series, and what
-each probe kind's own rule adds (ProbeKind.memory: held WebSocket connections).
-`bound()` adds them up with costs measured on CPython 3.11 (docs/performance.md)
-and rounded up; `--config.check` prints it and a
-configuration whose bound passes `max_memory` is refused.
+each), one send's requests (bus.MAX_BATCH_BYTES), metric series, and what each
+probe kind holds of its own (held WebSocket connections). Each kind's memory rule
+(ProbeKind.memory) says what its part of the plan costs; `bound()` adds them up
+with the costs of costs.py; `--config.check` prints it and a configuration whose
+bound passes `max_memory` is refused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .config import Config
-
-MIB = 1 << 20
-DEFAULT_MAX_MEMORY = 1024 * MIB
-
-# Measured (tracemalloc and RSS, docs/performance.md) and rounded up:
-BASE = 96 * MIB  # interpreter, libraries, two threads, Redis buffers, a render
-PER_SERIES = 160 << 10  # an engine × op: its metric children and /metrics lines (×3: render, gzip)
-PER_IN_FLIGHT = 1 << 10  # a pending probe: 316 B of objects, heap entries, dict slots
-PER_REMEMBERED = 512  # an answered or timed-out id kept to classify a later reply (227 B)
-PER_CONNECTION = 16 << 10  # a held WebSocket connection (6 KB measured)
-PER_CONNECTION_DEFLATE = 64 << 10  # with permessage-deflate (~48 KB)
-SENDING = 3  # one send's requests exist as objects, as packed commands and in the socket
+from .costs import (BASE, MIB, PER_IN_FLIGHT, PER_REMEMBERED, PER_SERIES, SENDING, Cost)
+from .probes.bus import MAX_BATCH_BYTES
+from .probes.replies import MAX_REMEMBERED
 
 
 @dataclass(frozen=True)
@@ -40,7 +29,7 @@ class Bound:
     in_flight: int
     remembered: int
     sending: int
-    kinds: tuple[tuple[str, int], ...] = ()  # what each probe kind's own memory rule adds
+    kinds: tuple[tuple[str, int], ...] = ()  # what each probe kind holds of its own
 
     @property
     def total(self) -> int:
@@ -54,28 +43,19 @@ class Bound:
         return ", ".join(f"{k} {-(-v // MIB):,}" for k, v in parts.items() if v)
 
 
-def bound(cfg: Config) -> Bound:
-    from .probes.messagebus import MAX_BATCH_BYTES
-    from .probes.registry import KINDS
-    from .probes.replies import MAX_REMEMBERED
-
+def bound(costs: Iterable[tuple[str, Cost]], max_in_flight: int) -> Bound:
+    """The bound of a plan whose kinds' rules gave `costs` (kind name, its cost)."""
+    costs = list(costs)
+    flows = [flow for _, c in costs for flow in c.flows]
     # Probes a second, and how many can be unanswered at once (rate × timeout).
-    flows = [(p.rate, p.timeout) for p in cfg.probes]
-    series = len(cfg.probes)
-    if cfg.trading_request is not None:
-        t = cfg.trading_request
-        flows += [(t.rate, t.timeout)] * len(t.legs)
-        series += len(t.legs) + 1
-    in_flight = min(cfg.max_in_flight, int(sum(r * t for r, t in flows)) + 1_000)
+    in_flight = min(max_in_flight, int(sum(r * t for r, t in flows)) + 1_000)
     # Answered ids live two timeouts, timed-out ones until counted lost (a timeout).
     answered = min(MAX_REMEMBERED, int(sum(r * 2 * t for r, t in flows)) + 1_000)
     timed_out = min(MAX_REMEMBERED, int(sum(r * t for r, t in flows)) + 1_000)
-    kinds = tuple((kind.name, held) for kind in KINDS
-                  if (spec := cfg.spec(kind)) is not None and (held := kind.memory(spec)))
     return Bound(
         base=BASE,
-        series=series * PER_SERIES,
+        series=sum(c.series for _, c in costs) * PER_SERIES,
         in_flight=in_flight * PER_IN_FLIGHT,
         remembered=(answered + timed_out) * PER_REMEMBERED,
         sending=SENDING * MAX_BATCH_BYTES,
-        kinds=kinds)
+        kinds=tuple((name, c.held) for name, c in costs if c.held))

@@ -55,9 +55,9 @@ class Failure(str, Enum):
     SEND_FAILED = "send_failed"  # the request could not be written
 
 
-# Every supervised loop (supervise.py): the `loop` label of loop_restarts_total.
-LOOPS = ("messagebus_send", "messagebus_receive", "trading_request", "self_report", "backlog",
-         "websocket_connect", "websocket_heartbeat", "event_loop_lag")
+# The exporter's own supervised loops (supervise.py); each probe kind declares its
+# own (ProbeKind.loops). Together: the `loop` label of loop_restarts_total.
+LOOPS = ("event_loop_lag",)
 
 
 class BusOperation(str, Enum):

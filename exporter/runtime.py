@@ -17,7 +17,7 @@ from nautilus_wire.requester import make_transport
 from .config import Config
 from .metrics import build
 from .probes.base import Context, Probe, ProbeKind
-from .probes.messagebus import MessageBus
+from .probes.bus import MessageBus
 from .probes import registry
 from .probes.registry import KINDS
 from .schedule import clock
@@ -26,8 +26,8 @@ from .supervise import Supervisor
 log = logging.getLogger(__name__)
 
 LOOP_LAG_INTERVAL_S = 0.1
-# SIGTERM to exit within 2 s in every state (Redis frozen included): loops get this
-# long to end by themselves, then they are cancelled; closing connections gets the rest.
+# Stopping within cli.STOP_BUDGET_S in every state (Redis frozen included): loops get
+# this long to end by themselves, then they are cancelled; closing connections gets the rest.
 STOP_GRACE_S = 0.8
 CLOSE_GRACE_S = 0.3
 
@@ -59,7 +59,7 @@ class Exporter:
         # The exporter's own CPU, memory and open fds: process_* (per worker with --workers).
         ProcessCollector(registry=self.registry)
         self.metrics = build(self.registry)
-        self.supervisor = Supervisor(self.metrics)
+        self.supervisor = Supervisor(self.metrics, (loop for k in KINDS for loop in k.loops))
         self.config: Config | None = None
         self.bus: MessageBus | None = None
         self._running: dict[str, _Running] = {}

@@ -17,6 +17,8 @@ MAX_TICK_S = 0.01  # also how often timeouts are checked
 # Probes due within the next tick are sent now rather than up to a tick late
 # (timers wake late, never early); their latency then runs from the real send.
 EARLY_S = MIN_TICK_S
+# The longest timeout any probe may be given (seconds): bounds memory and shutdown.
+MAX_TIMEOUT_S = 60.0
 
 
 class Schedule:
@@ -47,9 +49,13 @@ class Schedule:
         return due
 
     def take_sendable(self, now: float, timeout: float, room: int) -> tuple[list[float], int]:
-        """`sendable(self.take_due(now), now, timeout, room)` without listing the probes
-        that are skipped: after a long stall at a high rate that list alone held
-        millions of floats. Memory is bounded by `room`, whatever the rate and stall."""
+        """The skip rule, applied to the probes due by `now`: those to send now and how
+        many to skip. A probe already older than its timeout could not be answered in
+        time, and no more than `room` are sent (what max_in_flight leaves): the rest
+        are skipped and counted, never sent later as a burst. The same as
+        `sendable(self.take_due(now), now, timeout, room)` without listing the probes
+        that are skipped (after a long stall at a high rate that list alone held
+        millions of floats): memory is bounded by `room`, whatever the rate and stall."""
         last = math.floor((now - self.start) * self.rate + 1e-9)
         first = self.k
         if last < first:
@@ -72,9 +78,7 @@ def sleep_for(next_due: float, now: float) -> float:
 
 
 def sendable(due: list[float], now: float, timeout: float, room: int) -> tuple[list[float], int]:
-    """The skip rule: of the probes due, those to send now and how many to skip.
-    A probe already older than its timeout could not be answered in time, and no
-    more than `room` are sent (what max_in_flight leaves): the rest are skipped and
-    counted, never sent later as a burst."""
+    """The skip rule over a list of due times, written plainly: the reference
+    `Schedule.take_sendable` (what the probes use) is tested against."""
     send = [d for d in due if now - d <= timeout][:max(room, 0)]
     return send, len(due) - len(send)

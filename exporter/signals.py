@@ -6,6 +6,11 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable
 
+# SIGTERM or SIGINT ends a long-running command within this many seconds, in every
+# state (Redis down or frozen, mid-reload, overloaded). The exporter enforces it with
+# a hard deadline (cli.HARD_EXIT_S); each stage's own budget is set below it.
+EXIT_WITHIN_S = 2.0
+
 
 async def until_signalled(body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run body(stop); SIGINT and SIGTERM set `stop`."""

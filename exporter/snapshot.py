@@ -2,15 +2,15 @@
 rendered on the endpoints' thread at a fraction of prometheus-client's cost.
 
 Every reply is timed when the probes' loop reads it, so whatever holds that loop
-delays the replies arriving meanwhile: collecting the whole registry there took
-10-18 ms on a 2-core machine (2,500 samples), and one scrape a second moved the
-p99 by that much. Collecting on the endpoints' thread instead would read requests,
+delays the replies arriving meanwhile: collecting the whole registry there moves
+the latency tail by as long as it takes (docs/performance.md, "Scrapes beside
+probing"). Collecting on the endpoints' thread instead would read requests,
 answers and in-flight probes from different moments. So the loop only reads each
 metric child's values (`freeze`), and everything else happens on the endpoints'
 thread.
 
-There, building and formatting 2,500 samples through prometheus-client took 15-40
-ms of Python per render, and it holds the interpreter the probes' thread needs. A
+There, building and formatting the samples through prometheus-client is the most
+Python of a render, and it holds the interpreter the probes' thread needs. A
 sample line differs from one render to the next only in its value, so `Exposition`
 learns each child's lines once, from prometheus-client rendering that child alone,
 and afterwards writes the same lines with the new values (`floatToGoString`, the
@@ -19,19 +19,28 @@ end with exactly the values given, in that order; otherwise, and for what it doe
 not know (a custom collector, a gauge read through a function), the library renders
 the whole family. `tests/test_snapshot.py` checks the result is byte for byte the
 library's, in both exposition formats, and that the fast path is taken with the
-prometheus-client installed (the copy reads its metrics' children, values and
-buckets).
+prometheus-client installed.
+
+The copy reads prometheus-client's internals (a registry's collectors, a metric's
+children, a child's `_value`, `_buckets` and `_sum`, and how a gauge read through
+a function is marked). pyproject.toml bounds the release to those the tests passed
+on, and at import `FAST_PATH` proves them once more on a small registry of every
+kind: when a release reads differently, every metric is collected in full instead
+(slower, never wrong) and a warning says so.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.utils import floatToGoString
+
+log = logging.getLogger(__name__)
 
 Encoder = Callable[[Any], bytes]
 _number: Callable[[float], str] = floatToGoString  # the library's, typed: it has no annotations
@@ -139,13 +148,47 @@ def _read(metric: MetricWrapperBase) -> _Family | _Collected:
     return _Family(metric, [(labels, child, _raw(child)) for labels, child in children])
 
 
-def freeze(registry: CollectorRegistry) -> list[_Family | _Collected]:
-    """On the loop that updates the metrics: every value of this moment, read and
-    kept, wherever and whenever it is rendered."""
+def _copy(registry: CollectorRegistry) -> list[_Family | _Collected]:
     with registry._lock:
         collectors = list(registry._collector_to_names)
     return [_read(c) if isinstance(c, MetricWrapperBase) else _Collected(list(c.collect()))
             for c in collectors]
+
+
+def _fast_path_holds() -> bool:
+    """Whether the copy reads this prometheus-client release right: a registry of every
+    kind of child it copies, and a gauge read through a function, copied then changed,
+    must render as it was."""
+    reg = CollectorRegistry()
+    counter = Counter("c", "A labelled counter.", ["l"], registry=reg)
+    gauge = Gauge("g", "A gauge.", registry=reg)
+    read = Gauge("f", "A gauge read through a function.", registry=reg)
+    hist = Histogram("h", "A histogram.", ["l"], buckets=(1.0,), registry=reg)
+    value = [5.0]
+    read.set_function(lambda: value[0])
+    counter.labels("a").inc(2)
+    gauge.set(3)
+    for x in (0.5, 2.0):
+        hist.labels("a").observe(x)
+    try:
+        was = generate_latest(reg)
+        copy = _copy(reg)
+        counter.labels("a").inc()
+        gauge.set(4)
+        hist.labels("a").observe(0.25)
+        value[0] = 6.0
+        return ([type(c) for c in copy] == [_Family, _Family, _Collected, _Family]
+                and generate_latest(Snapshot(copy)) == was)
+    except Exception:  # an internal gone or renamed
+        return False
+
+
+def freeze(registry: CollectorRegistry) -> list[_Family | _Collected]:
+    """On the loop that updates the metrics: every value of this moment, read and
+    kept, wherever and whenever it is rendered."""
+    if FAST_PATH:
+        return _copy(registry)
+    return [_Collected(list(registry.collect()))]  # the public API only
 
 
 class Snapshot:
@@ -243,3 +286,10 @@ class Exposition:
                 return None
             prefixes.append(line[:len(line) - len(value) - 1])
         return "".join(header), prefixes
+
+
+FAST_PATH = _fast_path_holds()
+if not FAST_PATH:
+    log.warning("this prometheus-client release stores metric values differently from those "
+                "the snapshot was proven on: every scrape collects the registry in full on "
+                "the probes' loop (slower, still exact)")

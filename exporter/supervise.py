@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from .metrics import LOOPS, Metrics
@@ -29,11 +29,13 @@ STABLE_AFTER_S = 60.0
 
 
 class Supervisor:
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, loops: Iterable[str] = ()) -> None:
+        """`loops`: besides metrics.LOOPS, those whose series exist from the start
+        (the runtime passes every kind's, ProbeKind.loops)."""
         self.metrics = metrics
         self._restarts: dict[str, deque[float]] = {}
         self._counters: dict[str, Any] = {}  # loop -> its bound loop_restarts child
-        for loop in LOOPS:
+        for loop in (*LOOPS, *loops):
             self._add(loop)
 
     def _add(self, loop: str) -> None:
@@ -43,7 +45,7 @@ class Supervisor:
     async def run(self, loop: str, body: Callable[[], Awaitable[None]],
                   stop: asyncio.Event) -> None:
         """Run body() until `stop` is set, restarting it whenever it fails. A loop not
-        in metrics.LOOPS (a newer probe kind's) gets its series when it first runs."""
+        declared gets its series when it first runs."""
         if loop not in self._restarts:
             self._add(loop)
         backoff = BACKOFF_S

@@ -279,8 +279,8 @@ class Server:
 
     async def _start(self) -> None:
         host, port = parse_listen_address(self.listen)
-        # A scrape still being answered at shutdown gets this long, not aiohttp's 60 s:
-        # SIGTERM must end the process within 2 s.
+        # A scrape still being answered at shutdown gets this long, not aiohttp's 60 s
+        # (SIGTERM ends the process within signals.EXIT_WITHIN_S).
         runner = web.AppRunner(make_app(self.backend, self.options), access_log=None,
                                shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await runner.setup()

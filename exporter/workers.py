@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 RESTART_MIN_S = 1.0
 RESTART_MAX_S = 60.0
 STABLE_S = 60.0
-# SIGTERM to the parent: the workers stop in parallel within this (each within 2 s).
+# SIGTERM to the parent: the workers stop in parallel within this, inside the parent's
+# own signals.EXIT_WITHIN_S.
 STOP_GRACE_S = 1.6
 
 

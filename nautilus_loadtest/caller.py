@@ -12,7 +12,8 @@ from redis.exceptions import RedisError
 
 from nautilus_wire.protocol import Reply, Request
 from nautilus_wire.redis_client import ready
-from nautilus_wire.requester import Malformed, make_transport
+from nautilus_wire.replies import Malformed
+from nautilus_wire.requester import make_transport
 
 
 class Caller:

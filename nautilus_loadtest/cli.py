@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 import argparse
 import importlib.util
 import json
@@ -15,7 +16,7 @@ from nautilus_wire import protocol
 from nautilus_wire.redact import redact
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("loadtest", aliases=["bench"],
                        help="load-test runs: baseline (monolith), containerized, websocket")
     p.add_argument("kind", choices=("baseline", "containerized", "websocket"))
@@ -88,7 +89,7 @@ def _push_flag(p: argparse.ArgumentParser) -> None:
                         "running local stack's, if any; '' to push nowhere)")
 
 
-def _push(command: str, args: argparse.Namespace, t: Thresholds, checks: list, meta: dict,
+def _push(command: str, args: argparse.Namespace, t: Thresholds, checks: list[Any], meta: dict[str, Any],
           offered_ops: float | None = None) -> None:
     """Push the verdicts under `t`'s capacity job; a Pushgateway that cannot take them is reported, and the
     verdicts still stand (the report is written, the exit code says pass or fail)."""
@@ -161,7 +162,7 @@ def _check_shares(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _run_share(args: argparse.Namespace, opts: dict) -> int:
+def _run_share(args: argparse.Namespace, opts: dict[str, Any]) -> int:
     """One share of a run: its part of the load, its raw result left in Redis."""
     from .report import merge, report, summary_table
     from .runs import _in_process

@@ -65,7 +65,7 @@ class LatencyHistogram:
     def mean(self) -> float:
         return self.sum / self.count if self.count else math.nan
 
-    def summary_ms(self) -> dict[str, float]:
+    def summary_ms(self) -> dict[str, Any]:
         """The migration plan's latency keys, in milliseconds, plus the full percentiles."""
         if not self.count:
             return {"sample_count": 0}

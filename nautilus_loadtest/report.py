@@ -114,7 +114,7 @@ def within(errors: int, ok: int, p99_s: float | None, opts: dict[str, Any]) -> b
     """A sustained-rate step passes: answers came, p99 and the error ratio within target."""
     if not ok or p99_s is None or p99_s > opts["p99_target"]:
         return False
-    return errors / (errors + ok) <= opts.get("error_ratio_target", 0.0)
+    return bool(errors / (errors + ok) <= opts.get("error_ratio_target", 0.0))
 
 
 def sustained_report(raw: dict[str, Any]) -> Sustained:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime, UTC
 from typing import Any
 
-from alerts.rules import P, recording_exprs
+from alerts.rules import recording_exprs
+from exporter.metrics import NAMESPACE as P
 from alerts.query import PrometheusAPI, QueryError
 from nautilus_config.errors import UsageError
 from nautilus_wire.protocol import BASELINE_ENGINE
@@ -114,7 +115,7 @@ def collect(prometheus: str, start: float, end: float) -> tuple[Baseline, Contai
         # capacity run, so no trading requests/s to hold against the monolith's.
         ThroughputBenchmark(max_ops_per_second=thr, test_duration=end - start),
         {e: EngineFigures(throughput=engines_thr.get(e),
-                          latency=engines_lat[e] * 1e3 if engines_lat.get(e) is not None else None,
+                          latency=lat * 1e3 if (lat := engines_lat.get(e)) is not None else None,
                           error_rate=engines_err.get(e))
          for e in sorted(set(engines_thr) | set(engines_lat) | set(engines_err))},
         source="prometheus", window=[start, end], metadata=meta)

@@ -69,7 +69,7 @@ async def run_containerized(opts: dict[str, Any], stop: asyncio.Event) -> dict[s
             if mode == "open":
                 duration = await open_loop(fn, n, seconds, stop, tally, _share(opts))
             else:
-                duration = await closed_loop(fn, n, seconds, stop, tally)
+                duration = await closed_loop(fn, int(n), seconds, stop, tally)
             out[label] = {"duration": duration, "errors": tally.errors,
                           "histogram": tally.hist.to_json()}
         out["sustained"] = await _sustained(trading_request, opts, per_phase / 3, stop)

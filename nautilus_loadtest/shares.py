@@ -97,7 +97,7 @@ def store(opts: dict[str, Any], run_id: str, kind: str, index: int, count: int,
         client = connect(opts["redis_url"])
         try:
             key = _key(opts["prefix"], run_id, kind)
-            await client.hset(key, str(index), record)
+            await client.hset(key, str(index), record)  # type: ignore[misc]  # redis-py types it sync or async
             await client.expire(key, KEEP_S)
         finally:
             await client.aclose()
@@ -113,7 +113,8 @@ def fetch(redis_url: str, prefix: str, run_id: str, kind: str, count: int,
         try:
             deadline = time.monotonic() + wait_s
             while True:
-                found: dict[str, str] = await client.hgetall(_key(prefix, run_id, kind))
+                found: dict[str, str] = await client.hgetall(  # type: ignore[misc]  # redis-py types it sync or async
+                    _key(prefix, run_id, kind))
                 if len(found) >= count or time.monotonic() >= deadline:
                     return found
                 await asyncio.sleep(POLL_S)

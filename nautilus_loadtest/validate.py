@@ -277,7 +277,7 @@ def plot(t: Thresholds, baseline: Baseline, containerized: Containerized, out: P
         values.append(tb.max_ops_per_second)
     fig, ax = plt.subplots(figsize=(5.5, 4))
     bars = ax.bar(names, [max(v, 0.1) for v in values], color=["grey", "tab:blue"][-len(names):])
-    target = t.system["throughput_ops_per_second"].min
+    target = t.system["throughput_ops_per_second"].floor
     ax.axhline(target, color="red", ls="--", label=f"target {target:,.0f} ops/s")
     ax.set_yscale("log")
     ax.set_ylim(top=target * 10)
@@ -294,7 +294,7 @@ def plot(t: Thresholds, baseline: Baseline, containerized: Containerized, out: P
     label(ax, ax.bar([i + 0.2 for i in x], [baseline.p95_latency or 0, lb.p95_latency or 0],
                      0.4, label="p95"), "ms")
     ax.set_xticks(list(x), ["baseline (monolith)", "containerized"])
-    limit = t.system["latency_average_seconds"].max * 1e3
+    limit = t.system["latency_average_seconds"].ceiling * 1e3
     ax.axhline(limit, color="red", ls="--", label=f"target: average under {limit:g} ms")
     ax.set_ylabel("ms")
     ax.set_title("End-to-end latency (ms)")
@@ -304,8 +304,8 @@ def plot(t: Thresholds, baseline: Baseline, containerized: Containerized, out: P
     engines = sorted(containerized.scalability_benchmark)
     rows = [containerized.scalability_benchmark[e] for e in engines]
     for name, key, limit, unit in (
-            ("engine_throughput.png", "throughput", t.engine["throughput_ops_per_second"].min, "ops/s"),
-            ("engine_latency.png", "latency", (t.engine["latency_average_seconds"].max or 0) * 1e3, "ms")):
+            ("engine_throughput.png", "throughput", t.engine["throughput_ops_per_second"].floor, "ops/s"),
+            ("engine_latency.png", "latency", t.engine["latency_average_seconds"].ceiling * 1e3, "ms")):
         fig, ax = plt.subplots(figsize=(9, 4))
         label(ax, ax.bar(engines, [getattr(r, key) or 0 for r in rows], color="tab:blue"), "")
         ax.axhline(limit, color="red", ls="--", label=f"target\n{limit:,.4g} {unit}")

@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     use_uvloop()
     raise_fd_limit()
     try:
-        return args.func(args)
+        code: int = args.func(args)
+        return code
     except ConfigError as exc:
         print(f"nautilus-probe: config error: {exc}", file=sys.stderr)
         return 2

@@ -119,10 +119,10 @@ def sizing(config_path: Path, shards: int) -> tuple[int, int]:
     for i in range(1, shards + 1):
         cfg = Config.load(str(config_path), shard=(i, shards))
         rate = sum(p.rate for p in cfg.probes)
-        if cfg.trading_request is not None:
-            rate += cfg.trading_request.rate * len(cfg.trading_request.legs)
-        if cfg.websocket is not None:
-            rate += cfg.websocket.heartbeat_rate
+        if (trading := cfg.specs.get("trading_request")) is not None:
+            rate += trading.rate * len(trading.legs)
+        if (ws := cfg.specs.get("websocket")) is not None:
+            rate += ws.heartbeat_rate
         memory = max(memory, cfg.memory.total)
         cpu = max(cpu, cpu_milli(rate))
     mib = 1 << 20

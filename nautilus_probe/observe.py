@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from collections.abc import Callable
 
 import redis
@@ -133,7 +133,7 @@ LOCAL_GROUP_INTERVAL = "5s"
 def alertmanager_config(receiver_port: int, local: bool = True) -> dict[str, Any]:
     """alerts/alertmanager.yml with its webhooks pointed at the local receiver and,
     when `local`, the local stack's timing."""
-    config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    config: dict[str, Any] = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
     if local:
         config["route"]["group_wait"] = LOCAL_GROUP_WAIT
         config["route"]["group_interval"] = LOCAL_GROUP_INTERVAL
@@ -189,7 +189,8 @@ class AlertWatch:
         now: dict[tuple[str, ...], str] = {}
         for a in alerts:
             labels = a["labels"]
-            key = (labels.get("alertname", ""), labels.get("severity", ""), subject(labels))
+            key: tuple[str, ...] = (labels.get("alertname", ""), labels.get("severity", ""),
+                                    subject(labels))
             now[key] = a["state"]
         for key, state in sorted(now.items()):
             if self.states.get(key) != state:
@@ -216,7 +217,7 @@ class KnobWatch:
 
     def poll(self) -> None:
         try:
-            now = {k: self._redis.get(k) or "" for k in
+            now: dict[str, str] = {k: cast(str, self._redis.get(k)) or "" for k in
                    self._redis.scan_iter(f"{self.prefix}:*:knobs")}
         except redis.RedisError:
             return

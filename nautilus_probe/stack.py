@@ -18,6 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 from collections.abc import Callable
+from typing import Any, cast
 
 import redis
 
@@ -42,7 +43,7 @@ def port_in_use(port: int) -> bool:
 
 def spawn(argv: list[str], **kw: object) -> subprocess.Popen[bytes]:
     # Own session: Ctrl-C reaches only us, and we stop the children in order.
-    return subprocess.Popen(argv, start_new_session=True, **kw)  # type: ignore[call-overload]  # **kw
+    return subprocess.Popen(argv, start_new_session=True, **kw)  # type: ignore[call-overload,no-any-return]  # **kw
 
 
 def exited(procs: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes] | None:
@@ -92,7 +93,8 @@ def wait_responders(redis_url: str, prefix: str, engines: list[str], timeout: fl
 
 def _has_group(r: redis.Redis, stream: str) -> bool:
     try:
-        return any(g["name"] == protocol.RESPONDER_GROUP for g in r.xinfo_groups(stream))
+        groups = cast(list[dict[str, Any]], r.xinfo_groups(stream))  # a sync client: a list
+        return any(g["name"] == protocol.RESPONDER_GROUP for g in groups)
     except redis.ResponseError:
         return False  # no stream yet
 
@@ -102,7 +104,7 @@ def wait_ready(url: str, timeout: float, procs: list[subprocess.Popen[bytes]]) -
     def ready() -> bool:
         try:
             with urllib.request.urlopen(url, timeout=1) as resp:
-                return resp.status == 200
+                return bool(resp.status == 200)
         except OSError:
             return False
     problem = _wait(ready, timeout, procs)

@@ -152,7 +152,9 @@ def live_stack(tmp: Path, duration: float = 240, alerting: dict[str, Any] | None
             pg, pg_at = start_pushgateway()
         wait_for(lambda: "Metrics: " in log.read_text() or stack.poll() is not None, 40)
         assert stack.poll() is None, log.read_text()
-        redis_url = re.search(r"Redis at (redis://[^\s,]+)", log.read_text()).group(1)
+        found = re.search(r"Redis at (redis://[^\s,]+)", log.read_text())
+        assert found is not None, log.read_text()
+        redis_url = found.group(1)
         thresholds, rules = write_rules(tmp, TEST_ALERTING if alerting is None else alerting)
         prometheus, api = start_prometheus(tmp, f"127.0.0.1:{port}", rules, am_url, pg_at)
         yield Live(api, redis_url, f"http://127.0.0.1:{port}", thresholds, rules, am_url,

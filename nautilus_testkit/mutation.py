@@ -14,7 +14,7 @@ OUT_OF_SCOPE = ("x__fmt", "x_judge", "x_markdown", "x_plot", "x_validate")
 def main() -> int:
     out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"],
                          capture_output=True, text=True, check=True).stdout
-    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     survivors = []
     for line in out.splitlines():
         if ": " not in line:

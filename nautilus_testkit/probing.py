@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -13,7 +14,8 @@ from exporter.probes.messagebus import ProbeSpec
 from exporter.probes.trading_request import CompositeSpec
 from exporter.metrics import build
 from exporter.probes.base import Probe
-from exporter.probes.messagebus import MessageBus, MessageBusProbe
+from exporter.probes.bus import MessageBus
+from exporter.probes.messagebus import MessageBusProbe
 from exporter.probes.trading_request import TradingRequestProbe
 from nautilus_wire.protocol import DEFAULT_PREFIX, request_stream
 from nautilus_wire.redis_client import connect
@@ -67,7 +69,7 @@ async def probing(redis_url: str, probes: list[ProbeSpec], *, duration: float,
 
 
 @contextlib.asynccontextmanager
-async def engines_running(redis_url: str, engines: list) -> AsyncIterator[None]:
+async def engines_running(redis_url: str, engines: list[Any]) -> AsyncIterator[None]:
     """Run synthetic engines (already constructed on a client) until the block ends."""
     stop = asyncio.Event()
     tasks = [asyncio.create_task(e.run(stop)) for e in engines]

@@ -7,8 +7,9 @@ The public API (docs/engines.md)::
 
 Modules: `protocol` (wire protocol v1, I/O-free), `ws_protocol` (the engine-status
 WebSocket protocol), `responder`, `thread`, `handlers`, `self_report`, `requester`
-(the prober's side), `redis_client`. It imports nothing but `redis` and never changes
-the process's event-loop policy, logging configuration or signal handlers.
+(the prober's side, with `replies` and `thin_streams`), `redis_client`. It imports
+nothing but `redis` and never changes the process's event-loop policy, logging
+configuration or signal handlers.
 """
 
 from .handlers import Verdict, carry_probe, current_probe, is_probe

@@ -1,58 +1,21 @@
 """The requesting side of protocol v1: send requests, receive and decode replies.
 
 Two transports speak protocol v1 over Redis: `streams` (XADD / XREAD) and
-`pubsub` (PUBLISH / SUBSCRIBE). Both decode replies here, so the prober only
-sees `Reply` objects or `Malformed` records.
+`pubsub` (PUBLISH / SUBSCRIBE). Both decode replies with replies.py, so the prober
+only sees `Reply` objects or `Malformed` records.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import redis.asyncio as aioredis
 
 from . import protocol
-from .protocol import ProtocolError, Reply, Request
-
-# Read at most this long per receive call: redis-py ignores cancellation during
-# a blocking XREAD, so readers block briefly and check their stop flag instead.
-RECEIVE_BLOCK_S = 0.1
-RECEIVE_BATCH = 4096
-# Approximate cap on request streams, so a missing responder cannot fill Redis: at
-# most this many entries, and at most about REQUEST_STREAM_MAX_BYTES of them (64 KiB
-# payloads: ~4,000 entries, not 6.5 GB).
-REQUEST_STREAM_MAXLEN = 100_000
-REQUEST_STREAM_MAX_BYTES = 256 << 20
-
-
-def request_stream_maxlen(payload_bytes: int) -> int:
-    return max(100, min(REQUEST_STREAM_MAXLEN, REQUEST_STREAM_MAX_BYTES // (payload_bytes + 400)))
-
-
-@dataclass(slots=True)
-class Malformed:
-    """A reply that broke the protocol; `id` is its correlation id when readable."""
-
-    reason: str
-    id: str | None
-
-
-def _decode(fields: Any, entry_id: str | bytes | None = None) -> Reply | Malformed:
-    """A reply's fields; `entry_id`, its stream entry's id, says when it entered the bus."""
-    try:
-        reply = Reply.from_fields(fields)
-    except ProtocolError as exc:
-        raw_id = fields.get("id") if isinstance(fields, dict) else None
-        return Malformed(str(exc), raw_id if isinstance(raw_id, str) else None)
-    if entry_id is not None:
-        if isinstance(entry_id, bytes):  # a client without decode_responses
-            entry_id = entry_id.decode("ascii", "replace")
-        ms = entry_id.partition("-")[0]
-        reply.bus_ms = int(ms) if ms.isascii() and ms.isdigit() else None
-    return reply
-
+from .protocol import Reply, Request
+from .replies import (decode, decode_json, Malformed, RECEIVE_BATCH, RECEIVE_BLOCK_S,
+                      request_stream_maxlen)
 
 class ProberTransport(Protocol):
     reply_key: str
@@ -89,7 +52,7 @@ class StreamsTransport:
         for _stream, entries in resp or ():
             for entry_id, fields in entries:
                 self.last_id = entry_id
-                out.append(_decode(fields, entry_id))
+                out.append(decode(fields, entry_id))
         return out
 
     async def close(self) -> None:
@@ -119,7 +82,7 @@ class PubSubTransport:
         msg = await self._pubsub.get_message(timeout=RECEIVE_BLOCK_S)
         while msg is not None:
             if msg.get("type") == "message":
-                out.append(_decode_json(msg["data"]))
+                out.append(decode_json(msg["data"]))
             if len(out) >= RECEIVE_BATCH:
                 break
             msg = await self._pubsub.get_message(timeout=0)
@@ -127,15 +90,6 @@ class PubSubTransport:
 
     async def close(self) -> None:
         await cast(Any, self._pubsub).aclose()
-
-
-def _decode_json(data: str | bytes) -> Reply | Malformed:
-    """A pubsub reply: parsed once, then decoded like a stream entry's fields."""
-    try:
-        fields = protocol.json_object(data)
-    except ProtocolError as exc:
-        return Malformed(str(exc), None)
-    return _decode(fields)
 
 
 def make_transport(kind: str, client: aioredis.Redis, prefix: str, prober: str,

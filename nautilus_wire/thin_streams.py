@@ -27,7 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import protocol
 from .redis_client import _Connection, ENCODING_ERRORS, hiredis
-from .requester import _decode, Malformed, RECEIVE_BATCH, RECEIVE_BLOCK_S, request_stream_maxlen
+from .replies import decode, Malformed, RECEIVE_BATCH, RECEIVE_BLOCK_S, request_stream_maxlen
 from .protocol import Reply, Request
 
 CONNECT_TIMEOUT_S = 1.0
@@ -211,7 +211,7 @@ class ThinStreamsTransport:
                 if len(flat) % 2:  # Redis never sends this; a proxy in between might
                     out.append(Malformed("an odd number of fields", None))
                     continue
-                out.append(_decode(dict(zip(flat[::2], flat[1::2], strict=True)), entry_id))
+                out.append(decode(dict(zip(flat[::2], flat[1::2], strict=True)), entry_id))
         return out
 
     async def close(self) -> None:

@@ -21,7 +21,7 @@ from .websocket_engine import WebSocketEngine, WsKnobs
 log = logging.getLogger("nautilus_probe")
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     knob_command.add_parser(sub)
     p = sub.add_parser("engines", help="run synthetic engines")
     p.add_argument("--config.file", dest="config_file", default="synthetic.yml")

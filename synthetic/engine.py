@@ -103,8 +103,11 @@ class SyntheticEngine:
         waiters = self._waiting.pop(op, [])
         if waiters:
             # After this handler's reply is queued: the next loop turn at the earliest.
-            asyncio.get_running_loop().call_soon(
-                lambda: [w.set_result(None) for w in waiters if not w.done()])
+            def wake() -> None:
+                for w in waiters:
+                    if not w.done():
+                        w.set_result(None)
+            asyncio.get_running_loop().call_soon(wake)
 
     async def run(self, stop: asyncio.Event) -> None:
         await asyncio.gather(self.responder.run(stop), self._knob_loop(stop))

@@ -32,7 +32,7 @@ from .knobs import Knobs, parse_knobs
 STACK_STATE = Path(tempfile.gettempdir()) / "nautilus-probe-stack.json"
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("knobs", help="inject a fault into a synthetic engine, or clear it",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("engine", nargs="?", help="engine name (none: show every engine's knobs)")

@@ -83,7 +83,8 @@ class WebSocketEngine:
     def _authorized(self, conn: ServerConnection) -> bool:
         if not self.knobs.tokens:
             return True
-        token = parse_qs(urlsplit(conn.request.path).query).get("token", [""])[0]
+        path = conn.request.path if conn.request is not None else ""
+        token = parse_qs(urlsplit(path).query).get("token", [""])[0]
         return token in self.knobs.tokens
 
     # -- one connection ------------------------------------------------------------

@@ -180,6 +180,11 @@ def test_the_job_names_come_from_thresholds(tmp_path: Path) -> None:
      "alerting.burn_rates.page[0].short: must be shorter than long"),
     (("alerting", "burn_rates"), {"ticket": [{"factor": 1, "long": "3 days", "short": "6h"}]},
      "alerting.burn_rates.ticket[0].long: must be a window such as 5m, 6h or 3d, got '3 days'"),
+    # The side every rule and verdict computes with (a traceback before).
+    (("system", "throughput_ops_per_second"), {"max": 100_000},
+     "system.throughput_ops_per_second: needs a min"),
+    (("engine_defaults", "latency_average_seconds"), {"min": 0.001},
+     "engine_defaults.latency_average_seconds: needs a max"),
 ])
 def test_bad_thresholds_name_the_key(tmp_path: Path, key: tuple[str, str], value: object,
                                      message: str) -> None:

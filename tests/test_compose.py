@@ -59,9 +59,12 @@ def test_compose_exporter_config_follows_the_shipped_one() -> None:
     shipped["websocket"].pop("endpoints")
     health = derived["http"].pop("targets")
     shipped["http"].pop("targets")
+    ports = derived["tcp"].pop("targets")
+    shipped["tcp"].pop("targets")
     assert derived == shipped
     assert endpoints == [f"ws://ws-engine-{i}:{8079 + i}/ws/engine/status" for i in (1, 2, 3)]
     assert health == {"websocket": [f"http://ws-engine-{i}:{8079 + i}/health" for i in (1, 2, 3)]}
+    assert ports == {"websocket": [f"ws-engine-{i}:{8079 + i}" for i in (1, 2, 3)]}
 
 
 def test_prometheus_config_loads_the_generated_rules(tmp_path: Path) -> None:

@@ -18,11 +18,11 @@ from exporter.metrics import build
 from exporter.probes import registry
 from exporter.probes.websocket import ConnectFailure, Disconnect
 from exporter.supervise import Supervisor
-from exporter.probes.messagebus import MessageBus
+from exporter.probes.bus import MessageBus
 from exporter.probes.self_report import SelfReportProbe
 from exporter.probes.trading_request import TradingRequestProbe
 from nautilus_wire.protocol import TRADING_REQUEST_LEGS, Reply
-from nautilus_wire.requester import Malformed
+from nautilus_wire.replies import Malformed
 
 GOLDEN = Path(__file__).parent / "data" / "exposition_golden.txt"
 EP = "ws://127.0.0.1:1/ws"
@@ -54,7 +54,9 @@ async def test_exposition_of_a_fixed_event_sequence_is_unchanged() -> None:
     groups = {k: registry.kind(k).metrics(reg)  # type: ignore[misc]  # these kinds have one
               for k in ("self_report", "backlog", "websocket")}
     transport = RecordingTransport()
-    bus = MessageBus(None, transport, m, "golden")  # type: ignore[arg-type]  # never connects
+    # As the runtime supervises: every kind's loops declared from the start.
+    sup = Supervisor(m, (loop for k in registry.KINDS for loop in k.loops))
+    bus = MessageBus(None, transport, m, "golden", supervisor=sup)  # type: ignore[arg-type]  # never connects
     tr = bus.tracker
     risk, ana = tr.series("risk", "limit_check"), tr.series("analytics", "calculation")
 

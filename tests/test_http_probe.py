@@ -42,6 +42,15 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(1.0)
         elif self.path == "/flaky":
             status = 200 if self.healthy.is_set() else 503
+        elif self.path == "/dribble":  # the body's second half comes DELAY_S later
+            self.send_response(200)
+            self.send_header("Content-Length", "8")
+            self.end_headers()
+            self.wfile.write(b"half")
+            self.wfile.flush()
+            time.sleep(DELAY_S)
+            self.wfile.write(b"done")
+            return
         body = b"ok\n" if status == 200 else b"no\n"
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
@@ -228,3 +237,80 @@ def test_the_target_label_carries_no_secret() -> None:
     [target] = cfg.specs["http"].targets
     assert target.label == "http://probe:xxxxx@127.0.0.1:1/h"
     assert target.url.endswith("?token=abc")  # dialled as written
+
+
+def test_an_interval_changed_by_a_reload_takes_effect_in_place() -> None:
+    """apply() accepts a new interval in place; the running schedule must follow it
+    (it kept the old one until a restart)."""
+    import asyncio
+    import dataclasses
+
+    from prometheus_client import CollectorRegistry
+
+    from exporter.metrics import build
+    from exporter.probes.base import Context
+    from exporter.probes.http import HttpProbe, build_metrics
+    from exporter.supervise import Supervisor
+
+    async def scenario(port: int) -> tuple[float, float]:
+        reg = CollectorRegistry()
+        m = build(reg)
+        spec = parse(config({"targets": {"risk": f"http://127.0.0.1:{port}/flaky"},
+                             "interval": "10s", "timeout": "1s"})).specs["http"]
+        probe = HttpProbe(spec, Context(m, Supervisor(m), build_metrics(reg)))
+        await probe.start()
+        stop = asyncio.Event()
+        task = asyncio.create_task(probe.run(stop))
+        labels = {"engine": "risk", "target": spec.targets[0].label}
+
+        def sent() -> float:
+            return reg.get_sample_value(f"{P}_requests_total", labels) or 0.0
+        await asyncio.sleep(0.3)
+        before = sent()  # the first probe, due at once
+        assert probe.apply(dataclasses.replace(spec, interval=0.1))
+        await asyncio.sleep(1.0)
+        after = sent()
+        stop.set()
+        await task
+        await probe.close()
+        return before, after
+
+    Handler.healthy.set()
+    with serving() as port:
+        before, after = asyncio.run(scenario(port))
+    assert before == 1
+    # The old 10 s interval would have sent none in that second; 0.1 s sends about 10.
+    assert 6 <= after - before <= 12, after - before
+
+
+def test_latency_runs_to_the_end_of_the_body() -> None:
+    """An answer whose body arrives in two parts DELAY_S apart is timed to its last
+    byte (one read() returned the first part only)."""
+    import asyncio
+
+    from prometheus_client import CollectorRegistry
+
+    from exporter.metrics import build
+    from exporter.probes.base import Context
+    from exporter.probes.http import HttpProbe, build_metrics
+    from exporter.schedule import clock
+    from exporter.supervise import Supervisor
+
+    async def scenario(port: int) -> float:
+        reg = CollectorRegistry()
+        m = build(reg)
+        spec = parse(config({"targets": {"risk": f"http://127.0.0.1:{port}/dribble"},
+                             "timeout": "1s"})).specs["http"]
+        probe = HttpProbe(spec, Context(m, Supervisor(m), build_metrics(reg)))
+        await probe.start()
+        try:
+            await probe.probe(spec.targets[0], clock())
+            labels = {"engine": "risk", "target": spec.targets[0].label}
+            assert reg.get_sample_value(f"{P}_duration_seconds_count", labels) == 1
+            return reg.get_sample_value(f"{P}_duration_seconds_sum", labels) or 0.0
+        finally:
+            await probe.close()
+
+    with serving() as port:
+        took = asyncio.run(scenario(port))
+    assert DELAY_S <= took < DELAY_S * 4, took

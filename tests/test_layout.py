@@ -21,7 +21,9 @@ ALLOWED: dict[str, set[str]] = {
     "synthetic": {"synthetic", "nautilus_wire", "nautilus_config", "exporter.signals"},
     "alerts": {"alerts", "nautilus_wire", "nautilus_config", "exporter.metrics",
                "exporter.supervise"},
-    "dashboards": {"dashboards", "alerts", "nautilus_wire", "exporter.metrics"},
+    # exporter.probes.registry: the probe kinds' own panels (ProbeKind.panels).
+    "dashboards": {"dashboards", "alerts", "nautilus_wire", "exporter.metrics",
+                   "exporter.probes.registry"},
     # synthetic.knob_command: where the running local stack is (its Pushgateway).
     "nautilus_loadtest": {"nautilus_loadtest", "nautilus_wire", "nautilus_config", "exporter", "alerts",
                           "synthetic.knob_command"},
@@ -103,7 +105,88 @@ def test_the_wire_package_needs_only_redis() -> None:
 
 
 def test_the_checker_sees_relative_and_lazy_imports(tmp_path: Path) -> None:
-    got = dict((name, line) for line, name in imports(ROOT / "exporter" / "probes" / "messagebus.py"))
-    assert "exporter.metrics.Metrics" in got and "nautilus_wire.requester.Malformed" in got
+    got = dict((name, line) for line, name in imports(ROOT / "exporter" / "probes" / "bus.py"))
+    assert "exporter.metrics.Metrics" in got and "nautilus_wire.requester.ProberTransport" in got
     lazy = {name for _, name in imports(ROOT / "nautilus_loadtest" / "validate.py")}
     assert "matplotlib" in lazy
+
+
+def modules() -> dict[str, Path]:
+    """Every first-party module (a package is its __init__), by dotted name."""
+    out = {}
+    for package in FIRST_PARTY:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the first-party modules it imports (any import: at the top, lazy, or
+    for type checking only; `from m import name` is an edge to m)."""
+    mods = modules()
+
+    def target(name: str) -> str | None:
+        parts = name.split(".")
+        return next((m for n in range(len(parts), 0, -1)
+                     if (m := ".".join(parts[:n])) in mods), None)
+
+    return {m: {t for _, name in imports(path) if (t := target(name)) not in (None, m)}
+            for m, path in mods.items()}
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, edges = work[-1]
+            nxt = next((w for w in edges if w not in index or w in on_stack), None)
+            if nxt is not None:
+                if nxt in index:
+                    low[node] = min(low[node], index[nxt])
+                else:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(sorted(graph[nxt]))))
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    component.append(w)
+                    if w == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_the_import_graph_has_no_circles() -> None:
+    """Drawn module by module, the imports have no circle: each module can be read,
+    tested and replaced from the leaves up."""
+    found = circles(import_graph())
+    assert found == [], "import circles:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_the_circle_finder_finds_circles() -> None:
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert circles({"a": {"b"}, "b": set(), "c": {"b", "a"}}) == []
+    graph = import_graph()
+    assert "exporter.probes.bus" in graph["exporter.probes.messagebus"]
+    assert "nautilus_wire.replies" in graph["nautilus_wire.thin_streams"]

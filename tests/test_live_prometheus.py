@@ -12,10 +12,13 @@ import redis
 from alerts.query import PrometheusAPI
 from nautilus_testkit import ROOT, http_post, wait_for
 from nautilus_testkit.live import query, red_cells, substitute
+from nautilus_wire.protocol import ENGINE_OPERATIONS
 
 # Pushed by load tests (tests/test_capacity_push.py reads them from a real
 # Pushgateway); this stack runs none, so only the "never validated" rows exist.
 PUSHED = 'job="nautilus-capacity"'
+# Every engine the local stack runs, whatever probes it.
+STACK_ENGINES = (*ENGINE_OPERATIONS, "websocket")
 
 
 def alerts(api: str) -> list[dict]:
@@ -45,11 +48,12 @@ def test_every_dashboard_query_has_data(live_stack) -> None:
                     query(api, expr)  # valid PromQL
                     continue
                 # An engine's panels have data for the engine picked (risk), or for one of
-                # the engines it applies to: the stack's REST health targets are the
-                # WebSocket engine's.
+                # the engines they apply to: a probe kind's targets in the stack may be
+                # another engine's (the WebSocket engines' health endpoints and ports).
                 if not query(api, expr) and not (
-                        "$engine" in target["expr"] and "_http_" in target["expr"]
-                        and query(api, substitute(target["expr"], engine="websocket"))):
+                        "$engine" in target["expr"]
+                        and any(query(api, substitute(target["expr"], engine=e))
+                                for e in STACK_ENGINES)):
                     empty.append(f"{path.name} / {panel['title']}: {target['expr']}")
         for annotation in board["annotations"]["list"]:
             if "expr" in annotation:

@@ -19,7 +19,8 @@ import redis
 import yaml
 
 from exporter.config import Config
-from exporter.memory import MIB
+from exporter.costs import MIB
+from exporter.signals import EXIT_WITHIN_S
 from nautilus_config.errors import ConfigError
 from nautilus_testkit import ROOT, free_port, http_get, wait_for
 from nautilus_testkit.exposition import value
@@ -100,7 +101,7 @@ def test_an_edge_config_with_nothing_answering_stays_under_its_bound(
         log.close()
     print(f"{name}: peak RSS {peak:.0f} MiB of a {bound:.0f} MiB bound; SIGTERM {stopped:.2f} s")
     assert peak <= bound, (peak, bound)
-    assert stopped < 2.0, stopped
+    assert stopped < EXIT_WITHIN_S, stopped
     assert proc.returncode == 0, (tmp_path / "exporter.log").read_text()[-2000:]
     # Its own limits reached: skipped and counted, never blamed on the network.
     assert value(text, "nautilus_probe_probes_skipped_total") > 0

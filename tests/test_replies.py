@@ -11,7 +11,7 @@ from exporter.metrics import Failure, build
 from exporter.probes.replies import ReplyTracker
 from exporter.schedule import clock
 from nautilus_wire.protocol import Reply, Request
-from nautilus_wire.requester import _decode, Malformed
+from nautilus_wire.replies import decode, Malformed
 
 RISK = {"engine": "risk", "op": "limit_check"}
 COUNTERS = ("requests_total", "replies_lost_total", "replies_late_total",
@@ -168,13 +168,13 @@ def test_a_reply_is_judged_by_when_it_entered_the_bus_not_when_it_was_read() -> 
 def test_a_stream_entry_id_gives_the_replys_time_on_the_bus() -> None:
     fields = {"v": "1", "id": "a1", "seq": "3", "engine": "risk", "op": "limit_check",
               "status": "ok", "service_us": "250"}
-    assert _decode(fields, "1764567890123-4").bus_ms == 1764567890123
-    assert _decode(fields, b"1764567890123-0").bus_ms == 1764567890123
+    assert decode(fields, "1764567890123-4").bus_ms == 1764567890123
+    assert decode(fields, b"1764567890123-0").bus_ms == 1764567890123
     # An id Redis would not write (a proxy's, garbage) gives no time, and no error.
     for odd in ("²-0", "-1", "abc", ""):
-        assert _decode(fields, odd).bus_ms is None
-    assert _decode(fields).bus_ms is None  # pub/sub: no entry id
-    assert isinstance(_decode({**fields, "seq": "x"}, "1-0"), Malformed)
+        assert decode(fields, odd).bus_ms is None
+    assert decode(fields).bus_ms is None  # pub/sub: no entry id
+    assert isinstance(decode({**fields, "seq": "x"}, "1-0"), Malformed)
 
 
 def test_unknown_id_is_unmatched() -> None:

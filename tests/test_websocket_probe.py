@@ -415,3 +415,24 @@ async def test_wss_with_a_client_certificate(tmp_path) -> None:
         async with ws_probing(spec([url(port, "wss")], 2, ca_file=ca)) as probe:  # no certificate
             await probe.until(lambda: probe.value("nautilus_probe_ws_connect_failures_total") >= 1, 10)
             assert probe.value(OPEN) == 0
+
+
+def test_a_half_close_on_a_transport_uvloop_closed_raises_nothing() -> None:
+    """The exporter runs uvloop, whose write_eof() raises RuntimeError on a transport
+    that is already closed (asyncio's does not): an EOF handled on a transport that
+    closed meanwhile must be taken quietly, as websockets itself does."""
+    import uvloop
+
+    async def scenario() -> None:
+        async with ws_engines(WsKnobs()) as [(_, port)]:
+            async with ws_probing(spec([url(port)], 1, heartbeat_rate=1)) as probe:
+                await probe.until(lambda: probe.value(OPEN) == 1, 5)
+                conn = probe.prober.open[0]
+                assert conn.transport is not None
+                conn.transport.abort()
+                await probe.until(lambda: probe.value(
+                    "nautilus_probe_ws_disconnects_total", reason="dropped") == 1, 5)
+                conn.eof_received()  # the client answers EOF with EOF: write_eof()
+                assert conn.proto.eof_sent
+
+    uvloop.run(scenario())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Gauge
@@ -23,12 +23,9 @@ from redis.exceptions import ResponseError
 from nautilus_wire import protocol
 from nautilus_wire.redis_client import BUS_ERRORS, reset_after
 
-if TYPE_CHECKING:
-    from ..config import Config
-
 from ..metrics import ENGINE, BusOperation, Metrics, gauge, remove
 from ..supervise import Supervisor
-from .base import Context, ProbeKind, whole
+from .base import Context, Plan, ProbeKind, whole
 from .polling import PollingProbe
 
 
@@ -201,15 +198,16 @@ class BacklogProbe(PollingProbe):
             g.active.set(active_consumers(streams))
 
 
-def _derive(cfg: Config) -> BacklogSpec | None:
+def _derive(plan: Plan) -> BacklogSpec | None:
     """The probed engines' request streams (of this shard's plan), read on the
     self-report interval; pub/sub keeps no backlog to read."""
-    if cfg.transport != "streams":
+    if plan.transport != "streams":
         return None
-    engines = dict.fromkeys(p.engine for p in cfg.probes)
-    if cfg.trading_request is not None:
-        engines.update(dict.fromkeys(e for e, _ in cfg.trading_request.legs))
-    return BacklogSpec(cfg.prefix, tuple(engines), cfg.self_reports.interval)
+    engines = dict.fromkeys(p.engine for p in plan.specs.get("messagebus", ()))
+    if (trading := plan.specs.get("trading_request")) is not None:
+        engines.update(dict.fromkeys(e for e, _ in trading.legs))
+    reports = plan.specs.get("self_report")
+    return BacklogSpec(plan.prefix, tuple(engines), reports.interval if reports else 5.0)
 
 
 def _build(spec: BacklogSpec, ctx: Context) -> BacklogProbe:
@@ -218,4 +216,6 @@ def _build(spec: BacklogSpec, ctx: Context) -> BacklogProbe:
 
 
 KIND = ProbeKind("backlog", build=_build, shard=whole, derive=_derive, bus=True,
-                 metrics=build_metrics)
+                 metrics=build_metrics, loops=("backlog",),
+                 no_panels="the engine dashboard's failures and backlog row, beside the "
+                           "probed figures")

@@ -1,7 +1,7 @@
 """HTTP health probing of the engines' REST endpoints: each target is asked
 `GET <url>` once per interval on a fresh connection, as a client that just
 arrived would; a 2xx answer within the timeout is a success. Its latency runs
-from the scheduled time to the last byte of the body read (at most MAX_BODY).
+from the scheduled time to the end of the body (or its first MAX_BODY bytes).
 
     http:
       interval: 5s
@@ -15,7 +15,6 @@ from the scheduled time to the last byte of the body read (at most MAX_BODY).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import ssl
 from dataclasses import dataclass
@@ -28,12 +27,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from nautilus_wire.failure_log import FailureLog
 from nautilus_wire.redact import redact
 
-from ..memory import PER_SERIES
+from ..costs import Cost
 from ..metrics import LATENCY_BUCKETS, counter, gauge, histogram, remove
-from ..schedule import Schedule, clock
+from ..schedule import clock
 from nautilus_config.checks import at_most, duration, name, Node, split_url, string
 from nautilus_config.errors import ConfigError
-from .base import MAX_TIMEOUT_S, Context, ProbeKind, client_tls
+from .base import MAX_TIMEOUT_S, Context, Panel, ProbeKind, client_tls, one_section
+from .targets import Every, shard_targets, target_limit
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,7 @@ class HttpProbe:
         self._tls = client_tls(spec.ca_file, spec.cert_file, spec.key_file) if https else None
         self._session: aiohttp.ClientSession | None = None
         self.warn = FailureLog(log, "HTTP health probe of")
+        self.every = Every(lambda: self.spec.interval, self._probe_all)
 
     def apply(self, spec: HttpSpec) -> bool:
         """The same targets and TLS files: applied in place; otherwise replaced (a removed
@@ -149,6 +150,8 @@ class HttpProbe:
         if (spec.targets, spec.ca_file, spec.cert_file, spec.key_file) != (
                 self.spec.targets, self.spec.ca_file, self.spec.cert_file, self.spec.key_file):
             return False
+        if spec.interval != self.spec.interval:
+            self.every.replan()  # the loop reschedules now, not after the old interval
         self.spec = spec
         return True
 
@@ -160,18 +163,10 @@ class HttpProbe:
             auto_decompress=False)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.supervisor.run(self.kind, lambda: self._probe_until(stop), stop)
+        await self.supervisor.run(self.kind, lambda: self.every.run(stop), stop)
 
-    async def _probe_until(self, stop: asyncio.Event) -> None:
-        schedule = Schedule(1 / self.spec.interval, clock())
-        while not stop.is_set():
-            due = schedule.take_due(clock())
-            if due:  # late by more than an interval: one probe now, not a burst
-                await asyncio.gather(*(self.probe(t, due[-1]) for t in self.spec.targets))
-            try:
-                await asyncio.wait_for(stop.wait(), max(schedule.next_due() - clock(), 0.0))
-            except TimeoutError:
-                pass
+    async def _probe_all(self, due: float) -> None:
+        await asyncio.gather(*(self.probe(t, due) for t in self.spec.targets))
 
     async def probe(self, target: HttpTarget, due: float) -> None:
         """Ask one target once; every outcome is counted, none is raised."""
@@ -181,7 +176,7 @@ class HttpProbe:
         try:
             async with asyncio.timeout(self.spec.timeout):
                 async with self._session.get(target.url, allow_redirects=False) as resp:
-                    await resp.content.read(MAX_BODY)
+                    await _read_body(resp)
                     status = resp.status
         except Exception as exc:  # every failure is a counted reason, the loop goes on
             reason = classify(exc)
@@ -204,6 +199,14 @@ class HttpProbe:
             await self._session.close()
         for target in self.series:
             self.m.remove_target(target)
+
+
+async def _read_body(resp: aiohttp.ClientResponse) -> None:
+    """Read the answer to its end, or its first MAX_BODY bytes (one read() returns
+    what has arrived, which may be only the first chunk)."""
+    got = 0
+    while got < MAX_BODY and (chunk := await resp.content.read(MAX_BODY - got)):
+        got += len(chunk)
 
 
 def _target(path: str, engine: str, value: Any) -> HttpTarget:
@@ -237,9 +240,6 @@ def parse(node: Node) -> HttpSpec:
     targets = _targets(targets_node)
     if not targets:
         raise ConfigError(targets_node.path, "must map at least one engine to its health URL")
-    if len(targets) > MAX_TARGETS:
-        raise ConfigError(targets_node.path, f"names {len(targets)} targets; at most "
-                          f"{MAX_TARGETS} per exporter (shard the rest: --shard)")
     interval = node.get("interval", 5.0, at_most(MAX_TIMEOUT_S, duration))
     timeout = node.get("timeout", min(2.0, interval), at_most(MAX_TIMEOUT_S, duration))
     if timeout > interval:
@@ -260,12 +260,26 @@ def parse(node: Node) -> HttpSpec:
     return HttpSpec(targets, interval, timeout, **tls)
 
 
-def _shard(spec: HttpSpec, index: int, count: int) -> HttpSpec | None:
-    """Each target to exactly one shard (None: this shard has none)."""
-    mine = tuple(t for k, t in enumerate(sorted(spec.targets, key=lambda t: (t.engine, t.label)))
-                 if k % count == index - 1)
-    return dataclasses.replace(spec, targets=mine) if mine else None
+PANELS = (
+    Panel("REST health", (("min({P}_http_up{sel})", "worst target"),), up=True,
+          description="UP when every health URL of the engine answered 2xx in time at its "
+          "last probe. No data: the engine has no `http:` target."),
+    Panel("REST health latency p99", ((
+        "(histogram_quantile(0.99, sum by (target, le) (rate({P}_http_duration_seconds_bucket"
+        "{sel}[{rate}]))) >= 0)", "{{target}}"),), "s",
+        "Successful health probes, per health URL: connect, request and answer, from the "
+        "scheduled time."),
+    Panel("REST health failures by reason", (
+        ("sum by (reason) (rate({P}_http_failures_total{sel}[{rate}]))", "{{reason}}"),
+        ("sum(rate({P}_http_requests_total{sel}[{rate}]))", "probes sent")), "ops",
+        "refused, timeout, status (not 2xx), tls, error."),
+    Panel("REST health: last HTTP status", (
+        ("max by (target) ({P}_http_status_code{sel})", "{{target}}"),), "none",
+        "0: no answer (refused, timed out, TLS or broken)."),
+)
 
-
-KIND = ProbeKind("http", build=HttpProbe, shard=_shard, section="http", parse=parse,
-                 metrics=build_metrics, memory=lambda spec: len(spec.targets) * PER_SERIES)
+KIND = ProbeKind("http", build=HttpProbe, shard=shard_targets, sections=("http",),
+                 row="REST health endpoints (HTTP probes)", panels=PANELS,
+                 parse=one_section("http", parse), loops=("http",),
+                 metrics=build_metrics, memory=lambda spec: Cost(series=len(spec.targets)),
+                 limit=target_limit("http.targets", MAX_TARGETS))

@@ -1,54 +1,30 @@
-"""MessageBus request/reply probing, open loop, with full reply accounting.
+"""MessageBus request/reply probing of every configured engine × op, open loop, with
+full reply accounting.
 
 Every probe carries a correlation id and a per (engine, op) sequence number.
 Its latency runs from its *scheduled* send time to the reply, so a stalled
 engine fills the tail of the histogram instead of slowing the prober. The
-classification of replies is `replies.ReplyTracker`'s.
-
-`MessageBus` is one connection's sending and receiving; `MessageBusProbe` probes
-every configured engine × op through it, and the composite trading request
-(trading_request.py) sends its legs through the same `MessageBus`.
+connection and the plan runner are bus.py's (the trading request shares them);
+the classification of replies is `replies.ReplyTracker`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import random
+from collections.abc import Mapping
 from dataclasses import dataclass
-from collections.abc import Callable
+from typing import Any
 
-import redis.asyncio as aioredis
+from nautilus_config.checks import name, Node
+from nautilus_config.errors import ConfigError
 
-from nautilus_wire.failure_log import FailureLog
-from nautilus_wire.protocol import Request
-from nautilus_wire.redis_client import BUS_ERRORS, ready, reset_after
-from nautilus_wire.requester import Malformed, ProberTransport
-
-from ..metrics import BusOperation, Metrics
-from ..schedule import EARLY_S, Schedule, clock, sleep_for
-from ..supervise import Supervisor
+from ..costs import Cost
+from ..schedule import Schedule, clock
 from .base import Context, ProbeKind
-from .replies import Pending, ReplyTracker, Series
+from .bus import (REQUEST_OVERHEAD_BYTES, Batch, defaults, MessageBus, Plan, probe_settings,
+                  run_plans)
 
-log = logging.getLogger(__name__)
-
-Batch = list[tuple[Request, Pending]]
-# One send's requests hold at most about this many bytes (payloads and fields, packed
-# once more by the client): a backlog of due probes is skipped and counted, never
-# packed into one giant pipeline (with 64 KiB payloads that took gigabytes, then the
-# write timed out and read as send_failed).
-MAX_BATCH_BYTES = 8 << 20
-# A request's bytes beside its payload (ids, names, the XADD itself), rounded up.
-REQUEST_OVERHEAD_BYTES = 400
-# Pause between reads while the bus is unreachable: short, so replies resume
-# promptly when Redis is back (each failure is counted, the log stays quiet).
-RETRY_S = 0.2
-# After a failed send, sends wait this long (doubling, jittered) before dialling
-# again: a peer that accepts and resets every connection was dialled ~280 times a
-# second. The cap keeps recovery within a second of Redis returning.
-SEND_BACKOFF_MIN_S = 0.05
-SEND_BACKOFF_MAX_S = 0.5
+MAX_SERIES = 500  # engine × op series per exporter: each is ~100 lines of /metrics
 
 
 @dataclass(frozen=True)
@@ -61,129 +37,6 @@ class ProbeSpec:
     timeout: float  # seconds
     priority: str
     payload_size: int  # bytes
-
-
-class MessageBus:
-    """One MessageBus connection: requests out, replies in, every one accounted for."""
-
-    def __init__(self, client: aioredis.Redis, transport: ProberTransport, metrics: Metrics,
-                 prober_id: str, max_in_flight: int = 100_000,
-                 supervisor: Supervisor | None = None) -> None:
-        self.client = client
-        self.transport = transport
-        self.metrics = metrics
-        self.max_in_flight = max_in_flight
-        self.supervisor = supervisor or Supervisor(metrics)
-        self.warn = FailureLog(log, "MessageBus")
-        self.tracker = ReplyTracker(metrics, prober_id, transport.reply_key)
-        self._backoff = 0.0
-        self._retry_at = 0.0
-
-    async def start(self) -> None:
-        # Subscribing can fail while Redis is down; the receiver retries later.
-        try:
-            await ready(self.client)
-            await self.transport.start()
-        except BUS_ERRORS as exc:
-            log.warning("subscribing to replies failed: %s", exc)
-
-    def room(self, batch: Batch) -> int:
-        """How many more probes may be sent without exceeding max_in_flight."""
-        return self.max_in_flight - len(self.tracker.pending) - len(batch)
-
-    async def send(self, batch: Batch) -> None:
-        for req, p in batch:
-            self.tracker.sent(req, p)
-        if clock() < self._retry_at:
-            # The bus failed moments ago: these fail without dialling it again.
-            for req, _ in batch:
-                self.tracker.send_failed(req)
-            return
-        try:
-            await self.transport.send([req for req, _ in batch])
-            self.metrics.bus_up.set(1)
-            self.warn.recovered("send")
-            self._backoff = 0.0
-        except BUS_ERRORS as exc:
-            self.warn.failed("send", repr(exc), len(batch))
-            self.metrics.bus_up.set(0)
-            self.metrics.bus_error[BusOperation.SEND].inc()
-            for req, _ in batch:
-                self.tracker.send_failed(req)
-            await reset_after(self.client, exc)
-            self._backoff = min(max(self._backoff * 2, SEND_BACKOFF_MIN_S), SEND_BACKOFF_MAX_S)
-            self._retry_at = clock() + self._backoff * random.uniform(0.5, 1.0)
-
-    async def run_receiver(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                replies = await self.transport.receive()
-            except BUS_ERRORS as exc:
-                self.warn.failed("receive", repr(exc))
-                self.metrics.bus_up.set(0)
-                self.metrics.bus_error[BusOperation.RECEIVE].inc()
-                await reset_after(self.client, exc)
-                await asyncio.sleep(RETRY_S)
-                continue
-            self.warn.recovered("receive")
-            now = clock()
-            for reply in replies:
-                if isinstance(reply, Malformed):
-                    self.tracker.on_malformed(reply, now)
-                else:
-                    self.tracker.on_reply(reply, now)
-
-    async def drain(self, max_wait: float) -> None:
-        """Keep accounting until every probe sent is settled (the test harness; a
-        shutdown does not wait: unsettled probes are simply not counted)."""
-        end = clock() + max_wait
-        while not self.tracker.settled() and clock() < end:
-            self.tracker.expire(clock())
-            await asyncio.sleep(0.01)
-
-    async def close(self) -> None:
-        await self.transport.close()
-        await self.client.aclose()
-
-
-@dataclass(slots=True)
-class Plan:
-    """One open-loop schedule: fire(due, batch) appends the requests due at `due`."""
-
-    schedule: Schedule
-    timeout: float
-    fire: Callable[[float, Batch], None]
-    series: list[Series]  # where skipped probes are counted
-    bytes_per_fire: int = REQUEST_OVERHEAD_BYTES  # what one fire adds to a batch
-
-
-async def run_plans(bus: MessageBus, plans: Callable[[], list[Plan]], stop: asyncio.Event) -> None:
-    """Send every plan's probes when due, in one batch per tick, until `stop`.
-    `plans` is read at every tick, so a reload takes effect within 10 ms."""
-    while not stop.is_set():
-        now = clock()
-        current = plans()
-        batch: Batch = []
-        batch_bytes = 0
-        for plan in current:
-            # A trading request sends one probe per leg.
-            room = min(bus.room(batch) // max(len(plan.series), 1),
-                       (MAX_BATCH_BYTES - batch_bytes) // plan.bytes_per_fire)
-            send, skipped = plan.schedule.take_sendable(now + EARLY_S, plan.timeout, room)
-            batch_bytes += len(send) * plan.bytes_per_fire
-            if skipped:
-                for s in plan.series:
-                    s.m.skipped.inc(skipped)
-            for due in send:
-                bus.metrics.schedule_lag.observe(max(now - due, 0.0))
-                # Late: measured from the scheduled time (no coordinated
-                # omission). Early by under a tick: from the real send time.
-                plan.fire(min(due, now), batch)
-        if batch:
-            await bus.send(batch)
-        bus.tracker.expire(clock())
-        next_due = min((p.schedule.next_due() for p in current), default=now + 1) - EARLY_S
-        await asyncio.sleep(sleep_for(next_due, clock()))
 
 
 class MessageBusProbe:
@@ -239,5 +92,34 @@ def _build(specs: tuple[ProbeSpec, ...], ctx: Context) -> MessageBusProbe:
     return MessageBusProbe(ctx.bus, specs)
 
 
-# Its spec is the `engines:` section, parsed with the rest of the MessageBus plan (config.py).
-KIND = ProbeKind("messagebus", build=_build, shard=_shard, bus=True)
+def _memory(specs: tuple[ProbeSpec, ...]) -> Cost:
+    return Cost(series=len(specs), flows=tuple((p.rate, p.timeout) for p in specs))
+
+
+def _parse(root: Node, parsed: Mapping[str, Any]) -> tuple[ProbeSpec, ...]:
+    """`engines:` (engine: op: settings) over `defaults:`. Always a spec, if empty: its
+    probe reads the replies of every bus kind."""
+    base = defaults(root)
+    probes: list[ProbeSpec] = []
+    engines = root.node("engines")
+    for engine, ops in engines.items():
+        epath = engines.sub(engine)
+        name(epath, engine)
+        ops_node = Node(ops, epath)
+        for op, settings in ops_node.items():
+            name(ops_node.sub(op), op)
+            probes.append(ProbeSpec(engine, op, **probe_settings(
+                Node(settings, ops_node.sub(op)), base)))
+    return tuple(probes)
+
+
+def _limit(specs: tuple[ProbeSpec, ...], part: str) -> None:
+    if len(specs) > MAX_SERIES:
+        raise ConfigError("engines", f"{part}names {len(specs)} engine × op series; at most "
+                          f"{MAX_SERIES} per exporter (shard the rest: --shard)")
+
+
+KIND = ProbeKind("messagebus", build=_build, shard=_shard, bus=True, memory=_memory,
+                 sections=("engines", "defaults"), parse=_parse, limit=_limit,
+                 loops=("messagebus_send", "messagebus_receive"),
+                 no_panels="the dashboards' own rows: every dashboard is about the engine × op probes")

@@ -1,6 +1,9 @@
 """Every probe kind the exporter knows, in start order (the MessageBus kinds first:
 they share its connection). Adding a kind: its module, ending in `KIND =
-ProbeKind(...)` (base.py), and one line here."""
+ProbeKind(...)` (base.py), and its line here; the rest of the exporter and the
+engine dashboard read the kind from this list (docs/architecture.md, "Where to add
+things", says what else a kind brings: its section in the shipped config, its docs
+rows)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from ..metrics import Metrics, build
-from . import backlog, http, messagebus, self_report, trading_request, websocket
+from . import backlog, http, messagebus, self_report, tcp, trading_request, websocket
 from .base import ProbeKind
 
 KINDS: tuple[ProbeKind, ...] = (
@@ -19,6 +22,7 @@ KINDS: tuple[ProbeKind, ...] = (
     backlog.KIND,
     websocket.KIND,
     http.KIND,
+    tcp.KIND,
 )
 
 

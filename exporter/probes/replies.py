@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from nautilus_wire import protocol
 from nautilus_wire.protocol import Reply, Request
-from nautilus_wire.requester import Malformed
+from nautilus_wire.replies import Malformed
 
 from ..metrics import Failure, Metrics, ProbeSeries
 from ..schedule import clock
@@ -33,12 +33,9 @@ MAX_REMEMBERED = 200_000
 # arrival minus its service time; replies of a concurrent engine that overtake
 # slower ones start in order and are not counted. The arrival is when the reply
 # entered Redis (its stream entry id), so a prober slow to read replies does not
-# blame the engine (a prober stalled 60 ms every 300 ms counted 3 % of a correct
-# engine's replies when arrival was the read time); over pub/sub, when it is read.
-# This much slack covers the reply path's jitter between two replies (write
-# batching, several responder processes): a correct engine sharing 2 busy cores
-# with the prober showed over 15 ms (5 ms counted 4-14 false reorders in one run of
-# five, 15 ms one in ten runs).
+# blame the engine; over pub/sub, when it is read. This much slack covers the reply
+# path's jitter between two replies (write batching, several responder processes);
+# docs/performance.md ("Accuracy") has the runs that chose it.
 REORDER_TOLERANCE_S = 0.02
 # Replies remembered per series for that comparison (a reply overtaken by more
 # than this many later ones is judged against these only).

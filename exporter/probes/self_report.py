@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,9 @@ from nautilus_wire.redis_client import BUS_ERRORS, reset_after
 
 from ..metrics import ENGINE, ENGINE_OP, BusOperation, Metrics, counter, gauge, remove
 from ..supervise import Supervisor
+from nautilus_config import checks
+from nautilus_config.checks import duration, Node
+from nautilus_config.errors import ConfigError
 from .base import Context, ProbeKind, whole
 from .polling import PollingProbe
 
@@ -249,5 +253,26 @@ def _build(spec: SelfReportSpec, ctx: Context) -> SelfReportProbe:
     return SelfReportProbe(ctx.bus.client, ctx.metrics, ctx.group, spec, ctx.supervisor)
 
 
+def _engine_names(path: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(path, f"must be a list of engine names, got {value!r}")
+    return tuple(checks.name(f"{path}[{i}]", v) for i, v in enumerate(value))
+
+
+def _parse(root: Node, parsed: Mapping[str, Any]) -> SelfReportSpec:
+    """`self_reports:` (interval, engines); by default the reports of every engine the
+    MessageBus probes. Always a spec (with no engines, a probe that reads none)."""
+    node = root.node("self_reports")
+    interval = node.get("interval", 5.0, duration)
+    engines = node.get("engines", None, _engine_names)
+    node.done()
+    if engines is None:
+        engines = tuple(dict.fromkeys(p.engine for p in parsed.get("messagebus", ())))
+    return SelfReportSpec(engines, interval)
+
+
 # Every shard reads every report (a report is one key; its series carry the instance).
-KIND = ProbeKind("self_report", build=_build, shard=whole, bus=True, metrics=build_metrics)
+KIND = ProbeKind("self_report", build=_build, shard=whole, bus=True, metrics=build_metrics,
+                 sections=("self_reports",), parse=_parse, loops=("self_report",),
+                 no_panels="the engine dashboard's row of what the engine reports about "
+                           "itself, beside the probed figures")

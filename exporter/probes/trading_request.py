@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..metrics import Failure, Metrics
 from ..schedule import Schedule, clock
-from .base import Context, ProbeKind
-from .messagebus import REQUEST_OVERHEAD_BYTES, Batch, MessageBus, Plan, run_plans
+from nautilus_config.checks import at_most, duration, name, Node, non_negative_int, one_of, positive
+from nautilus_wire import protocol
+
+from ..costs import Cost
+from .base import MAX_TIMEOUT_S, Context, ProbeKind
+from .bus import (MAX_PAYLOAD, MAX_RATE, REQUEST_OVERHEAD_BYTES, Batch, defaults, MessageBus,
+                  Plan, run_plans)
 
 
 @dataclass(frozen=True)
@@ -99,4 +106,32 @@ def _build(spec: CompositeSpec, ctx: Context) -> TradingRequestProbe:
     return TradingRequestProbe(ctx.bus, spec)
 
 
-KIND = ProbeKind("trading_request", build=_build, shard=_shard, bus=True)
+def _memory(spec: CompositeSpec) -> Cost:
+    """Each leg is a flow and a series of its own; the composite adds one series."""
+    return Cost(series=len(spec.legs) + 1, flows=((spec.rate, spec.timeout),) * len(spec.legs))
+
+
+def _parse(root: Node, parsed: Mapping[str, Any]) -> CompositeSpec | None:
+    """`trading_request:` (its legs, else the standard four), its timeout and payload
+    size by default those of `defaults:`."""
+    if "trading_request" not in root.data:
+        return None
+    base = defaults(root)
+    node = root.node("trading_request")
+    legs_node = node.node("legs")
+    legs = tuple((name(legs_node.sub(e), e), name(legs_node.sub(e), op))
+                 for e, op in legs_node.items()) or protocol.TRADING_REQUEST_LEGS
+    spec = CompositeSpec(
+        rate=node.get("rate", 10.0, at_most(MAX_RATE, positive)),
+        timeout=node.get("timeout", base["timeout"], at_most(MAX_TIMEOUT_S, duration)),
+        priority=node.get("priority", "high", one_of(*protocol.PRIORITIES)),
+        payload_size=node.get("payload_size", base["payload_size"],
+                              at_most(MAX_PAYLOAD, non_negative_int)),
+        legs=legs)
+    node.done()
+    return spec
+
+
+KIND = ProbeKind("trading_request", build=_build, shard=_shard, bus=True, memory=_memory,
+                 sections=("trading_request",), parse=_parse, loops=("trading_request",),
+                 no_panels="the overview's service row (the trading request is the system's round trip)")

@@ -35,12 +35,12 @@ from nautilus_wire import ws_protocol as wp
 
 from ..metrics import CONNECT_BUCKETS, LATENCY_BUCKETS, counter, gauge, histogram
 from ..schedule import EARLY_S, Schedule, clock, sleep_for
-from ..memory import PER_CONNECTION, PER_CONNECTION_DEFLATE, PER_SERIES
+from ..costs import PER_CONNECTION, PER_CONNECTION_DEFLATE, Cost
 from ..supervise import Supervisor
 from nautilus_config.checks import (at_most, boolean, duration, Node, non_negative_int, positive,
                                     positive_int, split_url, string)
 from nautilus_config.errors import ConfigError
-from .base import MAX_TIMEOUT_S, Context, ProbeKind, client_tls
+from .base import MAX_TIMEOUT_S, Context, ProbeKind, client_tls, one_section
 from .heartbeats import AckKind, Disconnect, HeartbeatTracker, Loss, broadcast_gap, loss_reason
 
 log = logging.getLogger(__name__)
@@ -281,7 +281,12 @@ class _Conn(asyncio.Protocol):
             if data:
                 self.transport.write(data)
             elif self.transport.can_write_eof():
-                self.transport.write_eof()
+                # As websockets does: write_eof() documents no exceptions; OSError is
+                # plausible, and uvloop raises RuntimeError once the transport is closed.
+                try:
+                    self.transport.write_eof()
+                except (OSError, RuntimeError):
+                    pass
         if self.proto.close_expected() and not self.transport.is_closing():
             # The server closes the TCP connection after the closing handshake.
             asyncio.get_running_loop().call_later(1.0, self.transport.abort)
@@ -570,14 +575,17 @@ def _shard(ws: WsSpec, index: int, count: int) -> WsSpec:
         subscribe_connections=ws.subscribe_connections if index == 1 else 0)
 
 
-def _memory(ws: WsSpec) -> int:
+def _memory(ws: WsSpec) -> Cost:
     per_conn = PER_CONNECTION_DEFLATE if ws.compression else PER_CONNECTION
-    return ws.connections * per_conn + len(ws.endpoints) * PER_SERIES
+    return Cost(series=len(ws.endpoints), held=ws.connections * per_conn)
 
 
 def _build(spec: WsSpec, ctx: Context) -> WebSocketProbe:
     return WebSocketProbe(spec, ctx.group, ctx.supervisor)
 
 
-KIND = ProbeKind("websocket", build=_build, shard=_shard, section="websocket", parse=_websocket,
-                 metrics=build_metrics, memory=_memory)
+KIND = ProbeKind("websocket", build=_build, shard=_shard, sections=("websocket",),
+                 parse=one_section("websocket", _websocket), metrics=build_metrics,
+                 memory=_memory, loops=("websocket_connect", "websocket_heartbeat"),
+                 no_panels="a dashboard of its own (Nautilus: WebSocket): its series are "
+                           "per endpoint, not per engine")
