@@ -38,7 +38,7 @@ def _lim(limit: Limit) -> tuple[float | None, float | None]:
 
 
 def dashboard_annotations() -> Annotations:
-    """Configuration reloads and alerts, drawn on every time series."""
+    """Configuration reloads, MessageBus failovers and alerts, drawn on every time series."""
     return Annotations([
         {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
          "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
@@ -47,6 +47,12 @@ def dashboard_annotations() -> Annotations:
          "name": "Configuration reloads", "step": "15s", "titleFormat": "Configuration loaded",
          "textFormat": "{{instance}}", "useValueForTime": False,
          "expr": f"changes({P}_config_last_reload_success_timestamp_seconds{sel()}[1m]) > 0"},
+        # A Sentinel or Cluster failover: the gap and the failures beside it are the
+        # bus's, not the engines' (docs/runbook.md "MessageBus failover").
+        {"datasource": DATASOURCE, "enable": True, "iconColor": "orange",
+         "name": "MessageBus failovers", "step": "15s", "titleFormat": "MessageBus master moved",
+         "textFormat": "{{instance}}", "useValueForTime": False,
+         "expr": f"increase({P}_messagebus_master_changes_total{sel()}[1m]) > 0"},
         {"datasource": DATASOURCE, "enable": True, "iconColor": "red", "name": "Alerts",
          "step": "15s", "titleFormat": "{{alertname}} ({{severity}})",
          "textFormat": "{{engine}} {{instance}}", "tagKeys": "severity,engine",

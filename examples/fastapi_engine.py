@@ -16,6 +16,7 @@ import os
 import random
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -29,15 +30,25 @@ class RiskEngine:
 
     def __init__(self) -> None:
         self.rng = random.Random()
-        self.real_ops = 0  # successful work for real clients (not probes) since the last report
+        # Real work (not probes) since the last self-report.
+        self.real_ok: dict[str, int] = {}  # operation -> successful ones
+        self.real_failed = 0
+        self.real_ok_seconds = 0.0
         log = os.environ.get("RISK_TIMING_LOG")
         self.timing = open(log, "a") if log else None
 
-    def figures(self, interval: float) -> dict[str, float]:
-        """The engine's own throughput (real work), for the self-report: the responder
-        calls it every report with the seconds since the last call."""
-        ops, self.real_ops = self.real_ops, 0
-        return {"throughput": ops / interval}
+    def figures(self, interval: float) -> dict[str, Any]:
+        """The engine's own figures (real work), for the self-report: the responder
+        calls it every report with the seconds since the last call. The four work
+        figures together, so the report describes one population (its `from_engine`
+        names them)."""
+        ok, failed = sum(self.real_ok.values()), self.real_failed
+        out = {"throughput": ok / interval,
+               "operations": {op: n / interval for op, n in self.real_ok.items()},
+               "latency": 1000 * self.real_ok_seconds / ok if ok else 0.0,
+               "error_rate": failed / (ok + failed) if ok + failed else 0.0}
+        self.real_ok, self.real_failed, self.real_ok_seconds = {}, 0, 0.0
+        return out
 
     async def check_limits(self, account: str, *, dry_run: bool) -> bool:
         started, ok = time.perf_counter(), False
@@ -49,6 +60,8 @@ class RiskEngine:
             return True
         finally:
             self._log("limit_check", started, ok)
+            if not dry_run:
+                self._count("limit_check", started, ok)
 
     async def detect_breaches(self, *, dry_run: bool) -> list[str]:
         await asyncio.sleep(0.001)
@@ -58,6 +71,13 @@ class RiskEngine:
         if dry_run or is_probe():
             return  # a probe pages nobody: everything up to the pager, then stop
         ...  # page the desk
+
+    def _count(self, op: str, started: float, ok: bool) -> None:
+        if not ok:
+            self.real_failed += 1
+            return
+        self.real_ok[op] = self.real_ok.get(op, 0) + 1
+        self.real_ok_seconds += time.perf_counter() - started
 
     def _log(self, op: str, started: float, ok: bool) -> None:
         if self.timing is None:
@@ -101,5 +121,4 @@ app = FastAPI(lifespan=lifespan)
 async def limits(account: str) -> dict[str, object]:
     """The engine's real API."""
     ok = await engine.check_limits(account, dry_run=False)
-    engine.real_ops += 1
     return {"account": account, "ok": ok}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from .probes.messagebus import ProbeSpec
 from .probes.registry import KINDS
 from nautilus_config.checks import at_most, name, Node, one_of, positive_int
 from nautilus_config.errors import ConfigError
-from nautilus_config.messagebus import messagebus_settings, redis_access, redis_url_check
+from nautilus_config.messagebus import messagebus_settings, redis_access, redis_url_override
 from nautilus_config.strict_yaml import load_file
 
 
@@ -68,7 +69,7 @@ class Config:
              shard: tuple[int, int] = (1, 1)) -> Config:
         cfg, digest = load_file(path, parse)
         if redis_url is not None:
-            cfg = dataclasses.replace(cfg, redis_url=redis_url_check("--redis.url", redis_url))
+            cfg = dataclasses.replace(cfg, redis_url=redis_url_override(redis_url, cfg.transport))
         mine = cfg.shard(*shard)
         try:  # the limits are one process's: what --shard i/N leaves this one must meet them
             mine.check_limits(shard)
@@ -93,7 +94,8 @@ class Config:
         need = self.memory
         if need.total > self.max_memory:
             raise ConfigError("max_memory_mib", f"{part or 'this configuration '}may hold up to "
-                              f"{need.total / MIB:,.0f} MiB ({need.describe()} MiB), more than "
+                              # rounded up: the figure said is a max_memory_mib that accepts it
+                              f"{math.ceil(need.total / MIB):,} MiB ({need.describe()} MiB), more than "
                               f"{self.max_memory // MIB:,} MiB: lower max_in_flight, rates, "
                               "timeouts or connections, shard it (--shard), or raise "
                               "max_memory_mib")

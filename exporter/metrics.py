@@ -57,7 +57,7 @@ class Failure(str, Enum):
 
 # The exporter's own supervised loops (supervise.py); each probe kind declares its
 # own (ProbeKind.loops). Together: the `loop` label of loop_restarts_total.
-LOOPS = ("event_loop_lag",)
+LOOPS = ("event_loop_lag", "messagebus_master")
 
 
 class BusOperation(str, Enum):
@@ -110,6 +110,8 @@ class Metrics:
     unmatched: Counter
     bus_up: Gauge
     bus_errors: Counter
+    master_info: Gauge
+    master_changes: Counter
     reload_ok: Gauge
     web_config_ok: Gauge
     reload_time: Gauge
@@ -201,6 +203,11 @@ def build(reg: CollectorRegistry) -> Metrics:
         bus_up=gauge(reg, "messagebus_up", "1 when the last MessageBus operation succeeded."),
         bus_errors=counter(reg, "messagebus_errors", "Failed MessageBus operations.",
                            ("operation",)),
+        master_info=gauge(reg, "messagebus_master_info", "1 for each Redis master the exporter "
+                          "writes to now (the sentinels' master, a cluster's primaries).",
+                          ("address",)),
+        master_changes=counter(reg, "messagebus_master_changes", "Times a MessageBus master "
+                               "was replaced by another (a Sentinel or Cluster failover)."),
         reload_ok=gauge(reg, "config_last_reload_successful", "1 when the last configuration "
                         "reload succeeded."),
         reload_time=gauge(reg, "config_last_reload_success_timestamp_seconds", "Time of the last "

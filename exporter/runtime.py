@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from nautilus_wire.redis_client import connect
 from nautilus_wire.requester import make_transport
 
+from .bus_master import MasterWatch, WATCH_S
 from .config import Config
 from .metrics import build
 from .probes.base import Context, Probe, ProbeKind
@@ -69,6 +70,8 @@ class Exporter:
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._loop_lag_task: asyncio.Task[None] | None = None
+        self._master_task: asyncio.Task[None] | None = None
+        self._master_watch = MasterWatch(self.metrics)
         self.generation = 0  # counts (re)load attempts: /metrics renders afresh after one
 
     @property
@@ -103,6 +106,8 @@ class Exporter:
         await self.apply(config if config is not None else self.load())
         self._loop_lag_task = asyncio.create_task(self.supervisor.run(
             "event_loop_lag", self._watch_loop_lag, self._stop))
+        self._master_task = asyncio.create_task(self.supervisor.run(
+            "messagebus_master", self._watch_master, self._stop))
 
     async def reload(self) -> bool:
         """Apply the config file again; on error the running config stays. True if changed."""
@@ -184,8 +189,7 @@ class Exporter:
         for r in running:
             r.stop.set()
         tasks = [r.task for r in running]
-        if self._loop_lag_task is not None:
-            tasks.append(self._loop_lag_task)
+        tasks.extend(t for t in (self._loop_lag_task, self._master_task) if t is not None)
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
             for task in late:
@@ -203,6 +207,15 @@ class Exporter:
         except TimeoutError:
             log.warning("closing connections took over %.1f s; leaving them to the exit",
                         CLOSE_GRACE_S)
+
+    async def _watch_master(self) -> None:
+        while not self._stop.is_set():
+            if self.bus is not None:
+                await self._master_watch.check(self.bus.client)
+            try:
+                await asyncio.wait_for(self._stop.wait(), WATCH_S)
+            except TimeoutError:
+                pass
 
     async def _watch_loop_lag(self) -> None:
         while not self._stop.is_set():

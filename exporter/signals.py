@@ -12,12 +12,24 @@ from collections.abc import Awaitable, Callable
 EXIT_WITHIN_S = 2.0
 
 
-async def until_signalled(body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run body(stop); SIGINT and SIGTERM set `stop`."""
+async def until_signalled(body: Callable[[asyncio.Event], Awaitable[None]],
+                          on_signal: Callable[[], None] | None = None) -> None:
+    """Run body(stop); SIGINT and SIGTERM set `stop`. `on_signal` runs when the signal
+    arrives (a Python signal handler runs between two bytecodes, even inside a busy
+    callback), not when a busy event loop gets round to `stop`: a deadline started
+    there counts from the signal."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    if on_signal is None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+    else:
+        def arrived(signum: int, frame: object) -> None:
+            on_signal()
+            loop.call_soon_threadsafe(stop.set)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, arrived)
     await body(stop)
 
 

@@ -15,7 +15,7 @@ from .errors import ConfigError
 
 T = TypeVar("T")
 # Plain decimal: no leading zeros (017 is not 17 in every reader), no underscores.
-_DURATION_RE = re.compile(r"\A\s*((?:0|[1-9]\d*)(?:\.\d+)?)\s*(us|ms|s|m|h)?\s*\Z")
+_DURATION_RE = re.compile(r"\A((?:0|[1-9]\d*)(?:\.\d+)?)(us|ms|s|m|h)?\Z")  # no spaces: "1 h" is refused
 # Durations beyond an hour are mistakes (a 1000s timeout keeps every probe in memory).
 MAX_DURATION_S = 3600.0
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}

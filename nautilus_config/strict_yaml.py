@@ -90,15 +90,42 @@ class _StrictLoader(yaml.SafeLoader):
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise ConfigError(path, f"line {key_node.start_mark.line + 1}: "
                                       "a key must be a plain value")
+                line = key_node.start_mark.line + 1
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    # `<<: *defaults` brings in keys: one the mapping gives again is
+                    # a key given twice, as the reader's rule says.
+                    for key in _merged_keys(value_node):
+                        sub = f"{path}.{key}" if path else str(key)
+                        if key in keys:
+                            raise ConfigError(sub, f"appears twice (merged by << at line {line})")
+                        keys.add(key)
+                    self._no_duplicates(value_node, path, seen_nodes)
+                    continue
                 key = key_node.value
                 sub = f"{path}.{key}" if path else str(key)
                 if key in keys:
-                    raise ConfigError(sub, f"appears twice (line {key_node.start_mark.line + 1})")
+                    raise ConfigError(sub, f"appears twice (line {line})")
                 keys.add(key)
                 self._no_duplicates(value_node, sub, seen_nodes)
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
                 self._no_duplicates(item, f"{path}[{i}]", seen_nodes)
+
+
+def _merged_keys(node: Any) -> list[Any]:
+    """The keys a merge key's value brings in: one mapping's, or a list of them (its
+    own merges included). Malformed merges are left to PyYAML, which refuses them."""
+    mappings = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    out: list[Any] = []
+    for mapping in mappings:
+        if not isinstance(mapping, yaml.MappingNode):
+            continue
+        for key_node, value_node in mapping.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                out += _merged_keys(value_node)
+            elif isinstance(key_node, yaml.ScalarNode):
+                out.append(key_node.value)
+    return out
 
 
 def _plain_number(pattern: re.Pattern[str], construct: Callable[[Any, Any], Any]) -> Callable[

@@ -8,10 +8,8 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
 from nautilus_wire.protocol import Reply, Request
-from nautilus_wire.redis_client import ready
+from nautilus_wire.redis_client import BUS_ERRORS, ready, reset_after
 from nautilus_wire.replies import Malformed
 from nautilus_wire.requester import make_transport
 
@@ -49,7 +47,8 @@ class Caller:
         while not self._stop.is_set():
             try:
                 replies = await self.transport.receive()
-            except (RedisError, OSError):
+            except BUS_ERRORS as exc:  # Redis gone or failing over: its requests time out
+                await reset_after(self._client, exc)
                 await asyncio.sleep(0.1)
                 continue
             for reply in replies:

@@ -8,6 +8,7 @@ from typing import Any
 
 from nautilus_wire.protocol import TRADING_REQUEST_LEGS
 
+from . import failovers
 from .histogram import LatencyHistogram
 from .results import (Baseline, BusPublish, ConnectionTest, Containerized, EngineFigures, Latency,
                       LatencyBenchmark, MessageThroughput, Result, Sustained, SustainedStep,
@@ -27,6 +28,7 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
 
     if merged["kind"] == "baseline":
         merged.update(phase(results))
+        merged["failovers"] = failovers.merged(results)
     elif merged["kind"] == "websocket":
         merged.update(phase(results))
         connects = LatencyHistogram()
@@ -45,6 +47,8 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
                 merged[key] = [{**phase([r[key][i] for r in results]),
                                 "rate": sum(r[key][i]["rate"] for r in results)}
                                for i in range(depth)]
+            elif key == "failovers":
+                merged[key] = failovers.merged(results)
             elif key == "messagebus":
                 parts = [r[key] for r in results if key in r]
                 merged[key] = {"acknowledged": sum(p["acknowledged"] for p in parts),
@@ -71,7 +75,8 @@ def report(raw: dict[str, Any], workers: int, concurrency: int) -> Result:
         return Baseline(throughput=hist.count / dur, throughput_per_worker=hist.count / dur / workers,
                         avg_latency=hist.mean * 1e3, p95_latency=hist.quantile(0.95) * 1e3,
                         total_requests=hist.count, errors=raw["errors"], test_duration=dur,
-                        workers=workers, latency=latency(hist), raw=raw)
+                        workers=workers, latency=latency(hist), raw=raw,
+                        failovers=raw.get("failovers", []))
     if raw["kind"] == "websocket":
         hist, dur = stats(raw)
         connects = LatencyHistogram.from_json(raw["connect_histogram"])
@@ -107,7 +112,8 @@ def report(raw: dict[str, Any], workers: int, concurrency: int) -> Result:
                             legs=len(TRADING_REQUEST_LEGS), total_requests=thr.count,
                             test_duration=thr_dur, concurrent_workers=concurrency * workers,
                             errors=raw["throughput"]["errors"]),
-        engines, _bus_report(raw), sustained_report(raw), workers=workers, raw=raw)
+        engines, _bus_report(raw), sustained_report(raw), workers=workers, raw=raw,
+        failovers=raw.get("failovers", []))
 
 
 def within(errors: int, ok: int, p99_s: float | None, opts: dict[str, Any]) -> bool:
@@ -174,6 +180,7 @@ def summary_table(r: Result) -> str:
         for engine, e in r.scalability_benchmark.items():
             rows.append((f"{engine} (ops/s, ms, err)",
                          f"{e.throughput or 0:.0f}, {e.latency or 0:.2f}, {e.error_rate or 0:.4f}"))
+    rows += failovers.lines(getattr(r, "failovers", []))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v:.2f}" if isinstance(v, float) else f"{k:<{width}}  {v}"
                      for k, v in rows)

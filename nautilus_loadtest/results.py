@@ -68,6 +68,8 @@ class Baseline:
     raw: dict[str, Any] | None = None  # the merged histograms the figures came from
     metadata: dict[str, Any] = field(default_factory=dict)  # provenance.py
     contamination: Contamination | None = None
+    # MessageBus failovers during the run (failovers.py): {at_s, phase, from, to}
+    failovers: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ class Containerized:
     window: list[float] | None = None
     raw: dict[str, Any] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    failovers: list[dict[str, Any]] = field(default_factory=list)  # as Baseline's
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ result: phases with mergeable histograms."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from exporter.schedule import clock
 from nautilus_wire.protocol import BASELINE_ENGINE, ENGINE_OPERATIONS, TRADING_REQUEST_LEGS
@@ -18,6 +19,7 @@ from nautilus_wire.redis_client import connect
 from .buffered_bus import BufferedMessageBus
 from .caller import Caller
 from .drivers import Tally, closed_loop, open_loop
+from .failovers import FailoverWatch
 from .histogram import LatencyHistogram
 from .report import within
 
@@ -30,21 +32,36 @@ def _ok(reply: Any) -> None:
 async def run_baseline(opts: dict[str, Any], stop: asyncio.Event) -> dict[str, Any]:
     """Serial requests to the monolith, one in flight per worker (the migration plan's loop)."""
     client = connect(opts["redis_url"])
-    async with Caller(client, opts["transport"], opts["prefix"], opts["prober"]) as caller:
+    async with Caller(client, opts["transport"], opts["prefix"], opts["prober"]) as caller, \
+            _watching(client) as watch:
         async def call() -> None:
             _ok(await caller.call(BASELINE_ENGINE, "trading_request", timeout=opts["timeout"]))
         tally = Tally("baseline", opts["progress"])
+        watch.phase = "baseline"
         duration = await closed_loop(call, 1, opts["duration"], stop, tally)
     await client.aclose()
     return {"kind": "baseline", "duration": duration, "errors": tally.errors,
-            "histogram": tally.hist.to_json()}
+            "histogram": tally.hist.to_json(), "failovers": watch.events}
+
+
+@contextlib.asynccontextmanager
+async def _watching(client: Any) -> AsyncIterator[FailoverWatch]:
+    """A FailoverWatch on `client` for the length of the block."""
+    watch, done = FailoverWatch(client), asyncio.Event()
+    task = asyncio.create_task(watch.run(done))
+    try:
+        yield watch
+    finally:
+        done.set()
+        await task
 
 
 async def run_containerized(opts: dict[str, Any], stop: asyncio.Event) -> dict[str, Any]:
     client = connect(opts["redis_url"])
     out: dict[str, Any] = {"kind": "containerized", "p99_target": opts["p99_target"],
                            "error_ratio_target": opts.get("error_ratio_target", 0.0)}
-    async with Caller(client, opts["transport"], opts["prefix"], opts["prober"]) as caller:
+    async with Caller(client, opts["transport"], opts["prefix"], opts["prober"]) as caller, \
+            _watching(client) as watch:
         async def trading_request() -> None:
             replies = await asyncio.gather(*(caller.call(e, op, timeout=opts["timeout"])
                                              for e, op in TRADING_REQUEST_LEGS))
@@ -65,6 +82,7 @@ async def run_containerized(opts: dict[str, Any], stop: asyncio.Event) -> dict[s
             if stop.is_set():
                 break
             tally = Tally(label, opts["progress"])
+            watch.phase = label
             seconds = per_phase / 3 if label.startswith("engine:") else per_phase
             if mode == "open":
                 duration = await open_loop(fn, n, seconds, stop, tally, _share(opts))
@@ -72,9 +90,12 @@ async def run_containerized(opts: dict[str, Any], stop: asyncio.Event) -> dict[s
                 duration = await closed_loop(fn, int(n), seconds, stop, tally)
             out[label] = {"duration": duration, "errors": tally.errors,
                           "histogram": tally.hist.to_json()}
+        watch.phase = "sustained"
         out["sustained"] = await _sustained(trading_request, opts, per_phase / 3, stop)
         if not stop.is_set():
+            watch.phase = "messagebus"
             out["messagebus"] = await _publish(client, per_phase / 3, stop)
+    out["failovers"] = watch.events
     await client.aclose()
     return out
 

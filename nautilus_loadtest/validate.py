@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from alerts.thresholds import Limit, Thresholds
 
+from . import failovers
 from .results import Baseline, Containerized, decode, Result, UnusableResults, WebSocketRun
 
 
@@ -176,6 +177,10 @@ def markdown(t: Thresholds, vs: list[TargetCheck], baseline: Baseline,
     lines = ["# Performance validation report", "",
              f"**Overall: {'PASS' if passed == len(vs) else 'FAIL'}** — {passed} of {len(vs)} "
              "targets met.", "", "## Runs", ""] + _meta_rows(baseline, containerized)
+    for run, result in (("baseline", baseline), ("containerized", containerized)):
+        for name, line in failovers.lines(result.failovers):
+            # A run through a failover: its figures include the gap (counted as errors).
+            lines += [f"**{name} during the {run} run:** {line}.", ""]
 
     def table(rows: list[TargetCheck]) -> None:
         lines.extend(["| target | measured | required | verdict |", "|---|---|---|---|"])

@@ -23,11 +23,13 @@ def cmd_stack(args: argparse.Namespace) -> int:
     return run_stack(args)
 
 
+LOG_LEVELS = ("debug", "info", "warn", "error")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nautilus-probe", description=__doc__)
     parser.add_argument("--version", action="version", version=f"nautilus-probe {__version__}")
-    parser.add_argument("--log.level", dest="log_level", default="info",
-                        choices=("debug", "info", "warn", "error"))
+    parser.add_argument("--log.level", dest="log_level", default="info", choices=LOG_LEVELS)
     sub = parser.add_subparsers(dest="command", required=True)
     exporter_cli.add_parser(sub)
     synthetic_cli.add_parsers(sub)
@@ -49,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
                                           "generated"),
                    help="folder with recording.yml and alerts.yml (default: the generated rules)")
     p.set_defaults(func=cmd_stack)
+    # Also after the subcommand (`nautilus-probe exporter ... --log.level=debug`, as
+    # the docs show it); given there, it wins.
+    for command in set(sub.choices.values()):
+        command.add_argument("--log.level", dest="log_level", default=argparse.SUPPRESS,
+                             choices=LOG_LEVELS)
     return parser
 
 

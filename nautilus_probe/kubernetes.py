@@ -45,6 +45,12 @@ IMAGE = "nautilus-probe"  # kustomization.yaml's `images:` sets the tag
 PORT = 9478
 PUSHGATEWAY_PORT = 9091
 PUSHGATEWAY_IMAGE = "prom/pushgateway:v1.9.0"  # what docker-compose.yml runs
+# The Pushgateway's store of verdicts, kept across pod restarts: one file on one
+# volume, so one Pushgateway per platform (ReadWriteOnce; the Deployment recreates).
+PUSHGATEWAY_DATA = "/data"
+PUSHGATEWAY_STORE = f"{PUSHGATEWAY_DATA}/pushgateway.db"
+PUSHGATEWAY_STORAGE = "1Gi"
+PUSHGATEWAY_PERSIST_EVERY = "1m"
 CONFIG_DIR = "/etc/nautilus-probe"
 REDIS_SECRET = f"{NAME}-redis"
 REDIS_ENV = "NAUTILUS_REDIS_URL"
@@ -213,25 +219,40 @@ def _ingress_from_prometheus(name: str, selector: dict[str, str], port: int,
 
 
 def pushgateway_objects() -> list[dict[str, Any]]:
-    """Where the load tests push their verdicts; scraped keeping the pushed job label."""
+    """Where the load tests push their verdicts; scraped keeping the pushed job label.
+    Its store is a file on a PersistentVolumeClaim, so a restarted pod still shows the
+    last proven capacity."""
     name = f"{NAME}-pushgateway"
     selector = _labels("pushgateway")
     pod_security, security = _hardened(uid=65534)  # the image's nobody
+    pod_security["fsGroup"] = 65534  # the volume writable by it
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": _meta(name, "pushgateway"),
+             "spec": {"accessModes": ["ReadWriteOnce"],
+                      "resources": {"requests": {"storage": PUSHGATEWAY_STORAGE}}}}
     deployment = {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(name, "pushgateway"),
-        "spec": {"replicas": 1, "selector": {"matchLabels": selector},
+        # One store, one writer: the old pod lets go of the volume before the new starts.
+        "spec": {"replicas": 1, "strategy": {"type": "Recreate"},
+                 "selector": {"matchLabels": selector},
                  "template": {"metadata": {"labels": selector}, "spec": {
                      "automountServiceAccountToken": False,
                      "securityContext": pod_security,
                      "containers": [{
                          "name": "pushgateway", "image": PUSHGATEWAY_IMAGE,
+                         "args": [f"--persistence.file={PUSHGATEWAY_STORE}",
+                                  f"--persistence.interval={PUSHGATEWAY_PERSIST_EVERY}"],
                          "ports": [{"name": "http", "containerPort": PUSHGATEWAY_PORT}],
+                         "volumeMounts": [{"name": "store", "mountPath": PUSHGATEWAY_DATA}],
                          "readinessProbe": {"httpGet": {"path": "/-/ready", "port": "http"}},
                          "livenessProbe": {"httpGet": {"path": "/-/healthy", "port": "http"}},
                          "resources": {"requests": {"cpu": "10m", "memory": "32Mi"},
                                        "limits": {"memory": "64Mi"}},
-                         "securityContext": security}]}}}}
+                         "securityContext": security}],
+                     "volumes": [{"name": "store",
+                                  "persistentVolumeClaim": {"claimName": name}}]}}}}
     return [
+        claim,
         deployment,
         {"apiVersion": "v1", "kind": "Service", "metadata": _meta(name, "pushgateway"),
          "spec": {"selector": selector,
@@ -407,13 +428,16 @@ def render(root: Path = ROOT) -> dict[str, str]:
         "redis-secret.yaml": _dump(redis_secret()),
         "rules.yaml": _dump(rules_object(root)),
         "dashboards.yaml": _dump(dashboard_objects(root)),
-        "alertmanager-secret.yaml": _dump(alertmanager_object(root)),
         "pushgateway.yaml": _dump(pushgateway_objects()),
+        "alertmanager/alertmanager-secret.yaml": _dump(alertmanager_object(root)),
         "loadtest/job.yaml": _dump(loadtest_objects()),
         "examples/engine/deployment.yaml": _dump(engine_example()),
     }
     base = [name for name in files if "/" not in name]
     files["kustomization.yaml"] = _dump(_kustomization(base))
+    # In the Alertmanager's namespace (docs/kubernetes.md), not the base's.
+    files["alertmanager/kustomization.yaml"] = _dump(
+        _kustomization(["alertmanager-secret.yaml"], images=False))
     files["loadtest/kustomization.yaml"] = _dump(_kustomization(["job.yaml"]))
     files["examples/engine/kustomization.yaml"] = _dump(_kustomization(["deployment.yaml"]))
     return files

@@ -33,6 +33,12 @@ class FailureLog:
         self.log.warning("%s %s failing: %s failed%s (last error: %s)",
                          self.subject, kind, f"{n:,}", since, message)
 
+    def quiet(self, kind: str) -> None:
+        """Something was just logged about `kind` elsewhere (a traceback): its failures
+        from now on are summed up a full `interval` later, as any later ones."""
+        if kind not in self._last:
+            self._last[kind], self._unreported[kind] = monotonic(), 0
+
     def recovered(self, kind: str) -> None:
         """Say once that `kind` works again, with the failures not yet reported."""
         if kind not in self._last:
@@ -47,7 +53,8 @@ class ErrorLog:
     """Exceptions of the engine's own code (handlers, self-report figures): a new kind
     (what failed, exception type) logs its traceback at once, at ERROR; the same kind
     again is counted and summed up in one WARNING line per `what` at most once per
-    `interval`. At most `max_kinds` kinds get a traceback (nothing can flood the log)."""
+    `interval` (the first a full interval after the traceback). At most `max_kinds`
+    kinds get a traceback (nothing can flood the log)."""
 
     def __init__(self, logger: logging.Logger, subject: str, interval: float,
                  max_kinds: int = 64) -> None:
@@ -65,5 +72,6 @@ class ErrorLog:
             self.log.error("%s: %s raised %s (first time; later ones are summed up in one "
                            "line per %.0f s)", self.subject, what, type(exc).__name__,
                            self.interval, exc_info=exc)
+            self._summary.quiet(what)
             return
         self._summary.failed(what, text)

@@ -34,7 +34,7 @@ from .failure_log import ErrorLog, FailureLog
 from .handlers import MAX_ERROR_CHARS, SUMMARY_INTERVAL_S, Handler, HandlerTable
 from .protocol import ProtocolError, Reply, Request
 from .redact import redact
-from .redis_client import BUS_ERRORS, reset_after
+from .redis_client import BUS_ERRORS, describe, reset_after
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ class ResponderStats:
     ok_by_op: dict[str, int] = field(default_factory=dict)  # successful, per operation
     figures_failures: int = 0  # self-reports sent without the engine's figures (they failed)
     report_overwrites: int = 0  # metrics:<engine> found written by someone else
+    report_standbys: int = 0  # reports not written: another responder of the engine holds it
 
 
 @dataclass(slots=True)
@@ -147,7 +148,11 @@ class Responder:
         self._closing = False
         self.warn = FailureLog(log, engine)
         self._figures_log = ErrorLog(log, engine, SUMMARY_INTERVAL_S)
-        self._overwrites_warned: tuple[float, int] | None = None  # (when, overwrites then)
+        # Second writers by cause: (when last warned, overwrites then, overwrites now).
+        self._overwrites_warned: dict[str, tuple[float, int, int]] = {}
+        self._standing_by: str | None = None  # the responder whose report this one leaves
+        self._contested: dict[str, int] = {}  # outranked responders that wrote anyway
+        self._read_back = True
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -283,7 +288,7 @@ class Responder:
                                                     block=READ_BLOCK_MS)
             except BUS_ERRORS as exc:
                 # Redis restarted or unreachable: groups may be gone; retry.
-                self.warn.failed("reading requests", repr(exc))
+                self.warn.failed("reading requests", describe(exc))
                 await reset_after(self._redis, exc)
                 need_groups = True
                 await asyncio.sleep(RETRY_S)
@@ -347,7 +352,7 @@ class Responder:
                         await pubsub.subscribe(channel)
                     msg = await pubsub.get_message(timeout=READ_BLOCK_MS / 1000)
                 except BUS_ERRORS as exc:
-                    self.warn.failed("reading requests", repr(exc))
+                    self.warn.failed("reading requests", describe(exc))
                     await asyncio.sleep(RETRY_S)
                     continue
                 if msg is None or msg.get("type") != "message":
@@ -449,7 +454,7 @@ class Responder:
             self.warn.recovered("writing replies")
         except BUS_ERRORS as exc:
             self.stats.write_failures += len(sends)
-            self.warn.failed("writing replies", repr(exc), len(sends))
+            self.warn.failed("writing replies", describe(exc), len(sends))
             await reset_after(self._redis, exc)
 
     # -- self-report -------------------------------------------------------------
@@ -463,9 +468,11 @@ class Responder:
         spec, key = self.report, protocol.report_key(self.engine)
         last = reporting.Snapshot.take(self.stats)
         wait = min(1.0, spec.interval)
-        published = False
-        written: str | None = None  # our last report, while Redis holds it as far as we know
-        read_back = True  # off when Redis refuses SET ... GET (an ACL without read)
+        # Our last report, while we hold the key and Redis holds it as far as we know.
+        written: str | None = None
+        deferring = False  # stood down for a responder that outranks this one
+        holding = False  # our report is the one in Redis
+        self._read_back = True  # off when Redis refuses reading it (an ACL without read)
         while True:
             try:
                 await asyncio.wait_for(stop.wait(), wait)
@@ -481,38 +488,112 @@ class Responder:
                     **self.report_extra, reporting.WRITER_FIELD: self.consumer})
                 text = reporting.encode(report)
             except Exception as exc:
-                self.warn.failed("self-report", repr(exc))
+                self.warn.failed("self-report", describe(exc))
                 continue
             last = now
             try:
+                if written is None and await self._stand_by(key, deferring, spec.ttl):
+                    self.stats.report_standbys += 1
+                    holding = False
+                    continue
                 previous = None
-                if read_back:
+                if self._read_back:
                     try:
                         previous = await self._redis.set(key, text, ex=spec.ttl, get=True)
                     except ResponseError as exc:
                         if not isinstance(exc, NoPermissionError) and "syntax" not in str(exc):
                             raise
-                        read_back = False
-                        log.warning("%s: cannot read %s back (%s): a second writer of it "
-                                    "will not be detected; allow this user to read it "
-                                    "(%%RW~metrics:*)", self.engine, key, exc)
-                if not read_back:
+                        self._no_read_back(key, exc)
+                if not self._read_back:
                     await self._redis.set(key, text, ex=spec.ttl)
                 if isinstance(previous, bytes):  # a client without decode_responses
                     previous = previous.decode("utf-8", "replace")
-                if written is not None and previous is not None and previous != written:
-                    self._overwritten(key, previous)
-                written = text if read_back else None
-                published = True
+                replaced = written  # what this write should have found: our last report
+                written = text if self._read_back else None
+                holding, deferring = True, False
                 self.warn.recovered("self-report")
+                if replaced is not None and previous is not None and previous != replaced:
+                    yields = self._yields_to(previous)
+                    if yields:
+                        written, holding, deferring = None, False, True
+                        self.stats.report_standbys += 1
+                    elif yields is False:
+                        self._overwritten(key, previous)
+                elif replaced is not None:
+                    self._contested.clear()
             except BUS_ERRORS as exc:
                 written = None  # unknown whether it was written
-                self.warn.failed("self-report", repr(exc))
-        if published:
-            try:
-                await self._redis.delete(key)
-            except BUS_ERRORS:
-                pass
+                self.warn.failed("self-report", describe(exc))
+        if holding:
+            await self._withdraw(key, written)
+
+    async def _withdraw(self, key: str, written: str | None) -> None:
+        """A clean stop deletes our report (not another responder's that replaced it:
+        a responder standing by takes over at its next interval)."""
+        try:
+            if written is not None and await self._redis.get(key) != written:
+                return
+            await self._redis.delete(key)
+        except BUS_ERRORS:
+            pass
+
+    def _no_read_back(self, key: str, exc: Exception) -> None:
+        if self._read_back:
+            self._read_back = False
+            log.warning("%s: cannot read %s back (%s): a second writer of it will not be "
+                        "detected, and the responders of several processes cannot agree "
+                        "which one writes it; allow this user to read it (%%RW~metrics:*)",
+                        self.engine, key, exc)
+
+    async def _stand_by(self, key: str, deferring: bool, ttl: float) -> bool:
+        """Not holding the report: True when another live responder of this engine
+        does (its report is there: it expires if that one dies), so this one does
+        not write; False when the key is free, ours (a restart), written by
+        something other than nautilus_wire (which the write then detects), or a
+        report older than our expiry (left without one: its writer is not live)."""
+        if not self._read_back:
+            return False
+        try:
+            current = await self._redis.get(key)
+        except NoPermissionError as exc:
+            self._no_read_back(key, exc)
+            return False
+        if isinstance(current, bytes):
+            current = current.decode("utf-8", "replace")
+        holder = reporting.writer_of(current) if current is not None else None
+        if holder is None or (reporting.age_of(current or "") or 0.0) > ttl:
+            return False
+        if holder != self.consumer:
+            if holder != self._standing_by:
+                self._standing_by = holder
+                log.info("%s: %s is written by the responder %r of another process; this one "
+                         "stands by and takes over when that report expires", self.engine,
+                         key, holder)
+            return True
+        # Our own report: left by our previous run (write), or by this run just before
+        # it stood down for a responder that outranks it (which replaces it, or dies
+        # and lets it expire).
+        return deferring
+
+    def _yields_to(self, previous: str) -> bool | None:
+        """Our report replaced another responder's of this engine, which wrote while
+        this one held the key (both started at once, or one was cut off from Redis
+        past the report's expiry): the greater consumer name stands down, so the two
+        agree without a word (None: this one keeps it). False: a second writer to warn
+        about: not nautilus_wire, our own consumer name, or a responder that writes
+        three times in a row although it is outranked (it cannot read the key back)."""
+        other = reporting.writer_of(previous)
+        if other is None or other == self.consumer:
+            return False
+        if self.consumer > other:
+            self._standing_by = other
+            log.info("%s: the responder %r of another process writes the self-report too; "
+                     "this one stands by", self.engine, other)
+            return True
+        self._contested[other] = self._contested.get(other, 0) + 1
+        # Twice is the normal way to agree: its last write, then the one with which
+        # it stood down. A third time in a row, it does not stand down.
+        return None if self._contested[other] < 3 else False
 
     async def _engine_figures(self, spec: reporting.SelfReport, interval: float) -> dict[str, Any]:
         """The engine's figures for this report; {} (the responder's own figures) when
@@ -532,21 +613,27 @@ class Responder:
 
     def _overwritten(self, key: str, previous: str) -> None:
         """Someone else wrote `key` since our last report: say who and what to do, at
-        once, then at most every OVERWRITE_WARN_S with a count."""
+        once for each writer (a new one is a new cause), then at most every
+        OVERWRITE_WARN_S per writer with a count."""
         self.stats.report_overwrites += 1
-        now, n = time.monotonic(), self.stats.report_overwrites
-        if self._overwrites_warned is not None and \
-                now - self._overwrites_warned[0] < OVERWRITE_WARN_S:
-            return
-        since = n - (self._overwrites_warned[1] if self._overwrites_warned else 0)
-        self._overwrites_warned = (now, n)
         writer = reporting.writer_of(previous)
-        if writer is not None:
+        cause = writer if writer is not None else ""
+        now = time.monotonic()
+        warned_at, warned_n, n = self._overwrites_warned.get(cause, (None, 0, 0))
+        n += 1
+        if warned_at is not None and now - warned_at < OVERWRITE_WARN_S:
+            self._overwrites_warned[cause] = (warned_at, warned_n, n)
+            return
+        self._overwrites_warned[cause] = (now, n, n)
+        since = n - warned_n
+        if writer == self.consumer:
+            who = f"another process with this one's consumer name ({writer!r})"
+            fix = f"give each process its own consumer name ({CONSUMER_ENV})"
+        elif writer is not None:
             who = f"the responder of another process (consumer {writer!r})"
-            fix = ("keep the self-report on in one process of the engine only "
-                   "(self_report=None in the others)")
-            if writer == self.consumer:
-                fix += f"; give each process its own consumer name ({CONSUMER_ENV})"
+            fix = ("let each responder read the key back (%RW~metrics:*), so that one of "
+                   "them stands by, or keep the self-report on in one process of the engine "
+                   "only (self_report=None in the others)")
         else:
             who = "something other than nautilus_wire (the engine's own code?)"
             fix = ("remove that writer and return its figures from SelfReport(figures=...), "

@@ -25,6 +25,8 @@ ENGINE_FIGURES = ("throughput", "latency", "cpu_usage", "memory_usage", "error_r
                   "operations")
 # What identifies the responder that wrote a report (a second writer is named by it).
 WRITER_FIELD = "responder"
+# The fields of a report that the engine's figures supplied (the rest: the responder's).
+ENGINE_FIELDS = "from_engine"
 
 # `figures(interval)` (or `figures()`): the engine's own figures, a mapping or an
 # awaitable of one.
@@ -159,6 +161,8 @@ def build_report(before: Snapshot, after: Snapshot, supplied: Mapping[str, Any],
     if supplied:
         report.update(supplied)
         report["source"] = "engine"
+    # Which fields the engine's figures supplied; the others are the responder's.
+    report[ENGINE_FIELDS] = sorted(supplied)
     report.update(extra or {})
     report["timestamp"] = time.time()
     return report
@@ -173,6 +177,17 @@ def writer_of(text: str) -> str | None:
         return None
     writer = data.get(WRITER_FIELD) if isinstance(data, dict) else None
     return writer if isinstance(writer, str) else None
+
+
+def age_of(text: str) -> float | None:
+    """Seconds since a report's `timestamp`; None when it has none."""
+    try:
+        stamp = json.loads(text).get("timestamp")
+    except (ValueError, AttributeError):
+        return None
+    if isinstance(stamp, bool) or not isinstance(stamp, (int, float)) or not math.isfinite(stamp):
+        return None
+    return time.time() - stamp
 
 
 def encode(report: Mapping[str, Any]) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis._parsers.base import BaseParser
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import protocol
@@ -38,6 +38,12 @@ ANSWER_TIMEOUT_S = 2.0
 # one timer per connection instead of one timeout per command (which cost more than
 # the command).
 WATCH_S = 0.25
+
+
+def _error(answer: Any) -> Exception:
+    """An error reply as redis-py raises it: OOM is OutOfMemoryError, WRONGPASS an
+    AuthenticationError, so logs and callers name the cause alike on both paths."""
+    return BaseParser.parse_error(str(answer))  # type: ignore[no-untyped-call,no-any-return]  # redis-py untyped
 
 
 class _Wire(asyncio.Protocol):
@@ -162,7 +168,8 @@ class ThinStreamsTransport:
             for answer in await wire.call(b"".join(hello), len(hello), ANSWER_TIMEOUT_S):
                 if isinstance(answer, hiredis.ReplyError):
                     wire.close(RedisConnectionError("refused"))
-                    raise RedisConnectionError(f"Redis refused the connection: {answer}")
+                    # WRONGPASS / NOAUTH: AuthenticationError, as redis-py raises it
+                    raise _error(answer)
         return wire
 
     async def _wire(self, which: str) -> _Wire:
@@ -194,7 +201,7 @@ class ThinStreamsTransport:
         wire = await self._wire("_send")
         for answer in await wire.call(packed, len(requests), ANSWER_TIMEOUT_S):
             if isinstance(answer, hiredis.ReplyError):
-                raise ResponseError(str(answer))
+                raise _error(answer)
 
     async def receive(self) -> list[Reply | Malformed]:
         wire = await self._wire("_receive")
@@ -203,7 +210,7 @@ class ThinStreamsTransport:
                                         self.reply_key, self._last_id))
         [answer] = await wire.call(command, 1, ANSWER_TIMEOUT_S + RECEIVE_BLOCK_S)
         if isinstance(answer, hiredis.ReplyError):
-            raise ResponseError(str(answer))
+            raise _error(answer)
         out: list[Reply | Malformed] = []
         for _stream, entries in answer or ():
             for entry_id, flat in entries:

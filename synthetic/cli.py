@@ -9,6 +9,7 @@ import ssl
 
 from exporter.signals import until_signalled
 from nautilus_config.checks import duration_or_zero, ratio
+from nautilus_config.messagebus import redis_url_override
 from nautilus_wire import protocol
 from nautilus_wire.redis_client import connect, ready
 
@@ -56,12 +57,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def cmd_engines(args: argparse.Namespace) -> int:
-    cfg = SyntheticConfig.load(args.config_file)
+    cfg = SyntheticConfig.load(args.config_file, redis_url=args.redis_url)
     specs = [cfg.engine(name) for name in args.engine] if args.engine else list(cfg.engines)
     if args.config_check:
         print(f"{args.config_file}: OK ({len(specs)} engines)")
         return 0
-    redis_url = args.redis_url or cfg.redis_url
+    redis_url = cfg.redis_url
 
     async def body(stop: asyncio.Event) -> None:
         client = connect(redis_url, cfg.redis_access)
@@ -78,6 +79,7 @@ def cmd_engines(args: argparse.Namespace) -> int:
 
 
 def cmd_monolith(args: argparse.Namespace) -> int:
+    redis_url_override(args.redis_url, args.transport)
     async def body(stop: asyncio.Event) -> None:
         client = connect(args.redis_url)
         await Monolith(client, transport=args.transport, prefix=args.prefix,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from nautilus_wire import protocol
 from nautilus_config.checks import duration, name, Node, positive_int
 from nautilus_config.errors import ConfigError
-from nautilus_config.messagebus import messagebus_settings, redis_access
+from nautilus_config.messagebus import messagebus_settings, redis_access, redis_url_override
 from nautilus_config.strict_yaml import load_file
 from nautilus_wire.redis_client import RedisAccess
 
@@ -32,8 +33,12 @@ class SyntheticConfig:
     redis_access: RedisAccess = RedisAccess()
 
     @classmethod
-    def load(cls, path: str) -> SyntheticConfig:
-        return load_file(path, parse)[0]
+    def load(cls, path: str, redis_url: str | None = None) -> SyntheticConfig:
+        """The file's settings; `redis_url` (--redis.url) in place of its own."""
+        cfg = load_file(path, parse)[0]
+        if redis_url is not None:
+            cfg = dataclasses.replace(cfg, redis_url=redis_url_override(redis_url, cfg.transport))
+        return cfg
 
     def engine(self, name: str) -> EngineSpec:
         for spec in self.engines:

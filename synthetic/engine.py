@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 
 from nautilus_wire import protocol
 from nautilus_wire.protocol import Request
-from nautilus_wire.redis_client import BUS_ERRORS
+from nautilus_wire.redis_client import BUS_ERRORS, describe
 from nautilus_wire.handlers import Verdict
 from nautilus_wire.responder import Responder
 from nautilus_wire.self_report import SelfReport
@@ -119,7 +119,7 @@ class SyntheticEngine:
             try:
                 await self._apply_overrides()
             except BUS_ERRORS as exc:
-                self.responder.warn.failed("reading knobs", repr(exc))
+                self.responder.warn.failed("reading knobs", describe(exc))
             self.responder.report_extra["malformed_requests"] = self.responder.stats.malformed
             try:
                 await asyncio.wait_for(stop.wait(), self.report_interval)

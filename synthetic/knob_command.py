@@ -86,13 +86,34 @@ def requested(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def cmd_knobs(args: argparse.Namespace) -> int:
+def _client(url: str) -> Any:
+    """A synchronous client for the knobs: any URL the engines take but a cluster's."""
     import redis
+    from redis.sentinel import Sentinel
 
+    from nautilus_config.messagebus import redis_url_check
+    from nautilus_wire.redis_client import SENTINEL_SCHEMES, sentinel_address
+
+    redis_url_check("--redis.url", url)
+    if url.startswith("redis+cluster://"):
+        raise UsageError("knobs: --redis.url: a Redis Cluster is not supported here; give one "
+                         "of its nodes as redis://host:port")
+    if url.startswith(SENTINEL_SCHEMES):
+        where = sentinel_address(url)
+        tls = {"ssl": True} if where.tls else {}
+        sentinels = Sentinel(  # type: ignore[no-untyped-call]  # redis-py untyped
+            list(where.sentinels), sentinel_kwargs={"socket_timeout": 1, **tls},
+            socket_timeout=5, **tls)
+        return sentinels.master_for(  # type: ignore[no-untyped-call]  # redis-py untyped
+            where.master, db=where.db, decode_responses=True)
+    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=5)
+
+
+def cmd_knobs(args: argparse.Namespace) -> int:
     url = args.redis_url or stack_redis_url()
     if url is None:
         raise UsageError("no local stack is running: give --redis.url")
-    with redis.Redis.from_url(url, decode_responses=True, socket_timeout=5) as r:
+    with _client(url) as r:
         if args.engine is None:
             keys = sorted(r.scan_iter(f"{args.prefix}:*:knobs"))
             for key in keys:

@@ -28,7 +28,7 @@ LIVE = ("test_alerting_live.py", "test_live_prometheus.py", "test_review.py",
         "test_capacity_push.py", "test_stack.py", "test_notifications.py")
 TIMING = ("test_messagebus_probe.py", "test_websocket_probe.py", "test_http_probe.py",
           "test_examples.py", "test_benchmarks.py", "test_faults.py", "test_runtime.py",
-          "test_kubernetes_pods.py")
+          "test_kubernetes_pods.py", "test_failover.py")
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m selects by the marker

@@ -73,6 +73,16 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     ("redis_url: redis://127.0.0.1:0/0\nengines: {risk: {alert: {}}}", "redis_url: needs a host"),
     ("engines: {risk: {alert: {rate: 40000}, limit_check: {rate: 40000}, alert2: {rate: 40000}}}",
      "engines: adds up to 120,000 probes/s"),
+    # The documented grammar, strictly: no space before a unit, a port in a Redis
+    # URL, a key once per mapping even through a YAML merge key.
+    ("engines: {risk: {alert: {timeout: 1 h}}}", "engines.risk.alert.timeout: must be a duration such as 250ms or 2s, got '1 h'"),
+    ("engines: {risk: {alert: {timeout: ' 2s'}}}", "engines.risk.alert.timeout: must be a duration"),
+    ("redis_url: redis://127.0.0.1/0\nengines: {risk: {alert: {}}}", "redis_url: needs a port (host:6379)"),
+    ("redis_url: redis+cluster://10.0.0.1\nengines: {risk: {alert: {}}}", "redis_url: needs a port"),
+    ("base: &d {rate: 1, timeout: 2s}\nengines: {risk: {alert: {<<: *d, rate: 3}}}",
+     "engines.risk.alert.rate: appears twice"),
+    ("base: &d {rate: 1}\nmore: &e {rate: 2}\nengines: {risk: {alert: {<<: [*d, *e]}}}",
+     "engines.risk.alert.rate: appears twice (merged by << at line 3)"),
     ("a: &a [1]\n" + "".join(f"b{i}: &b{i} [*a, *a]\n" for i in range(70)), "more than 64 YAML aliases"),
     ("engines: " + "[" * 100 + "]" * 100, "nested deeper than 32 levels"),
 ])
@@ -83,6 +93,16 @@ def test_hostile_values_are_rejected_with_the_key(tmp_path: Path, text: str, mes
         Config.load(str(path))
     assert message in str(info.value)
     assert str(info.value).startswith(f"{path}: ")  # the file, then the key or line
+
+
+def test_a_merge_key_without_a_key_twice_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "merge.yml"
+    path.write_text("x-defaults: &d {rate: 7}\nengines: {risk: {alert: {<<: *d, timeout: 1s}}}\n")
+    with pytest.raises(ConfigError, match="x-defaults"):  # the exporter knows no such key...
+        Config.load(str(path))
+    from nautilus_config.strict_yaml import load_yaml
+    data, _ = load_yaml(str(path))  # ...but the reader merged it as YAML says
+    assert data["engines"]["risk"]["alert"] == {"rate": 7, "timeout": "1s"}
 
 
 def test_number_and_name_rules_at_the_command_line(tmp_path: Path) -> None:
@@ -217,3 +237,40 @@ def test_busy_port_exits_at_once_naming_the_address(tmp_path: Path) -> None:
         took = time.monotonic() - started
     assert proc.returncode == 1 and took < 2, (took, proc.stderr)
     assert f"cannot listen on 127.0.0.1:{port}: address already in use" in proc.stderr
+
+
+@pytest.mark.parametrize("url", ["ftp://x", "redis://:6379", "redis://127.0.0.1:70000/0",
+                                 "redis+sentinel://127.0.0.1/bus"])
+def test_engines_check_redis_url_as_the_exporter_does(tmp_path, url: str) -> None:
+    """`engines --redis.url` is checked like the exporter's: exit 2 naming the flag,
+    with or without --config.check, never a traceback."""
+    syn = tmp_path / "syn.yml"
+    syn.write_text("engines: {risk: {}}\n")
+    exp = tmp_path / "exp.yml"
+    exp.write_text("engines: {risk: {limit_check: {rate: 1}}}\n")
+    runs = [cli("engines", "--config.file", str(syn), "--redis.url", url, "--config.check"),
+            cli("engines", "--config.file", str(syn), "--redis.url", url),
+            cli("monolith", "--redis.url", url),
+            cli("exporter", "--config.file", str(exp), "--redis.url", url, "--config.check")]
+    messages = set()
+    for proc in runs:
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert proc.stderr.startswith("nautilus-probe: config error: --redis.url: "), proc.stderr
+        messages.add(proc.stderr)
+    assert len(messages) == 1, messages  # the same words everywhere
+
+
+def test_log_level_before_or_after_the_subcommand() -> None:
+    """docs/configuration.md lists --log.level among the exporter's flags: it works
+    there, before the subcommand too, and the later one wins."""
+    from nautilus_probe.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["exporter", "--log.level", "debug"]).log_level == "debug"
+    assert parse(["--log.level", "error", "engines"]).log_level == "error"
+    assert parse(["--log.level", "error", "exporter", "--log.level", "warn"]).log_level == "warn"
+    assert parse(["loadtest", "containerized"]).log_level == "info"
+    proc = cli("exporter", "--config.file", "config/exporter.yml", "--config.check",
+               "--log.level", "loud")
+    assert proc.returncode == 2 and "invalid choice: 'loud'" in proc.stderr

@@ -35,10 +35,16 @@ def python_blocks() -> list[str]:
     return re.findall(r"^```python\n(.*?)^```$", DOC.read_text(), re.S | re.M)
 
 
+def engine_blocks() -> list[int]:
+    """The blocks that are engines (the others probe one)."""
+    return [i for i, block in enumerate(python_blocks()) if "Responder" in block]
+
+
 def test_the_page_has_its_python_blocks() -> None:
-    """The quick start, the threads, FastAPI and the synchronous self-report."""
+    """The threads, the quick start, trying it locally, FastAPI and the synchronous
+    self-report."""
     blocks = python_blocks()
-    assert len(blocks) == 4
+    assert len(blocks) == 5 and len(engine_blocks()) == 4
     for block in blocks:
         compile(block, "engines.md", "exec")
 
@@ -66,7 +72,8 @@ def serving_engine(r: redis.Redis) -> str | None:
 # The blocks that need nothing but nautilus-wire also run on the oldest redis-py it
 # supports (the venv `./run setup` makes for tests/test_wire_package.py).
 OLDEST = ROOT / ".venv-wire" / "redis__5_0_1" / "bin" / "python"
-RUNS = [(i, sys.executable) for i in range(4)] + [(i, str(OLDEST)) for i in (0, 1, 3)]
+RUNS = [(i, sys.executable) for i in engine_blocks()] + [
+    (i, str(OLDEST)) for i in engine_blocks() if "fastapi" not in python_blocks()[i]]
 
 
 @pytest.mark.parametrize(("index", "python"), RUNS,
@@ -103,7 +110,22 @@ def test_each_python_block_runs_as_written(index: int, python: str, redis_url: s
         raw = r.get(f"metrics:{engine}")
         assert parse_report(raw)["timestamp"] > time.time() - 5
         if "figures=" in python_blocks()[index]:  # the engine's figures went in
-            assert json.loads(raw)["source"] == "engine", raw
+            report = json.loads(raw)
+            assert report["source"] == "engine", raw
+            # The four work figures together, from the engine: a consistent report.
+            assert {"throughput", "latency", "error_rate", "operations"} <= \
+                set(report["from_engine"]), raw
+            assert sum(report["operations"].values()) == pytest.approx(report["throughput"])
+        if '"limit_check": limit_check, "alert": alert' in python_blocks()[index]:
+            # The quick start answers what the recipe of "Try your engine locally" sends.
+            tried = subprocess.run([python, "-c", local_try_block()], capture_output=True,
+                                   text=True, timeout=30,
+                                   env={**os.environ, "NAUTILUS_REDIS_URL": redis_url})
+            assert tried.returncode == 0, (tried.stdout, tried.stderr)
+            lines = tried.stdout.splitlines()
+            assert [line.split(":")[0] for line in lines] == ["limit_check", "alert"], lines
+            assert all(re.fullmatch(r"\w+: ok after [\d.]+ ms \(handler \d+ us\) ", line)
+                       for line in lines), lines
         proc.send_signal(signal.SIGTERM)
         # uvicorn re-raises the signal once its graceful shutdown is done.
         assert proc.wait(10) in (0, -signal.SIGTERM), out.read_text()
@@ -117,6 +139,22 @@ def test_each_python_block_runs_as_written(index: int, python: str, redis_url: s
     assert r.xinfo_consumers(stream, protocol.RESPONDER_GROUP) == []
     assert r.get(f"metrics:{engine}") is None
     r.close()
+
+
+def local_try_block() -> str:
+    return next(block for block in python_blocks() if "StreamsTransport" in block)
+
+
+def test_trying_an_engine_locally_names_what_went_unanswered(redis_url: str) -> None:
+    """The recipe without an engine running: exit status 1, each operation named."""
+    started = time.monotonic()
+    tried = subprocess.run([sys.executable, "-c", local_try_block()], capture_output=True,
+                           text=True, timeout=30, env={**os.environ, "NAUTILUS_REDIS_URL": redis_url})
+    assert tried.returncode == 1, tried.stderr
+    assert tried.stdout.splitlines() == [
+        f"{op}: no reply in 5 s (is the engine running, on this Redis and prefix?)"
+        for op in ("limit_check", "alert")]
+    assert 4.5 <= time.monotonic() - started <= 15
 
 
 # -- is_probe() in threads, as the table of "The rule" says ------------------------

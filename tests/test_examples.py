@@ -197,3 +197,35 @@ def test_fastapi_engine_against_its_own_log_and_a_crash(redis_server, exporter, 
     finally:
         prometheus.terminate()
         prometheus.wait(20)
+
+
+async def test_the_fastapi_examples_figures_describe_its_real_work_alone() -> None:
+    """The figures it supplies are the four work figures of its real API calls (not
+    its probes), consistent with each other: operations add up to throughput, the
+    error rate is the failures' share, the latency their mean."""
+    import importlib.util
+    import random
+
+    spec = importlib.util.spec_from_file_location(
+        "fastapi_engine", Path(__file__).resolve().parent.parent / "examples" / "fastapi_engine.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    engine = module.RiskEngine()
+    engine.rng = random.Random(7)
+    import asyncio
+
+    real = await asyncio.gather(*(engine.check_limits(f"A{i}", dry_run=False)
+                                  for i in range(300)), return_exceptions=True)
+    failed = sum(isinstance(r, RuntimeError) for r in real)
+    # Probes: a dry run, not counted.
+    await asyncio.gather(*(engine.check_limits("PROBE-ACCOUNT", dry_run=True)
+                           for _ in range(50)), return_exceptions=True)
+    figures = engine.figures(10.0)
+    assert failed > 0
+    assert figures["throughput"] == (300 - failed) / 10.0
+    assert figures["operations"] == {"limit_check": (300 - failed) / 10.0}
+    assert figures["error_rate"] == failed / 300
+    assert 2 <= figures["latency"] <= 200  # ms: 2-20 ms, 2 % of them 200 ms
+    assert engine.figures(10.0) == {"throughput": 0.0, "operations": {}, "latency": 0.0,
+                                    "error_rate": 0.0}  # counted since the last call

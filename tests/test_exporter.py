@@ -40,7 +40,7 @@ BAD_CONFIGS = [
     ({"transport": "kafka", "engines": {"risk": {"limit_check": {}}}},
      "transport: must be one of streams, pubsub; got 'kafka'"),
     ({"redis_url": "http://x", "engines": {"risk": {"limit_check": {}}}},
-     "redis_url: must be a redis://, rediss://, unix:// or redis+cluster:// URL, got 'http://x'"),
+     "redis_url: must be a redis://, rediss://, unix://, redis+cluster:// or redis+sentinel:// URL, got 'http://x'"),
     ({"engines": {"Risk!": {"limit_check": {}}}},
      "engines.Risk!: must be a lower-case name like risk or limit_check, got 'Risk!'"),
     ({"engines": {}}, "engines: must name at least one engine and operation to probe"),

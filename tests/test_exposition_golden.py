@@ -125,6 +125,8 @@ async def test_exposition_of_a_fixed_event_sequence_is_unchanged() -> None:
                               SelfReportSpec(("risk", "analytics", "factor"), 5.0), Supervisor(m))
     await reports.poll()
     m.reload_ok.set(1)
+    m.master_info.labels("127.0.0.1:6379").set(1)
+    m.master_changes.inc()
 
     text = generate_latest(reg).decode()
     if os.environ.get("NP_WRITE_GOLDEN"):  # after an intended change: review the diff

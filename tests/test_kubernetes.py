@@ -19,7 +19,7 @@ from nautilus_probe import kubernetes as k8s
 from nautilus_testkit import ROOT
 
 BASE = ROOT / k8s.OUT
-KUSTOMIZATIONS = [BASE, BASE / "loadtest", BASE / "examples" / "engine"]
+KUSTOMIZATIONS = [BASE, BASE / "alertmanager", BASE / "loadtest", BASE / "examples" / "engine"]
 # The oldest Kubernetes these manifests are for (docs/kubernetes.md), and the newest
 # the schema package knows.
 VERSIONS = ("1.28.0", kubernetes_validate.utils.latest_version())
@@ -72,8 +72,9 @@ def test_kustomize_builds_every_kustomization() -> None:
     base = k8s.load_all(subprocess.run([kubectl, "kustomize", str(BASE)], capture_output=True,
                                        text=True, timeout=60).stdout)
     assert sorted({d["kind"] for d in base}) == [
-        "ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget", "PrometheusRule",
-        "Secret", "Service", "ServiceMonitor", "StatefulSet"]
+        "ConfigMap", "Deployment", "NetworkPolicy", "PersistentVolumeClaim",
+        "PodDisruptionBudget", "PrometheusRule", "Secret", "Service", "ServiceMonitor",
+        "StatefulSet"]
     # The kustomization's image tag is the exporter's version.
     [image] = {c["image"] for d in base if d["kind"] == "StatefulSet"
                for c in d["spec"]["template"]["spec"]["containers"]}
@@ -147,7 +148,9 @@ def test_the_dashboards_are_the_generated_json_for_grafanas_sidecar(objects) -> 
 
 
 def test_alertmanager_routing_is_the_shipped_one_and_amtool_clean(objects, tmp_path: Path) -> None:
-    secret = one(objects, "Secret", "nautilus-probe-alertmanager")
+    # A kustomization of its own, applied in the Alertmanager's namespace; not in the base.
+    secret = one(objects, "Secret", "nautilus-probe-alertmanager", "alertmanager")
+    assert not [o for o in objects["."] if o["metadata"]["name"] == secret["metadata"]["name"]]
     text = secret["stringData"]["alertmanager.yaml"]
     assert text == (ROOT / "alerts" / "alertmanager.yml").read_text()
     path = tmp_path / "alertmanager.yml"
@@ -230,3 +233,54 @@ def test_the_engine_example_names_its_consumer_after_the_pod(objects) -> None:
     [c] = deployment["spec"]["template"]["spec"]["containers"]
     [env] = [e for e in c["env"] if e["name"] == CONSUMER_ENV]
     assert env["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+
+
+def test_the_pushgateway_keeps_its_verdicts_across_a_restart(objects, tmp_path: Path) -> None:
+    """The generated Pushgateway stores its pushes in a file on its claim: the real
+    Pushgateway, run with the generated arguments (the store under tmp_path), still
+    serves a pushed verdict after a stop and a start."""
+    import signal
+    import urllib.request
+
+    from nautilus_probe.observe import pushgateway_binary
+    from nautilus_testkit import free_port, http_get, wait_for
+
+    deployment = one(objects, "Deployment", "nautilus-probe-pushgateway")
+    pod = deployment["spec"]["template"]["spec"]
+    [c] = pod["containers"]
+    [mount] = c["volumeMounts"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    claim = one(objects, "PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert (deployment["spec"]["replicas"], deployment["spec"]["strategy"]["type"]) == (1, "Recreate")
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"]
+    [store] = [a.split("=", 1)[1] for a in c["args"] if a.startswith("--persistence.file=")]
+    assert store.startswith(mount["mountPath"] + "/")
+    args = [a.replace(mount["mountPath"], str(tmp_path)) for a in c["args"]]
+
+    def start() -> tuple[Any, str]:
+        binary = pushgateway_binary()
+        assert binary, "the Pushgateway is missing: run ./run setup"
+        at = f"127.0.0.1:{free_port()}"
+        proc = subprocess.Popen([binary, f"--web.listen-address={at}", *args],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: http_get(f"http://{at}/-/ready")[0] == 200, 30)
+        return proc, at
+
+    proc, at = start()
+    try:
+        push = urllib.request.Request(f"http://{at}/metrics/job/loadtest",
+                                      data=b"nautilus_probe_capacity_verdict 1\n", method="PUT")
+        assert urllib.request.urlopen(push, timeout=5).status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)  # writes the store on the way out
+        proc.wait(10)
+    assert (tmp_path / Path(store).name).stat().st_size > 0
+    proc, at = start()
+    try:
+        status, body = http_get(f"http://{at}/metrics")
+        assert status == 200
+        assert 'nautilus_probe_capacity_verdict{instance="",job="loadtest"} 1' in body
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)

@@ -41,6 +41,17 @@ def test_the_audits_largest_config_is_refused_with_its_bound(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match=r"max_memory_mib: this configuration may hold up to "
                                           r"[\d,]+ MiB \(base 96, .*\), more than 1,024 MiB"):
         Config.load(str(path))
+    with pytest.raises(ConfigError) as refused:
+        Config.load(str(path))
+    said = int(re.search(r"up to ([\d,]+) MiB", str(refused.value))[1].replace(",", ""))
+    # The figure it says is the max_memory_mib that accepts it, and one less is refused.
+    data["max_memory_mib"] = said - 1
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=f"up to {said:,} MiB"):
+        Config.load(str(path))
+    data["max_memory_mib"] = said
+    path.write_text(yaml.safe_dump(data))
+    assert Config.load(str(path)).memory.total <= said * MIB
     data["max_memory_mib"] = 8192  # an operator who has the memory says so
     path.write_text(yaml.safe_dump(data))
     assert 2048 < Config.load(str(path)).memory.total / MIB < 8192

@@ -145,3 +145,16 @@ def test_a_contaminated_or_empty_baseline_is_refused(tmp_path: Path) -> None:
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert f"{tmp_path / name} {message}" in proc.stderr
         assert not (tmp_path / "r" / "report.md").exists()
+
+
+def test_a_run_through_a_failover_is_marked_in_the_report(tmp_path: Path) -> None:
+    marked = {**GOOD, "failovers": [{"at": 1764324080.5, "at_s": 20.5, "phase": "throughput",
+                                     "from": ["10.0.0.1:6379"], "to": ["10.0.0.2:6379"]}]}
+    proc = run(tmp_path, marked)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert ("**MessageBus failover 1 during the containerized run:** at 20.5 s, during "
+            "throughput (10.0.0.1:6379 -> 10.0.0.2:6379); that phase's errors include the "
+            "requests it cost.") in report
+    proc = run(tmp_path, GOOD)
+    assert "failover" not in (tmp_path / "report" / "report.md").read_text()

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from redis.exceptions import ResponseError
 
 from nautilus_wire import protocol
-from nautilus_wire.redis_client import BUS_ERRORS, reset_after
+from nautilus_wire.redis_client import BUS_ERRORS, describe, reset_after
 
 from ..metrics import ENGINE, BusOperation, Metrics, gauge, remove
 from ..supervise import Supervisor
@@ -177,7 +177,7 @@ class BacklogProbe(PollingProbe):
                 per_engine = await asyncio.gather(*(
                     asyncio.gather(*(self._stream(k) for k in ks)) for ks in keys))
         except BUS_ERRORS as exc:
-            self.warn.failed("read", repr(exc))
+            self.warn.failed("read", describe(exc))
             self._m.bus_error[BusOperation.BACKLOG].inc()
             await reset_after(self._redis, exc)
             return

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from nautilus_wire.failure_log import FailureLog
 from nautilus_wire.protocol import Request
-from nautilus_wire.redis_client import BUS_ERRORS, ready, reset_after
+from nautilus_wire.redis_client import BUS_ERRORS, describe, ready, reset_after
 from nautilus_wire.replies import Malformed
 from nautilus_wire.requester import ProberTransport
 from nautilus_wire import protocol
@@ -92,6 +92,7 @@ class MessageBus:
         self.tracker = ReplyTracker(metrics, prober_id, transport.reply_key)
         self._backoff = 0.0
         self._retry_at = 0.0
+        self._last_error = ""  # the last send failure, described
 
     async def start(self) -> None:
         # Subscribing can fail while Redis is down; the receiver retries later.
@@ -109,9 +110,11 @@ class MessageBus:
         for req, p in batch:
             self.tracker.sent(req, p)
         if clock() < self._retry_at:
-            # The bus failed moments ago: these fail without dialling it again.
+            # The bus failed moments ago: these fail without dialling it again (and
+            # are in the log's count, which counts probes failed, not attempts).
             for req, _ in batch:
                 self.tracker.send_failed(req)
+            self.warn.failed("send", self._last_error, len(batch))
             return
         try:
             await self.transport.send([req for req, _ in batch])
@@ -119,7 +122,8 @@ class MessageBus:
             self.warn.recovered("send")
             self._backoff = 0.0
         except BUS_ERRORS as exc:
-            self.warn.failed("send", repr(exc), len(batch))
+            self._last_error = describe(exc)
+            self.warn.failed("send", self._last_error, len(batch))
             self.metrics.bus_up.set(0)
             self.metrics.bus_error[BusOperation.SEND].inc()
             for req, _ in batch:
@@ -133,7 +137,7 @@ class MessageBus:
             try:
                 replies = await self.transport.receive()
             except BUS_ERRORS as exc:
-                self.warn.failed("receive", repr(exc))
+                self.warn.failed("receive", describe(exc))
                 self.metrics.bus_up.set(0)
                 self.metrics.bus_error[BusOperation.RECEIVE].inc()
                 await reset_after(self.client, exc)

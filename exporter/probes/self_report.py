@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from nautilus_wire import protocol
-from nautilus_wire.redis_client import BUS_ERRORS, reset_after
+from nautilus_wire.redis_client import BUS_ERRORS, describe, reset_after
 
 from ..metrics import ENGINE, ENGINE_OP, BusOperation, Metrics, counter, gauge, remove
 from ..supervise import Supervisor
@@ -207,7 +207,7 @@ class SelfReportProbe(PollingProbe):
             else:
                 raws = await self._redis.mget(keys)
         except BUS_ERRORS as exc:
-            self.warn.failed("read", repr(exc))
+            self.warn.failed("read", describe(exc))
             self._m.bus_error[BusOperation.SELF_REPORT].inc()
             await reset_after(self._redis, exc)
             return

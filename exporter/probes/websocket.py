@@ -32,6 +32,7 @@ from websockets.protocol import State
 from websockets.uri import parse_uri, WebSocketURI
 
 from nautilus_wire import ws_protocol as wp
+from nautilus_wire.failure_log import FailureLog
 
 from ..metrics import CONNECT_BUCKETS, LATENCY_BUCKETS, counter, gauge, histogram
 from ..schedule import EARLY_S, Schedule, clock, sleep_for
@@ -310,6 +311,9 @@ class WebSocketProbe:
         for ep in self.endpoints:
             ep.m.desired.set(ep.target)
         self.open: list[_Conn] = []
+        # Each kind of fault per endpoint logged once per 10 s with a count, as for
+        # the MessageBus (docs/configuration.md).
+        self.warn = FailureLog(log, "WebSocket")
         self.heartbeats: HeartbeatTracker[_Conn] = HeartbeatTracker(spec.heartbeat_timeout)
         self._rr = 0
         self._closing = False
@@ -376,6 +380,7 @@ class WebSocketProbe:
             conn.handshake = None
         if reason is not None:
             ep.m.connect_failures[reason].inc()
+            self.warn.failed(f"connects to {ep.spec.label}", reason.value)
             ep.back_off(clock())
             if conn is not None and conn.transport is not None:
                 conn.transport.abort()
@@ -384,6 +389,7 @@ class WebSocketProbe:
         if self._closing or conn.transport is None or conn.transport.is_closing():
             return
         conn.opened_at = clock()
+        self.warn.recovered(f"connects to {ep.spec.label}")
         ep.m.connect_duration.observe(clock() - started)
         if self.on_connect is not None:
             self.on_connect(clock() - started)
@@ -419,6 +425,8 @@ class WebSocketProbe:
             # Bad framing, or a frame over MAX_FRAME (an EOF is not one of them).
             isinstance(conn.proto.parser_exc, (ProtocolError, PayloadTooBig))))
         ep.m.disconnects[reason].inc()
+        if reason is not Disconnect.CLOSED:
+            self.warn.failed(f"connections to {ep.spec.label}", f"lost: {reason.value}")
         now = clock()
         if (reason in (Disconnect.UNAUTHORIZED, Disconnect.PROTOCOL_ERROR)
                 or now - conn.opened_at < QUICK_LOSS_S):
@@ -449,14 +457,16 @@ class WebSocketProbe:
         """Count the heartbeats whose timeout has passed by `now`."""
         for conn in self.heartbeats.expire(now):
             conn.ep.m.timeouts.inc()
+            self.warn.failed(f"heartbeats to {conn.ep.spec.label}", "timeout")
 
     def frame(self, conn: _Conn, data: bytes) -> None:
         now = clock()
         m = conn.ep.m
         try:
             obj = wp.parse(data)
-        except wp.WsProtocolError:
+        except wp.WsProtocolError as exc:
             m.invalid.inc()
+            self.warn.failed(f"replies from {conn.ep.spec.label}", f"invalid: {exc}")
             return
         kind = obj["type"]
         if kind == "heartbeat_ack":
@@ -472,6 +482,7 @@ class WebSocketProbe:
         elif kind == wp.ERROR:
             self.heartbeats.error(str(obj.get("id")))
             m.error_replies.inc()
+            self.warn.failed(f"replies from {conn.ep.spec.label}", "error replies")
         elif kind == wp.BROADCAST and conn.last_seq is not None:
             seq = obj.get("seq")
             if isinstance(seq, int):
