@@ -166,29 +166,69 @@ def _rule(t: Thresholds, name: str, expr: str, severity: str, for_: float, summa
 # What each objective's error ratio counts, for the alerts' text.
 SLOS = {
     "availability": ("EngineAvailabilityBudgetBurn", "of probes failed",
-                     "answered ok"),
+                     "answered ok", f"{P}_requests_total"),
     "latency": ("EngineLatencyBudgetBurn", "of answered probes were slower than {target}",
-                "answered within {target}"),
+                "answered within {target}", f"{P}_latency_seconds_count"),
 }
 
 
+def _query(expr: str, fmt: str, missing: str = "no data") -> str:
+    """An annotation fragment: PromQL `expr` (`%s` stands for the alert's engine),
+    queried when the alert is evaluated (its $value is only whichever window pair
+    matched), its first value through the template pipeline `fmt`."""
+    return (f'{{{{ with printf `{expr}` $labels.engine | query }}}}'
+            f'{{{{ . | first | value | {fmt} }}}}{{{{ else }}}}{missing}{{{{ end }}}}')
+
+
 def _now(series: str, then: str = "", fmt: str = "humanizePercentage") -> str:
-    """An annotation fragment: `series` of the alert's engine (then `then`), queried
-    when the alert is evaluated (its $value is only whichever window pair matched)."""
-    return (f'{{{{ with printf `{series}{{engine="%s"}}{then}` $labels.engine | query }}}}'
-            f'{{{{ . | first | value | {fmt} }}}}{{{{ else }}}}no data{{{{ end }}}}')
+    """`series` of the alert's engine (then `then`), as an annotation fragment."""
+    return _query(f'{series}{{engine="%s"}}{then}', fmt)
+
+
+def _over(seconds: float, counter: str) -> str:
+    """An annotation fragment naming a window: "the last 1h", or, when the engine's
+    probes have less history than that (a young Prometheus or exporter), what there
+    is: "all 13m 5s of history (a 1h window)" -- a rate over 13 minutes is not one
+    over an hour. `counter`: the series the objective's ratio divides by."""
+    w = window(seconds)
+    # When the first sample in the window was scraped, at the rule evaluation's
+    # resolution: a coarser step would start at a multiple of itself and find
+    # nothing in a history younger than one step.
+    history = f'time() - min(min_over_time(timestamp({counter}{{engine="%s"}})[{w}:]))'
+    return (f'{{{{ with printf `{history}` $labels.engine | query }}}}'
+            f'{{{{ $h := . | first | value }}}}{{{{ if lt $h {seconds * 0.95:.1f} }}}}'
+            f'all {{{{ humanizeDuration $h }}}} of history (a {w} window)'
+            f'{{{{ else }}}}the last {w}{{{{ end }}}}{{{{ else }}}}the last {w}{{{{ end }}}}')
+
+
+def _latency_now(w: str) -> str:
+    """The engine's latency over the last `w`: p50 and p99 of its answered probes."""
+    def q(quantile: float) -> str:
+        return (f"histogram_quantile({quantile:g}, sum by (le) (rate({P}_latency_seconds_"
+                f'bucket{{engine="%s"}}[{w}]))) >= 0')
+    # NaN (nothing answered) is dropped by the `>= 0`: then there is no quantile to state.
+    return (f'{{{{ with printf `{q(0.5)}` $labels.engine | query }}}}p50 '
+            f'{{{{ . | first | value | humanizeDuration }}}}'
+            f'{{{{ with printf `{q(0.99)}` $labels.engine | query }}}} and p99 '
+            f'{{{{ . | first | value | humanizeDuration }}}}{{{{ end }}}}'
+            f'{{{{ else }}}}no probe answered{{{{ end }}}}')
 
 
 def burn_rate_alerts(t: Thresholds) -> list[dict[str, Any]]:
     """Multiwindow, multi-burn-rate alerts per engine and objective: page on a fast
     burn, ticket on a slow one. Each condition also needs the burn over the recent
     window: an alert ends soon after its fault does (keep_firing_for holds it over
-    short dips, so a continuous burn notifies once)."""
+    short dips, so a continuous burn notifies once).
+
+    The description states the present first (the last `alerting.current`: the
+    failing share, for latency also p50 and p99 against the target), then the
+    windows' burn figures, each window with its real length when the history is
+    shorter."""
     a = t.alerting
     target = f"{t.engine['latency_average_seconds'].ceiling * 1e3:g} ms"
-    recent = window(a.recent)
+    recent, current = window(a.recent), window(a.current)
     out = []
-    for slo, (name, what, good) in SLOS.items():
+    for slo, (name, what, good, counter) in SLOS.items():
         objective = getattr(t.objectives, slo)
         budget = 1 - objective
         ratio = f"{P}:engine_{slo}_errors:ratio_rate"
@@ -207,6 +247,11 @@ def burn_rate_alerts(t: Thresholds) -> list[dict[str, Any]]:
             speeds = ", or ".join(f"{b.factor:g}× too fast over {window(b.long)} and "
                                   f"{window(b.short)}" for b in rates)
             long = window(rates[0].long)
+            if slo == "latency":
+                present = (f"{_latency_now(current)} over the last {current} (target "
+                           f"{target}), {_now(f'{ratio}{current}')} {what.format(target=target)}")
+            else:
+                present = f"{_now(f'{ratio}{current}')} {what} over the last {current}"
             # `for:` too: just after a (re)start every window holds a few samples, and
             # one early error would read as a burn.
             out.append(_rule(
@@ -214,9 +259,9 @@ def burn_rate_alerts(t: Thresholds) -> list[dict[str, Any]]:
                 a.for_page if severity == "page" else a.for_ticket,
                 f"{{{{ $labels.engine }}}} is burning its {slo} error budget "
                 f"{'fast' if severity == 'page' else 'slowly'}.",
-                f"{{{{ $labels.engine }}}}: {_now(f'{ratio}{recent}')} "
-                f"{what.format(target=target)} over the last {recent}, "
-                f"{_now(f'{ratio}{long}')} over {long}: the error budget burns "
+                f"{{{{ $labels.engine }}}}: {present}; {_now(f'{ratio}{recent}')} over "
+                f"{_over(a.recent, counter)} and {_now(f'{ratio}{long}')} over "
+                f"{_over(rates[0].long, counter)}: the error budget burns "
                 f"{_now(f'{ratio}{recent}', f' / {budget:.6g}', 'printf `%.3g`')}× "
                 f"as fast as the objective allows. Objective: {objective * 100:g}% "
                 f"{good.format(target=target)} (error budget {budget * 100:.3g}%); this fires "

@@ -75,6 +75,9 @@ class Alerting:
     # budget burning over `recent`, so an alert resolves within recent + keep_firing_for
     # of the fault's end; a dip shorter than keep_firing_for neither resolves nor re-pages.
     recent: float = 300.0
+    # The present, as a page states it beside the windows' burn figures: the failing
+    # share (and, for latency, p50/p99) over this last stretch.
+    current: float = 60.0
     keep_firing_page: float = 270.0
     keep_firing_ticket: float = 120.0
     # The last load-test validation: a ticket when it failed or is older than this.
@@ -85,8 +88,8 @@ class Alerting:
     runbook_url: str = "https://github.com/nautilus-platform/nautilus-probe/blob/main/docs/runbook.md"
 
     def windows(self) -> list[float]:
-        """Every burn-rate window (and the recent one), shortest first."""
-        return sorted({self.recent} | {w for rates in self.burn_rates.values() for b in rates
+        """Every burn-rate window (and the recent and current ones), shortest first."""
+        return sorted({self.recent, self.current} | {w for rates in self.burn_rates.values() for b in rates
                                        for w in (b.long, b.short)})
 
     def keep_firing_for(self, severity: str) -> float:
@@ -282,6 +285,7 @@ def parse(data: Any) -> Thresholds:
         for_ticket=fors.get("ticket", 900.0, duration),
         for_no_responders=fors.get("no_responders", 60.0, duration),
         recent=a.get("recent", 300.0, _window),
+        current=a.get("current", 60.0, _window),
         keep_firing_page=keep.get("page", 270.0, duration_or_zero),
         keep_firing_ticket=keep.get("ticket", 120.0, duration_or_zero),
         validation_max_age=a.get("validation_max_age", 7 * 86400.0, _window),

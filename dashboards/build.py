@@ -261,15 +261,19 @@ def overview(t: Thresholds) -> Dashboard:
             "ops", (12, 8), description="What the engines report for the traffic that flows, "
             "and the probes answered. Log scale. No target line: capacity is proven by load "
             "tests, not by whatever traffic flows.", log=True),
-        timeseries("End-to-end latency vs target", targets(
+        timeseries("End-to-end latency", targets(
             (_mean(TRADE), "avg"), (_quantile(0.95, TRADE), "p95"),
             (_quantile(0.99, TRADE), "p99"),
             (_mean(LAT, matchers=f'engine="{BASELINE_ENGINE}"'), "monolith baseline avg")),
-            "s", (12, 8), (None, lat.max), "Successful trading requests only; a gap means "
-            "none succeeded."),
+            "s", (12, 8), description="Successful trading requests only; a gap means none "
+            f"succeeded. No target line: the {lat.ceiling * 1e3:g} ms average is a capacity "
+            "target, proven under load by the load tests (the capacity row); live, each "
+            "engine's latency objective pages (EngineLatencyBudgetBurn)."),
         timeseries("Error ratio", targets(
             (_error_ratio(matchers=NOT_BASELINE), "all engines")), "percentunit", (12, 8),
-            (None, err.max)),
+            description=f"No target line: the system's {err.ceiling * 100:g}% is a capacity "
+            "target, proven under load by the load tests; live, each engine's availability "
+            "objective pages (EngineAvailabilityBudgetBurn, on the engine dashboard)."),
         timeseries("Latency vs the monolith", targets(
             (f"{P}:system_latency_improvement:ratio", "latency")), TIMES, (12, 8),
             (t.latency_factor, None),
@@ -294,6 +298,11 @@ def overview(t: Thresholds) -> Dashboard:
                    "test prove it can carry?")
 
 
+# A budget spent ten times over reads "exhausted", not "-1,030 %".
+EXHAUSTED = {"type": "range", "options": {"from": None, "to": 0, "result": {
+    "text": "exhausted", "color": "red"}}}
+
+
 def budget_panels(t: Thresholds, eng: str) -> list[Any]:
     """Each objective's error budget: what is left over the longest alerting window,
     and how fast it burns (the page threshold drawn), from the SLO recording rules."""
@@ -308,7 +317,9 @@ def budget_panels(t: Thresholds, eng: str) -> list[Any]:
         out.append(stat(f"{slo.capitalize()} budget left ({longest})", [target(
             f"1 - {ratio}{longest}{{{eng}}} / {budget:.6g}")], "percentunit", (6, 8), (0, None),
             f"Objective {objective * 100:g}%: the share of the {budget * 100:.3g}% error budget "
-            f"not spent over the last {longest}. Below 0: the objective is missed."))
+            f"not spent over the last {longest} (or the history there is, when shorter). "
+            "Exhausted: the objective is missed over that window.",
+            mappings=[EXHAUSTED]))
         burns += [(f"{ratio}{window(page.long)}{{{eng}}} / {budget:.6g}",
                    f"{slo} over {window(page.long)}"),
                   (f"{ratio}{window(page.short)}{{{eng}}} / {budget:.6g}",
@@ -403,7 +414,9 @@ def engine(t: Thresholds) -> Dashboard:
             (f"max({P}_engine_reported_memory_bytes{sel(eng)})", "memory")), "bytes", (8, 8)),
         timeseries("Reported error ratio", targets(
             (f"max({P}_engine_reported_error_ratio{sel(eng)})", "error ratio")), "percentunit",
-            (8, 8), _lim(e["error_ratio"])),
+            (8, 8), description="What the engine reports. No target line: nothing alerts on "
+            "it; the probes' failures are judged by the availability objective (the error "
+            "budget above), the engine's error-ratio target by the load tests."),
         *kind_rows(eng),
     ], [var], "One engine: its probes, its MessageBus backlog, what it reports, and each "
        "probe kind's own row.")
@@ -443,7 +456,9 @@ def websocket(t: Thresholds) -> Dashboard:
             description="Held open, against what the prober is configured to hold."),
         timeseries("Heartbeat p99 per endpoint", targets(
             (_quantile(0.99, f"{P}_ws_heartbeat_latency_seconds", "endpoint"), "{{endpoint}}")),
-            "s", limit=(None, hb.max)),
+            "s", description=f"No target line: the {hb.ceiling * 1e3:g} ms heartbeat p99 is a "
+            "capacity target under load, proven by `nautilus-probe loadtest websocket`; the "
+            "prober's few heartbeats on a shared machine say little about it."),
         timeseries("Connect time", targets(
             (_quantile(0.99, f"{P}_ws_connect_duration_seconds", "endpoint"), "p99 {{endpoint}}"),
             (f"sum by (endpoint) ({P}_ws_connect_duration_seconds_sum{sel()}) / sum by (endpoint) "
@@ -471,6 +486,12 @@ def websocket(t: Thresholds) -> Dashboard:
     ], description="The WebSocket front ends as the prober's held connections see them.")
 
 
+def exporters_only(expr: str) -> str:
+    """`expr` over process_* series, kept only for the exporters' processes: any
+    program scraped under the same job (a Pushgateway, a sidecar) has them too."""
+    return f"{expr} and on (job, instance, worker) {P}_build_info{sel()}"
+
+
 def prober(t: Thresholds) -> Dashboard:
     who = "{{instance}} {{worker}}"
     return _dashboard(t, "prober", "Nautilus: prober health", [
@@ -491,7 +512,8 @@ def prober(t: Thresholds) -> Dashboard:
             f"{t.alerting.stale_after:g} s."),
         timeseries("Schedule lag p99", targets(
             (_quantile(0.99, f"{P}_schedule_lag_seconds", "instance"), "{{instance}}")), "s",
-            limit=(None, 0.05)),
+            limit=(None, t.alerting.schedule_lag_p99),
+            description="The red line: ProberSaturated (a ticket) above it."),
         timeseries("Event-loop lag p99", targets(
             (_quantile(0.99, f"{P}_event_loop_lag_seconds", "instance"), "{{instance}}")), "s"),
         timeseries("Skipped probes", targets(
@@ -511,17 +533,19 @@ def prober(t: Thresholds) -> Dashboard:
             "self-reports in total (by loop and engine on Explore)."),
         timeseries("Self-report age", targets(
             (f"max by (engine) ({P}_engine_report_age_seconds{sel()})", "{{engine}}")), "s",
-            limit=(None, t.alerting.stale_after)),
+            limit=(None, t.alerting.stale_after),
+            description="The red line: EngineSelfReportStale (a ticket) above it."),
         timeseries("Self-reports present", targets(
             (f"min by (engine) ({P}_engine_report_up{sel()})", "{{engine}}")), "none"),
         row("The exporter's own resources"),
         timeseries("Exporter CPU", targets(
-            (f"rate(process_cpu_seconds_total{sel()}[{RATE}])", who)), "percentunit", (8, 8)),
+            (exporters_only(f"rate(process_cpu_seconds_total{sel()}[{RATE}])"), who)),
+            "percentunit", (8, 8)),
         timeseries("Exporter memory (resident)", targets(
-            (f"process_resident_memory_bytes{sel()}", who)), "bytes", (8, 8)),
+            (exporters_only(f"process_resident_memory_bytes{sel()}"), who)), "bytes", (8, 8)),
         timeseries("Exporter open files", targets(
-            (f"process_open_fds{sel()} / process_max_fds{sel()}", who)), "percentunit", (8, 8),
-            (None, 0.8)),
+            (exporters_only(f"process_open_fds{sel()} / process_max_fds{sel()}"), who)),
+            "percentunit", (8, 8), description="Of its limit (process_max_fds)."),
         table("Exporter instances", [
             target(f"max by (instance, worker, version, python_version) (time() - "
                    f"process_start_time_seconds{sel()} * on (instance, worker) "

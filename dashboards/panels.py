@@ -39,6 +39,23 @@ def variables(job: str) -> list[Template]:
     ]
 
 
+def mapped(value: float, mappings: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The value mapping Grafana applies to `value` ({"text": ..., "color": ...}), if
+    any: a "value" mapping of exactly it, or a "range" one around it (both ends
+    included, a null end open)."""
+    for m in mappings or []:
+        options = m.get("options", {})
+        if m.get("type") == "range":
+            low, high = options.get("from"), options.get("to")
+            if (low is None or value >= low) and (high is None or value <= high):
+                return dict(options.get("result", {}))
+            continue
+        hit = options.get(f"{value:g}")
+        if hit:
+            return dict(hit)
+    return {}
+
+
 def target(expr: str, legend: str = "", ref: str = "A", fmt: str = "time_series",
            instant: bool = False) -> Target:
     return Target(expr=expr, legendFormat=legend, refId=ref, datasource=DATASOURCE, format=fmt,

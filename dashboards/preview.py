@@ -33,7 +33,7 @@ from matplotlib.figure import Figure
 
 from alerts.query import PrometheusAPI, QueryError
 
-from .panels import COLUMNS
+from .panels import COLUMNS, mapped
 
 COL_IN = 0.75  # inches per grid column (Grafana: ~75 px on a 1,800 px screen)
 ROW_IN = 0.32  # inches per grid row (Grafana: 30 px plus margin)
@@ -122,15 +122,6 @@ def _step_colour(value: float, steps: list[dict[str, Any]]) -> str:
     return COLOURS.get(colour, colour)
 
 
-def _mapping(value: float, mappings: list[dict[str, Any]]) -> dict[str, Any]:
-    """The value mapping that matches `value` ({"text": ..., "color": ...}), if any."""
-    for m in mappings or []:
-        hit: dict[str, Any] | None = m.get("options", {}).get(f"{value:g}")
-        if hit:
-            return hit
-    return {}
-
-
 NEUTRAL = "#6e7079"  # Grafana's "text" colour: a value that is not judged
 
 
@@ -202,9 +193,9 @@ def draw_stat(ax: Axes, panel: dict[str, Any], prom: Prometheus, unit: str) -> N
     width = 1 / len(values)
     judged = panel.get("options", {}).get("colorMode") != "none"
     for i, (label, value) in enumerate(values):
-        mapped = _mapping(value, _defaults(panel).get("mappings", []))
-        text = mapped.get("text") or fmt(value, unit)
-        colour = COLOURS.get(mapped["color"], mapped["color"]) if mapped.get("color") else \
+        hit = mapped(value, _defaults(panel).get("mappings", []))
+        text = hit.get("text") or fmt(value, unit)
+        colour = COLOURS.get(hit["color"], hit["color"]) if hit.get("color") else \
             _step_colour(value, _steps(panel)) if judged else NEUTRAL
         colour = NEUTRAL if colour == "text" else colour
         ax.add_patch(Rectangle((i * width + 0.01, 0.02), width - 0.02, 0.8,
@@ -250,14 +241,14 @@ def draw_table(ax: Axes, panel: dict[str, Any], prom: Prometheus) -> None:
         for r in refs:
             props = columns.get(r, {})
             value = values.get(r, float("nan"))
-            mapped = _mapping(value, props.get("mappings", [])) if math.isfinite(value) else {}
+            hit = mapped(value, props.get("mappings", [])) if math.isfinite(value) else {}
             if not math.isfinite(value):
                 row.append(props.get("noValue", ""))
             else:
-                row.append(mapped.get("text") or fmt(value, props.get("unit", "none")))
+                row.append(hit.get("text") or fmt(value, props.get("unit", "none")))
             steps = props.get("thresholds", {}).get("steps", [])
-            if mapped.get("color") and mapped["color"] != "text":
-                row_colours.append(COLOURS.get(mapped["color"], mapped["color"]))
+            if hit.get("color") and hit["color"] != "text":
+                row_colours.append(COLOURS.get(hit["color"], hit["color"]))
             elif math.isfinite(value) and len(steps) > 1 and "custom.cellOptions" in props:
                 row_colours.append(_step_colour(value, steps))
             else:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import shutil
 import subprocess
 import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 from collections.abc import Callable
@@ -49,6 +51,52 @@ def pushgateway_argv(binary: str, listen: str, store: Path | None) -> list[str]:
             f"--persistence.file={store if store is not None else ''}"]
 
 
+def subject(labels: dict[str, str]) -> str:
+    """What an alert is about, for a console line: the engine, the WebSocket endpoint,
+    the capacity target ("system throughput_ops_per_second", "risk error_ratio"), or
+    the exporter instance (and its loop)."""
+    if labels.get("target"):
+        return f"{labels.get('scope', '')} {labels['target']}".strip()
+    for name in ("engine", "endpoint"):
+        if labels.get(name):
+            return labels[name]
+    return " ".join(labels[k] for k in ("instance", "loop") if labels.get(k))
+
+
+def _clock(stamp: str) -> float | None:
+    """Seconds since the epoch of Alertmanager's RFC 3339 time (nanoseconds allowed)."""
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", stamp or "")
+    if m is None:
+        return None
+    at = datetime.fromisoformat(m.group(1) + (m.group(3).replace("Z", "+00:00")))
+    return at.timestamp() + float(m.group(2) or 0)
+
+
+def _lasted(seconds: float) -> str:
+    """A duration as a person reads it: 45 s, 9 min 36 s, 2 h 5 min."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+def notification_line(route: str, alert: dict[str, Any]) -> str:
+    """The console line of one alert in a notification: what fires, with its summary;
+    or what resolved, since when and for how long (its firing summary would say a
+    fault is on when it has ended)."""
+    labels, status = alert.get("labels", {}), alert.get("status", "")
+    head = f"{route.upper()} {status}: {labels.get('alertname')} {subject(labels)}".rstrip()
+    if status != "resolved":
+        return f"{head} — {alert.get('annotations', {}).get('summary', '')}"
+    start, end = _clock(alert.get("startsAt", "")), _clock(alert.get("endsAt", ""))
+    if start is None or end is None:
+        return f"{head} — no longer firing"
+    return (f"{head} — no longer firing (it fired at "
+            f"{time.strftime('%H:%M:%S', time.localtime(start))}, for {_lasted(end - start)})")
+
+
 class Receiver:
     """The pager and the ticket queue of the local stack: a webhook that prints each
     notification Alertmanager delivers, one line per alert."""
@@ -68,11 +116,9 @@ class Receiver:
                     return
                 route = self.path.strip("/") or "receiver"
                 for alert in data.get("alerts", []):
-                    labels, status = alert.get("labels", {}), alert.get("status", "")
-                    receiver.delivered.append((route, status, labels))
-                    what = labels.get("engine") or labels.get("endpoint") or labels.get("instance", "")
-                    say(f"{route.upper()} {status}: {labels.get('alertname')} {what} — "
-                        f"{alert.get('annotations', {}).get('summary', '')}")
+                    receiver.delivered.append((route, alert.get("status", ""),
+                                               alert.get("labels", {})))
+                    say(notification_line(route, alert))
 
             def log_message(self, *_: object) -> None:
                 pass
@@ -87,15 +133,20 @@ class Receiver:
 
 
 # On one machine nobody batches notifications: the first page leaves 5 s after an alert
-# fires (the shipped 30 s is for pagers that should not ring twice in a minute). The
-# ticket route keeps its own 2 minutes: a page arriving meanwhile inhibits the ticket.
+# fires (the shipped 30 s is for pagers that should not ring twice in a minute), and a
+# resolution 5 s after Prometheus resolves it (the shipped group_interval: within 1 min).
+# The ticket route keeps its own 2 minutes: a page arriving meanwhile inhibits the ticket.
 LOCAL_GROUP_WAIT = "5s"
+LOCAL_GROUP_INTERVAL = "5s"
 
 
-def alertmanager_config(receiver_port: int) -> dict[str, Any]:
-    """alerts/alertmanager.yml with its webhooks pointed at the local receiver."""
+def alertmanager_config(receiver_port: int, local: bool = True) -> dict[str, Any]:
+    """alerts/alertmanager.yml with its webhooks pointed at the local receiver and,
+    when `local`, the local stack's timing."""
     config: dict[str, Any] = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
-    config["route"]["group_wait"] = LOCAL_GROUP_WAIT
+    if local:
+        config["route"]["group_wait"] = LOCAL_GROUP_WAIT
+        config["route"]["group_interval"] = LOCAL_GROUP_INTERVAL
     for rec in config["receivers"]:
         for hook in rec.get("webhook_configs", []):
             hook["url"] = f"http://127.0.0.1:{receiver_port}/{rec['name']}"
@@ -149,7 +200,7 @@ class AlertWatch:
         for a in alerts:
             labels = a["labels"]
             key: tuple[str, ...] = (labels.get("alertname", ""), labels.get("severity", ""),
-                   labels.get("engine") or labels.get("endpoint") or "")
+                                    subject(labels))
             now[key] = a["state"]
         for key, state in sorted(now.items()):
             if self.states.get(key) != state:

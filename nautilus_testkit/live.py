@@ -22,10 +22,11 @@ from alerts.query import PrometheusAPI
 from . import ROOT, free_port, http_get, wait_for
 
 # Windows short enough for a test: rates over 10 s, `for:` of seconds, burn-rate
-# windows a sixtieth of the real ones (1h -> 1m, 5m -> 5s, 3d -> 72m).
+# windows a sixtieth of the real ones (1h -> 1m, 5m -> 5s, 3d -> 72m); the present a
+# page states over 10 s (a sixtieth of 1m would hold one scrape).
 TEST_ALERTING = {
     "rate_window": "10s", "for": {"page": "2s", "ticket": "4s"},
-    "recent": "5s", "keep_firing_for": {"page": "4s", "ticket": "2s"},
+    "recent": "5s", "current": "10s", "keep_firing_for": {"page": "4s", "ticket": "2s"},
     "burn_rates": {"page": [{"factor": 14.4, "long": "1m", "short": "5s"},
                             {"factor": 6, "long": "6m", "short": "30s"}],
                    "ticket": [{"factor": 3, "long": "24m", "short": "2m"},
@@ -66,14 +67,16 @@ def write_rules(tmp: Path, alerting: dict[str, Any] | None) -> tuple[Path, Path]
     return thresholds, rules
 
 
-def _alertmanager(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """alerts/alertmanager.yml in a real Alertmanager (its webhooks go nowhere)."""
+def start_alertmanager(tmp: Path, config: Path = ROOT / "alerts" / "alertmanager.yml"
+                       ) -> tuple[subprocess.Popen[bytes], str]:
+    """A real Alertmanager with `config` (by default alerts/alertmanager.yml, whose
+    webhooks go nowhere), its storage in `tmp`: (process, base URL)."""
     binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
     assert binary, "alertmanager is missing: run ./run setup"
     port, cluster = free_port(), free_port()
     proc = subprocess.Popen(
-        [binary, f"--config.file={ROOT / 'alerts' / 'alertmanager.yml'}",
-         f"--storage.path={tmp / 'am'}", f"--web.listen-address=127.0.0.1:{port}",
+        [binary, f"--config.file={config}", f"--storage.path={tmp / 'am'}",
+         f"--web.listen-address=127.0.0.1:{port}",
          f"--cluster.listen-address=127.0.0.1:{cluster}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -145,7 +148,7 @@ def live_stack(tmp: Path, duration: float = 240, alerting: dict[str, Any] | None
     am_url = pg_at = None
     try:
         if alertmanager:
-            am, am_url = _alertmanager(tmp)
+            am, am_url = start_alertmanager(tmp)
         if pushgateway:
             pg, pg_at = start_pushgateway()
         wait_for(lambda: "Metrics: " in log.read_text() or stack.poll() is not None, 40)
@@ -177,10 +180,10 @@ def substitute(expr: str, engine: str = "risk") -> str:
 def cell_colour(props: dict[str, Any], value: float) -> str | None:
     """The colour Grafana gives `value` under a panel's (or column's) mappings and
     threshold steps; None when it is not coloured."""
-    for mapping in props.get("mappings") or []:
-        hit = mapping.get("options", {}).get(f"{value:g}")
-        if hit:
-            return str(hit["color"])
+    from dashboards.panels import mapped  # the [mixin] extra is not needed for the exporter
+
+    if (hit := mapped(value, props.get("mappings"))).get("color"):
+        return str(hit["color"])
     steps = (props.get("thresholds") or {}).get("steps")
     if not steps:
         return None

@@ -25,7 +25,7 @@ from nautilus_testkit.exposition import value
 # that measure latency against a known truth come after them in the same lane, by
 # when the other lane has finished and left them the machine.
 LIVE = ("test_alerting_live.py", "test_live_prometheus.py", "test_review.py",
-        "test_capacity_push.py", "test_stack.py")
+        "test_capacity_push.py", "test_stack.py", "test_notifications.py")
 TIMING = ("test_messagebus_probe.py", "test_websocket_probe.py", "test_http_probe.py",
           "test_examples.py", "test_benchmarks.py", "test_faults.py", "test_runtime.py",
           "test_kubernetes_pods.py", "test_failover.py")

@@ -53,6 +53,55 @@ def warm(api: str, age: int = 60) -> None:
                                 f' > {age}'), 90, interval=1)
 
 
+def descriptions(api: str, alertname: str, engine: str) -> dict[str, str]:
+    """severity -> the description Prometheus rendered for an alert of `engine`."""
+    return {a["labels"]["severity"]: a["annotations"]["description"]
+            for a in PrometheusAPI(api).alerts()
+            if a["labels"]["alertname"] == alertname and a["labels"].get("engine") == engine}
+
+
+def seconds(text: str) -> float:
+    """Prometheus's humanizeDuration back to seconds: 152.3ms, 1.204s, 2m 5s."""
+    units = {"ms": 1e-3, "us": 1e-6, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+    parts = re.findall(r"([\d.]+)(ms|us|s|m|h|d)", text)
+    assert parts, text
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def shipped_windows() -> dict[str, str]:
+    """Each test window's name -> the shipped window it stands for (thresholds.yml)."""
+    shipped = yaml.safe_load((ROOT / "thresholds.yml").read_text())["alerting"]
+    test = live.TEST_ALERTING
+    pairs = [(test["current"], shipped["current"]), (test["recent"], shipped["recent"])]
+    for sev, rates in test["burn_rates"].items():
+        for mine, theirs in zip(rates, shipped["burn_rates"][sev], strict=True):
+            pairs += [(mine["long"], theirs["long"]), (mine["short"], theirs["short"])]
+    mapping = dict(pairs)
+    assert len(mapping) == len(set(pairs)), "a test window stands for two shipped ones"
+    return mapping
+
+
+def shape(text: str, windows: dict[str, str] | None = None) -> str:
+    """A page's words without its figures (and, rendered at the test windows, with
+    the shipped windows' names): what docs/alerting.md's quotes must match."""
+    windows = windows or {}
+    text = re.sub(r"^\w+:", "ENGINE:", text)
+    # A window with less history than its length names the history's length instead
+    # (alerts/tests/burn_rates.yml pins both wordings): either reads as the window.
+    text = re.sub(r"all [\d.]+\w+( \d+\w+)* of history \(a (\w+) window\)",
+                  lambda m: f"the last {windows.get(m[2], m[2])}", text)
+    text = re.sub(r"p50 [\d.]+\w+( \d+\w+)* and p99 [\d.]+\w+( \d+\w+)*", "p50 D and p99 D", text)
+    text = re.sub(r"\b\d+[smhd]\b", lambda m: windows.get(m[0], m[0]), text)
+    return re.sub(r"\d+(\.\d+)?(e[+-]\d+)?(?=[%×])", "N", text)
+
+
+def docs_quotes() -> dict[str, str]:
+    """The burn-rate page texts docs/alerting.md quotes, by objective."""
+    quotes = [line[2:] for line in (ROOT / "docs" / "alerting.md").read_text().splitlines()
+              if line.startswith("> ") and "error budget burns" in line]
+    return {("latency" if "slower than" in q else "availability"): q for q in quotes}
+
+
 def rule_selectors() -> set[str]:
     """Every raw series selector in the generated rules."""
     out = set()
@@ -65,9 +114,19 @@ def rule_selectors() -> set[str]:
 
 
 def test_quiet_when_healthy_and_each_fault_pages_for_itself(tmp_path) -> None:
-    with live.live_stack(tmp_path, duration=400, alertmanager=True) as stack:
+    with live.live_stack(tmp_path, duration=400, alertmanager=True, pushgateway=True) as stack:
         api = stack.api
         warm(api)
+        # The prober dashboard's exporter panels show the exporter only, not the
+        # Pushgateway (its process_* series are scraped too).
+        exporter = stack.exporter.removeprefix("http://")
+        assert len(query(api, "process_resident_memory_bytes")) >= 2
+        prober = live.render_dashboards(stack.thresholds)["prober"]
+        for panel in prober["panels"]:
+            if panel["title"].startswith("Exporter ") and panel["type"] == "timeseries":
+                shown = {r["metric"]["instance"] for r in query(
+                    api, live.substitute(panel["targets"][0]["expr"]))}
+                assert shown == {exporter}, (panel["title"], shown)
         # Every selector the rules read is produced by the shipped configuration
         # (the capacity verdicts come from load tests: tests/test_capacity_push.py).
         missing = [s for s in sorted(rule_selectors())
@@ -93,6 +152,16 @@ def test_quiet_when_healthy_and_each_fault_pages_for_itself(tmp_path) -> None:
         print(f"latency page firing {took:.1f} s after the fault")
         assert 5 <= took <= 30, took
         assert {a[:3] for a in active(api)} <= {page, ("EngineLatencyBudgetBurn", "ticket", "risk")}
+        # The page states the present: p50 and p99 over the last 10 s, about the 150 ms
+        # every answer takes, against the 100 ms target; and every probe slow.
+        time.sleep(3)  # the current window past the fault's start
+        text = descriptions(api, "EngineLatencyBudgetBurn", "risk")["page"]
+        now = re.match(r"risk: p50 (\S+) and p99 (\S+) over the last 10s \(target 100 ms\), "
+                       r"([\d.]+)% of answered probes were slower than 100 ms; ", text)
+        assert now, text
+        assert 0.15 <= seconds(now[1]) <= 0.2 and 0.15 <= seconds(now[2]) <= 0.25, text
+        assert float(now[3]) >= 90, text
+        latency_page = text
         wait_for(lambda: page in delivered(stack.alertmanager), 30, interval=1)
         # The page inhibits the ticket of the same alert and engine.
         assert delivered(stack.alertmanager) == {page}
@@ -101,7 +170,7 @@ def test_quiet_when_healthy_and_each_fault_pages_for_itself(tmp_path) -> None:
         # Errors on ml and, meanwhile, a stalled factor (two faults at once: the suite's
         # time): ml's availability page and nothing new about any engine but these two;
         # factor's requests pile up in its streams and its saturation alert fires.
-        set_knobs(stack.redis_url, "ml", {"*": {"error_ratio": 0.5}})
+        set_knobs(stack.redis_url, "ml", {"*": {"error_ratio": 1}})
         set_knobs(stack.redis_url, "factor", {"*": {"stall": {"duration": "20s",
                                                               "period": "20.001s"}}})
         page = ("EngineAvailabilityBudgetBurn", "page", "ml")
@@ -109,7 +178,19 @@ def test_quiet_when_healthy_and_each_fault_pages_for_itself(tmp_path) -> None:
         new = {a[:3] for a in active(api) if a[2] != "factor"} - {
             ("EngineLatencyBudgetBurn", s, "risk") for s in ("page", "ticket")}
         assert new <= {page, ("EngineAvailabilityBudgetBurn", "ticket", "ml")}
+        # A live fault of 100 % errors: the page says ~100 % for the last 10 s (the
+        # shipped: the last minute), beside the windows' lower figures.
+        time.sleep(3)
+        text = descriptions(api, "EngineAvailabilityBudgetBurn", "ml")["page"]
+        now = re.match(r"ml: ([\d.]+)% of probes failed over the last 10s; ", text)
+        assert now and 95 <= float(now[1]) <= 105, text
         set_knobs(stack.redis_url, "ml", None)
+        # docs/alerting.md quotes pages Prometheus rendered, word for word but for
+        # the figures (the quotes are from the shipped windows).
+        windows = shipped_windows()
+        print(f"rendered: {text}\nrendered: {latency_page}")
+        rendered = {"availability": shape(text, windows), "latency": shape(latency_page, windows)}
+        assert {slo: shape(q) for slo, q in docs_quotes().items()} == rendered
         wait_for(lambda: ("EngineBacklogGrowing", "page", "factor", "firing") in active(api),
                  90, interval=1)
         set_knobs(stack.redis_url, "factor", None)

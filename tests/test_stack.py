@@ -159,6 +159,12 @@ def test_a_newcomer_injects_a_fault_and_sees_the_page_and_the_recovery(tmp_path)
             wait_for(lambda: "alert resolved: EngineAvailabilityBudgetBurn risk (page)"
                      in log.read_text(), 45)
             print(f"resolved {time.monotonic() - cleared:.1f} s after the knob was cleared")
+            # The pager hears of it within the local group_interval (5 s) and a poll:
+            # what resolved and for how long, not the firing summary again.
+            resolved = time.monotonic()
+            wait_for(lambda: "PAGER resolved: EngineAvailabilityBudgetBurn risk — no longer "
+                     "firing (it fired at " in log.read_text(), 20)
+            print(f"delivered {time.monotonic() - resolved:.1f} s after the console's resolved")
             text = log.read_text()
             fired = set(re.findall(r"alert firing: (\S+ \S*)", text))
             assert fired <= {"EngineAvailabilityBudgetBurn risk"}, text
