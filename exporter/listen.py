@@ -31,17 +31,22 @@ def _ephemeral() -> tuple[int, int]:
     return low, high
 
 
-def free_port() -> int:
+def free_port(twin: int = 0) -> int:
     """A loopback port no one listens on right now (for child processes), outside
     the ephemeral range: a port picked there can be taken by any process's outgoing
-    connection before the child binds it (two test lanes at once did that)."""
+    connection before the child binds it (two test lanes at once did that). With
+    `twin`, port + twin is free and outside that range too (a Redis Cluster node's
+    bus port is its port + 10000)."""
     low, high = _ephemeral()
-    ports = range(10000, low) if low > 11000 else range(high + 1, 65536)
+    ports = (range(10000, low - twin) if low - twin > 11000
+             else range(high + 1, 65536 - twin))
     for _ in range(200):
         port = _pick.choice(ports) if ports else 0
-        with socket.socket() as s:
+        with socket.socket() as s, socket.socket() as t:
             try:
                 s.bind(("127.0.0.1", port))
+                if twin:
+                    t.bind(("127.0.0.1", port + twin))
             except OSError:
                 continue
             return int(s.getsockname()[1])

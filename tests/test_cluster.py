@@ -18,20 +18,10 @@ from nautilus_wire.redis_client import connect
 from nautilus_wire import protocol
 from nautilus_wire.protocol import ENGINE_OPERATIONS
 
-from nautilus_testkit import RedisServer, free_port, wait_for
+from nautilus_testkit import RedisServer, wait_for
+from nautilus_testkit.sentinel import cluster_port
 from nautilus_testkit.exposition import value
 from nautilus_testkit.probing import probing
-
-
-def cluster_port() -> int:
-    """A free port whose cluster-bus twin (port + 10000) is valid and free too."""
-    import socket
-    while True:
-        port = free_port()
-        if port + 10000 < 65536:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port + 10000)) != 0:
-                    return port
 
 
 @pytest.fixture
