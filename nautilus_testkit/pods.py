@@ -77,10 +77,16 @@ def argv(container: dict[str, Any], env: dict[str, str], paths: dict[str, Path])
     its files (/app, the Dockerfile's WORKDIR) this checkout's."""
     assert "command" not in container, "the image's entrypoint is expected"
     out = []
+    # Longest mount first, each argument's path (the whole argument or a flag's value)
+    # mapped once: a local folder may itself lie under a mount path such as /tmp.
+    mapped = sorted({**paths, IMAGE_ROOT: ROOT}.items(), key=lambda m: -len(m[0]))
     for arg in container["args"]:
         arg = expand(arg, env)
-        for mount, local in {**paths, IMAGE_ROOT: ROOT}.items():
-            arg = arg.replace(mount + "/", f"{local}/")
+        flag, eq, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+        for mount, local in mapped:
+            if value.startswith(mount + "/"):
+                arg = f"{flag}{eq}{local}/{value[len(mount) + 1:]}"
+                break
         out.append(arg)
     return [sys.executable, "-m", "nautilus_probe", *out]
 
