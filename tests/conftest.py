@@ -25,10 +25,14 @@ from nautilus_testkit.exposition import value
 # that measure latency against a known truth come after them in the same lane, by
 # when the other lane has finished and left them the machine.
 LIVE = ("test_alerting_live.py", "test_live_prometheus.py", "test_review.py",
-        "test_capacity_push.py", "test_stack.py", "test_notifications.py")
+        "test_capacity_push.py", "test_stack.py", "test_notifications.py",
+        "test_readme_flow.py")
 TIMING = ("test_messagebus_probe.py", "test_websocket_probe.py", "test_http_probe.py",
           "test_examples.py", "test_benchmarks.py", "test_faults.py", "test_runtime.py",
-          "test_kubernetes_pods.py", "test_failover.py")
+          "test_kubernetes_pods.py")
+# Heavy but judged by counts, not by latency: last in the other lane, beside the live
+# lane's cadence waits, which leave a core free.
+LAST = ("test_failover.py",)
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m selects by the marker
@@ -39,7 +43,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if module(item) in LIVE + TIMING:
             item.add_marker(pytest.mark.live)
-    items.sort(key=lambda item: module(item) in TIMING)
+    items.sort(key=lambda item: (module(item) in TIMING, module(item) in LAST))
 
 
 def sync_client(server: RedisServer) -> redis.Redis:
