@@ -176,22 +176,15 @@ class RedisAccess:
     sentinel_password: str | None = None
 
     def options(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if self.username is not None:
-            out["username"] = self.username
-        if self.password is not None:
-            out["password"] = self.password
-        out.update(self.tls_options())
-        return out
+        return self._login(self.username, self.password)
 
     def sentinel_options(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if self.sentinel_username is not None:
-            out["username"] = self.sentinel_username
-        if self.sentinel_password is not None:
-            out["password"] = self.sentinel_password
-        out.update(self.tls_options())
-        return out
+        return self._login(self.sentinel_username, self.sentinel_password)
+
+    def _login(self, username: str | None, password: str | None) -> dict[str, Any]:
+        """A client's keyword arguments: these credentials (those given) and the TLS files."""
+        given = {"username": username, "password": password}
+        return {**{k: v for k, v in given.items() if v is not None}, **self.tls_options()}
 
     def tls_options(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
