@@ -63,7 +63,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                    help="containerized: requests in flight per worker in closed-loop phases")
     p.add_argument("--timeout", type=float, default=5.0)
     p.add_argument("--url", action="append",
-                   help="websocket: endpoint (repeatable; default the stack's 8080-8082)")
+                   help="websocket: endpoint (repeatable; default the running local stack's "
+                        "engines, else ws://127.0.0.1:8080-8082)")
     p.add_argument("--connections", type=int, default=1000, help="websocket: held per worker")
     p.add_argument("--connect-rate", type=float, default=1000.0, help="websocket: per second")
     p.add_argument("--p99-target", type=float, dest="p99_target",
@@ -164,6 +165,17 @@ def _need_plots(command: str) -> int | None:
     return None
 
 
+def stack_websocket_urls() -> list[str]:
+    """The running local stack's WebSocket engines (`stack --websocket.port` may have
+    moved them), else where a stack puts them by default."""
+    from synthetic.knob_command import stack_state
+
+    urls = stack_state().get("websocket_urls")
+    if isinstance(urls, list) and urls:
+        return [str(u) for u in urls]
+    return [f"ws://127.0.0.1:{p}/ws/engine/status" for p in (8080, 8081, 8082)]
+
+
 def cmd_loadtest(args: argparse.Namespace) -> int:
     from .report import summary_table
     from .runs import Contaminated, NothingAnswered, run
@@ -174,7 +186,7 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
             "duration": args.duration if args.duration is not None else default_duration(args),
             "operations": args.operations, "timeout": args.timeout, "rate": args.rate,
             "concurrency": args.concurrency, "progress": not args.quiet,
-            "urls": args.url or [f"ws://127.0.0.1:{p}/ws/engine/status" for p in (8080, 8081, 8082)],
+            "urls": args.url or stack_websocket_urls(),
             "connections": args.connections, "connect_rate": args.connect_rate,
             "p99_target": args.p99_target, "thresholds": thresholds_path(args.thresholds)}
     t = Thresholds.load(thresholds_path(args.thresholds))

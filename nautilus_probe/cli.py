@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web.listen-address", dest="listen_address", default="127.0.0.1:9478")
     p.add_argument("--redis.port", dest="redis_port", type=int, default=0,
                    help="port for the stack's own redis-server (default: a free one)")
+    p.add_argument("--websocket.port", dest="websocket_port", default="8080",
+                   help="the first of the three WebSocket engines' consecutive ports, or the "
+                        "three, comma-separated (default: 8080, i.e. 8080-8082; another stack "
+                        "or the test suite can then run beside this one)")
     p.add_argument("--no-exporter", dest="no_exporter", action="store_true",
                    help="engines only: nothing probes them")
     p.add_argument("--duration", type=float, default=0,

@@ -27,13 +27,12 @@ from nautilus_wire import protocol
 from synthetic.config import SyntheticConfig
 from synthetic.knob_command import STACK_STATE
 
-from . import ROOT, observe
+from . import ROOT, observe, websocket_ports
 from .redis_server import RedisServer, RedisServerError
 
 CONFIG_DIR = ROOT / "config"
 
 
-WS_PORTS = (8080, 8081, 8082)  # the migration plan's three WebSocket engines; config/exporter.yml
 # The load tests' own monolith answers on its own stream namespace, which no exporter
 # probes: a baseline run against it measures the monolith alone while the stack's
 # exporter keeps probing the other one (a baseline refuses a shared monolith).
@@ -165,8 +164,17 @@ def say(text: str) -> None:
 
 def run_stack(args: argparse.Namespace) -> int:
     host, port = parse_listen_address(args.listen_address)
+    ws_ports = websocket_ports.parse(args.websocket_port)
     synthetic_path = args.synthetic_config or str(CONFIG_DIR / "synthetic.yml")
     synthetic = SyntheticConfig.load(synthetic_path)  # a bad file fails before anything starts
+    # Before anything starts: the engines would start and the stack then fail.
+    for ws_port in ws_ports:
+        if port_in_use(ws_port):
+            print(f"nautilus-probe: port {ws_port} is in use (another stack?); the stack's "
+                  f"WebSocket engines need {websocket_ports.describe(ws_ports)}: move them "
+                  f"with {websocket_ports.FLAG}=<the first of three free ports>",
+                  file=sys.stderr)
+            return 1
     redis = RedisServer(args.redis_port or None)
     redis_url = redis.url
     procs: list[subprocess.Popen[bytes]] = []
@@ -184,7 +192,8 @@ def run_stack(args: argparse.Namespace) -> int:
             return 1
         assert redis.proc is not None
         procs.append(redis.proc)
-        exporter_path = str(CONFIG_DIR / "exporter.yml")
+        exporter_path = str(websocket_ports.moved_config(CONFIG_DIR / "exporter.yml", ws_ports,
+                                                         tmp))
         # Children log warnings and errors only: the banner below stays readable.
         py = [sys.executable, "-m", "nautilus_probe", "--log.level", "warn"]
         engines = synthetic.engines
@@ -195,19 +204,16 @@ def run_stack(args: argparse.Namespace) -> int:
         procs.append(spawn([*py, "monolith", "--redis.url", redis_url]))
         procs.append(spawn([*py, "monolith", "--redis.url", redis_url,
                             "--prefix", LOADTEST_PREFIX]))
-        for ws_port in WS_PORTS:
-            if port_in_use(ws_port):
-                print(f"nautilus-probe: port {ws_port} is in use; the stack's WebSocket "
-                      "engines need 8080-8082", file=sys.stderr)
-                return 1
-        procs.append(spawn([*py, "ws-engine", *[a for p in WS_PORTS for a in ("--port", str(p))]]))
+        procs.append(spawn([*py, "ws-engine", *[a for p in ws_ports for a in ("--port", str(p))]]))
         names = [spec.name for spec in engines] + [protocol.BASELINE_ENGINE]
         for prefix, waiting in ((synthetic.prefix, names),
                                 (LOADTEST_PREFIX, [protocol.BASELINE_ENGINE])):
             if (problem := wait_responders(redis_url, prefix, waiting, 30, procs)) is not None:
                 print(f"nautilus-probe: {problem}", file=sys.stderr)
                 return 1
-        state = {"pid": os.getpid(), "redis_url": redis_url}
+        # `loadtest websocket` finds the engines here wherever they listen.
+        state = {"pid": os.getpid(), "redis_url": redis_url,
+                 "websocket_urls": websocket_ports.endpoints(ws_ports)}
         STACK_STATE.write_text(json.dumps(state))
         cmd = command_name()
         knob_help = (f"{loadtest_flow(cmd, redis_url)}"
@@ -217,7 +223,7 @@ def run_stack(args: argparse.Namespace) -> int:
             (observe.ticker(1.0), observe.KnobWatch(redis_url, synthetic.prefix, say).poll)]
         where = (f"\nnautilus-probe stack is up: Redis at {redis_url}, {len(engines)} engines, "
                  f"the monolith (and the load tests' own, prefix {LOADTEST_PREFIX}), "
-                 f"WebSocket engines on ports {WS_PORTS[0]}-{WS_PORTS[-1]}.\n")
+                 f"WebSocket engines on ports {websocket_ports.describe(ws_ports)}.\n")
         if args.no_exporter:
             print(f"{where}No exporter (--no-exporter): nothing else sends requests.\n"
                   f"{knob_help}Press Ctrl-C to stop.\n", flush=True)

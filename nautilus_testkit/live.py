@@ -19,7 +19,7 @@ import yaml
 
 from alerts.query import PrometheusAPI
 
-from . import ROOT, free_port, http_get, wait_for
+from . import ROOT, free_port, http_get, stack_flags, wait_for
 
 # Windows short enough for a test: rates over 10 s, `for:` of seconds, burn-rate
 # windows a sixtieth of the real ones (1h -> 1m, 5m -> 5s, 3d -> 72m); the present a
@@ -142,7 +142,7 @@ def live_stack(tmp: Path, duration: float = 240, alerting: dict[str, Any] | None
     stack = subprocess.Popen([sys.executable, "-m", "nautilus_probe", "stack", "--duration",
                               str(int(duration)), "--web.listen-address", f"127.0.0.1:{port}",
                               "--synthetic.config-file", str(tmp / "synthetic.yml"),
-                              "--no-prometheus"],
+                              "--no-prometheus", *stack_flags()],
                              cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     prometheus = am = pg = None
     am_url = pg_at = None

@@ -28,7 +28,8 @@ from nautilus_wire import protocol
 from .engine import knobs_key
 from .knobs import Knobs, parse_knobs
 
-# Where a running local stack leaves its Redis URL for this command.
+# Where a running local stack leaves its Redis URL for this command (and its
+# Pushgateway and WebSocket engines for the load tests).
 STACK_STATE = Path(tempfile.gettempdir()) / "nautilus-probe-stack.json"
 
 
@@ -50,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def stack_state() -> dict[str, Any]:
     """What the running local stack left for other commands (its Redis URL, its
-    Pushgateway's), or {} when none is running."""
+    Pushgateway's, its WebSocket engines'), or {} when none is running."""
     try:
         state = json.loads(STACK_STATE.read_text())
         os.kill(int(state["pid"]), 0)

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nautilus_testkit import ROOT, free_port, wait_for
+from nautilus_testkit import ROOT, free_port, stack_flags, wait_for
 from nautilus_testkit.live import query
 
 from .test_validate import TARGETS
@@ -33,7 +33,8 @@ def start(tmp: Path, log: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     (process, Redis URL, Prometheus URL)."""
     out = open(log, "wb")
     proc = subprocess.Popen([sys.executable, "-m", "nautilus_probe", "stack", "--duration", "150",
-                             "--web.listen-address", f"127.0.0.1:{free_port()}"],
+                             "--web.listen-address", f"127.0.0.1:{free_port()}",
+                             *stack_flags()],
                             cwd=tmp, stdout=out, stderr=subprocess.STDOUT)
     out.close()
     wait_for(lambda: "Press Ctrl-C" in log.read_text() or proc.poll() is not None, 90)
@@ -98,6 +99,11 @@ def test_the_readme_flow_on_the_stack(tmp_path: Path) -> None:
             assert run.returncode in ((0, 1) if not kind else (0,)), (command, run.stderr)
             assert "Traceback" not in run.stderr
         assert codes[:3] == [0, 0, 0] and codes[3] in (0, 1)
+        # `loadtest websocket` found this stack's engines wherever they listen.
+        ws_ports = re.search(r"WebSocket engines on ports ([\d, ]+)\.", banner).group(1)
+        ws = json.loads((user / "results" / "websocket_results.json").read_text())
+        assert ws["metadata"]["websocket_urls"] == [
+            f"ws://127.0.0.1:{p}/ws/engine/status" for p in ws_ports.split(", ")], ws_ports
 
         # The report: every target, each with its verdict and the evidence it rests on;
         # what these short runs cannot establish is marked so, never judged.

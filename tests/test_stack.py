@@ -14,22 +14,26 @@ import redis
 from nautilus_wire.protocol import DEFAULT_PREFIX, ENGINES
 from synthetic.engine import knobs_key
 
-from nautilus_testkit import ROOT, free_port, http_get, wait_for
+from nautilus_testkit import ROOT, free_port, free_ports, http_get, stack_flags, wait_for
 from nautilus_testkit.exposition import value
 
 
-def start_stack(out, port: int, duration: int, *extra: str) -> subprocess.Popen[bytes]:
+def start_stack(out, port: int, duration: int, *extra: str,
+                ws: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+    """The stack, its WebSocket engines on free ports (or `ws`: the flags that place them)."""
     return subprocess.Popen([sys.executable, "-m", "nautilus_probe", "stack", "--duration",
                              str(duration), "--web.listen-address", f"127.0.0.1:{port}",
-                             *(extra or ("--no-prometheus",))],
+                             *(ws or stack_flags()), *(extra or ("--no-prometheus",))],
                             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
 
 
 def test_local_stack_probes_all_nine_engines(tmp_path) -> None:
     port = free_port()
+    ws_ports = free_ports(3)
     log = tmp_path / "stack.log"
     with open(log, "wb") as out:
-        proc = start_stack(out, port, 25)
+        proc = start_stack(out, port, 25,
+                           ws=("--websocket.port", ",".join(str(p) for p in ws_ports)))
         try:
             url = f"http://127.0.0.1:{port}/metrics"
             wait_for(lambda: f"Metrics: {url}" in log.read_text(), 30)
@@ -48,11 +52,25 @@ def test_local_stack_probes_all_nine_engines(tmp_path) -> None:
             wait_for(lambda: value(http_get(url)[1], "nautilus_probe_engine_report_up") == 9, 10)
             wait_for(lambda: value(http_get(url)[1], "nautilus_probe_ws_connections_open") == 300, 10)
             text = http_get(url)[1]
-            for port in (8080, 8081, 8082):
-                endpoint = f"ws://127.0.0.1:{port}/ws/engine/status"
+            # Every WebSocket target of config/exporter.yml moved with the engines.
+            assert f"WebSocket engines on ports {', '.join(map(str, ws_ports))}." in \
+                log.read_text()
+            for ws_port in ws_ports:
+                endpoint = f"ws://127.0.0.1:{ws_port}/ws/engine/status"
                 assert value(text, "nautilus_probe_ws_connections_open", endpoint=endpoint) == 100
                 assert value(text, "nautilus_probe_ws_messages_received_total", endpoint=endpoint) > 0
             assert value(text, "nautilus_probe_ws_broadcast_frames_total") > 0
+
+            def health_probed() -> bool:
+                text = http_get(url)[1]
+                return all(value(text, "nautilus_probe_http_up",
+                                 target=f"http://127.0.0.1:{p}/health") == 1 and
+                           value(text, "nautilus_probe_tcp_up", target=f"127.0.0.1:{p}") == 1
+                           for p in ws_ports)
+            wait_for(health_probed, 10)
+            text = http_get(url)[1]
+            # Nothing probed where the engines are not (free_ports picks 10000 and above).
+            assert re.search(r"127\.0\.0\.1:808[0-2]\b", text) is None
             check = subprocess.run(["promtool", "check", "metrics"], input=text,
                                    capture_output=True, text=True, timeout=30)
             assert check.returncode == 0 and check.stdout + check.stderr == "", check.stdout
@@ -208,3 +226,47 @@ def test_free_ports_lie_outside_the_kernels_ephemeral_range() -> None:
     assert len(set(ports)) > 40  # picked at random, not one after another
     with socket.socket() as s:
         s.bind(("127.0.0.1", ports[0]))  # free indeed
+
+
+def test_a_taken_websocket_port_is_named_with_the_flag_that_moves_it(tmp_path) -> None:
+    """Two stacks at once (or a stack beside the suite): the second one's engines would
+    not bind. It says which port, and which flag moves them, before starting anything."""
+    import socket
+
+    taken = free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", taken))
+        s.listen()
+        done = subprocess.run([sys.executable, "-m", "nautilus_probe", "stack", "--no-prometheus",
+                               "--web.listen-address", f"127.0.0.1:{free_port()}",
+                               "--websocket.port", f"{free_port()},{taken},{free_port()}"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"port {taken} is in use" in done.stderr and "--websocket.port=" in done.stderr
+    assert "Traceback" not in done.stderr and "stack is up" not in done.stdout
+    assert "Redis at" not in done.stdout  # refused before anything started
+
+
+def test_the_websocket_ports_flag(tmp_path) -> None:
+    """8080-8082 unless moved (the README's default); a first port or all three; a bad
+    value names the flag and exits 2."""
+    from nautilus_probe.cli import build_parser
+    from nautilus_probe.websocket_ports import describe, moved_config, parse
+
+    assert build_parser().parse_args(["stack"]).websocket_port == "8080"
+    assert parse("8080") == (8080, 8081, 8082) and describe(parse("8080")) == "8080-8082"
+    assert parse("9000, 9100,9001") == (9000, 9100, 9001)
+    assert describe((9000, 9100, 9001)) == "9000, 9100, 9001"
+    shipped = ROOT / "config" / "exporter.yml"
+    assert moved_config(shipped, parse("8080"), tmp_path) == shipped  # nothing to move
+    moved = moved_config(shipped, parse("9000,9100,9001"), tmp_path).read_text()
+    assert moved == (shipped.read_text().replace(":8080", ":9000").replace(":8081", ":9100")
+                     .replace(":8082", ":9001"))
+    assert "redis://127.0.0.1:6379/0" in moved  # only the WebSocket engines' ports
+    for bad in ("x", "8080,8081", "0", "65534", "9000,9000,9001", ""):
+        done = subprocess.run([sys.executable, "-m", "nautilus_probe", "stack", "--no-prometheus",
+                               "--websocket.port", bad], cwd=ROOT, capture_output=True,
+                              text=True, timeout=30)
+        assert done.returncode == 2, (bad, done.stdout + done.stderr)
+        assert done.stderr.startswith("nautilus-probe: --websocket.port: expected"), done.stderr
+        assert "Traceback" not in done.stderr and "Redis at" not in done.stdout
