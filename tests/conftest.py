@@ -17,33 +17,53 @@ from nautilus_testkit.exposition import value
 
 
 
-# `./run test` runs two lanes at once: `pytest -m live` and `pytest -m "not live"`.
-# The live tests spend minutes waiting on Prometheus's and Alertmanager's cadence
-# (scrapes, rule evaluations, `for:`, group_wait): they run first in a lane of their
-# own, beside everything else in the other. Every test that starts the local stack
-# is in that lane (the stack's WebSocket engines listen on fixed ports). The tests
-# that measure latency against a known truth come after them in the same lane, by
-# when the other lane has finished and left them the machine.
-LIVE = ("test_alerting_live.py", "test_live_prometheus.py", "test_review.py",
-        "test_capacity_push.py", "test_stack.py", "test_notifications.py",
-        "test_readme_flow.py")
-TIMING = ("test_messagebus_probe.py", "test_websocket_probe.py", "test_http_probe.py",
-          "test_examples.py", "test_benchmarks.py", "test_faults.py", "test_runtime.py",
-          "test_kubernetes_pods.py")
-# Heavy but judged by counts, not by latency: last in the other lane, beside the live
-# lane's cadence waits, which leave a core free.
-LAST = ("test_failover.py",)
+# `./run test` runs the suite in lanes, each a `pytest -m LANE` (run_tests in ./run), in
+# two phases. First four at once: `alerts` and `stacks` run live stacks whose tests
+# wait on Prometheus's and Alertmanager's cadence (scrapes, rule evaluations, `for:`,
+# group_wait) and assert that nothing else alerts, which a CPU-starved stack's late
+# probes would break; `loads` and `rest` (every module not named here), judged by
+# counts, run niced beside them, so their load tests and bursts take only the CPU the
+# stacks leave. Every stack a test starts listens on free ports (`stack
+# --websocket.port`), so any lane may start one. Then, when all four are done,
+# `timing`: the tests that measure latency against a known truth, with the machine to
+# themselves but for `idle`, niced tests that mostly wait. The lanes are balanced by
+# their durations on a 2-core machine (`./run test --durations=40` prints them).
+LANES = {
+    "alerts": ("test_alerting_live.py", "test_live_prometheus.py", "test_capacity_push.py"),
+    "stacks": ("test_stack.py",
+               "test_examples.py::test_a_crashed_fastapi_engine_is_seen_gone_and_answers_again"
+               "_after_a_restart"),
+    "loads": ("test_readme_flow.py", "test_review.py", "test_engines_doc.py", "test_backlog.py",
+              "test_cluster.py", "test_memory_bound.py", "test_failover.py"),
+    "timing": ("test_messagebus_probe.py", "test_websocket_probe.py", "test_http_probe.py",
+               "test_examples.py", "test_benchmarks.py", "test_faults.py", "test_runtime.py",
+               "test_kubernetes_pods.py"),
+    "idle": ("test_notifications.py", "test_wire_self_report.py", "test_fault_logs.py",
+             "test_responder.py", "test_tcp_probe.py"),
+}
+# A plain `pytest` (one process) runs the latency tests last.
+ORDER = ("rest", "loads", "alerts", "stacks", "idle", "timing")
+
+
+def lane_of(nodeid: str) -> tuple[str, int]:
+    """(lane, place in it) of a test: its own entry in LANES, else its module's, else
+    `rest`."""
+    test = nodeid.removeprefix("tests/").split("[")[0]
+    module = test.split("::")[0]
+    for key in (test, module):
+        for lane, entries in LANES.items():
+            if key in entries:
+                return lane, entries.index(key)
+    return "rest", 0
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m selects by the marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def module(item: pytest.Item) -> str:
-        return item.nodeid.removeprefix("tests/").split("::")[0]
-
+    lanes = {item.nodeid: lane_of(item.nodeid) for item in items}
     for item in items:
-        if module(item) in LIVE + TIMING:
-            item.add_marker(pytest.mark.live)
-    items.sort(key=lambda item: (module(item) in TIMING, module(item) in LAST))
+        item.add_marker(getattr(pytest.mark, lanes[item.nodeid][0]))
+    # Stable: within a lane, the order of LANES, then the file's own.
+    items.sort(key=lambda item: (ORDER.index(lanes[item.nodeid][0]), lanes[item.nodeid][1]))
 
 
 def sync_client(server: RedisServer) -> redis.Redis:

@@ -170,7 +170,11 @@ def test_a_load_test_through_a_failover_reports_it(sentinels, spawn, tmp_path: P
          sentinels.url, "--duration", "12", "--rate", "20", "--concurrency", "4",
          "--timeout", "1", "--quiet", "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
-    time.sleep(3)
+    # Mid-run: once its first replies are in (a loaded machine starts it later).
+    with redis.Redis(port=sentinels.master_port()) as r:
+        wait_for(lambda: r.keys(protocol.reply_key(protocol.DEFAULT_PREFIX, "bench*")), 30,
+                 interval=0.2)
+    time.sleep(1)
     sentinels.kill_master()
     killed_at = time.time()
     stdout, stderr = run.communicate(timeout=60)

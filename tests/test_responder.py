@@ -235,6 +235,10 @@ async def test_a_name_in_use_by_a_live_process_is_not_taken_back(redis_url: str,
     second = Responder(client, "risk", lambda req: None, consumer="web", self_report=None)
     with caplog.at_level(logging.WARNING, logger="nautilus_wire"):
         async with second:
+            # Said at its start (however late a loaded machine gets there), then it
+            # keeps its hands off for a while.
+            await eventually(lambda: any("NAUTILUS_WIRE_CONSUMER" in r.getMessage()
+                                         for r in caplog.records), timeout=10)
             await asyncio.sleep(0.5)
     assert second.stats.received == 0
     assert any("NAUTILUS_WIRE_CONSUMER" in r.getMessage() for r in caplog.records)

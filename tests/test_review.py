@@ -15,6 +15,7 @@ import yaml
 from nautilus_loadtest.review import QUERIES
 
 from nautilus_testkit import ROOT, wait_for
+from nautilus_testkit.live import query
 from nautilus_wire.protocol import BASELINE_ENGINE, DEFAULT_PREFIX, PRIORITIES, request_stream
 
 
@@ -59,7 +60,10 @@ def test_review_agrees_with_validate(live_stack, redis_server, spawn, tmp_path: 
             "--concurrency", "10", "--quiet", "--out", str(tmp_path / "c.json"))
     assert b.returncode == 0 and c.returncode == 0, b.stderr + c.stderr
     end = time.time()
-    time.sleep(3)  # the last scrapes of the window
+    # The last scrapes and rule evaluations of the window: Prometheus holds a sample
+    # of each stamped after its end (a loaded machine scrapes and evaluates later).
+    wait_for(lambda: all(query(api, f"max(timestamp({s})) > {end + 1}") for s in (
+        "up", "nautilus_probe:system_latency_seconds:mean")), 30, interval=0.5)
     validate = cli("validate", "--baseline", str(tmp_path / "b.json"), "--containerized",
                    str(tmp_path / "c.json"), "--thresholds", str(thresholds),
                    "--out", str(tmp_path / "v"))
