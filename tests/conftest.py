@@ -18,39 +18,44 @@ from nautilus_testkit.exposition import value
 
 
 # `./run test` runs the suite in lanes, each a `pytest -m LANE` (run_tests in ./run), in
-# two phases. First four at once: `alerts` and `stacks` run live stacks whose tests
-# wait on Prometheus's and Alertmanager's cadence (scrapes, rule evaluations, `for:`,
-# group_wait) and assert that nothing else alerts, which a CPU-starved stack's late
-# probes would break; `loads` and `rest` (every module not named here), judged by
-# counts, run niced beside them, so their load tests and bursts take only the CPU the
-# stacks leave. Every stack a test starts listens on free ports (`stack
-# --websocket.port`), so any lane may start one. Then, when all four are done,
-# `timing`: the tests that measure latency against a known truth, with the machine to
-# themselves but for `idle`, niced tests that mostly wait. The lanes are balanced by
-# their durations on a 2-core machine (`./run test --durations=40` prints them).
+# two phases, so that work that takes the CPU never runs beside tests that need it
+# quiet. First the busy phase, three lanes at once: `rest` (every test not named
+# here), `checks` (linters, promtool, schemas, package builds: CPU-bound tools) and
+# `loads` (load tests, failovers and other work judged by counts). Then, when those
+# are done, the quiet phase: `timing`, the tests that measure latency against a known
+# truth, beside `stacks`, live stacks whose tests assert that nothing but the
+# injected fault alerts (a starved CPU makes probes late, which reads as a latency
+# burn, so they run one at a time), and `idle`, tests that mostly wait. Every stack a
+# test starts listens on free ports (`stack --websocket.port`), so any lane may start
+# one. The lanes are balanced by their durations on a 2-core machine (`./run test
+# --durations=40` prints them).
 LANES = {
-    "alerts": ("test_alerting_live.py", "test_live_prometheus.py", "test_capacity_push.py"),
-    "stacks": ("test_stack.py",
-               "test_examples.py::test_a_crashed_fastapi_engine_is_seen_gone_and_answers_again"
-               "_after_a_restart"),
-    "loads": ("test_readme_flow.py", "test_review.py", "test_engines_doc.py", "test_backlog.py",
-              "test_cluster.py", "test_memory_bound.py", "test_failover.py"),
+    "checks": ("test_alerts.py", "test_lint.py", "test_config_faults.py", "test_wire_package.py",
+               "test_compose.py", "test_kubernetes.py", "test_dashboards.py"),
+    "loads": ("test_review.py", "test_readme_flow.py", "test_capacity_push.py",
+              "test_failover.py", "test_cluster.py", "test_backlog.py", "test_memory_bound.py",
+              # The stack's tests that judge neither alerts nor latency (the others: `stacks`).
+              "test_stack.py::test_a_second_sigterm_while_stopping_leaves_no_child",
+              "test_stack.py::test_a_bad_engines_file_is_refused_before_anything_starts",
+              "test_stack.py::test_free_ports_lie_outside_the_kernels_ephemeral_range",
+              "test_stack.py::test_a_taken_websocket_port_is_named_with_the_flag_that_moves_it",
+              "test_stack.py::test_the_websocket_ports_flag"),
     "timing": ("test_messagebus_probe.py", "test_websocket_probe.py", "test_http_probe.py",
                "test_examples.py", "test_benchmarks.py", "test_faults.py", "test_runtime.py",
                "test_kubernetes_pods.py"),
+    "stacks": ("test_alerting_live.py", "test_stack.py", "test_live_prometheus.py"),
     "idle": ("test_notifications.py", "test_wire_self_report.py", "test_fault_logs.py",
-             "test_responder.py", "test_tcp_probe.py"),
+             "test_responder.py", "test_tcp_probe.py", "test_engines_doc.py"),
 }
-# A plain `pytest` (one process) runs the latency tests last.
-ORDER = ("rest", "loads", "alerts", "stacks", "idle", "timing")
+# A plain `pytest` (one process) runs the busy lanes first.
+ORDER = ("rest", "checks", "loads", "stacks", "idle", "timing")
 
 
 def lane_of(nodeid: str) -> tuple[str, int]:
     """(lane, place in it) of a test: its own entry in LANES, else its module's, else
     `rest`."""
     test = nodeid.removeprefix("tests/").split("[")[0]
-    module = test.split("::")[0]
-    for key in (test, module):
+    for key in (test, test.split("::")[0]):
         for lane, entries in LANES.items():
             if key in entries:
                 return lane, entries.index(key)

@@ -40,8 +40,8 @@ def test_promtool_checks_and_unit_tests_pass() -> None:
                            cwd=GENERATED, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     assert HAND_WRITTEN, "the hand-written burn-rate tests are missing"
-    # All files at once: the day-long history file alone takes most of a core for
-    # half a minute, and the others fit beside it on the second core.
+    # All files at once: the day-long history file alone takes a core for half a
+    # minute, the others fit beside it (a busy-phase lane: tests/conftest.py).
     tests = {path: subprocess.Popen([tool("promtool"), "test", "rules", path.name],
                                     cwd=path.parent, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
