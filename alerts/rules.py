@@ -26,11 +26,13 @@ NOT_BASELINE = f'engine!="{BASELINE_ENGINE}"'
 BASELINE = f'engine="{BASELINE_ENGINE}"'
 
 
-def capacity_age_expr(t: Thresholds) -> str:
+def capacity_age_expr(t: Thresholds, keys: str = "") -> str:
     """Seconds since each target's last verdict was measured (the end of its run's
-    window): a verdict `validate` pushes an hour after the load test is an hour old."""
+    window): a verdict `validate` pushes an hour after the load test is an hour old.
+    `keys`: only the targets this regular expression matches (the overview's tables)."""
+    only = f',target=~"{keys}"' if keys else ""
     return (f"time() - max by (scope, target) "
-            f"({P}_capacity_run_timestamp_seconds{{{t.jobs.capacity_selector}}})")
+            f"({P}_capacity_run_timestamp_seconds{{{t.jobs.capacity_selector}{only}}})")
 
 
 def window(seconds: float) -> str:

@@ -41,10 +41,18 @@ COLOURS = {"red": "#d44a3a", "green": "#299c46", "orange": "#eb7b18", "blue": "#
 SI = ((1e9, "G"), (1e6, "M"), (1e3, "k"))
 
 
-def fmt(value: float, unit: str) -> str:
-    """A value in a panel's unit, as a person reads it."""
+# Grafana's seconds unit: the largest of these below the value, in it.
+TIME_STEPS = ((604800, "week"), (86400, "day"), (3600, "hour"), (60, "min"), (1, "s"),
+              (1e-3, "ms"), (1e-6, "µs"))
+
+
+def fmt(value: float, unit: str, decimals: int | None = None) -> str:
+    """A value in a panel's unit, as a person reads it; with `decimals` (a table
+    column's), as Grafana writes it with that many."""
     if value is None or not math.isfinite(value):
         return "no data"
+    if decimals is not None:
+        return _fixed(value, unit, decimals)
     if unit == "s":
         if abs(value) < 1e-3:
             return f"{value * 1e6:.0f} µs"
@@ -61,6 +69,18 @@ def fmt(value: float, unit: str) -> str:
         if abs(value) >= size:
             return f"{value / size:.3g}{prefix}{suffix}"
     return f"{value:.3g}{suffix}"
+
+
+def _fixed(value: float, unit: str, decimals: int) -> str:
+    if unit == "s":
+        size, name = next(((size, name) for size, name in TIME_STEPS if abs(value) >= size),
+                          TIME_STEPS[-1])
+        return f"{value / size:.{decimals}f} {name}"
+    if unit == "percentunit":
+        return f"{value * 100:.{decimals}f}%"
+    if unit == "locale":
+        return f"{value:,.{decimals}f}"
+    return f"{value:.{decimals}f}" + (unit[7:] if unit.startswith("suffix:") else "")
 
 
 UNIT_NAMES = {"s": "seconds", "percentunit": "ratio (%)", "ops": "ops/s", "reqps": "req/s",
@@ -245,7 +265,8 @@ def draw_table(ax: Axes, panel: dict[str, Any], prom: Prometheus) -> None:
             if not math.isfinite(value):
                 row.append(props.get("noValue", ""))
             else:
-                row.append(hit.get("text") or fmt(value, props.get("unit", "none")))
+                row.append(hit.get("text") or fmt(value, props.get("unit", "none"),
+                                                  props.get("decimals")))
             steps = props.get("thresholds", {}).get("steps", [])
             if hit.get("color") and hit["color"] != "text":
                 row_colours.append(COLOURS.get(hit["color"], hit["color"]))

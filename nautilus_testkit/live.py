@@ -51,6 +51,19 @@ def query(api: str, expr: str) -> list[dict[str, Any]]:
     return PrometheusAPI(api, timeout=10).instant(expr)
 
 
+def capacity_tables(board: dict[str, Any]) -> list[dict[str, Any]]:
+    """The overview's capacity tables, one per kind of target (dashboards/build.py)."""
+    return [p for p in board["panels"] if p["title"].startswith("Capacity targets")]
+
+
+def capacity_rows(api: str, board: dict[str, Any], ref: str = "A") -> list[dict[str, Any]]:
+    """Every capacity table's `ref` column as Prometheus answers it now (A: the
+    verdicts): each row's labels and its "value"."""
+    return [{**r["metric"], "value": float(r["value"][1])}
+            for p in capacity_tables(board) for t in p["targets"] if t["refId"] == ref
+            for r in query(api, t["expr"])]
+
+
 def write_rules(tmp: Path, alerting: dict[str, Any] | None) -> tuple[Path, Path]:
     """The generated rules, from thresholds.yml with `alerting` overrides."""
     from alerts.__main__ import render  # the [mixin] extra is not needed for the exporter
