@@ -199,11 +199,11 @@ class CapacityTable:
 # One table per kind of capacity target: a Grafana column has one unit and one number of
 # decimals, and 50,000 operations/s, 12.4 ms and a 0.45 % error ratio share neither.
 CAPACITY_TABLES = (
-    CapacityTable(capacity.THROUGHPUT, "throughput (operations/s)", "locale", 0, "min", (12, 9)),
-    CapacityTable(capacity.TIME, "latency and duration", "s", 1, "max", (12, 9)),
-    CapacityTable(capacity.RATIO, "error and CPU ratios", "percentunit", 2, "both", (12, 7)),
-    CapacityTable(capacity.FACTOR, "improvement over the monolith", TIMES, 1, "min", (6, 7)),
-    CapacityTable(capacity.COUNT, "WebSocket connections held", "locale", 0, "min", (6, 7)),
+    CapacityTable(capacity.THROUGHPUT, "throughput (operations/s)", "locale", 0, "min", (24, 8)),
+    CapacityTable(capacity.TIME, "latency and duration", "s", 1, "max", (12, 8)),
+    CapacityTable(capacity.RATIO, "error and CPU ratios", "percentunit", 2, "both", (12, 8)),
+    CapacityTable(capacity.FACTOR, "improvement over the monolith", TIMES, 1, "min", (12, 4)),
+    CapacityTable(capacity.COUNT, "WebSocket connections held", "locale", 0, "min", (12, 4)),
 )
 
 
@@ -250,7 +250,11 @@ def capacity_last_proven(t: Thresholds) -> list[Any]:
             "(CapacityValidationStale); a failed verdict raises CapacityValidationFailed.",
             mappings={"A": VERDICT}, sort_by="scope", descending=True,  # "system" first
             rename={"run_id": "run", "platform": "measured on"},
-            decimals={"B": spec.decimals, "C": spec.decimals, "D": spec.decimals, "E": 0})
+            decimals={"B": spec.decimals, "C": spec.decimals, "D": spec.decimals, "E": 0},
+            # What, its verdict and figures, then where they come from (Prometheus gives
+            # the labels in name order: provenance first).
+            order=["scope", "target", *columns, "run_id", "platform"],
+            widths={"A": 210})  # "no command measures this yet", whole
     return [row("Capacity, last proven: the load tests' verdicts (nautilus-probe validate)"),
             *(kind_table(spec) for spec in CAPACITY_TABLES)]
 

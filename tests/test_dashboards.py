@@ -291,6 +291,13 @@ def test_each_kind_of_capacity_target_in_the_unit_and_decimals_it_needs() -> Non
         "Capacity targets: improvement over the monolith": ("suffix:×", 1),
         "Capacity targets: WebSocket connections held": ("locale", 0)}
     for p in tables.values():  # the required columns as the measured one
+        # What, its verdict (whole: "no command measures this yet") and figures, then
+        # where they come from; not Prometheus's label order (provenance first).
+        [organize] = [t["options"] for t in p["transformations"] if t["id"] == "organize"]
+        order = sorted(organize["indexByName"], key=organize["indexByName"].get)
+        assert order[:4] == ["scope", "target", "Value #A", "Value #B"], order
+        assert order[-3:] == ["Value #E", "run_id", "platform"], order
+        assert column(p, "A")["custom.width"] >= 7 * len("no command measures this yet")
         for ref in ("C", "D"):
             if ref in {t["refId"] for t in p["targets"]}:
                 assert (column(p, ref)["unit"], column(p, ref)["decimals"]) == \
