@@ -158,7 +158,7 @@ def _bus_report(raw: dict[str, Any]) -> BusPublish | None:
 
 def step_problem(st: SustainedStep) -> str | None:
     """What a sustained-rate step lacks to establish its rate and its p99 (evidence.py)."""
-    return evidence.first(evidence.rate(st.duration), evidence.quantile(0.99, st.count))
+    return evidence.sustained_step(st.duration, st.count)
 
 
 def step_within(st: SustainedStep, sb: Sustained) -> bool:
