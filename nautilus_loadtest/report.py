@@ -169,14 +169,21 @@ def step_within(st: SustainedStep, sb: Sustained) -> bool:
                   {"p99_target": sb.p99_target / 1e3, "error_ratio_target": sb.error_ratio_target})
 
 
-NO_ESTABLISHED_STEP = "no step within both targets was long enough and sampled enough"
-
-
 def sustained_rate(sb: Sustained) -> float | None:
     """The highest rate within both targets, from established steps only: None when no
     established step was within both."""
     return max((st.rate for st in sb.steps if step_problem(st) is None and step_within(st, sb)),
                default=None)
+
+
+def no_sustained_rate(sb: Sustained) -> str:
+    """Why a run established no sustained rate (sustained_rate is None)."""
+    if any(step_within(st, sb) for st in sb.steps):
+        return "no step within both targets was long enough and sampled enough"
+    if sb.steps:
+        return (f"no step was within both targets, not even the first, at "
+                f"{sb.steps[0].rate:,.4g} trading requests/s")
+    return "no step was run"
 
 
 def others(c: Contamination | None, service: str, prefix: str) -> str | None:
@@ -253,7 +260,8 @@ def summary_table(r: Result, t: Thresholds) -> str:
         if r.sustained_benchmark:
             best = sustained_rate(r.sustained_benchmark)
             rows.append(("sustained rate, p99 <= target (trading requests/s)",
-                         f"not established ({NO_ESTABLISHED_STEP})" if best is None
+                         f"not established ({no_sustained_rate(r.sustained_benchmark)})"
+                         if best is None
                          else _fig(best)))
         if r.messagebus_benchmark:
             bus = r.messagebus_benchmark

@@ -16,7 +16,7 @@ from alerts.thresholds import Limit, Thresholds
 from nautilus_wire.protocol import ENGINE_OPERATIONS, ENGINES
 
 from . import evidence, failovers
-from .report import (NO_ESTABLISHED_STEP, others, others_cell, step_problem, step_within,
+from .report import (no_sustained_rate, others, others_cell, step_problem, step_within,
                      sustained_rate)
 from .results import (Baseline, Containerized, decode, EngineFigures, Result, Sustained,
                       SustainedStep, UnusableResults, WebSocketRun)
@@ -444,7 +444,7 @@ def markdown(t: Thresholds, vs: list[TargetCheck], baseline: Baseline,
     if sb and sb.steps:
         rate = sustained_rate(sb)
         best = (f"**{rate:,.4g} trading requests/s**" if rate is not None else
-                f"**not established**: {NO_ESTABLISHED_STEP}")
+                f"**not established**: {no_sustained_rate(sb)}")
         lines += ["## Sustained rate", "",
                   f"Open-loop steps, doubling, until p99 exceeds {_fmt(sb.p99_target)} ms "
                   f"or the error ratio exceeds {sb.error_ratio_target:g}. Highest rate "

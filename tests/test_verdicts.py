@@ -311,6 +311,15 @@ def test_the_headline_passes_only_when_every_target_is_met() -> None:
     assert not _step_within(SustainedStep(100, 0, 1000, 50.1, 10.0), sb)
     assert _step_problem(SustainedStep(100, 0, 5000, 1.0, 9.9)) == \
         "measured over 9.9 s (needs 10 s)"
+    # No sustained rate: because the steps within both were too thin, or because not
+    # one was within both (a first step beyond a target is no rate to report).
+    from nautilus_loadtest.report import no_sustained_rate, sustained_rate
+    thin = Sustained(50.0, 50.0, 0.01, [SustainedStep(100, 0, 5000, 1.0, 9.9)])
+    assert sustained_rate(thin) is None and no_sustained_rate(thin) == \
+        "no step within both targets was long enough and sampled enough"
+    slow = Sustained(0.0, 50.0, 0.01, [SustainedStep(100, 2, 1262, 1389.4, 12.65)])
+    assert sustained_rate(slow) is None and no_sustained_rate(slow) == \
+        "no step was within both targets, not even the first, at 100 trading requests/s"
 
 
 def table_rows(text: str) -> dict[str, str]:
