@@ -135,6 +135,24 @@ def test_a_threshold_change_changes_the_rules(tmp_path: Path) -> None:
     assert "ratio_rate10m" in recording and "ratio_rate30m" not in recording
 
 
+def test_no_rule_or_panel_divides_live_traffic_by_the_monoliths_capacity(
+        tmp_path: Path) -> None:
+    """The monolith's documented throughput (baseline.throughput_ops_per_second) is a
+    capacity: only `validate` divides by it, the containerized run's capacity. What
+    flows live over it would read a quiet hour as a failed migration, so no rule,
+    alert or dashboard uses it (a rule once recorded exactly that as the 50× factor)."""
+    from dashboards.__main__ import render as dashboards
+
+    data = yaml.safe_load((ROOT / "thresholds.yml").read_text())
+    data["baseline"]["throughput_ops_per_second"] = 1234.5  # a figure found nowhere else
+    path = tmp_path / "t.yml"
+    path.write_text(yaml.safe_dump(data))
+    t = Thresholds.load(str(path))
+    files = {**render(t), **dashboards(t)}
+    assert [name for name, text in files.items() if "1234.5" in text] == []
+    assert "throughput_improvement:ratio" not in "".join(files.values())
+
+
 def test_the_job_names_come_from_thresholds(tmp_path: Path) -> None:
     from dashboards.__main__ import render as dashboards
 
