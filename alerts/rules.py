@@ -179,6 +179,13 @@ def _query(expr: str, fmt: str, missing: str = "no data") -> str:
             f'{{{{ . | first | value | {fmt} }}}}{{{{ else }}}}{missing}{{{{ end }}}}')
 
 
+def _if_any(expr: str, then: str, otherwise: str) -> str:
+    """An annotation fragment: `then` when PromQL `expr` (`%s`: the alert's engine)
+    returns anything at evaluation, `otherwise` when it returns nothing."""
+    return (f'{{{{ if printf `{expr}` $labels.engine | query }}}}{then}'
+            f'{{{{ else }}}}{otherwise}{{{{ end }}}}')
+
+
 def _now(series: str, then: str = "", fmt: str = "humanizePercentage") -> str:
     """`series` of the alert's engine (then `then`), as an annotation fragment."""
     return _query(f'{series}{{engine="%s"}}{then}', fmt)
@@ -213,6 +220,13 @@ def _latency_now(w: str) -> str:
             f'{{{{ else }}}}no probe answered{{{{ end }}}}')
 
 
+def spoken(seconds: float) -> str:
+    """A duration as a page says it: 4m 30s, 2m, 1h 5m (zero parts left out)."""
+    s = int(round(seconds))
+    parts = [(s // 86400, "d"), (s // 3600 % 24, "h"), (s // 60 % 60, "m"), (s % 60, "s")]
+    return " ".join(f"{n}{unit}" for n, unit in parts if n) or "0s"
+
+
 def burn_rate_alerts(t: Thresholds) -> list[dict[str, Any]]:
     """Multiwindow, multi-burn-rate alerts per engine and objective: page on a fast
     burn, ticket on a slow one. Each condition also needs the burn over the recent
@@ -222,7 +236,9 @@ def burn_rate_alerts(t: Thresholds) -> list[dict[str, Any]]:
     The description states the present first (the last `alerting.current`: the
     failing share, for latency also p50 and p99 against the target), then the
     windows' burn figures, each window with its real length when the history is
-    shorter."""
+    shorter. When the present is within the error budget while the alert still fires
+    (the fault ended; the recent window has not caught up yet), the summary and the
+    description say so: recovered, waiting to resolve, and when it will."""
     a = t.alerting
     target = f"{t.engine['latency_average_seconds'].ceiling * 1e3:g} ms"
     recent, current = window(a.recent), window(a.current)
@@ -231,6 +247,8 @@ def burn_rate_alerts(t: Thresholds) -> list[dict[str, Any]]:
         objective = getattr(t.objectives, slo)
         budget = 1 - objective
         ratio = f"{P}:engine_{slo}_errors:ratio_rate"
+        # The present within the error budget: the fault has ended (or paused).
+        recovered = f'{ratio}{current}{{engine="%s"}} <= {budget:.6g}'
         for severity in SEVERITIES:
             rates = a.burn_rates[severity]
             conditions = []
@@ -238,9 +256,11 @@ def burn_rate_alerts(t: Thresholds) -> list[dict[str, Any]]:
                 limit = f"{b.factor * budget:.6g}"
                 cond = (f"{ratio}{window(b.long)} > {limit} and "
                         f"{ratio}{window(b.short)} > {limit}")
-                if b.short != a.recent:
+                if b.short != a.recent or b.factor < 1:
                     # Still burning now (faster than the budget allows): the alert
-                    # ends soon after the fault does, whatever its short window says.
+                    # ends soon after the fault does, whatever its short window says
+                    # (and the recovered text's promise holds: every condition needs
+                    # the recent window above the budget).
                     cond += f" and {ratio}{recent} > {budget:.6g}"
                 conditions.append(f"({cond})")
             speeds = ", or ".join(f"{b.factor:g}× too fast over {window(b.long)} and "
@@ -251,21 +271,33 @@ def burn_rate_alerts(t: Thresholds) -> list[dict[str, Any]]:
                            f"{target}), {_now(f'{ratio}{current}')} {what.format(target=target)}")
             else:
                 present = f"{_now(f'{ratio}{current}')} {what} over the last {current}"
+            windows = (f"{_now(f'{ratio}{recent}')} over {_over(a.recent, counter)} and "
+                       f"{_now(f'{ratio}{long}')} over {_over(rates[0].long, counter)}")
+            keep = a.keep_firing_for(severity)
+            burning = (f"{present}; {windows}: the error budget burns "
+                       f"{_now(f'{ratio}{recent}', f' / {budget:.6g}', 'printf `%.3g`')}× "
+                       f"as fast as the objective allows.")
+            waiting = (f"recovered: {present}, within the error budget ({budget * 100:.3g}%). "
+                       f"Still {windows}: this {severity} only waits to resolve. Unless the "
+                       f"fault returns, it resolves by itself within {spoken(keep)} of the "
+                       f"last {recent} being within budget too, about "
+                       f"{spoken(a.recent + keep)} after the fault ended.")
+            engine = "{{ $labels.engine }}"
             # `for:` too: just after a (re)start every window holds a few samples, and
             # one early error would read as a burn.
             out.append(_rule(
                 t, name, " or ".join(conditions), severity,
                 a.for_page if severity == "page" else a.for_ticket,
-                f"{{{{ $labels.engine }}}} is burning its {slo} error budget "
-                f"{'fast' if severity == 'page' else 'slowly'}.",
-                f"{{{{ $labels.engine }}}}: {present}; {_now(f'{ratio}{recent}')} over "
-                f"{_over(a.recent, counter)} and {_now(f'{ratio}{long}')} over "
-                f"{_over(rates[0].long, counter)}: the error budget burns "
-                f"{_now(f'{ratio}{recent}', f' / {budget:.6g}', 'printf `%.3g`')}× "
-                f"as fast as the objective allows. Objective: {objective * 100:g}% "
-                f"{good.format(target=target)} (error budget {budget * 100:.3g}%); this fires "
-                f"when the budget burns {speeds}, while it still burns over the last {recent}.",
-                a.keep_firing_for(severity)))
+                _if_any(recovered,
+                        f"{engine} has recovered: within its {slo} error budget over the last "
+                        f"{current}; this {severity} waits to resolve.",
+                        f"{engine} is burning its {slo} error budget "
+                        f"{'fast' if severity == 'page' else 'slowly'}."),
+                f"{engine}: {_if_any(recovered, waiting, burning)} Objective: "
+                f"{objective * 100:g}% {good.format(target=target)} (error budget "
+                f"{budget * 100:.3g}%); this fires when the budget burns {speeds}, while it "
+                f"still burns over the last {recent}.",
+                keep))
     return out
 
 
