@@ -375,18 +375,65 @@ def prober_alerts(t: Thresholds) -> list[dict[str, Any]]:
     ]
 
 
+# How a capacity target's figure reads, by the end of its key (push.py pushes base
+# units: seconds, ratios, operations per second); anything else as a plain number.
+CAPACITY_UNITS = (("_seconds", "humanizeDuration"), ("_improvement_ratio", 'printf "%.3g×"'),
+                  ("_ratio", "humanizePercentage"), ("_ops_per_second", 'printf "%.6g ops/s"'))
+
+
+def _figure(var: str) -> str:
+    """An annotation fragment: the template variable `var` in the unit of the alert's
+    capacity target."""
+    out = ""
+    for i, (ending, fmt) in enumerate(CAPACITY_UNITS):
+        out += (f'{{{{ {"else " if i else ""}if match "{ending}$" $labels.target }}}}'
+                f"{{{{ {var} | {fmt} }}}}")
+    return out + f'{{{{ else }}}}{{{{ {var} | printf "%.6g" }}}}{{{{ end }}}}'
+
+
+def _pushed(t: Thresholds, series: str, then: str, missing: str) -> str:
+    """An annotation fragment: the alert's target's pushed `{P}_capacity_<series>`
+    (nautilus_loadtest/push.py), queried when the alert is evaluated: `then` with the
+    result as `.`, or `missing` when the load test pushed none."""
+    sel = f'{P}_capacity_{series}{{{t.jobs.capacity_selector},scope="%s",target="%s"}}'
+    return (f"{{{{ with printf `{sel}` $labels.scope $labels.target | query }}}}{then}"
+            f"{{{{ else }}}}{missing}{{{{ end }}}}")
+
+
+def _value(var: str) -> str:
+    return f"{{{{ {var} := . | first | value }}}}"
+
+
 def capacity_alerts(t: Thresholds) -> list[dict[str, Any]]:
     """Capacity is proven by load tests, never judged against live traffic: a ticket
-    when the last proof failed or has grown old."""
+    when the last proof failed or has grown old. A missed target's ticket states the
+    measured and the required figure and the run that measured it, in its summary
+    too: the tickets of several missed targets arrive as one notification, one line
+    each."""
     age = window(t.alerting.validation_max_age)
+    at_most = _pushed(t, "required_max", _value("$hi") + "at most " + _figure("$hi"),
+                      "not pushed")
+    required = _pushed(
+        t, "required_min", _value("$lo") + _pushed(
+            t, "required_max",
+            _value("$hi") + "between " + _figure("$lo") + " and " + _figure("$hi"),
+            "at least " + _figure("$lo")), at_most)
+    # (An older tool pushed verdicts without figures or run: said, not left blank.)
+    figures = _pushed(t, "measured", f'{_value("$m")}measured {_figure("$m")}, required '
+                      f"{required}", "no figures pushed")
+    run_id = _pushed(t, "run_info", '(run {{ . | first | label "run_id" }})', "(no run pushed)")
+    run = _pushed(t, "run_info", '{{ with . | first }}Run {{ .Labels.run_id }} '
+                  '({{ .Labels.command }}){{ with .Labels.platform }} on {{ . }}{{ end }}.'
+                  '{{ end }}', "Which run measured it was not pushed.")
+    target = "{{ $labels.scope }} {{ $labels.target }}"
     return [
         _rule(t, "CapacityValidationFailed",
               f"max by (scope, target) ({P}_capacity_verdict{{{t.jobs.capacity_selector}}}) == 0",
               "ticket", 0,
-              "The last load test missed a capacity target.",
-              "{{ $labels.scope }} {{ $labels.target }}: the last load test that measured it "
-              "missed its target (thresholds.yml). The run's report says by how much; fix, "
-              "then run the load test and validate again."),
+              f"{target} missed its capacity target: {figures} {run_id}.",
+              f"{target}: the last load test that measured it missed its target in "
+              f"thresholds.yml: {figures}. {run} Fix (the run's report says where), then "
+              "run the load test and validate again."),
         _rule(t, "CapacityValidationStale",
               f"{capacity_age_expr(t)} > {t.alerting.validation_max_age:g}", "ticket", 0,
               "A capacity target has not been proven for a while.",

@@ -91,6 +91,38 @@ def test_every_alert_is_tested_and_has_a_runbook_section() -> None:
                         "OperationThroughputBelowTarget", "FullCycleAboveTarget"}
 
 
+def expected_annotations(name: str) -> list[dict[str, str]]:
+    """Every annotation set alerts/tests/<name> expects (promtool checks them above)."""
+    return [alert["exp_annotations"]
+            for case in yaml.safe_load((ROOT / "alerts" / "tests" / name).read_text())["tests"]
+            for step in case.get("alert_rule_test", []) for alert in step["exp_alerts"]]
+
+
+def words(path: Path) -> str:
+    """A document's text with its line breaks and indentation as single spaces."""
+    return " ".join(path.read_text().split())
+
+
+def test_the_docs_quote_what_the_rules_say_after_a_fix_and_of_a_missed_target() -> None:
+    """docs/alerting.md and runbook.md quote the recovered pages and a missed capacity
+    target's ticket word for word as the hand-written promtool tests expect them."""
+    recovered = expected_annotations("recovered.yml")
+    descriptions = {a["description"] for a in recovered if ": recovered: " in a["description"]}
+    quoted = {line[2:] for line in (ROOT / "docs" / "alerting.md").read_text().splitlines()
+              if line.startswith("> ") and ": recovered: " in line}
+    assert len(quoted) == 2 and quoted <= descriptions, quoted - descriptions
+    summary = ("risk has recovered: within its availability error budget over the last 1m; "
+               "this page waits to resolve.")
+    assert summary in {a["summary"] for a in recovered}
+    capacity = {a["summary"] for a in expected_annotations("capacity.yml")}
+    missed = ("risk latency_average_seconds missed its capacity target: measured 101ms, "
+              "required at most 100ms (run containerized 2026-11-28T10:01:00+00:00).")
+    assert missed in capacity
+    for doc, quotes in (("alerting.md", [summary]), ("runbook.md", [summary, missed])):
+        for quote in quotes:
+            assert f'"{quote}"' in words(ROOT / "docs" / doc), (doc, quote)
+
+
 def test_every_rule_reads_metrics_the_exporter_defines() -> None:
     """Every raw series a rule selects is one exporter/metrics.py defines, or one the
     load tests push (nautilus_loadtest/push.py); the live test checks that the
