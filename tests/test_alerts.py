@@ -185,6 +185,22 @@ def test_no_rule_or_panel_divides_live_traffic_by_the_monoliths_capacity(
     assert "throughput_improvement:ratio" not in "".join(files.values())
 
 
+def test_every_burn_condition_needs_the_recent_window_over_the_budget(tmp_path: Path) -> None:
+    """A recovered page promises to resolve once the recent window is within budget:
+    so every condition needs it over the budget, even a pair whose short window is the
+    recent one and whose factor is below 1 (its own limit would be under the budget)."""
+    data = yaml.safe_load((ROOT / "thresholds.yml").read_text())
+    data["alerting"]["burn_rates"]["ticket"] = [{"factor": 0.5, "long": "3d", "short": "5m"}]
+    path = tmp_path / "t.yml"
+    path.write_text(yaml.safe_dump(data))
+    rules = yaml.safe_load(render(Thresholds.load(str(path)))["alerts.yml"])["groups"][0]["rules"]
+    ticket = next(r for r in rules if r["alert"] == "EngineAvailabilityBudgetBurn"
+                  and r["labels"]["severity"] == "ticket")
+    ratio = "nautilus_probe:engine_availability_errors:ratio_rate"
+    assert ticket["expr"] == (f"({ratio}3d > 0.005 and {ratio}5m > 0.005 and "
+                              f"{ratio}5m > 0.01)")
+
+
 def test_the_job_names_come_from_thresholds(tmp_path: Path) -> None:
     from dashboards.__main__ import render as dashboards
 
