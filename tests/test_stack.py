@@ -105,8 +105,10 @@ def test_a_newcomer_injects_a_fault_and_sees_the_page_and_the_recovery(tmp_path)
     pager (the ticket inhibited); `--clear`: the knob cleared and the alert resolved."""
     from nautilus_testkit import live
 
-    # The stack's Prometheus scrapes every 5 s: the recent window needs a few samples.
-    thresholds, rules = live.write_rules(tmp_path, {**live.TEST_ALERTING, "recent": "15s"})
+    # The stack's Prometheus scrapes every 5 s: the recent and the current window need a
+    # few samples.
+    thresholds, rules = live.write_rules(tmp_path, {**live.TEST_ALERTING, "recent": "15s",
+                                                    "current": "10s"})
     overview = live.render_dashboards(thresholds)["overview"]  # its windows, too
     port = free_port()
     log = tmp_path / "stack.log"
