@@ -16,6 +16,7 @@ from exporter.metrics import NAMESPACE as P
 from exporter.supervise import TROUBLE_RESTARTS, TROUBLE_WINDOW_S
 from nautilus_wire.protocol import BASELINE_ENGINE
 
+from . import capacity
 from .thresholds import SEVERITIES, Thresholds
 
 # How Prometheus writes a number (a bucket's `le`), typed: the library leaves it unannotated.
@@ -377,19 +378,13 @@ def prober_alerts(t: Thresholds) -> list[dict[str, Any]]:
     ]
 
 
-# How a capacity target's figure reads, by the end of its key (push.py pushes base
-# units: seconds, ratios, operations per second); anything else as a plain number.
-CAPACITY_UNITS = (("_seconds", "humanizeDuration"), ("_improvement_ratio", 'printf "%.3g×"'),
-                  ("_ratio", "humanizePercentage"), ("_ops_per_second", 'printf "%.6g ops/s"'))
-
-
 def _figure(var: str) -> str:
     """An annotation fragment: the template variable `var` in the unit of the alert's
-    capacity target."""
+    capacity target, by its kind (capacity.py); a key of no kind as a plain number."""
     out = ""
-    for i, (ending, fmt) in enumerate(CAPACITY_UNITS):
-        out += (f'{{{{ {"else " if i else ""}if match "{ending}$" $labels.target }}}}'
-                f"{{{{ {var} | {fmt} }}}}")
+    for i, kind in enumerate(capacity.KINDS):
+        out += (f'{{{{ {"else " if i else ""}if match "^(?:{kind.keys})$" $labels.target }}}}'
+                f"{{{{ {var} | {kind.template} }}}}")
     return out + f'{{{{ else }}}}{{{{ {var} | printf "%.6g" }}}}{{{{ end }}}}'
 
 
