@@ -92,13 +92,16 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("validate", help="judge load-test results against thresholds.yml")
-    p.add_argument("--baseline", default="results/baseline_results.json")
-    p.add_argument("--containerized", default="results/containerized_results.json")
+    p.add_argument("--baseline", default="results/baseline_results.json",
+                   help="a `loadtest baseline` result (default: %(default)s)")
+    p.add_argument("--containerized", default="results/containerized_results.json",
+                   help="a `loadtest containerized` result (default: %(default)s)")
     p.add_argument("--websocket", default=None,
                    help="a `loadtest websocket` result (default results/websocket_results.json "
                         "when it exists; without one its targets are reported as not measured)")
     p.add_argument("--thresholds", default=None, help=THRESHOLDS_HELP)
-    p.add_argument("--out", default="results/report", help="report and plots go here")
+    p.add_argument("--out", default="results/report",
+                   help="report.md and its plots go here (default: %(default)s)")
     _push_flag(p)
     p.set_defaults(func=cmd_validate)
 
@@ -131,12 +134,15 @@ def _push(command: str, args: argparse.Namespace, t: Thresholds, checks: list[An
     the runs that measured it (`runs`: metadata by TargetCheck.sources); a Pushgateway
     that cannot take them is reported, and the verdicts still stand (the report is
     written, the exit code says pass or fail)."""
-    from synthetic.knob_command import stack_state
+    from synthetic.knob_command import no_stack_found, stack_state
 
     url = args.pushgateway
+    checks = [c for c in checks if c.judged]  # an unproven figure is no verdict to show
     if url is None:
         url = stack_state().get("pushgateway")
-    checks = [c for c in checks if c.judged]  # an unproven figure is no verdict to show
+        if url is None and checks:  # meant for the stack's Pushgateway: say it went nowhere
+            print(f"nautilus-probe {command}: the verdicts were not pushed: {no_stack_found()}; "
+                  "give --pushgateway.url ('' to push nowhere)", file=sys.stderr)
     if not url or not checks:
         return
     from .push import push, run_from_metadata

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -264,3 +265,35 @@ def test_other_clients_during_the_containerized_run_are_said(tmp_path: Path) -> 
     report = (tmp_path / "report" / "report.md").read_text()
     assert "Other clients" not in report
     assert "| requests from other clients | none | none | not counted |" in report
+
+
+def test_verdicts_meant_for_a_stack_that_is_not_found_are_said_not_pushed(tmp_path: Path) -> None:
+    """No --pushgateway.url and no local stack seen from this TMPDIR: the verdicts
+    went nowhere, and the console says where it looked; '' pushes nowhere silently."""
+    (tmp_path / "b.json").write_text(json.dumps(BASELINE))
+    (tmp_path / "c.json").write_text(json.dumps(GOOD))
+    alone = tmp_path / "tmp"
+    alone.mkdir()
+    for push, said in (([], True), (["--pushgateway.url", ""], False)):
+        proc = subprocess.run(
+            [sys.executable, "-m", "nautilus_probe", "validate", "--baseline",
+             str(tmp_path / "b.json"), "--containerized", str(tmp_path / "c.json"),
+             "--websocket", json_file(tmp_path, WEBSOCKET), "--out", str(tmp_path / "r"),
+             *push], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+            env={**os.environ, "TMPDIR": str(alone)})
+        assert proc.returncode == 1, proc.stderr
+        line = (f"nautilus-probe validate: the verdicts were not pushed: no local stack found "
+                f"(a running stack leaves {alone / 'nautilus-probe-stack.json'}; one started "
+                "with another TMPDIR is not seen from here); give --pushgateway.url")
+        assert (line in proc.stderr) is said, proc.stderr
+    knobs = subprocess.run([sys.executable, "-m", "nautilus_probe", "knobs", "risk", "--clear"],
+                           capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "TMPDIR": str(alone)})
+    assert knobs.returncode == 2 and "no local stack found" in knobs.stderr
+    assert "give --redis.url (the stack's banner prints it)" in knobs.stderr
+
+
+def json_file(folder: Path, data: dict) -> str:
+    path = folder / "w.json"
+    path.write_text(json.dumps(data))
+    return str(path)
