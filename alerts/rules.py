@@ -16,6 +16,7 @@ from exporter.metrics import NAMESPACE as P
 from exporter.supervise import TROUBLE_RESTARTS, TROUBLE_WINDOW_S
 from nautilus_wire.protocol import BASELINE_ENGINE
 
+from . import capacity
 from .thresholds import SEVERITIES, Thresholds
 
 # How Prometheus writes a number (a bucket's `le`), typed: the library leaves it unannotated.
@@ -26,11 +27,13 @@ NOT_BASELINE = f'engine!="{BASELINE_ENGINE}"'
 BASELINE = f'engine="{BASELINE_ENGINE}"'
 
 
-def capacity_age_expr(t: Thresholds) -> str:
+def capacity_age_expr(t: Thresholds, keys: str = "") -> str:
     """Seconds since each target's last verdict was measured (the end of its run's
-    window): a verdict `validate` pushes an hour after the load test is an hour old."""
+    window): a verdict `validate` pushes an hour after the load test is an hour old.
+    `keys`: only the targets this regular expression matches (the overview's tables)."""
+    only = f',target=~"{keys}"' if keys else ""
     return (f"time() - max by (scope, target) "
-            f"({P}_capacity_run_timestamp_seconds{{{t.jobs.capacity_selector}}})")
+            f"({P}_capacity_run_timestamp_seconds{{{t.jobs.capacity_selector}{only}}})")
 
 
 def window(seconds: float) -> str:
@@ -104,12 +107,11 @@ def recording_exprs(w: str) -> dict[str, str]:
 
 
 def improvement_exprs(t: Thresholds) -> dict[str, str]:
-    """The migration's improvement factors (targets: Thresholds.throughput_factor and
-    latency_factor): reported throughput over the baseline capacity in thresholds.yml,
-    and the measured monolith's latency over the trading request's."""
+    """The latency improvement factor (target: Thresholds.latency_factor), both sides
+    measured live by the same probes: the monolith's latency over the trading
+    request's. No throughput factor: live traffic over the monolith's capacity would
+    compare what flows with what could (the load tests measure both capacities)."""
     return {
-        f"{P}:system_throughput_improvement:ratio":
-            f"{P}:system_throughput:reported / {t.baseline_throughput:g}",
         # Only while the system meets its error target: the latency of the few
         # requests that still succeed is no improvement.
         f"{P}:system_latency_improvement:ratio":
@@ -180,6 +182,13 @@ def _query(expr: str, fmt: str, missing: str = "no data") -> str:
             f'{{{{ . | first | value | {fmt} }}}}{{{{ else }}}}{missing}{{{{ end }}}}')
 
 
+def _if_any(expr: str, then: str, otherwise: str) -> str:
+    """An annotation fragment: `then` when PromQL `expr` (`%s`: the alert's engine)
+    returns anything at evaluation, `otherwise` when it returns nothing."""
+    return (f'{{{{ if printf `{expr}` $labels.engine | query }}}}{then}'
+            f'{{{{ else }}}}{otherwise}{{{{ end }}}}')
+
+
 def _now(series: str, then: str = "", fmt: str = "humanizePercentage") -> str:
     """`series` of the alert's engine (then `then`), as an annotation fragment."""
     return _query(f'{series}{{engine="%s"}}{then}', fmt)
@@ -214,6 +223,13 @@ def _latency_now(w: str) -> str:
             f'{{{{ else }}}}no probe answered{{{{ end }}}}')
 
 
+def spoken(seconds: float) -> str:
+    """A duration as a page says it: 4m 30s, 2m, 1h 5m (zero parts left out)."""
+    s = int(round(seconds))
+    parts = [(s // 86400, "d"), (s // 3600 % 24, "h"), (s // 60 % 60, "m"), (s % 60, "s")]
+    return " ".join(f"{n}{unit}" for n, unit in parts if n) or "0s"
+
+
 def burn_rate_alerts(t: Thresholds) -> list[dict[str, Any]]:
     """Multiwindow, multi-burn-rate alerts per engine and objective: page on a fast
     burn, ticket on a slow one. Each condition also needs the burn over the recent
@@ -223,7 +239,9 @@ def burn_rate_alerts(t: Thresholds) -> list[dict[str, Any]]:
     The description states the present first (the last `alerting.current`: the
     failing share, for latency also p50 and p99 against the target), then the
     windows' burn figures, each window with its real length when the history is
-    shorter."""
+    shorter. When the present is within the error budget while the alert still fires
+    (the fault ended; the recent window has not caught up yet), the summary and the
+    description say so: recovered, waiting to resolve, and when it will."""
     a = t.alerting
     target = f"{t.engine['latency_average_seconds'].ceiling * 1e3:g} ms"
     recent, current = window(a.recent), window(a.current)
@@ -232,6 +250,8 @@ def burn_rate_alerts(t: Thresholds) -> list[dict[str, Any]]:
         objective = getattr(t.objectives, slo)
         budget = 1 - objective
         ratio = f"{P}:engine_{slo}_errors:ratio_rate"
+        # The present within the error budget: the fault has ended (or paused).
+        recovered = f'{ratio}{current}{{engine="%s"}} <= {budget:.6g}'
         for severity in SEVERITIES:
             rates = a.burn_rates[severity]
             conditions = []
@@ -239,9 +259,11 @@ def burn_rate_alerts(t: Thresholds) -> list[dict[str, Any]]:
                 limit = f"{b.factor * budget:.6g}"
                 cond = (f"{ratio}{window(b.long)} > {limit} and "
                         f"{ratio}{window(b.short)} > {limit}")
-                if b.short != a.recent:
+                if b.short != a.recent or b.factor < 1:
                     # Still burning now (faster than the budget allows): the alert
-                    # ends soon after the fault does, whatever its short window says.
+                    # ends soon after the fault does, whatever its short window says
+                    # (and the recovered text's promise holds: every condition needs
+                    # the recent window above the budget).
                     cond += f" and {ratio}{recent} > {budget:.6g}"
                 conditions.append(f"({cond})")
             speeds = ", or ".join(f"{b.factor:g}× too fast over {window(b.long)} and "
@@ -252,21 +274,33 @@ def burn_rate_alerts(t: Thresholds) -> list[dict[str, Any]]:
                            f"{target}), {_now(f'{ratio}{current}')} {what.format(target=target)}")
             else:
                 present = f"{_now(f'{ratio}{current}')} {what} over the last {current}"
+            windows = (f"{_now(f'{ratio}{recent}')} over {_over(a.recent, counter)} and "
+                       f"{_now(f'{ratio}{long}')} over {_over(rates[0].long, counter)}")
+            keep = a.keep_firing_for(severity)
+            burning = (f"{present}; {windows}: the error budget burns "
+                       f"{_now(f'{ratio}{recent}', f' / {budget:.6g}', 'printf `%.3g`')}× "
+                       f"as fast as the objective allows.")
+            waiting = (f"recovered: {present}, within the error budget ({budget * 100:.3g}%). "
+                       f"Still {windows}: this {severity} only waits to resolve. Unless the "
+                       f"fault returns, it resolves by itself within {spoken(keep)} of the "
+                       f"last {recent} being within budget too, about "
+                       f"{spoken(a.recent + keep)} after the fault ended.")
+            engine = "{{ $labels.engine }}"
             # `for:` too: just after a (re)start every window holds a few samples, and
             # one early error would read as a burn.
             out.append(_rule(
                 t, name, " or ".join(conditions), severity,
                 a.for_page if severity == "page" else a.for_ticket,
-                f"{{{{ $labels.engine }}}} is burning its {slo} error budget "
-                f"{'fast' if severity == 'page' else 'slowly'}.",
-                f"{{{{ $labels.engine }}}}: {present}; {_now(f'{ratio}{recent}')} over "
-                f"{_over(a.recent, counter)} and {_now(f'{ratio}{long}')} over "
-                f"{_over(rates[0].long, counter)}: the error budget burns "
-                f"{_now(f'{ratio}{recent}', f' / {budget:.6g}', 'printf `%.3g`')}× "
-                f"as fast as the objective allows. Objective: {objective * 100:g}% "
-                f"{good.format(target=target)} (error budget {budget * 100:.3g}%); this fires "
-                f"when the budget burns {speeds}, while it still burns over the last {recent}.",
-                a.keep_firing_for(severity)))
+                _if_any(recovered,
+                        f"{engine} has recovered: within its {slo} error budget over the last "
+                        f"{current}; this {severity} waits to resolve.",
+                        f"{engine} is burning its {slo} error budget "
+                        f"{'fast' if severity == 'page' else 'slowly'}."),
+                f"{engine}: {_if_any(recovered, waiting, burning)} Objective: "
+                f"{objective * 100:g}% {good.format(target=target)} (error budget "
+                f"{budget * 100:.3g}%); this fires when the budget burns {speeds}, while it "
+                f"still burns over the last {recent}.",
+                keep))
     return out
 
 
@@ -344,18 +378,59 @@ def prober_alerts(t: Thresholds) -> list[dict[str, Any]]:
     ]
 
 
+def _figure(var: str) -> str:
+    """An annotation fragment: the template variable `var` in the unit of the alert's
+    capacity target, by its kind (capacity.py); a key of no kind as a plain number."""
+    out = ""
+    for i, kind in enumerate(capacity.KINDS):
+        out += (f'{{{{ {"else " if i else ""}if match "^(?:{kind.keys})$" $labels.target }}}}'
+                f"{{{{ {var} | {kind.template} }}}}")
+    return out + f'{{{{ else }}}}{{{{ {var} | printf "%.6g" }}}}{{{{ end }}}}'
+
+
+def _pushed(t: Thresholds, series: str, then: str, missing: str) -> str:
+    """An annotation fragment: the alert's target's pushed `{P}_capacity_<series>`
+    (nautilus_loadtest/push.py), queried when the alert is evaluated: `then` with the
+    result as `.`, or `missing` when the load test pushed none."""
+    sel = f'{P}_capacity_{series}{{{t.jobs.capacity_selector},scope="%s",target="%s"}}'
+    return (f"{{{{ with printf `{sel}` $labels.scope $labels.target | query }}}}{then}"
+            f"{{{{ else }}}}{missing}{{{{ end }}}}")
+
+
+def _value(var: str) -> str:
+    return f"{{{{ {var} := . | first | value }}}}"
+
+
 def capacity_alerts(t: Thresholds) -> list[dict[str, Any]]:
     """Capacity is proven by load tests, never judged against live traffic: a ticket
-    when the last proof failed or has grown old."""
+    when the last proof failed or has grown old. A missed target's ticket states the
+    measured and the required figure and the run that measured it, in its summary
+    too: the tickets of several missed targets arrive as one notification, one line
+    each."""
     age = window(t.alerting.validation_max_age)
+    at_most = _pushed(t, "required_max", _value("$hi") + "at most " + _figure("$hi"),
+                      "not pushed")
+    required = _pushed(
+        t, "required_min", _value("$lo") + _pushed(
+            t, "required_max",
+            _value("$hi") + "between " + _figure("$lo") + " and " + _figure("$hi"),
+            "at least " + _figure("$lo")), at_most)
+    # (An older tool pushed verdicts without figures or run: said, not left blank.)
+    figures = _pushed(t, "measured", f'{_value("$m")}measured {_figure("$m")}, required '
+                      f"{required}", "no figures pushed")
+    run_id = _pushed(t, "run_info", '(run {{ . | first | label "run_id" }})', "(no run pushed)")
+    run = _pushed(t, "run_info", '{{ with . | first }}Run {{ .Labels.run_id }} '
+                  '({{ .Labels.command }}){{ with .Labels.platform }} on {{ . }}{{ end }}.'
+                  '{{ end }}', "Which run measured it was not pushed.")
+    target = "{{ $labels.scope }} {{ $labels.target }}"
     return [
         _rule(t, "CapacityValidationFailed",
               f"max by (scope, target) ({P}_capacity_verdict{{{t.jobs.capacity_selector}}}) == 0",
               "ticket", 0,
-              "The last load test missed a capacity target.",
-              "{{ $labels.scope }} {{ $labels.target }}: the last load test that measured it "
-              "missed its target (thresholds.yml). The run's report says by how much; fix, "
-              "then run the load test and validate again."),
+              f"{target} missed its capacity target: {figures} {run_id}.",
+              f"{target}: the last load test that measured it missed its target in "
+              f"thresholds.yml: {figures}. {run} Fix (the run's report says where), then "
+              "run the load test and validate again."),
         _rule(t, "CapacityValidationStale",
               f"{capacity_age_expr(t)} > {t.alerting.validation_max_age:g}", "ticket", 0,
               "A capacity target has not been proven for a while.",

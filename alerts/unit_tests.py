@@ -1,6 +1,7 @@
 """promtool unit tests generated with the rules: each threshold alert just before
 and after its `for:`, with a healthy second series that must stay quiet; and the
-recording rules. The burn-rate alerts are tested by hand-written cases instead
+recording rules. The burn-rate alerts, and CapacityValidationFailed's texts (each
+queried from the pushed figures), are tested by hand-written cases instead
 (alerts/tests/), whose numbers do not come from this code."""
 
 from __future__ import annotations
@@ -101,13 +102,6 @@ def threshold_tests(t: Thresholds) -> list[dict[str, Any]]:
              {"loop": "messagebus_send", **inst}, 0),
         case("ProberSaturated", [(f'{P}_probes_skipped_total{{engine="risk",op="alert",{lab}}}',
                                   "0+60x40")], "4m", after_ticket, {"instance": "exporter:9478"}, 0),
-        # A load test's verdicts, pushed: risk's latency failed at the third minute;
-        # the system throughput passed.
-        case("CapacityValidationFailed", [
-            (f'{P}_capacity_verdict{{{cap},scope="risk",target="latency_average_seconds"}}',
-             "1 1 0x10"),
-            (f'{P}_capacity_verdict{{{cap},scope="system",target="throughput_ops_per_second"}}',
-             "1x12")], "1m", "3m", {"scope": "risk", "target": "latency_average_seconds"}, 0),
         # Measured validation_max_age - 5m before the test began, never again: stale
         # from 5m on.
         case("CapacityValidationStale", [

@@ -6,10 +6,12 @@ dashboards/generated/*.json (sorted keys, stable uids).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from grafanalib.core import Annotations, Dashboard, DashboardLink, Template, Templating, Time
 
+from alerts import capacity
 from alerts.rules import NOT_BASELINE, backlog_expr, capacity_age_expr, window
 from exporter.metrics import NAMESPACE as P
 from exporter.probes.registry import KINDS
@@ -24,11 +26,14 @@ from .panels import (DATASOURCE, FILTER, RATE, alert_list, flow, heatmap, row, s
 SCHEMA_VERSION = 39
 UIDS = {"overview": "nautilus-overview", "engine": "nautilus-engine",
         "websocket": "nautilus-websocket", "prober": "nautilus-prober"}
-# A capacity verdict: -1 is a target no load test has proven yet (neutral, not red).
+# A capacity verdict: -1 is a target no load test has proven yet, -2 one no command
+# measures yet (both neutral, not red).
+NO_LOAD_TEST, NO_COMMAND_YET = -1, -2
 VERDICT = [{"type": "value", "options": {
     "0": {"text": "FAIL", "color": "red", "index": 0},
     "1": {"text": "PASS", "color": "green", "index": 1},
-    "-1": {"text": "no load test yet", "color": "text", "index": 2}}}]
+    str(NO_LOAD_TEST): {"text": "no load test yet", "color": "text", "index": 2},
+    str(NO_COMMAND_YET): {"text": "no command measures this yet", "color": "text", "index": 3}}}]
 TIMES = "suffix:×"  # an improvement factor
 VARS = "${datasource:queryparam}&${job:queryparam}&${instance:queryparam}"
 
@@ -109,18 +114,23 @@ NO_SUCCESS = "no successful requests"
 
 
 def capacity_targets(t: Thresholds) -> list[tuple[str, str]]:
-    """(scope, target) of every capacity target a load test proves (push.py's labels)."""
+    """(scope, target) of every capacity target the overview lists before a load test
+    proved it (push.py's labels): the system's headline ones and each full cycle."""
     return [("system", "throughput_ops_per_second"), ("system", "throughput_improvement_ratio"),
             ("system", "websocket_connections"), ("system", "cpu_busy_ratio"),
             *((eng, "full_cycle_seconds") for eng in sorted(t.full_cycle))]
 
 
-def _never_validated(t: Thresholds) -> str:
-    """-1 for every capacity target, labelled like a pushed verdict: `or`-ed after the
-    verdicts, it leaves a "no load test yet" row for each target no load test proved."""
-    return " or ".join(
-        f'label_replace(label_replace(vector(-1), "scope", "{scope}", "", ""), '
-        f'"target", "{name}", "", "")' for scope, name in capacity_targets(t))
+def _never_validated(t: Thresholds, kind: capacity.Kind) -> str:
+    """A placeholder for each capacity target of `kind`, labelled like a pushed verdict:
+    `or`-ed after the verdicts, it leaves a row for each target no load test proved,
+    -2 where no command measures it (alerts/capacity.py), else -1."""
+    def placeholder(scope: str, name: str) -> str:
+        value = NO_COMMAND_YET if name in capacity.NO_COMMAND else NO_LOAD_TEST
+        return (f'label_replace(label_replace(vector({value}), "scope", "{scope}", "", ""), '
+                f'"target", "{name}", "", "")')
+    return " or ".join(placeholder(scope, name) for scope, name in capacity_targets(t)
+                       if capacity.kind(name) == kind)
 
 
 def service_now(t: Thresholds) -> list[Any]:
@@ -174,42 +184,79 @@ def _with_provenance(t: Thresholds, expr: str) -> str:
             f"group_left (run_id, platform) {proven})")
 
 
+@dataclass(frozen=True)
+class CapacityTable:
+    """The capacity targets of one kind, in the unit and decimals their figures need."""
+
+    kind: capacity.Kind
+    title: str
+    unit: str
+    decimals: int
+    sides: str  # the required columns shown: "min", "max" or "both"
+    size: tuple[int, int]
+
+
+# One table per kind of capacity target: a Grafana column has one unit and one number of
+# decimals, and 50,000 operations/s, 12.4 ms and a 0.45 % error ratio share neither.
+CAPACITY_TABLES = (
+    CapacityTable(capacity.THROUGHPUT, "throughput (operations/s)", "locale", 0, "min", (24, 8)),
+    CapacityTable(capacity.TIME, "latency and duration", "s", 1, "max", (12, 8)),
+    CapacityTable(capacity.RATIO, "error and CPU ratios", "percentunit", 2, "both", (12, 8)),
+    CapacityTable(capacity.FACTOR, "improvement over the monolith", TIMES, 1, "min", (12, 4)),
+    CapacityTable(capacity.COUNT, "WebSocket connections held", "locale", 0, "min", (12, 4)),
+)
+
+
 def capacity_last_proven(t: Thresholds) -> list[Any]:
     """Each capacity target's last load-test verdict, from the Pushgateway, with the run
-    and the platform it measured: never coloured against live traffic; "no load test
-    yet" is neutral."""
+    and the platform it measured, a table per kind of target: never coloured against
+    live traffic; "no load test yet" and "no command measures this yet" are neutral."""
     by = "max by (scope, target)"
     cap = t.jobs.capacity_selector
     instant: dict[str, Any] = dict(fmt="table", instant=True)
     max_age = t.alerting.validation_max_age
 
-    def proven(name: str) -> str:
-        return _with_provenance(t, f"{by} ({P}_capacity_{name}{{{cap}}})")
-    return [
-        row("Capacity, last proven: the load tests' verdicts (nautilus-probe validate)"),
-        table("Capacity targets: the last load test's verdict, and what it measured", [
-            target(f"{proven('verdict')} or on (scope, target) ({_never_validated(t)})",
-                   ref="A", **instant),
-            target(proven("measured"), ref="B", **instant),
-            target(proven("required_min"), ref="C", **instant),
-            target(proven("required_max"), ref="D", **instant),
-            target(_with_provenance(t, capacity_age_expr(t)), ref="E", **instant)], {
-            "A": ("last verdict", "none", None),
-            "B": ("measured", "none", None),
-            "C": ("required at least", "none", None),
-            "D": ("required at most", "none", None),
-            "E": ("age", "s", (None, max_age))},
-            (24, 8), "Pushed by `nautilus-probe loadtest`, `validate` and `review` to the "
+    def kind_table(spec: CapacityTable) -> Any:
+        mine = f'{cap},target=~"{spec.kind.keys}"'
+
+        def proven(name: str) -> str:
+            return _with_provenance(t, f"{by} ({P}_capacity_{name}{{{mine}}})")
+        placeholders = _never_validated(t, spec.kind)
+        verdicts = proven("verdict") + (f" or on (scope, target) ({placeholders})"
+                                        if placeholders else "")
+        columns: dict[str, tuple[str, str, tuple[float | None, float | None] | None]] = {
+            "A": ("last verdict", "none", None), "B": ("measured", spec.unit, None)}
+        tgts = [target(verdicts, ref="A", **instant), target(proven("measured"), ref="B", **instant)]
+        if spec.sides in ("min", "both"):
+            columns["C"] = ("required at least", spec.unit, None)
+            tgts.append(target(proven("required_min"), ref="C", **instant))
+        if spec.sides in ("max", "both"):
+            columns["D"] = ("required at most", spec.unit, None)
+            tgts.append(target(proven("required_max"), ref="D", **instant))
+        columns["E"] = ("age", "s", (None, max_age))
+        tgts.append(target(_with_provenance(t, capacity_age_expr(t, spec.kind.keys)),
+                           ref="E", **instant))
+        return table(
+            f"Capacity targets: {spec.title}", tgts, columns, spec.size,
+            "Pushed by `nautilus-probe loadtest`, `validate` and `review` to the "
             "Pushgateway, one target at a time: each row is the last run that measured that "
-            "target (units in the target's name, as in thresholds.yml), with its run and the "
-            "platform it measured (Redis and prefix, or the Prometheus a review read); a "
-            "verdict without them is not shown, and a figure too thin to judge is never "
-            "pushed. \"no load test yet\": no run measured it against this Pushgateway. "
-            f"Never compared with live traffic. Age turns red after {window(max_age)} "
+            "target, with its run and the platform it measured (Redis and prefix, or the "
+            "Prometheus a review read; an improvement factor names its two runs, the "
+            "baseline's and the containerized one's); a verdict without them is not shown, and "
+            "a figure too thin to judge is never pushed. \"no load test yet\": no run "
+            "measured it against this Pushgateway; \"no command measures this yet\": no "
+            "nautilus-probe command can (validate says what to read instead). Never compared "
+            f"with live traffic. Age turns red after {window(max_age)} "
             "(CapacityValidationStale); a failed verdict raises CapacityValidationFailed.",
             mappings={"A": VERDICT}, sort_by="scope", descending=True,  # "system" first
-            rename={"run_id": "run", "platform": "measured on"}),
-    ]
+            rename={"run_id": "run", "platform": "measured on"},
+            decimals={"B": spec.decimals, "C": spec.decimals, "D": spec.decimals, "E": 0},
+            # What, its verdict and figures, then where they come from (Prometheus gives
+            # the labels in name order: provenance first).
+            order=["scope", "target", *columns, "run_id", "platform"],
+            widths={"A": 210})  # "no command measures this yet", whole
+    return [row("Capacity, last proven: the load tests' verdicts (nautilus-probe validate)"),
+            *(kind_table(spec) for spec in CAPACITY_TABLES)]
 
 
 def overview(t: Thresholds) -> Dashboard:

@@ -155,21 +155,28 @@ def table(title: str, tgts: list[Target], columns: dict[str, tuple[str, str, Lim
           size: tuple[int, int] = (24, 8), description: str = "",
           link: tuple[str, str] | None = None, no_value: str = "",
           mappings: dict[str, list[Any]] | None = None, sort_by: str = "",
-          descending: bool = False, rename: dict[str, str] | None = None) -> Table:
+          descending: bool = False, rename: dict[str, str] | None = None,
+          decimals: dict[str, int] | None = None, order: list[str] | None = None,
+          widths: dict[str, int] | None = None) -> Table:
     """Instant queries joined on their labels into one row per label set; each value
     column {refId: (header, unit, limit)} coloured against its limit (None: not
     coloured). `link`: (column, URL) turns that column's cells into links; `no_value`
     fills empty cells; `mappings` {refId: value mappings} colour by value instead;
     `sort_by` a column the rows are sorted on; `rename` {label: header} names label
-    columns."""
+    columns; `decimals` {refId: decimals} where the unit's default does not fit;
+    `order` the columns (labels, and refIds for value columns) from the left, the rest
+    after them; `widths` {refId: pixels} for a value column whose text must not be cut."""
     w, h = size
     overrides = []
     for ref, (header, unit, limit) in columns.items():
+        places = (decimals or {}).get(ref, 3 if unit in ("s", "percentunit") else 1)
         props: list[dict[str, Any]] = [
             {"id": "displayName", "value": header}, {"id": "unit", "value": unit},
-            {"id": "decimals", "value": 3 if unit in ("s", "percentunit") else 1}]
+            {"id": "decimals", "value": places}]
         if no_value:
             props.append({"id": "noValue", "value": no_value})
+        if widths and ref in widths:
+            props.append({"id": "custom.width", "value": widths[ref]})
         if mappings and ref in mappings:
             props += [{"id": "mappings", "value": mappings[ref]},
                       {"id": "custom.cellOptions", "value": {"type": "color-background",
@@ -188,9 +195,12 @@ def table(title: str, tgts: list[Target], columns: dict[str, tuple[str, str, Lim
         title=title, description=description, dataSource=DATASOURCE, targets=tgts,
         gridPos=GridPos(h=h, w=w, x=0, y=0), unit="none", overrides=overrides,
         transformations=[{"id": "merge", "options": {}},
-                         {"id": "organize", "options": {"excludeByName": {"Time": True},
-                                                        **({"renameByName": rename}
-                                                           if rename else {})}}],
+                         {"id": "organize", "options": {
+                             "excludeByName": {"Time": True},
+                             **({"renameByName": rename} if rename else {}),
+                             **({"indexByName": {name if name not in columns else f"Value #{name}": i
+                                                 for i, name in enumerate(order)}}
+                                if order else {})}}],
         extraJson={"options": {"cellHeight": "sm", "footer": {"show": False},
                                **({"sortBy": [{"displayName": sort_by, "desc": descending}]}
                                   if sort_by else {})}})

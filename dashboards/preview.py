@@ -41,10 +41,18 @@ COLOURS = {"red": "#d44a3a", "green": "#299c46", "orange": "#eb7b18", "blue": "#
 SI = ((1e9, "G"), (1e6, "M"), (1e3, "k"))
 
 
-def fmt(value: float, unit: str) -> str:
-    """A value in a panel's unit, as a person reads it."""
+# Grafana's seconds unit: the largest of these below the value, in it.
+TIME_STEPS = ((604800, "week"), (86400, "day"), (3600, "hour"), (60, "min"), (1, "s"),
+              (1e-3, "ms"), (1e-6, "µs"))
+
+
+def fmt(value: float, unit: str, decimals: int | None = None) -> str:
+    """A value in a panel's unit, as a person reads it; with `decimals` (a table
+    column's), as Grafana writes it with that many."""
     if value is None or not math.isfinite(value):
         return "no data"
+    if decimals is not None:
+        return _fixed(value, unit, decimals)
     if unit == "s":
         if abs(value) < 1e-3:
             return f"{value * 1e6:.0f} µs"
@@ -61,6 +69,18 @@ def fmt(value: float, unit: str) -> str:
         if abs(value) >= size:
             return f"{value / size:.3g}{prefix}{suffix}"
     return f"{value:.3g}{suffix}"
+
+
+def _fixed(value: float, unit: str, decimals: int) -> str:
+    if unit == "s":
+        size, name = next(((size, name) for size, name in TIME_STEPS if abs(value) >= size),
+                          TIME_STEPS[-1])
+        return f"{value / size:.{decimals}f} {name}"
+    if unit == "percentunit":
+        return f"{value * 100:.{decimals}f}%"
+    if unit == "locale":
+        return f"{value:,.{decimals}f}"
+    return f"{value:.{decimals}f}" + (unit[7:] if unit.startswith("suffix:") else "")
 
 
 UNIT_NAMES = {"s": "seconds", "percentunit": "ratio (%)", "ops": "ops/s", "reqps": "req/s",
@@ -207,23 +227,37 @@ def draw_stat(ax: Axes, panel: dict[str, Any], prom: Prometheus, unit: str) -> N
                     fontsize=7, transform=ax.transAxes)
 
 
+def _organize(panel: dict[str, Any]) -> dict[str, Any]:
+    """The panel's "organize" transformation options (exclude, order, rename)."""
+    return next((t["options"] for t in panel.get("transformations", [])
+                 if t["id"] == "organize"), {})
+
+
 def draw_table(ax: Axes, panel: dict[str, Any], prom: Prometheus) -> None:
     ax.set_axis_off()
     columns = {o["matcher"]["options"].split("#")[-1]: {p["id"]: p["value"] for p in o["properties"]}
                for o in panel["fieldConfig"]["overrides"] if "#" in o["matcher"]["options"]}
+    answers = [(target["refId"], series) for target in panel["targets"]
+               for series in prom.instant(target["expr"])]
+    # Grafana's merge: one row per label set, a column per label and per query.
+    keys = sorted({k for _, series in answers for k in series["metric"] if k != "__name__"})
     rows: dict[tuple[str, ...], dict[str, float]] = {}
-    keys: list[str] = []
-    for target in panel["targets"]:
-        for series in prom.instant(target["expr"]):
-            labels = {k: v for k, v in series["metric"].items() if k != "__name__"}
-            keys = keys or sorted(labels)
-            rows.setdefault(tuple(labels.get(k, "") for k in keys), {})[target["refId"]] = \
-                float(series["value"][1])
+    for ref, series in answers:
+        rows.setdefault(tuple(series["metric"].get(k, "") for k in keys), {})[ref] = \
+            float(series["value"][1])
     if not rows:
         _no_data(ax)
         return
     refs = [t["refId"] for t in panel["targets"]]
-    header = keys + [columns.get(r, {}).get("displayName", r) for r in refs]
+    # Then organize: columns left out, reordered, renamed.
+    organize = _organize(panel)
+    fields = [k for k in keys if not organize.get("excludeByName", {}).get(k)]
+    fields += [f"Value #{r}" for r in refs]
+    index = organize.get("indexByName", {})
+    fields.sort(key=lambda f: index.get(f, len(index)))
+    rename = organize.get("renameByName", {})
+    header = [columns.get(f[7:], {}).get("displayName", f[7:]) if f.startswith("Value #")
+              else rename.get(f, f) for f in fields]
     cells, colours = [], []
     # What fits the panel; Grafana scrolls the rest.
     fits = max(2 * panel["gridPos"]["h"] - 5, 1)
@@ -231,21 +265,38 @@ def draw_table(ax: Axes, panel: dict[str, Any], prom: Prometheus) -> None:
     for sort in reversed(panel.get("options", {}).get("sortBy") or []):
         if sort.get("displayName") in keys:
             at = keys.index(sort["displayName"])
-            column = at
-            shown.sort(key=lambda kv: str(kv[0][column]), reverse=bool(sort.get("desc")))
+            shown.sort(key=lambda kv: str(kv[0][at]), reverse=bool(sort.get("desc")))
     hidden = len(shown) - fits if len(shown) > fits else 0
     if hidden:
         shown = shown[:fits - 1]
+    # Each column's share of the panel: a fixed width (custom.width, in Grafana's
+    # pixels, ~75 a grid column) as given, the rest shared; a cell's text cut to its
+    # column, as Grafana cuts it (with an ellipsis).
+    panel_px = panel["gridPos"]["w"] * 75
+    fixed = {f: columns.get(f[7:], {}).get("custom.width", 0) / panel_px for f in fields}
+    free = max(1 - sum(fixed.values()), 0.1) / max(sum(1 for v in fixed.values() if not v), 1)
+    shares = [fixed[f] or free for f in fields]
+    chars = panel["gridPos"]["w"] * COL_IN * 72 / 4.2  # 7-point text across the panel
+
+    def cut(text: str, share: float) -> str:
+        width = max(int(chars * share), 4)
+        return text if len(text) <= width else text[:width - 1] + "…"
     for key, values in shown:
-        row, row_colours = list(key), ["white"] * len(key)
-        for r in refs:
-            props = columns.get(r, {})
-            value = values.get(r, float("nan"))
+        row, row_colours = [], []
+        for f in fields:
+            share = shares[fields.index(f)]
+            if not f.startswith("Value #"):
+                row.append(cut(key[keys.index(f)], share))
+                row_colours.append("white")
+                continue
+            props = columns.get(f[7:], {})
+            value = values.get(f[7:], float("nan"))
             hit = mapped(value, props.get("mappings", [])) if math.isfinite(value) else {}
             if not math.isfinite(value):
                 row.append(props.get("noValue", ""))
             else:
-                row.append(hit.get("text") or fmt(value, props.get("unit", "none")))
+                row.append(cut(hit.get("text") or fmt(value, props.get("unit", "none"),
+                                                      props.get("decimals")), share))
             steps = props.get("thresholds", {}).get("steps", [])
             if hit.get("color") and hit["color"] != "text":
                 row_colours.append(COLOURS.get(hit["color"], hit["color"]))
@@ -258,8 +309,8 @@ def draw_table(ax: Axes, panel: dict[str, Any], prom: Prometheus) -> None:
     if hidden:
         cells.append([f"… {hidden + 1} more rows (scroll)"] + [""] * (len(header) - 1))
         colours.append(["white"] * len(header))
-    table = ax.table(cellText=cells, colLabels=header, cellColours=colours, loc="upper center",
-                     cellLoc="center")
+    table = ax.table(cellText=cells, colLabels=[cut(h, w) for h, w in zip(header, shares, strict=True)],
+                     cellColours=colours, colWidths=shares, loc="upper center", cellLoc="center")
     table.auto_set_font_size(False)
     table.set_fontsize(7)
     table.scale(1, 1.1)

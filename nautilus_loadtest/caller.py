@@ -43,6 +43,12 @@ class Caller:
             await self._rx
         await self.transport.close()
 
+    @property
+    def requests(self) -> int:
+        """Requests made, sent or not: at least as many as this caller added to the
+        engines' request streams (what a run subtracts to find other clients')."""
+        return self._n
+
     async def _receive(self) -> None:
         while not self._stop.is_set():
             try:

@@ -93,13 +93,16 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("validate", help="judge load-test results against thresholds.yml")
-    p.add_argument("--baseline", default="results/baseline_results.json")
-    p.add_argument("--containerized", default="results/containerized_results.json")
+    p.add_argument("--baseline", default="results/baseline_results.json",
+                   help="a `loadtest baseline` result (default: %(default)s)")
+    p.add_argument("--containerized", default="results/containerized_results.json",
+                   help="a `loadtest containerized` result (default: %(default)s)")
     p.add_argument("--websocket", default=None,
                    help="a `loadtest websocket` result (default results/websocket_results.json "
                         "when it exists; without one its targets are reported as not measured)")
     p.add_argument("--thresholds", default=None, help=THRESHOLDS_HELP)
-    p.add_argument("--out", default="results/report", help="report and plots go here")
+    p.add_argument("--out", default="results/report",
+                   help="report.md and its plots go here (default: %(default)s)")
     _push_flag(p)
     p.set_defaults(func=cmd_validate)
 
@@ -129,26 +132,33 @@ def _push_flag(p: argparse.ArgumentParser) -> None:
 def _push(command: str, args: argparse.Namespace, t: Thresholds, checks: list[Any],
           runs: dict[str, dict[str, Any]], offered_ops: float | None = None) -> None:
     """Push the judged verdicts under `t`'s capacity job, each with the provenance of
-    the run that measured it (`runs`: metadata by TargetCheck.source); a Pushgateway
+    the runs that measured it (`runs`: metadata by TargetCheck.sources); a Pushgateway
     that cannot take them is reported, and the verdicts still stand (the report is
     written, the exit code says pass or fail)."""
-    from synthetic.knob_command import stack_state
+    from synthetic.knob_command import no_stack_found, stack_state
 
     url = args.pushgateway
+    checks = [c for c in checks if c.judged]  # an unproven figure is no verdict to show
     if url is None:
         url = stack_state().get("pushgateway")
-    checks = [c for c in checks if c.judged]  # an unproven figure is no verdict to show
+        if url is None and checks:  # meant for the stack's Pushgateway: say it went nowhere
+            print(f"nautilus-probe {command}: the verdicts were not pushed: {no_stack_found()}; "
+                  "give --pushgateway.url ('' to push nowhere)", file=sys.stderr)
     if not url or not checks:
         return
     from .push import push, run_from_metadata
 
+    # The checks by the runs they were computed from (one run: all of them, whatever
+    # each says).
+    groups: dict[tuple[str, ...], list[Any]] = {}
+    for c in checks:
+        groups.setdefault(tuple(runs) if len(runs) == 1 else c.sources, []).append(c)
     n = 0
     try:
-        for source, meta in runs.items():
-            mine = [c for c in checks if c.source == source or len(runs) == 1]
-            if mine:
-                n += push(url, mine, run_from_metadata(command, meta, offered_ops),
-                          t.jobs.capacity)
+        for sources, mine in groups.items():
+            metas = [runs[s] for s in sources if s in runs]
+            n += push(url, mine, run_from_metadata(command, metas, offered_ops),
+                      t.jobs.capacity)
     except (OSError, ValueError) as exc:  # unreachable, refused, or not a URL
         print(f"nautilus-probe {command}: could not push the verdicts to {redact(url)}: "
               f"{redact(str(exc))}", file=sys.stderr)
@@ -177,7 +187,8 @@ def stack_websocket_urls() -> list[str]:
 
 
 def cmd_loadtest(args: argparse.Namespace) -> int:
-    from .report import summary_table
+    from .report import others, summary_table
+    from .results import Containerized
     from .runs import Contaminated, NothingAnswered, run
     from .validate import capacity_checks, offered_ops
 
@@ -195,15 +206,20 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
         opts["p99_target"] = system["latency_average_seconds"].max
     opts["error_ratio_target"] = system["error_ratio"].max
     if args.shares is not None:
-        return _run_share(args, opts)
+        return _run_share(args, opts, t)
     out = args.out or f"results/{args.kind}_results.json"
     try:
         result = run(args.kind, opts, args.workers, out)
     except (NothingAnswered, Contaminated) as exc:
         print(f"nautilus-probe loadtest: {redact(str(exc))}", file=sys.stderr)
         return 2
-    print(summary_table(result))
+    print(summary_table(result, t))
     print(f"written to {out}")
+    if isinstance(result, Containerized) and (
+            line := others(result.contamination, "engines", args.prefix)):
+        # Not refused as a baseline is (the engines may answer only on the prefix an
+        # exporter probes), but never silent; validate's report says it too.
+        print(f"nautilus-probe loadtest: warning: {line}.", file=sys.stderr)
     _push("loadtest", args, t, capacity_checks(t, result), {args.kind: result.metadata},
           offered_ops(result))
     return 0
@@ -220,7 +236,7 @@ def _check_shares(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _run_share(args: argparse.Namespace, opts: dict[str, Any]) -> int:
+def _run_share(args: argparse.Namespace, opts: dict[str, Any], t: Thresholds) -> int:
     """One share of a run: its part of the load, its raw result left in Redis."""
     from .report import merge, report, summary_table
     from .runs import _in_process
@@ -243,7 +259,7 @@ def _run_share(args: argparse.Namespace, opts: dict[str, Any]) -> int:
     started = time.time()
     raw = _in_process(args.kind, mine)
     ended = time.time()
-    print(summary_table(report(merge([raw]), 1, mine.get("concurrency", 1))))
+    print(summary_table(report(merge([raw]), 1, mine.get("concurrency", 1)), t))
     store(mine, args.run_id, args.kind, index, args.shares, opts, raw, started, ended)
     print(f"share {index} of {args.shares} of run {args.run_id!r} stored in Redis at "
           f"{redact(opts['redis_url'])}; `nautilus-probe merge {args.kind}` merges the run")
@@ -279,10 +295,10 @@ def cmd_merge(args: argparse.Namespace) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as fh:
         json.dump(encode(result), fh, indent=2)
-    print(summary_table(result))
+    t = Thresholds.load(thresholds_path(args.thresholds))
+    print(summary_table(result, t))
     retire(url, args.prefix, args.run_id, args.kind)
     print(f"{args.shares} shares of run {args.run_id!r} merged, written to {out}")
-    t = Thresholds.load(thresholds_path(args.thresholds))
     _push("merge", args, t, capacity_checks(t, result), {args.kind: result.metadata},
           offered_ops(result))
     return 0

@@ -67,6 +67,17 @@ def ratio(limit: float | None, requests: int | None) -> str | None:
     return None
 
 
+def sustained_step(duration: float | None, samples: int | None) -> str | None:
+    """A sustained-rate step: its rate over `duration` and its p99 of `samples`."""
+    return first(rate(duration), quantile(0.99, samples))
+
+
+def marked(figure: str, problem: str | None) -> str:
+    """A figure as the report and the console show it: followed by what it lacked
+    when its evidence does not establish it."""
+    return figure if problem is None else f"{figure} (not established: {problem})"
+
+
 def first(*problems: str | None) -> str | None:
     """The first problem of several figures a verdict rests on."""
     return next((p for p in problems if p), None)

@@ -8,7 +8,8 @@ the Pushgateway's own `push_time_seconds` of the group is the verdict's age.
 
 Every verdict carries its provenance in `run_info`: the run, the command, and the
 platform it measured (the MessageBus's Redis and prefix, or the Prometheus a review
-read); `run_timestamp_seconds` says when. The overview shows a verdict only with
+read) — an improvement factor both of its runs, the baseline's and the
+containerized one's; `run_timestamp_seconds` says when. The overview shows a verdict only with
 that provenance. Only judged verdicts (met or missed) are pushed: a figure that
 was not established is no verdict to colour.
 """
@@ -33,13 +34,13 @@ from .validate import TargetCheck
 class Run:
     """Which run produced the verdicts."""
 
-    run_id: str  # the run's start time and kind: one value per group at a time
+    run_id: str  # the run's kind and start time (two runs: joined by " + ")
     command: str  # loadtest | validate | review
-    timestamp: float  # unix seconds, when the measured window ended
-    duration: float  # seconds of the measured window
+    timestamp: float  # unix seconds, when the measured window ended (two: the older's)
+    duration: float  # seconds of the measured window (two: together)
     offered_ops: float | None = None  # offered load, operations/s, when the run set one
     platform: str = ""  # what was measured: "<Redis URL, password redacted> <prefix>",
-    # a WebSocket run's endpoints, or the Prometheus a review read
+    # a WebSocket run's endpoints, or the Prometheus a review read (two: joined by " + ")
 
 
 def registry_for(check: TargetCheck, run: Run) -> CollectorRegistry:
@@ -58,10 +59,13 @@ def registry_for(check: TargetCheck, run: Run) -> CollectorRegistry:
           check.measured)
     gauge("required_min", "The target's minimum (thresholds.yml).", check.required_min)
     gauge("required_max", "The target's maximum (thresholds.yml).", check.required_max)
-    gauge("run_info", "The run that produced the verdict, and the platform it measured.",
+    gauge("run_info", "The run that produced the verdict (an improvement factor's two, "
+          "joined by +), and the platform it measured.",
           1.0, run_id=run.run_id, command=run.command, platform=run.platform)
-    gauge("run_timestamp_seconds", "When the run's measured window ended.", run.timestamp)
-    gauge("run_duration_seconds", "How long the run measured.", run.duration)
+    gauge("run_timestamp_seconds", "When the run's measured window ended (of two runs, the "
+          "older's).", run.timestamp)
+    gauge("run_duration_seconds", "How long the run measured (two runs: together).",
+          run.duration)
     gauge("run_offered_operations_per_second", "The offered load of the run's open-loop phase.",
           run.offered_ops)
     return reg
@@ -81,18 +85,29 @@ def push(gateway: str, checks: Iterable[TargetCheck], run: Run, job: str, timeou
     return n
 
 
-def run_from_metadata(command: str, meta: dict[str, Any], offered_ops: float | None = None
-                      ) -> Run:
-    """A Run from a result's metadata (a load test's, or a review's window)."""
+def run_from_metadata(command: str, metas: list[dict[str, Any]],
+                      offered_ops: float | None = None) -> Run:
+    """A Run from the metadata of the runs a verdict was computed from (a load test's,
+    or a review's window): an improvement factor names both of its runs, as "baseline
+    ... + containerized ...", and is as old as the older of them."""
+    parts = [_part(command, meta) for meta in metas]
+    platforms = list(dict.fromkeys(p for _, _, _, p in parts if p))  # once each, in order
+    return Run(run_id=" + ".join(run_id for run_id, _, _, _ in parts), command=command,
+               timestamp=min(end for _, end, _, _ in parts),
+               duration=sum(duration for _, _, duration, _ in parts), offered_ops=offered_ops,
+               platform=" + ".join(platforms))
+
+
+def _part(command: str, meta: dict[str, Any]) -> tuple[str, float, float, str]:
+    """One run's (run id, end, duration, platform) from its metadata."""
     started = meta.get("started") or meta.get("window_start")
     ended = meta.get("ended") or meta.get("window_end")
     end = datetime.fromisoformat(ended).timestamp() if ended else time.time()
     duration = meta.get("duration_seconds")
     if duration is None and started:
         duration = end - datetime.fromisoformat(started).timestamp()
-    return Run(run_id=f"{meta.get('kind', command)} {started or ''}".strip(), command=command,
-               timestamp=end, duration=float(duration or 0.0), offered_ops=offered_ops,
-               platform=platform(meta))
+    return (f"{meta.get('kind', command)} {started or ''}".strip(), end, float(duration or 0.0),
+            platform(meta))
 
 
 def platform(meta: dict[str, Any]) -> str:

@@ -1,23 +1,27 @@
 """Raw results into reports: merging workers' results exactly (counts add,
-histograms merge), the typed results (results.py) with full percentiles, and the
-text table `loadtest` prints."""
+histograms merge), the typed results (results.py) with full percentiles, the text
+table `loadtest` prints, and what it shares with validate's report: which sustained
+steps count, and how other clients' requests are said."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from alerts.thresholds import Thresholds
 from nautilus_wire.protocol import TRADING_REQUEST_LEGS
 
-from . import failovers
+from . import evidence, failovers
 from .histogram import LatencyHistogram
-from .results import (Baseline, BusPublish, ConnectionTest, Containerized, EngineFigures, Latency,
-                      LatencyBenchmark, MessageThroughput, Result, Sustained, SustainedStep,
-                      ThroughputBenchmark, WebSocketRun)
+from .results import (Baseline, BusPublish, ConnectionTest, Containerized, Contamination,
+                      EngineFigures, Latency, LatencyBenchmark, MessageThroughput, Result,
+                      Sustained, SustainedStep, ThroughputBenchmark, WebSocketRun)
 
 
 def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Merge workers' raw results exactly: histograms and counts add."""
     merged: dict[str, Any] = {"kind": results[0]["kind"]}
+    if all("requests_sent" in r for r in results):
+        merged["requests_sent"] = sum(r["requests_sent"] for r in results)
 
     def phase(parts: list[dict[str, Any]]) -> dict[str, Any]:
         hist = LatencyHistogram()
@@ -54,7 +58,7 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
                 merged[key] = {"acknowledged": sum(p["acknowledged"] for p in parts),
                                "failed_flushes": sum(p["failed_flushes"] for p in parts),
                                "duration": max(p["duration"] for p in parts)}
-            elif key != "kind":
+            elif key not in ("kind", "requests_sent"):
                 merged[key] = phase([r[key] for r in results if key in r])
     return merged
 
@@ -152,44 +156,125 @@ def _bus_report(raw: dict[str, Any]) -> BusPublish | None:
                       bus["duration"], bus["failed_flushes"])
 
 
-def summary_table(r: Result) -> str:
+def step_problem(st: SustainedStep) -> str | None:
+    """What a sustained-rate step lacks to establish its rate and its p99 (evidence.py)."""
+    return evidence.sustained_step(st.duration, st.count)
+
+
+def step_within(st: SustainedStep, sb: Sustained) -> bool:
+    """A step within both targets: `within`, the run's own rule, on the result's figures."""
+    if sb.p99_target is None or st.p99_latency is None:
+        return False
+    return within(st.errors, st.count, st.p99_latency / 1e3,
+                  {"p99_target": sb.p99_target / 1e3, "error_ratio_target": sb.error_ratio_target})
+
+
+def sustained_rate(sb: Sustained) -> float | None:
+    """The highest rate within both targets, from established steps only: None when no
+    established step was within both."""
+    return max((st.rate for st in sb.steps if step_problem(st) is None and step_within(st, sb)),
+               default=None)
+
+
+def no_sustained_rate(sb: Sustained) -> str:
+    """Why a run established no sustained rate (sustained_rate is None)."""
+    if any(step_within(st, sb) for st in sb.steps):
+        return "no step within both targets was long enough and sampled enough"
+    if sb.steps:
+        return (f"no step was within both targets, not even the first, at "
+                f"{sb.steps[0].rate:,.4g} trading requests/s")
+    return "no step was run"
+
+
+def others(c: Contamination | None, service: str, prefix: str) -> str | None:
+    """Other clients' requests during a run, in a sentence, when there were any."""
+    if c is None or not c.foreign_requests:
+        return None
+    own = ""
+    if c.own_requests is not None:
+        share = c.foreign_requests / (c.foreign_requests + c.own_requests)
+        own = f", beside its own {c.own_requests:,} ({share * 100:.1f} % of all)"
+    return (f"{c.foreign_requests:,} requests from other clients reached the {service} on "
+            f"prefix {prefix} during the run{own}: an exporter probing that prefix, or another "
+            "load test. Its figures include the load they added")
+
+
+def others_cell(c: Contamination | None) -> str:
+    """A run's other clients, as a console row or a report cell says it."""
+    if c is None:
+        return "not counted"
+    if not c.checked:
+        return "not counted (the pubsub transport keeps no count)"
+    if not c.foreign_requests:
+        return "none"
+    own = "" if c.own_requests is None else f" beside the run's {c.own_requests:,}"
+    return f"{c.foreign_requests:,} requests{own}"
+
+
+def _fig(value: float | None, problem: str | None = None, spec: str = ".2f") -> str:
+    """A figure as the console shows it, marked as the report marks it."""
+    if value is None:
+        return "not measured"
+    return evidence.marked(format(value, spec), problem)
+
+
+def summary_table(r: Result, t: Thresholds) -> str:
+    """The console's table of a run: each figure marked "not established" as the
+    report marks it when its evidence cannot establish it (evidence.py)."""
+    rows: list[tuple[str, Any]]
     if isinstance(r, WebSocketRun):
         c, m = r.connection_test, r.message_throughput
-        rows = [("connections opened", f"{c.successful_connections} / {c.total_connections}"),
-                ("time to open (s)", c.open_seconds),
+        acked = m.messages_received
+        rows = [("connections opened",
+                 evidence.marked(f"{c.successful_connections} / {c.total_connections}",
+                                 evidence.rate(m.duration))),
+                ("time to open (s)", _fig(c.open_seconds)),
                 ("connect avg / max (ms)",
-                 f"{c.avg_connect_time or 0:.2f} / {c.max_connect_time or 0:.2f}"),
-                ("heartbeats sent / acked", f"{m.messages_sent} / {m.messages_received}"),
+                 f"{_fig(c.avg_connect_time, evidence.average(c.successful_connections))} / "
+                 f"{_fig(c.max_connect_time)}"),
+                ("heartbeats sent / acked", f"{m.messages_sent} / {acked}"),
                 ("error replies, timeouts", f"{m.error_replies}, {m.timeouts}"),
-                ("acked per second", m.messages_per_second),
-                ("p50 / p99 (ms)", f"{m.latency.p50_latency or 0:.2f} / {m.latency.p99_latency or 0:.2f}")]
+                ("acked per second", _fig(m.messages_per_second, evidence.rate(m.duration))),
+                ("p50 heartbeat (ms)",
+                 _fig(m.latency.p50_latency, evidence.quantile(0.5, acked))),
+                ("p99 heartbeat (ms)",
+                 _fig(m.latency.p99_latency, evidence.quantile(0.99, acked)))]
     elif isinstance(r, Baseline):
-        rows = [("throughput (trading requests/s)", r.throughput),
-                ("per worker (trading requests/s)", r.throughput_per_worker),
-                ("avg latency (ms)", r.avg_latency), ("p95 latency (ms)", r.p95_latency),
-                ("p99 latency (ms)", _or_nan(r.latency.p99_latency)),
-                ("requests", r.total_requests), ("errors", r.errors),
-                ("duration (s)", r.test_duration)]
+        n, rate = r.total_requests, evidence.rate(r.test_duration)
+        rows = [("throughput (trading requests/s)", _fig(r.throughput, rate)),
+                ("per worker (trading requests/s)", _fig(r.throughput_per_worker, rate)),
+                ("avg latency (ms)", _fig(r.avg_latency, evidence.average(n))),
+                ("p95 latency (ms)", _fig(r.p95_latency, evidence.quantile(0.95, n))),
+                ("p99 latency (ms)", _fig(r.latency.p99_latency, evidence.quantile(0.99, n))),
+                ("requests", n), ("errors", r.errors), ("duration (s)", _fig(r.test_duration)),
+                ("requests from other clients", others_cell(r.contamination))]
     else:
         lb, tb = r.latency_benchmark, r.throughput_benchmark
-        rows = [("e2e avg latency (ms)", _or_nan(lb.avg_latency)),
-                ("e2e p95 / p99 (ms)", f"{lb.p95_latency or 0:.2f} / {lb.p99_latency or 0:.2f}"),
-                ("max throughput (trading requests/s)", tb.max_throughput),
-                ("  = engine operations/s", tb.max_ops_per_second),
+        n, rate = lb.sample_count, evidence.rate(tb.test_duration)
+        rows = [("e2e avg latency (ms)", _fig(lb.avg_latency, evidence.average(n))),
+                ("e2e p95 latency (ms)", _fig(lb.p95_latency, evidence.quantile(0.95, n))),
+                ("e2e p99 latency (ms)", _fig(lb.p99_latency, evidence.quantile(0.99, n))),
+                ("max throughput (trading requests/s)", _fig(tb.max_throughput, rate)),
+                ("  = engine operations/s", _fig(tb.max_ops_per_second, rate)),
                 ("in flight", tb.concurrent_workers)]
         if r.sustained_benchmark:
+            best = sustained_rate(r.sustained_benchmark)
             rows.append(("sustained rate, p99 <= target (trading requests/s)",
-                         r.sustained_benchmark.max_rate))
+                         f"not established ({no_sustained_rate(r.sustained_benchmark)})"
+                         if best is None
+                         else _fig(best)))
         if r.messagebus_benchmark:
-            rows.append(("MessageBus publish (msgs/s)", r.messagebus_benchmark.message_throughput))
+            bus = r.messagebus_benchmark
+            rows.append(("MessageBus publish (msgs/s)",
+                         _fig(bus.message_throughput, evidence.rate(bus.test_duration))))
+        limit = t.engine["error_ratio"].max
         for engine, e in r.scalability_benchmark.items():
+            requests = None if e.samples is None else e.samples + (e.errors or 0)
             rows.append((f"{engine} (ops/s, ms, err)",
-                         f"{e.throughput or 0:.0f}, {e.latency or 0:.2f}, {e.error_rate or 0:.4f}"))
+                         f"{_fig(e.throughput, evidence.rate(e.test_duration), '.0f')}, "
+                         f"{_fig(e.latency, evidence.average(e.samples))}, "
+                         f"{_fig(e.error_rate, evidence.ratio(limit, requests), '.4f')}"))
+        rows.append(("requests from other clients", others_cell(r.contamination)))
     rows += failovers.lines(getattr(r, "failovers", []))
     width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v:.2f}" if isinstance(v, float) else f"{k:<{width}}  {v}"
-                     for k, v in rows)
-
-
-def _or_nan(v: float | None) -> float:
-    return float("nan") if v is None else v
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -47,8 +47,12 @@ class LatencyBenchmark(Latency):
 
 @dataclass(frozen=True)
 class Contamination:
+    """Requests other clients sent the measured service (the monolith, or the engines)
+    during a run: an exporter probing the same prefix, another load test."""
+
     checked: bool = False  # False: the transport keeps no count of requests added
-    foreign_requests: int = 0  # requests other clients sent the monolith during the run
+    foreign_requests: int = 0  # requests other clients sent during the run
+    own_requests: int | None = None  # the run's own; None in results written before it was kept
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,9 @@ class Containerized:
     window: list[float] | None = None
     raw: dict[str, Any] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Other clients' requests to the engines during the run (None: not checked, as in a
+    # share of a run or a review)
+    contamination: Contamination | None = None
     failovers: list[dict[str, Any]] = field(default_factory=list)  # as Baseline's
 
 

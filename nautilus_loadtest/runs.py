@@ -3,8 +3,10 @@
 A run (scenarios.py) goes on `--workers N` processes whose raw results are merged
 exactly (report.py: counts add, histograms merge), shaped into the typed results
 of results.py (the migration plan's keys, full percentiles) with provenance
-(provenance.py), and written as JSON. A baseline run checks that nothing else sent the monolith
-requests meanwhile; a run in which nothing was answered writes no result.
+(provenance.py), and written as JSON. A baseline or containerized run counts the
+requests other clients sent the service it measured meanwhile (a baseline with any is
+refused; a containerized result is marked, and its console and report say so); a run
+in which nothing was answered writes no result.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from nautilus_wire.protocol import BASELINE_ENGINE, PRIORITIES, request_stream
+from nautilus_wire.protocol import BASELINE_ENGINE, ENGINES, PRIORITIES, request_stream
 from nautilus_wire.redis_client import BUS_ERRORS, connect
 
 from .provenance import metadata
 from .report import merge, report
-from .results import Baseline, Contamination, encode, Result
+from .results import Baseline, Containerized, Contamination, encode, Result
 from .scenarios import RUNS
 
 
@@ -47,24 +49,33 @@ class Contaminated(Exception):
     """A baseline run during which something else also sent requests to the monolith."""
 
 
-def _requests_added(opts: dict[str, Any], engine: str) -> int | None:
-    """Requests ever added to an engine's request streams (XINFO STREAM entries-added):
+# The request streams a run counts other clients' requests on: the service it measures.
+MEASURED_ENGINES: dict[str, tuple[str, ...]] = {"baseline": (BASELINE_ENGINE,),
+                                                "containerized": ENGINES}
+
+
+def _requests_added(opts: dict[str, Any], engines: tuple[str, ...]) -> int | None:
+    """Requests ever added to the engines' request streams (XINFO STREAM entries-added):
     read before and after a run, the difference is everyone's traffic. None when the
-    transport keeps no count (pub/sub) or Redis cannot say."""
+    transport keeps no count (pub/sub) or Redis cannot say (unreachable, or older
+    than 7.0, whose XINFO has no entries-added)."""
     if opts["transport"] != "streams":
         return None
 
-    async def read() -> int:
+    async def read() -> int | None:
         client = connect(opts["redis_url"])
         total = 0
         try:
-            for priority in PRIORITIES:
-                try:
-                    info = await client.xinfo_stream(request_stream(opts["prefix"], engine,
-                                                                    priority))
-                except ResponseError:
-                    continue  # no such stream yet: nothing was ever sent at this priority
-                total += int(info.get("entries-added", 0))
+            for engine in engines:
+                for priority in PRIORITIES:
+                    try:
+                        info = await client.xinfo_stream(request_stream(opts["prefix"], engine,
+                                                                        priority))
+                    except ResponseError:
+                        continue  # no such stream yet: nothing was ever sent at this priority
+                    if "entries-added" not in info:
+                        return None
+                    total += int(info["entries-added"])
         finally:
             await client.aclose()
         return total
@@ -74,10 +85,20 @@ def _requests_added(opts: dict[str, Any], engine: str) -> int | None:
         return None
 
 
+def contamination(before: int | None, after: int | None, own: int) -> Contamination:
+    """Other clients' requests from the streams' counts around a run and the run's own
+    requests (counted as made, sent or not: never more than it added, so a request
+    whose send failed is never taken for someone else's)."""
+    foreign = None if before is None or after is None else after - before - own
+    return Contamination(checked=foreign is not None, foreign_requests=max(foreign or 0, 0),
+                         own_requests=own)
+
+
 def run(kind: str, opts: dict[str, Any], workers: int, out_path: str) -> Result:
     """Run `kind` on `workers` processes (1: in this process), merge, write JSON."""
     started = time.time()
-    before = _requests_added(opts, BASELINE_ENGINE) if kind == "baseline" else None
+    engines = MEASURED_ENGINES.get(kind, ())
+    before = _requests_added(opts, engines) if engines else None
     if workers == 1:
         result = merge([_in_process(kind, opts)])
     else:
@@ -95,6 +116,7 @@ def run(kind: str, opts: dict[str, Any], workers: int, out_path: str) -> Result:
                 result = merge([f.result() for f in futures])
         finally:
             signal.signal(signal.SIGINT, previous)
+    after = _requests_added(opts, engines) if engines else None
     if kind != "websocket" and _answered(result) == 0:
         raise NothingAnswered(f"no request was answered: is the MessageBus at "
                               f"{opts['redis_url']} reachable, and are the engines running? "
@@ -102,18 +124,16 @@ def run(kind: str, opts: dict[str, Any], workers: int, out_path: str) -> Result:
     final = dataclasses.replace(report(result, workers, opts.get("concurrency", 1)),
                                 metadata=metadata(kind, opts, workers, started, time.time()))
     problem = None
-    if isinstance(final, Baseline):
-        after = _requests_added(opts, BASELINE_ENGINE)
-        ours = (final.total_requests or 0) + final.errors
-        foreign = None if before is None or after is None else after - before - ours
-        final = dataclasses.replace(final, contamination=Contamination(
-            checked=foreign is not None, foreign_requests=max(foreign or 0, 0)))
-        if foreign and foreign > 0:
-            problem = (f"{foreign} requests from other clients reached the monolith during "
-                       f"the baseline run (we sent {ours}): its figures are not the monolith "
-                       "alone. Run it against a monolith nothing else probes (the local stack "
-                       "runs one for load tests: --prefix nautilus:loadtest) and run again. "
-                       f"The result in {out_path} is marked contaminated; validate refuses it.")
+    if isinstance(final, Baseline | Containerized):
+        found = contamination(before, after, result["requests_sent"])
+        final = dataclasses.replace(final, contamination=found)
+        if isinstance(final, Baseline) and found.foreign_requests:
+            problem = (f"{found.foreign_requests} requests from other clients reached the "
+                       f"monolith during the baseline run (we sent {found.own_requests}): its "
+                       "figures are not the monolith alone. Run it against a monolith nothing "
+                       "else probes (the local stack runs one for load tests: --prefix "
+                       f"nautilus:loadtest) and run again. The result in {out_path} is marked "
+                       "contaminated; validate refuses it.")
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     with open(out_path, "w") as fh:
         json.dump(encode(final), fh, indent=2)

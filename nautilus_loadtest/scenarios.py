@@ -41,7 +41,8 @@ async def run_baseline(opts: dict[str, Any], stop: asyncio.Event) -> dict[str, A
         duration = await closed_loop(call, 1, opts["duration"], stop, tally)
     await client.aclose()
     return {"kind": "baseline", "duration": duration, "errors": tally.errors,
-            "histogram": tally.hist.to_json(), "failovers": watch.events}
+            "histogram": tally.hist.to_json(), "failovers": watch.events,
+            "requests_sent": caller.requests}
 
 
 @contextlib.asynccontextmanager
@@ -103,6 +104,7 @@ async def run_containerized(opts: dict[str, Any], stop: asyncio.Event) -> dict[s
             watch.phase = "messagebus"
             out["messagebus"] = await _publish(client, unit, stop)
     out["failovers"] = watch.events
+    out["requests_sent"] = caller.requests  # to the engines, every phase
     await client.aclose()
     return out
 

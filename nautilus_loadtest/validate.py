@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from alerts.capacity import NO_COMMAND
 from alerts.thresholds import Limit, Thresholds
 from nautilus_wire.protocol import ENGINE_OPERATIONS, ENGINES
 
 from . import evidence, failovers
+from .report import (no_sustained_rate, others, others_cell, step_problem, step_within,
+                     sustained_rate)
 from .results import (Baseline, Containerized, decode, EngineFigures, Result, Sustained,
                       SustainedStep, UnusableResults, WebSocketRun)
 
@@ -39,7 +42,9 @@ class TargetCheck:
     required_max: float | None = None
     evidence: str = ""  # what the figure rests on: "3,270 samples over 32.7 s"
     note: str = ""  # why not established, or the command that would measure it
-    source: str = "containerized"  # the run whose platform it measured: or "websocket"
+    # The runs it was computed from (Judgement.runs' keys), whose provenance it is pushed
+    # with: ("containerized",), ("websocket",), or an improvement factor's two.
+    sources: tuple[str, ...] = ("containerized",)
 
     @property
     def passed(self) -> bool:
@@ -69,9 +74,13 @@ def _both(baseline: str, containerized: str) -> str:
 def _check(section: str, target: str, value: float | None, limit: Limit, unit: str = "",
            key: str = "", scope: str = "system", *, problem: str | None = None,
            samples: int | None = None, duration: float | None = None, what: str = "samples",
-           how: str = "", said: str = "", source: str = "containerized") -> TargetCheck:
+           how: str = "", said: str = "", sources: tuple[str, ...] = ("containerized",)
+           ) -> TargetCheck:
     """One target's verdict: not measured (no figure: `how` says what would measure
-    it), not established (`problem`: too little evidence), else met or missed."""
+    it, or, for a key no command measures, NO_COMMAND_HOW), not established
+    (`problem`: too little evidence), else met or missed."""
+    if key in NO_COMMAND:
+        how = NO_COMMAND_HOW[key].format(engine=scope)
     text = []
     ok = value is not None
     if limit.min is not None:
@@ -88,7 +97,7 @@ def _check(section: str, target: str, value: float | None, limit: Limit, unit: s
         status, note = (MET if ok else MISSED), ""
     return TargetCheck(section, target, value, " and ".join(text), status, scope, key,
                        limit.min, limit.max, said or _evidence(samples, duration, what), note,
-                       source)
+                       sources)
 
 
 SYSTEM_THROUGHPUT = "System throughput (engine operations/s)"
@@ -105,9 +114,17 @@ RUN_CONTAINERIZED = "`nautilus-probe loadtest containerized` (then validate)"
 RUN_WEBSOCKET = ("`nautilus-probe loadtest websocket` (validate reads "
                  "results/websocket_results.json, or `--websocket FILE`)")
 RUN_OPERATIONS = "`nautilus-probe loadtest containerized --operations all` (then validate)"
-NO_COMMAND_CPU = ("no command measures it yet: read the engines' hosts' CPU over a "
-                  "`loadtest containerized` window from your node metrics")
-NO_COMMAND_CYCLE = "no command runs the {engine} engine's full cycle yet"
+# What to do instead, for each target no command measures (alerts/capacity.py).
+NO_COMMAND_HOW = {
+    "cpu_busy_ratio": ("no command measures it yet: read the engines' hosts' CPU over a "
+                       "`loadtest containerized` window from your node metrics"),
+    "full_cycle_seconds": "no command runs the {engine} engine's full cycle yet"}
+BOTH_RUNS = ("baseline", "containerized")  # an improvement factor's runs
+# The system error ratio's requests: the trading requests at the offered rate and at
+# the closed-loop maximum. Not the sustained-rate steps, which raise the rate until a
+# target is missed (their errors are the search's, reported per step), nor each
+# engine alone (judged by its own error-ratio row).
+ERROR_RATIO_PHASES = "the latency and throughput phases"
 
 
 def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized,
@@ -125,6 +142,8 @@ def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized,
     lat_ms = lb.avg_latency
     errors = lb.errors + tb.errors
     total = lb.sample_count + tb.total_requests + errors
+    phases = (lb.test_duration + tb.test_duration
+              if lb.test_duration is not None and tb.test_duration is not None else None)
     ws_conn = websocket.connection_test if websocket else None
     ws_msgs = websocket.message_throughput if websocket else None
     out = [
@@ -138,8 +157,9 @@ def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized,
                samples=lb.sample_count, duration=lb.test_duration, how=RUN_CONTAINERIZED),
         _check("absolute", ERROR_RATIO, errors / total if total else None,
                s["error_ratio"], key="error_ratio",
-               problem=evidence.ratio(s["error_ratio"].max, total), samples=total,
-               what="requests", how=RUN_CONTAINERIZED),
+               problem=evidence.ratio(s["error_ratio"].max, total),
+               said=f"{_evidence(total, phases, 'trading requests')} ({ERROR_RATIO_PHASES})",
+               how=RUN_CONTAINERIZED),
         _check("absolute", WS_CONNECTIONS,
                float(ws_conn.successful_connections) if ws_conn else None,
                s["websocket_connections"], key="websocket_connections",
@@ -147,9 +167,8 @@ def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized,
                said=(f"{ws_conn.total_connections:,} asked for, held "
                      f"{ws_msgs.duration:,.1f} s" if ws_conn and ws_msgs and
                      ws_msgs.duration is not None else ""),
-               how=RUN_WEBSOCKET, source="websocket"),
-        _check("absolute", CPU_BUSY, None, s["cpu_busy_ratio"], key="cpu_busy_ratio",
-               how=NO_COMMAND_CPU),
+               how=RUN_WEBSOCKET, sources=("websocket",)),
+        _check("absolute", CPU_BUSY, None, s["cpu_busy_ratio"], key="cpu_busy_ratio"),
     ]
     base_rate, rate = baseline.throughput, tb.max_throughput
     both = (RUN_BASELINE + " and " + RUN_CONTAINERIZED) if not base_rate else RUN_CONTAINERIZED
@@ -165,7 +184,7 @@ def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized,
                           evidence.rate(tb.test_duration)),
                       said=_both(_evidence(baseline.total_requests, baseline.test_duration),
                                  _evidence(tb.total_requests, tb.test_duration)),
-                      how=both))
+                      how=both, sources=BOTH_RUNS))
     base_lat = baseline.avg_latency
     out.append(_check("improvement", LATENCY_X,
                       base_lat / lat_ms if base_lat and lat_ms else None,
@@ -177,7 +196,7 @@ def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized,
                           evidence.average(lb.sample_count)),
                       said=_both(_evidence(baseline.total_requests, baseline.test_duration),
                                  _evidence(lb.sample_count, lb.test_duration)),
-                      how=RUN_BASELINE if not base_lat else RUN_CONTAINERIZED))
+                      how=RUN_BASELINE if not base_lat else RUN_CONTAINERIZED, sources=BOTH_RUNS))
     hb = t.websocket["heartbeat_p99_seconds"]
     p99 = ws_msgs.latency.p99_latency if ws_msgs else None
     out.append(_check("websocket", HEARTBEAT_P99, p99 / 1e3 if p99 is not None else None, hb,
@@ -186,7 +205,7 @@ def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized,
                                                 else None),
                       samples=ws_msgs.messages_received if ws_msgs else None,
                       duration=ws_msgs.duration if ws_msgs else None, what="heartbeats",
-                      how=RUN_WEBSOCKET, source="websocket"))
+                      how=RUN_WEBSOCKET, sources=("websocket",)))
     for engine in ENGINES:
         r = containerized.scalability_benchmark.get(engine, EngineFigures())
         sec = f"engine:{engine}"
@@ -217,8 +236,7 @@ def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized,
                               duration=r.test_duration, how=how))
     for engine, limit in sorted(t.full_cycle.items()):
         out.append(_check("cycle", f"{engine} full cycle (s)", None, limit,
-                          key="full_cycle_seconds", scope=engine,
-                          how=NO_COMMAND_CYCLE.format(engine=engine)))
+                          key="full_cycle_seconds", scope=engine))
     return out
 
 
@@ -306,6 +324,12 @@ def _meta_rows(baseline: Baseline, containerized: Containerized,
         cells.append(f"{websocket.connection_test.successful_connections:,} connections; "
                      f"{m.messages_received:,} of {m.messages_sent:,} heartbeats acked")
     rows.append("| samples | " + " | ".join(cells) + " |")
+    if baseline.contamination is not None or containerized.contamination is not None:
+        # The requests that reached the measured service but were not the run's own.
+        counted = [others_cell(baseline.contamination),
+                   others_cell(containerized.contamination)]
+        rows.append("| requests from other clients | " + " | ".join(
+            counted + ["not counted"] * (websocket is not None)) + " |")
     return rows + [""]
 
 
@@ -336,8 +360,14 @@ def _quantile(value: float | None, q: float, samples: int | None) -> str:
     """A latency quantile (ms), marked when too few samples establish it."""
     if value is None:
         return "not measured"
-    problem = evidence.quantile(q, samples)
-    return f"{_num(value)} ms" + (f" (not established: {problem})" if problem else "")
+    return evidence.marked(f"{_num(value)} ms", evidence.quantile(q, samples))
+
+
+def _average(value: float | None, samples: int | None) -> str:
+    """An average latency (ms), marked when too few samples establish it."""
+    if value is None:
+        return "not measured"
+    return evidence.marked(f"{_num(value)} ms", evidence.average(samples))
 
 
 def markdown(t: Thresholds, vs: list[TargetCheck], baseline: Baseline,
@@ -358,6 +388,9 @@ def markdown(t: Thresholds, vs: list[TargetCheck], baseline: Baseline,
         for name, line in failovers.lines(result.failovers):
             # A run through a failover: its figures include the gap (counted as errors).
             lines += [f"**{name} during the {run} run:** {line}.", ""]
+    if said := others(containerized.contamination, "engines",
+                      str(containerized.metadata.get("prefix", "?"))):
+        lines += [f"**Other clients during the containerized run:** {said}.", ""]
 
     def table(rows: list[TargetCheck]) -> None:
         lines.extend(["| target | measured | required | evidence | verdict |",
@@ -371,7 +404,11 @@ def markdown(t: Thresholds, vs: list[TargetCheck], baseline: Baseline,
               "The migration's own numbers, from thresholds.yml. The system's throughput is "
               f"engine operations/s: each trading request is {tb.legs} operations "
               "(one per leg), so this is the closed-loop trading-request maximum times "
-              f"{tb.legs}.", ""]
+              f"{tb.legs}. The system error ratio is the failed share of the trading requests "
+              f"of {ERROR_RATIO_PHASES} (its evidence says how many, over how long); the "
+              "sustained-rate steps, which raise the rate until a target is missed, report "
+              "their errors step by step below, and each engine alone is judged by its own "
+              "error-ratio row.", ""]
     table([v for v in vs if v.section == "absolute"])
     lines += ["## Improvement over the monolith", "",
               "The containerized run over the measured baseline run, like for like: trading "
@@ -383,16 +420,21 @@ def markdown(t: Thresholds, vs: list[TargetCheck], baseline: Baseline,
     table([v for v in vs if v.section == "improvement"])
     lines += _disagreement(t, vs, baseline, tb.legs)
     base_n = baseline.total_requests
+    # A review's monolith average is its probes' over the window, which the latency
+    # factor takes as it is (verdicts()); a load test's rests on its samples.
+    base_avg = (_fmt(baseline.avg_latency, " ms") if baseline.source == "prometheus"
+                else _average(baseline.avg_latency, base_n))
     lines += ["## End-to-end latency", "",
               "| run | average | p50 | p95 | p99 | samples | over |", "|---|---|---|---|---|---|---|",
-              f"| baseline (monolith) | {_fmt(baseline.avg_latency, ' ms')} | "
+              f"| baseline (monolith) | {base_avg} | "
               f"{_quantile(baseline.latency.p50_latency, 0.5, base_n)} | "
               f"{_quantile(baseline.p95_latency, 0.95, base_n)} | "
               f"{_quantile(baseline.latency.p99_latency, 0.99, base_n)} | "
               f"{'probes in the window' if base_n is None else f'{base_n:,}'} | "
               f"{_fmt(baseline.test_duration, ' s')} |",
               f"| containerized (open loop at the offered rate) | "
-              f"{_fmt(lb.avg_latency, ' ms')} | {_quantile(lb.p50_latency, 0.5, lb.sample_count)} | "
+              f"{_average(lb.avg_latency, lb.sample_count)} | "
+              f"{_quantile(lb.p50_latency, 0.5, lb.sample_count)} | "
               f"{_quantile(lb.p95_latency, 0.95, lb.sample_count)} | "
               f"{_quantile(lb.p99_latency, 0.99, lb.sample_count)} | "
               f"{lb.sample_count:,} | {_fmt(lb.test_duration, ' s')} |", "",
@@ -400,11 +442,9 @@ def markdown(t: Thresholds, vs: list[TargetCheck], baseline: Baseline,
               "omission).", ""]
     sb = containerized.sustained_benchmark
     if sb and sb.steps:
-        established = [st for st in sb.steps if _step_problem(st) is None]
-        within = [st.rate for st in established if _step_within(st, sb)]
-        best = (f"**{max(within):,.4g} trading requests/s**" if within else
-                "**not established**: no step within both targets was long enough and "
-                "sampled enough")
+        rate = sustained_rate(sb)
+        best = (f"**{rate:,.4g} trading requests/s**" if rate is not None else
+                f"**not established**: {no_sustained_rate(sb)}")
         lines += ["## Sustained rate", "",
                   f"Open-loop steps, doubling, until p99 exceeds {_fmt(sb.p99_target)} ms "
                   f"or the error ratio exceeds {sb.error_ratio_target:g}. Highest rate "
@@ -417,10 +457,11 @@ def markdown(t: Thresholds, vs: list[TargetCheck], baseline: Baseline,
         lines.append("")
     bus = containerized.messagebus_benchmark
     if bus:
+        rate_text = evidence.marked(f"{bus.message_throughput:,.0f} messages/s acknowledged "
+                                    "by Redis", evidence.rate(bus.test_duration))
         lines += ["## MessageBus publish", "",
-                  f"{bus.message_throughput:,.0f} messages/s acknowledged by Redis "
-                  f"({bus.total_messages:,} messages in {bus.test_duration:.1f} s, "
-                  f"{bus.failed_flushes} failed flushes). Not a thresholds.yml target.", ""]
+                  f"{rate_text}: {bus.total_messages:,} messages in {bus.test_duration:.1f} s, "
+                  f"{bus.failed_flushes} failed flushes. Not a thresholds.yml target.", ""]
     lines += ["## WebSocket", "",
               "Held connections and heartbeats (`loadtest websocket`).", ""]
     table([v for v in vs if v.section == "websocket"])
@@ -437,21 +478,10 @@ def markdown(t: Thresholds, vs: list[TargetCheck], baseline: Baseline,
     return "\n".join(lines)
 
 
-def _step_problem(st: SustainedStep) -> str | None:
-    return evidence.first(evidence.rate(st.duration), evidence.quantile(0.99, st.count))
-
-
-def _step_within(st: SustainedStep, sb: Sustained) -> bool:
-    total = st.count + st.errors
-    return (st.p99_latency is not None and sb.p99_target is not None
-            and st.p99_latency <= sb.p99_target and bool(total)
-            and st.errors / total <= sb.error_ratio_target)
-
-
 def _step_verdict(st: SustainedStep, sb: Sustained) -> str:
-    if (problem := _step_problem(st)) is not None:
+    if (problem := step_problem(st)) is not None:
         return f"not established: {problem}"
-    return "within both" if _step_within(st, sb) else "**beyond a target**"
+    return "within both" if step_within(st, sb) else "**beyond a target**"
 
 
 def plot(t: Thresholds, baseline: Baseline, containerized: Containerized, out: Path) -> list[str]:
@@ -564,8 +594,8 @@ def _read(path: str, cls: type[R], makes: str) -> R:
 class Judgement:
     checks: list[TargetCheck]
     text: str  # one line per check, for the console
-    # Each run's metadata by source (TargetCheck.source): "containerized" (or the
-    # review window's), "websocket" when there was one.
+    # Each run's metadata by source (TargetCheck.sources): "baseline", "containerized"
+    # (or the review window's), "websocket" when there was one.
     runs: dict[str, dict[str, Any]]
 
     @property
@@ -619,7 +649,7 @@ def judge(t: Thresholds, baseline: Baseline, containerized: Containerized, out_d
     out.mkdir(parents=True, exist_ok=True)
     plots = plot(t, baseline, containerized, out)
     (out / "report.md").write_text(markdown(t, vs, baseline, containerized, plots, websocket))
-    runs = {"containerized": containerized.metadata}
+    runs = {"baseline": baseline.metadata, "containerized": containerized.metadata}
     if websocket is not None:
         runs["websocket"] = websocket.metadata
     return Judgement(vs, console(vs), runs)

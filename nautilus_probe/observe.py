@@ -102,7 +102,9 @@ class Receiver:
     notification Alertmanager delivers, one line per alert."""
 
     def __init__(self, say: Callable[[str], None]) -> None:
-        self.delivered: list[tuple[str, str, dict[str, str]]] = []  # (receiver, status, labels)
+        # Each notification as delivered: the receiver (pager, ticket) and its alerts (a
+        # group's alerts arrive together, one line each).
+        self.notifications: list[tuple[str, list[dict[str, Any]]]] = []
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -115,9 +117,8 @@ class Receiver:
                 except ValueError:
                     return
                 route = self.path.strip("/") or "receiver"
+                receiver.notifications.append((route, list(data.get("alerts", []))))
                 for alert in data.get("alerts", []):
-                    receiver.delivered.append((route, alert.get("status", ""),
-                                               alert.get("labels", {})))
                     say(notification_line(route, alert))
 
             def log_message(self, *_: object) -> None:

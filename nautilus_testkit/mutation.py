@@ -11,8 +11,9 @@ import sys
 # validate's report text, file reading and the load tests' own pushes (capacity_checks,
 # offered_ops: tested live in test_benchmarks and test_capacity_push).
 OUT_OF_SCOPE = ("x__fmt", "x_judge", "x_markdown", "x_plot", "x_validate", "x__cell", "x_console",
-                "x__verdict", "x__quantile", "x__load", "x__read", "x__meta_rows", "x__offered",
-                "x__disagreement", "x__step_verdict", "x_capacity_checks", "x_offered_ops")
+                "x__verdict", "x__quantile", "x__average", "x__load", "x__read", "x__meta_rows",
+                "x__offered", "x__disagreement", "x__step_verdict", "x_capacity_checks",
+                "x_offered_ops")
 
 
 def main() -> int:

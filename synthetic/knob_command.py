@@ -60,6 +60,12 @@ def stack_state() -> dict[str, Any]:
         return {}
 
 
+def no_stack_found() -> str:
+    """Why a command did not find the local stack: it looks in one place only."""
+    return (f"no local stack found (a running stack leaves {STACK_STATE}; one started "
+            "with another TMPDIR is not seen from here)")
+
+
 def stack_redis_url() -> str | None:
     """The running local stack's Redis URL, if one is running."""
     url = stack_state().get("redis_url")
@@ -113,7 +119,7 @@ def _client(url: str) -> Any:
 def cmd_knobs(args: argparse.Namespace) -> int:
     url = args.redis_url or stack_redis_url()
     if url is None:
-        raise UsageError("no local stack is running: give --redis.url")
+        raise UsageError(f"{no_stack_found()}: give --redis.url (the stack's banner prints it)")
     with _client(url) as r:
         if args.engine is None:
             keys = sorted(r.scan_iter(f"{args.prefix}:*:knobs"))

@@ -96,6 +96,38 @@ def test_every_alert_is_tested_and_has_a_runbook_section() -> None:
                         "OperationThroughputBelowTarget", "FullCycleAboveTarget"}
 
 
+def expected_annotations(name: str) -> list[dict[str, str]]:
+    """Every annotation set alerts/tests/<name> expects (promtool checks them above)."""
+    return [alert["exp_annotations"]
+            for case in yaml.safe_load((ROOT / "alerts" / "tests" / name).read_text())["tests"]
+            for step in case.get("alert_rule_test", []) for alert in step["exp_alerts"]]
+
+
+def words(path: Path) -> str:
+    """A document's text with its line breaks and indentation as single spaces."""
+    return " ".join(path.read_text().split())
+
+
+def test_the_docs_quote_what_the_rules_say_after_a_fix_and_of_a_missed_target() -> None:
+    """docs/alerting.md and runbook.md quote the recovered pages and a missed capacity
+    target's ticket word for word as the hand-written promtool tests expect them."""
+    recovered = expected_annotations("recovered.yml")
+    descriptions = {a["description"] for a in recovered if ": recovered: " in a["description"]}
+    quoted = {line[2:] for line in (ROOT / "docs" / "alerting.md").read_text().splitlines()
+              if line.startswith("> ") and ": recovered: " in line}
+    assert len(quoted) == 2 and quoted <= descriptions, quoted - descriptions
+    summary = ("risk has recovered: within its availability error budget over the last 1m; "
+               "this page waits to resolve.")
+    assert summary in {a["summary"] for a in recovered}
+    capacity = {a["summary"] for a in expected_annotations("capacity.yml")}
+    missed = ("risk latency_average_seconds missed its capacity target: measured 101ms, "
+              "required at most 100ms (run containerized 2026-11-28T10:01:00+00:00).")
+    assert missed in capacity
+    for doc, quotes in (("alerting.md", [summary]), ("runbook.md", [summary, missed])):
+        for quote in quotes:
+            assert f'"{quote}"' in words(ROOT / "docs" / doc), (doc, quote)
+
+
 def test_every_rule_reads_metrics_the_exporter_defines() -> None:
     """Every raw series a rule selects is one exporter/metrics.py defines, or one the
     load tests push (nautilus_loadtest/push.py); the live test checks that the
@@ -138,6 +170,40 @@ def test_a_threshold_change_changes_the_rules(tmp_path: Path) -> None:
     assert backlog["for"] == "3m"
     recording = render(Thresholds.load(str(path)))["recording.yml"]
     assert "ratio_rate10m" in recording and "ratio_rate30m" not in recording
+
+
+def test_no_rule_or_panel_divides_live_traffic_by_the_monoliths_capacity(
+        tmp_path: Path) -> None:
+    """The monolith's documented throughput (baseline.throughput_ops_per_second) is a
+    capacity: only `validate` divides by it, the containerized run's capacity. What
+    flows live over it would read a quiet hour as a failed migration, so no rule,
+    alert or dashboard uses it (a rule once recorded exactly that as the 50× factor)."""
+    from dashboards.__main__ import render as dashboards
+
+    data = yaml.safe_load((ROOT / "thresholds.yml").read_text())
+    data["baseline"]["throughput_ops_per_second"] = 1234.5  # a figure found nowhere else
+    path = tmp_path / "t.yml"
+    path.write_text(yaml.safe_dump(data))
+    t = Thresholds.load(str(path))
+    files = {**render(t), **dashboards(t)}
+    assert [name for name, text in files.items() if "1234.5" in text] == []
+    assert "throughput_improvement:ratio" not in "".join(files.values())
+
+
+def test_every_burn_condition_needs_the_recent_window_over_the_budget(tmp_path: Path) -> None:
+    """A recovered page promises to resolve once the recent window is within budget:
+    so every condition needs it over the budget, even a pair whose short window is the
+    recent one and whose factor is below 1 (its own limit would be under the budget)."""
+    data = yaml.safe_load((ROOT / "thresholds.yml").read_text())
+    data["alerting"]["burn_rates"]["ticket"] = [{"factor": 0.5, "long": "3d", "short": "5m"}]
+    path = tmp_path / "t.yml"
+    path.write_text(yaml.safe_dump(data))
+    rules = yaml.safe_load(render(Thresholds.load(str(path)))["alerts.yml"])["groups"][0]["rules"]
+    ticket = next(r for r in rules if r["alert"] == "EngineAvailabilityBudgetBurn"
+                  and r["labels"]["severity"] == "ticket")
+    ratio = "nautilus_probe:engine_availability_errors:ratio_rate"
+    assert ticket["expr"] == (f"({ratio}3d > 0.005 and {ratio}5m > 0.005 and "
+                              f"{ratio}5m > 0.01)")
 
 
 def test_the_job_names_come_from_thresholds(tmp_path: Path) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import redis
@@ -36,7 +38,8 @@ def test_baseline_against_the_200ms_monolith(redis_url, spawn, tmp_path) -> None
     assert r["errors"] == 0 and r["total_requests"] >= 27
     assert set(r) >= {"throughput", "avg_latency", "p95_latency", "total_requests", "test_duration"}
     # Alone on the monolith: checked, clean. And what a reviewer needs to redo it.
-    assert r["contamination"] == {"checked": True, "foreign_requests": 0}
+    assert r["contamination"] == {"checked": True, "foreign_requests": 0,
+                                  "own_requests": r["total_requests"] + r["errors"]}
     meta = r["metadata"]
     assert meta["kind"] == "baseline" and 6 <= meta["duration_seconds"] < 10
     assert meta["offered"] == {"duration_seconds": 6.0, "timeout_seconds": 5.0, "workers": 1,
@@ -116,6 +119,60 @@ def test_containerized_composite_latency(redis_url, spawn, tmp_path) -> None:
                 for e in ("features", "websocket", "strategy", "marketdata", "portfolio"))
     assert floor <= 5, floor
     assert 10 <= r["scalability_benchmark"]["ml"]["latency"] <= 10 + floor + 2
+    # Alone on its engines: every request added to their streams was one of its own, a
+    # trading request four (answered or not), an engine's call one.
+    own = 4 * (lat["sample_count"] + lat["errors"] + r["throughput_benchmark"]["total_requests"]
+               + r["throughput_benchmark"]["errors"]
+               + sum(s["count"] + s["errors"] for s in sb["steps"]))
+    own += sum(e["samples"] + e["errors"] for e in r["scalability_benchmark"].values())
+    assert r["contamination"] == {"checked": True, "foreign_requests": 0, "own_requests": own}
+
+
+def test_a_containerized_run_beside_probes_says_so(redis_url, spawn, exporter,
+                                                   tmp_path) -> None:
+    """An exporter probing the engines' prefix during a containerized run: the run is
+    not refused (the engines may answer only there), but its console, its result and
+    validate's report say how many requests were not its own. Its short phases are
+    marked "not established" in the console as in the report."""
+    from .conftest import write_config
+
+    engines = {e: {"process": {"service_time": "0ms"}} for e in ("features", "websocket",
+                                                                 "strategy", "marketdata",
+                                                                 "portfolio", "ml")}
+    engines |= {"risk": {"limit_check": {}}, "analytics": {"calculation": {}},
+                "factor": {"factor_calculation": {}}}
+    cfg = tmp_path / "syn.yml"
+    cfg.write_text(yaml.safe_dump({"redis_url": redis_url, "engines": engines}))
+    spawn("engines", "--config.file", str(cfg))
+    for engine in engines:
+        wait_for_group(redis_url, engine)
+    exporter(write_config(tmp_path / "exp.yml", redis_url,
+                          {"risk": {"limit_check": {"rate": 20}}}))
+    out = tmp_path / "c.json"
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "nautilus_probe", "loadtest", "containerized",
+                           "--redis.url", redis_url, "--duration", "6", "--rate", "10",
+                           "--concurrency", "4", "--quiet", "--pushgateway.url", "",
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    took = time.monotonic() - started
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    found = json.loads(out.read_text())["contamination"]
+    # ~20/s from the exporter while the run lasted (it is up before and after).
+    assert found["checked"] and 20 * 3 <= found["foreign_requests"] <= 20 * (took + 2), \
+        (found, took)
+    n, own = found["foreign_requests"], found["own_requests"]
+    assert (f"nautilus-probe loadtest: warning: {n:,} requests from other clients reached the "
+            f"engines on prefix nautilus:probe during the run, beside its own {own:,} "
+            f"({n / (n + own) * 100:.1f} % of all): an exporter probing that prefix, or another "
+            "load test. Its figures include the load they added.") in proc.stderr
+    assert re.search(rf"^requests from other clients +{n:,} requests beside the run's {own:,}$",
+                     proc.stdout, re.M), proc.stdout
+    # 6 s cut into shares: no rate is established, and the console says so on each.
+    assert re.search(r"^max throughput \(trading requests/s\) +[\d.]+ \(not established: "
+                     r"measured over \d\.\d s \(needs 10 s\)\)$", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^risk \(ops/s, ms, err\) +\d+ \(not established: measured over \d\.\d s "
+                     r"\(needs 10 s\)\), [\d.]+, [\d.]+", proc.stdout, re.M), proc.stdout
 
 
 def _ports_listening(ports: list[int]) -> bool:

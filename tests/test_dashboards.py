@@ -12,6 +12,7 @@ import yaml
 from grafanalib.core import GridPos
 from prometheus_client import CollectorRegistry, ProcessCollector
 
+from alerts import capacity
 from alerts.thresholds import Thresholds
 from dashboards.__main__ import render
 from dashboards.build import SCHEMA_VERSION, UIDS
@@ -139,9 +140,12 @@ def test_datasource_variable_filters_units_and_uids() -> None:
         for m in re.finditer(r"\b((?:nautilus_probe|process)_[a-z_]+)\b(\{[^}]*\})?", expr):
             if m.group(1).startswith("nautilus_probe_capacity_"):
                 # Pushed by load tests to the Pushgateway: their own job, no exporter;
-                # their run's info only where it names the platform it measured.
+                # their run's info only where it names the platform it measured; a
+                # table's figures only of its kind of target.
                 assert m.group(2) in ('{job="nautilus-capacity"}',
-                                      '{job="nautilus-capacity",platform!=""}'), expr
+                                      '{job="nautilus-capacity",platform!=""}',
+                                      *(f'{{job="nautilus-capacity",target=~"{k.keys}"}}'
+                                        for k in capacity.KINDS)), expr
                 continue
             assert m.group(2) and m.group(2).startswith("{" + FILTER), (m.group(1), expr)
 
@@ -256,3 +260,73 @@ def test_threshold_lines_come_from_the_thresholds_file() -> None:
     assert cells["Value #C"]["thresholds"]["steps"][-1]["value"] == t.engine["latency_average_seconds"].max
     assert cells["Value #D"]["thresholds"]["steps"][-1]["value"] == t.engine["error_ratio"].max
     assert cells["Value #D"]["custom.cellOptions"]["type"] == "color-background"
+
+
+def capacity_tables() -> dict[str, dict]:
+    return {p["title"]: p for p in dashboards()["overview"]["panels"]
+            if p["title"].startswith("Capacity targets")}
+
+
+def column(panel: dict, ref: str) -> dict:
+    [props] = [{p["id"]: p["value"] for p in o["properties"]}
+               for o in panel["fieldConfig"]["overrides"] if o["matcher"]["options"] == f"Value #{ref}"]
+    return props
+
+
+def test_each_kind_of_capacity_target_in_the_unit_and_decimals_it_needs() -> None:
+    """A Grafana column has one unit and one number of decimals: a table per kind of
+    target, so an error ratio of 0.45 % does not read 0.0 beside 50,000 ops/s, nor a
+    101 ms latency 0.1 beside its 100 ms limit."""
+    from nautilus_loadtest.results import Baseline, Containerized
+    from nautilus_loadtest.validate import verdicts
+
+    t = Thresholds.load(str(ROOT / "thresholds.yml"))
+    tables = capacity_tables()
+    shown = {title: (column(p, "B")["unit"], column(p, "B")["decimals"])
+             for title, p in tables.items()}
+    assert shown == {
+        "Capacity targets: throughput (operations/s)": ("locale", 0),
+        "Capacity targets: latency and duration": ("s", 1),
+        "Capacity targets: error and CPU ratios": ("percentunit", 2),
+        "Capacity targets: improvement over the monolith": ("suffix:×", 1),
+        "Capacity targets: WebSocket connections held": ("locale", 0)}
+    for p in tables.values():  # the required columns as the measured one
+        # What, its verdict (whole: "no command measures this yet") and figures, then
+        # where they come from; not Prometheus's label order (provenance first).
+        [organize] = [t["options"] for t in p["transformations"] if t["id"] == "organize"]
+        order = sorted(organize["indexByName"], key=organize["indexByName"].get)
+        assert order[:4] == ["scope", "target", "Value #A", "Value #B"], order
+        assert order[-3:] == ["Value #E", "run_id", "platform"], order
+        assert column(p, "A")["custom.width"] >= 7 * len("no command measures this yet")
+        for ref in ("C", "D"):
+            if ref in {t["refId"] for t in p["targets"]}:
+                assert (column(p, ref)["unit"], column(p, ref)["decimals"]) == \
+                    (column(p, "B")["unit"], column(p, "B")["decimals"])
+    # Every target validate judges is of exactly one kind, so it lands in one table.
+    keys = {v.key for v in verdicts(t, Baseline(), Containerized())}
+    assert len(keys) == 17 and all(capacity.kind(k) for k in keys)
+    assert {k: capacity.kind(k).name for k in ("error_ratio", "latency_improvement_ratio",
+                                                "websocket_heartbeat_p99_seconds",
+                                                "limit_check_ops_per_second")} == {
+        "error_ratio": "ratio", "latency_improvement_ratio": "factor",
+        "websocket_heartbeat_p99_seconds": "time", "limit_check_ops_per_second": "throughput"}
+
+
+def test_targets_no_command_measures_say_so_rather_than_awaiting_a_load_test() -> None:
+    from nautilus_loadtest.results import Baseline, Containerized
+    from nautilus_loadtest.validate import verdicts
+
+    t = Thresholds.load(str(ROOT / "thresholds.yml"))
+    # The targets validate says no command measures are alerts/capacity.py's.
+    said = {v.key for v in verdicts(t, Baseline(), Containerized()) if v.note.startswith("no command")}
+    assert said == capacity.NO_COMMAND == {"cpu_busy_ratio", "full_cycle_seconds"}
+    placeholders = {}
+    for p in capacity_tables().values():
+        [verdict] = [x["expr"] for x in p["targets"] if x["refId"] == "A"]
+        for value, key in re.findall(r'vector\((-\d)\).*?"target", "(\w+)"', verdict):
+            placeholders[key] = column(p, "A")["mappings"][0]["options"][value]["text"]
+    assert placeholders == {"throughput_ops_per_second": "no load test yet",
+                            "throughput_improvement_ratio": "no load test yet",
+                            "websocket_connections": "no load test yet",
+                            "cpu_busy_ratio": "no command measures this yet",
+                            "full_cycle_seconds": "no command measures this yet"}

@@ -49,10 +49,14 @@ def check(run, masters_after: set[str]) -> None:
                                     for s in run.unbalanced()]
     assert run.first_answer_s < 10.0, run.first_answer_s
     sent, answered = run.window_rate()
-    # The following 10 s at the configured rate: sent on schedule, and answered
-    # (scrapes a few hundred ms apart bound how exactly a rate can be read).
+    # The following 10 s at the configured rate: sent on schedule, and answered or
+    # still on their way at its end (a loaded machine leaves up to a timeout's worth
+    # in flight: 90 probes at 500 ms); scrapes a few hundred ms apart bound how
+    # exactly a rate can be read.
+    span = run.after.at - run.back.at
+    answering = answered + (run.after.in_flight - run.back.in_flight) / span
     assert sent >= 0.9 * 9 * RATE, sent
-    assert answered >= 0.9 * 9 * RATE, answered
+    assert answering >= 0.9 * 9 * RATE, (answered, answering)
     # What was lost during the failover is counted under a reason, never answered twice.
     assert set(run.lost()) <= {"send_failed", "timeout"}, run.lost()
     assert run.after.changes >= 1

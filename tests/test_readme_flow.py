@@ -15,13 +15,11 @@ import sys
 from pathlib import Path
 
 from nautilus_testkit import ROOT, free_port, stack_flags, wait_for
-from nautilus_testkit.live import query
+from nautilus_testkit.live import capacity_rows, query
 
 from .test_validate import TARGETS
 
 OVERVIEW = json.loads((ROOT / "dashboards" / "generated" / "overview.json").read_text())
-[CAPACITY] = [p for p in OVERVIEW["panels"] if p["title"].startswith("Capacity targets")]
-VERDICTS = next(t["expr"] for t in CAPACITY["targets"] if t["refId"] == "A")
 # Short runs: the test asserts the report marks what they could not establish.
 SHORT = {"baseline": ["--duration", "3"],
          "containerized": ["--duration", "6", "--rate", "20", "--concurrency", "8"],
@@ -43,10 +41,6 @@ def start(tmp: Path, log: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     redis_url = re.search(r"Redis at (redis://[^\s,]+)", text).group(1)
     api = re.search(r"Prometheus: (http://[^\s]+)", text).group(1)
     return proc, redis_url, api
-
-
-def capacity_rows(api: str) -> list[dict]:
-    return [{**r["metric"], "value": float(r["value"][1])} for r in query(api, VERDICTS)]
 
 
 def pushgateway_scraped(api: str) -> bool:
@@ -74,10 +68,11 @@ def test_the_readme_flow_on_the_stack(tmp_path: Path) -> None:
         assert re.fullmatch(r".*/nautilus-stack-[^/]+/pushgateway\.data", store), argv
         assert not store.startswith("/var/lib")
 
-        # Fresh: every capacity target "no load test yet" (-1), nothing else.
+        # Fresh: every capacity target "no load test yet" (-1) or, where no command
+        # measures it, "no command measures this yet" (-2), nothing else.
         wait_for(lambda: pushgateway_scraped(api), 30)
-        fresh = capacity_rows(api)
-        assert fresh and {r["value"] for r in fresh} == {-1.0}, fresh
+        fresh = capacity_rows(api, OVERVIEW)
+        assert fresh and {r["value"] for r in fresh} == {-1.0, -2.0}, fresh
 
         # The banner's flow, each command exactly as printed (a short run appended).
         commands = re.findall(r"^  (\S+ (?:loadtest|validate)\b.*)$", banner, re.M)
@@ -85,7 +80,7 @@ def test_the_readme_flow_on_the_stack(tmp_path: Path) -> None:
             ["loadtest", "baseline"], ["loadtest", "containerized"], ["loadtest", "websocket"],
             ["validate"]], banner
         readme = (ROOT / "README.md").read_text()
-        codes = []
+        codes, out = [], {}
         for command in commands:
             # The README shows the same commands, the banner's Redis URL in its place.
             assert command.replace(redis_url, "<the banner's Redis URL>").replace(
@@ -96,6 +91,7 @@ def test_the_readme_flow_on_the_stack(tmp_path: Path) -> None:
                                   *(["--quiet"] if kind else [])], cwd=user,
                                  capture_output=True, text=True, timeout=120)
             codes.append(run.returncode)
+            out[kind or "validate"] = run
             assert run.returncode in ((0, 1) if not kind else (0,)), (command, run.stderr)
             assert "Traceback" not in run.stderr
         assert codes[:3] == [0, 0, 0] and codes[3] in (0, 1)
@@ -104,6 +100,19 @@ def test_the_readme_flow_on_the_stack(tmp_path: Path) -> None:
         ws = json.loads((user / "results" / "websocket_results.json").read_text())
         assert ws["metadata"]["websocket_urls"] == [
             f"ws://127.0.0.1:{p}/ws/engine/status" for p in ws_ports.split(", ")], ws_ports
+        # The console marks what a 3 s baseline cannot establish, as the report does.
+        baseline = out["baseline"].stdout
+        assert re.search(r"^throughput \(trading requests/s\) +[\d.]+ \(not established: "
+                         r"measured over \d\.\d s \(needs 10 s\)\)$", baseline, re.M), baseline
+        assert re.search(r"^p99 latency \(ms\) +[\d.]+ \(not established: p99 from \d+ "
+                         r"samples \(needs 1,000\)\)$", baseline, re.M), baseline
+        assert re.search(r"^requests from other clients +none$", baseline, re.M), baseline
+        # The containerized run shares its prefix with the stack's exporter: said, with
+        # how many of the engines' requests were not its own.
+        mixed = re.search(r"^nautilus-probe loadtest: warning: ([\d,]+) requests from other "
+                          r"clients reached the engines on prefix nautilus:probe during the run, "
+                          r"beside its own ([\d,]+) \(", out["containerized"].stderr, re.M)
+        assert mixed and int(mixed[1].replace(",", "")) > 0, out["containerized"].stderr
 
         # The report: every target, each with its verdict and the evidence it rests on;
         # what these short runs cannot establish is marked so, never judged.
@@ -122,11 +131,14 @@ def test_the_readme_flow_on_the_stack(tmp_path: Path) -> None:
         assert "(not established: p99 from" in report
         assert f"| Redis | {redis_url} | {redis_url} |" in report
         assert "| prefix | nautilus:loadtest | nautilus:probe |" in report
+        assert re.search(r"^\| requests from other clients \| none \| [\d,]+ requests beside "
+                         r"the run's [\d,]+ \|", report, re.M), report
+        assert "**Other clients during the containerized run:** " in report
         assert "not measured: no command runs the factor engine's full cycle yet" in report
 
         # The overview shows the verdicts measured here, each with its run and platform.
         def pushed() -> list[dict]:
-            return [r for r in capacity_rows(api) if r["value"] != -1]
+            return [r for r in capacity_rows(api, OVERVIEW) if r["value"] >= 0]
         shown = wait_for(pushed, 30)
         assert all(r["platform"] == f"{redis_url} nautilus:probe" and r["run_id"]
                    for r in shown), shown

@@ -123,8 +123,10 @@ def test_a_newcomer_injects_a_fault_and_sees_the_page_and_the_recovery(tmp_path)
     pager (the ticket inhibited); `--clear`: the knob cleared and the alert resolved."""
     from nautilus_testkit import live
 
-    # The stack's Prometheus scrapes every 5 s: the recent window needs a few samples.
-    thresholds, rules = live.write_rules(tmp_path, {**live.TEST_ALERTING, "recent": "15s"})
+    # The stack's Prometheus scrapes every 5 s: the recent and the current window need a
+    # few samples.
+    thresholds, rules = live.write_rules(tmp_path, {**live.TEST_ALERTING, "recent": "15s",
+                                                    "current": "10s"})
     overview = live.render_dashboards(thresholds)["overview"]  # its windows, too
     port = free_port()
     log = tmp_path / "stack.log"
@@ -152,12 +154,11 @@ def test_a_newcomer_injects_a_fault_and_sees_the_page_and_the_recovery(tmp_path)
             assert live.red_cells(api, overview) == []
             # Earlier stacks and test runs on this machine pushed verdicts (the README
             # flow's test, before this file): this stack's Pushgateway has a store of
-            # its own, so its capacity row shows none ("no load test yet", -1).
-            [capacity] = [p for p in overview["panels"]
-                          if p["title"].startswith("Capacity targets")]
+            # its own, so its capacity row shows none ("no load test yet", -1, or, for
+            # what no command measures, -2).
             wait_for(lambda: live.query(api, 'up{job="pushgateway"} == 1'), 20)
-            verdicts = live.query(api, capacity["targets"][0]["expr"])
-            assert verdicts and {r["value"][1] for r in verdicts} == {"-1"}, verdicts
+            verdicts = live.capacity_rows(api, overview)
+            assert verdicts and {r["value"] for r in verdicts} == {-1, -2}, verdicts
 
             def knobs(*args: str) -> None:
                 subprocess.run([sys.executable, "-m", "nautilus_probe", "knobs", "risk", *args,

@@ -4,6 +4,7 @@ the value it should be, and a value exactly at a limit passes."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -221,21 +222,24 @@ def test_each_verdict_names_its_target_run_and_evidence() -> None:
     rich["operation_benchmark"]["risk.alert"].update(test_duration=10.0)
     vs = judged(T, decode(Baseline, BASELINE), decode(Containerized, rich),
                 decode(WebSocketRun, WEBSOCKET))
-    got = {v.target: (v.status, v.scope, v.key, v.evidence, v.source) for v in vs}
+    got = {v.target: (v.status, v.scope, v.key, v.evidence, v.sources) for v in vs}
+    c, ws = ("containerized",), ("websocket",)
     assert got[SYS] == (MET, "system", "throughput_ops_per_second",
-                        "1,000,000 trading requests over 20.0 s", "containerized")
-    assert got[LAT] == (MET, "system", "latency_average_seconds", "3,000 samples over 30.0 s",
-                        "containerized")
-    assert got["System error ratio"] == (MET, "system", "error_ratio", "1,003,000 requests",
-                                         "containerized")
+                        "1,000,000 trading requests over 20.0 s", c)
+    assert got[LAT] == (MET, "system", "latency_average_seconds", "3,000 samples over 30.0 s", c)
+    # The trading requests of the latency (30 s) and throughput (20 s) phases, said so.
+    assert got["System error ratio"] == (
+        MET, "system", "error_ratio", "1,003,000 trading requests over 50.0 s (the latency and "
+        "throughput phases)", c)
     assert got["WebSocket connections held"] == (
-        MET, "system", "websocket_connections", "1,000 asked for, held 30.0 s", "websocket")
+        MET, "system", "websocket_connections", "1,000 asked for, held 30.0 s", ws)
     assert got["WebSocket heartbeat p99 (s)"] == (
-        MET, "system", "websocket_heartbeat_p99_seconds", "3,000 heartbeats over 30.0 s",
-        "websocket")
+        MET, "system", "websocket_heartbeat_p99_seconds", "3,000 heartbeats over 30.0 s", ws)
+    # An improvement factor is computed from two runs, and pushed with both.
     assert got[THR_X] == (MET, "system", "throughput_improvement_ratio",
                           "baseline 7,500 samples over 30.0 s; containerized 1,000,000 samples "
-                          "over 20.0 s", "containerized")
+                          "over 20.0 s", ("baseline", "containerized"))
+    assert got[LAT_X][4] == ("baseline", "containerized")
     assert got[LAT_X][2:4] == ("latency_improvement_ratio", "baseline 7,500 samples over 30.0 s; "
                                "containerized 3,000 samples over 30.0 s")
     assert got["CPU busy ratio (resource efficiency)"][:3] == (NOT_MEASURED, "system",
@@ -248,13 +252,12 @@ def test_each_verdict_names_its_target_run_and_evidence() -> None:
     assert got["risk limit_check (operations/s)"][:3] == (NOT_ESTABLISHED, "risk",
                                                           "limit_check_ops_per_second")
     assert got["risk alert (operations/s)"] == (MET, "risk", "alert_ops_per_second",
-                                                "300,000 samples over 10.0 s", "containerized")
+                                                "300,000 samples over 10.0 s", c)
     for engine in ("analytics", "factor", "ml", "portfolio"):
         for name, key in (("throughput (operations/s)", "throughput_ops_per_second"),
                           ("average latency (s)", "latency_average_seconds"),
                           ("error ratio", "error_ratio")):
-            assert got[f"{engine} {name}"] == (MET, engine, key, "300,000 samples over 12.0 s",
-                                               "containerized")
+            assert got[f"{engine} {name}"] == (MET, engine, key, "300,000 samples over 12.0 s", c)
     for engine, ops in T.operations.items():
         for op in ops:
             assert got[f"{engine} {op} (operations/s)"][1:3] == (engine, f"{op}_ops_per_second")
@@ -286,7 +289,9 @@ def test_the_evidence_rules_at_their_boundaries() -> None:
 
 def test_the_headline_passes_only_when_every_target_is_met() -> None:
     from nautilus_loadtest.results import Sustained, SustainedStep
-    from nautilus_loadtest.validate import _step_problem, _step_within, headline
+    from nautilus_loadtest.report import step_problem as _step_problem
+    from nautilus_loadtest.report import step_within as _step_within
+    from nautilus_loadtest.validate import headline
 
     def check(status: str):
         return _check("s", "t", 1.0, Limit(min=1.0)).__class__(
@@ -306,3 +311,96 @@ def test_the_headline_passes_only_when_every_target_is_met() -> None:
     assert not _step_within(SustainedStep(100, 0, 1000, 50.1, 10.0), sb)
     assert _step_problem(SustainedStep(100, 0, 5000, 1.0, 9.9)) == \
         "measured over 9.9 s (needs 10 s)"
+    # No sustained rate: because the steps within both were too thin, or because not
+    # one was within both (a first step beyond a target is no rate to report).
+    from nautilus_loadtest.report import no_sustained_rate, sustained_rate
+    thin = Sustained(50.0, 50.0, 0.01, [SustainedStep(100, 0, 5000, 1.0, 9.9)])
+    assert sustained_rate(thin) is None and no_sustained_rate(thin) == \
+        "no step within both targets was long enough and sampled enough"
+    slow = Sustained(0.0, 50.0, 0.01, [SustainedStep(100, 2, 1262, 1389.4, 12.65)])
+    assert sustained_rate(slow) is None and no_sustained_rate(slow) == \
+        "no step was within both targets, not even the first, at 100 trading requests/s"
+
+
+def table_rows(text: str) -> dict[str, str]:
+    """{row: value} of `loadtest`'s console table."""
+    return dict(re.match(r"^(.+?) {2,}(.+)$", line).groups() for line in text.splitlines())
+
+
+def test_the_console_marks_each_figure_as_the_report_does(tmp_path) -> None:
+    """The example baseline's 147 samples establish its average but not its p95 and
+    p99: the console says so in the report's words, from the same rules."""
+    from nautilus_loadtest import evidence
+    from nautilus_loadtest.report import summary_table
+    from nautilus_loadtest.validate import judge
+    from nautilus_loadtest.results import WebSocketRun
+
+    from .test_validate import GOOD
+
+    data = json.loads((ROOT / "docs" / "example-report" / "baseline_results.json").read_text())
+    base = decode(Baseline, data)
+    n = base.total_requests
+    assert 100 <= n < 200  # an established average; a p95 and p99 that are not
+    rows = table_rows(summary_table(base, T))
+    p95 = f"(not established: {evidence.quantile(0.95, n)})"
+    p99 = f"(not established: {evidence.quantile(0.99, n)})"
+    assert rows["p95 latency (ms)"] == f"{base.p95_latency:.2f} {p95}"
+    assert rows["p99 latency (ms)"] == f"{base.latency.p99_latency:.2f} {p99}"
+    assert rows["avg latency (ms)"] == f"{base.avg_latency:.2f}"
+    assert rows["throughput (trading requests/s)"] == f"{base.throughput:.2f}"  # over 30 s
+    judge(T, base, decode(Containerized, GOOD), str(tmp_path))
+    report = (tmp_path / "report.md").read_text()
+    assert f"| {base.p95_latency:.4g} ms {p95} | {base.latency.p99_latency:.4g} ms {p99} |" in report
+    # A short containerized run: each engine's figures marked one by one.
+    short = json.loads(json.dumps(GOOD))
+    short["scalability_benchmark"]["risk"].update(test_duration=1.4, samples=990, errors=9)
+    short["messagebus_benchmark"]["test_duration"] = 3.0
+    rows = table_rows(summary_table(decode(Containerized, short), T))
+    assert rows["risk (ops/s, ms, err)"] == (
+        "25000 (not established: measured over 1.4 s (needs 10 s)), 20.00, 0.0010 (not "
+        "established: 999 requests (a limit of 0.01 needs 1,000))")
+    assert rows["analytics (ops/s, ms, err)"] == "25000, 20.00, 0.0010"
+    assert rows["MessageBus publish (msgs/s)"] == \
+        "52000.00 (not established: measured over 3.0 s (needs 10 s))"
+    assert rows["e2e p99 latency (ms)"] == "80.00"  # 3,000 samples
+    assert rows["sustained rate, p99 <= target (trading requests/s)"] == "400.00"
+    ws = decode(WebSocketRun, {"connection_test": {"total_connections": 60,
+                                                   "successful_connections": 60},
+                               "message_throughput": {"duration": 3.0, "messages_sent": 150,
+                                                      "messages_received": 150,
+                                                      "messages_per_second": 50.0,
+                                                      "latency": {"p50_latency": 1.0,
+                                                                  "p99_latency": 4.0}}})
+    rows = table_rows(summary_table(ws, T))
+    assert rows["connections opened"] == \
+        "60 / 60 (not established: measured over 3.0 s (needs 10 s))"
+    assert rows["p50 heartbeat (ms)"] == "1.00"
+    assert rows["p99 heartbeat (ms)"] == "4.00 (not established: p99 from 150 samples (needs 1,000))"
+
+
+def test_an_improvement_factor_is_pushed_with_both_runs() -> None:
+    from nautilus_loadtest.push import run_from_metadata
+
+    base = {"kind": "baseline", "started": "2026-11-28T10:00:00+00:00",
+            "ended": "2026-11-28T10:00:30+00:00", "duration_seconds": 30.0,
+            "redis_url": "redis://r:6379/0", "prefix": "nautilus:loadtest"}
+    cont = {"kind": "containerized", "started": "2026-11-28T10:01:00+00:00",
+            "ended": "2026-11-28T10:05:00+00:00", "duration_seconds": 240.0,
+            "redis_url": "redis://r:6379/0", "prefix": "nautilus:probe"}
+    run = run_from_metadata("validate", [base, cont])
+    assert run.run_id == ("baseline 2026-11-28T10:00:00+00:00 + "
+                          "containerized 2026-11-28T10:01:00+00:00")
+    assert run.platform == "redis://r:6379/0 nautilus:loadtest + redis://r:6379/0 nautilus:probe"
+    # As old as its older run; both runs' measuring time.
+    from datetime import datetime
+    assert run.timestamp == datetime.fromisoformat(base["ended"]).timestamp()
+    assert run.duration == 270.0
+    one = run_from_metadata("validate", [cont])
+    assert (one.run_id, one.platform) == ("containerized 2026-11-28T10:01:00+00:00",
+                                          "redis://r:6379/0 nautilus:probe")
+    # A review's two halves read one Prometheus: named once.
+    review = {"kind": "review", "prometheus": "http://p:9090",
+              "window_start": "2026-11-28T09:00:00+00:00",
+              "window_end": "2026-11-28T10:00:00+00:00"}
+    assert run_from_metadata("review", [{**review, "kind": "review (monolith probes)"},
+                                        review]).platform == "Prometheus http://p:9090"
