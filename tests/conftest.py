@@ -25,15 +25,16 @@ from nautilus_testkit.exposition import value
 # are done, the quiet phase: `timing`, the tests that measure latency against a known
 # truth, beside `stacks`, live stacks whose tests assert that nothing but the
 # injected fault alerts (a starved CPU makes probes late, which reads as a latency
-# burn, so they run one at a time), and `idle`, tests that mostly wait. Every stack a
+# burn, so they run one at a time, on a core of their own: a stack's start then never
+# takes the latency tests' CPU), and `idle`, tests that mostly wait. Every stack a
 # test starts listens on free ports (`stack --websocket.port`), so any lane may start
 # one. The lanes are balanced by their durations on a 2-core machine (`./run test
 # --durations=40` prints them).
 LANES = {
     "checks": ("test_alerts.py", "test_lint.py", "test_config_faults.py", "test_wire_package.py",
-               "test_compose.py", "test_kubernetes.py", "test_dashboards.py"),
+               "test_compose.py", "test_kubernetes.py", "test_dashboards.py", "test_backlog.py"),
     "loads": ("test_review.py", "test_readme_flow.py", "test_capacity_push.py",
-              "test_failover.py", "test_cluster.py", "test_backlog.py", "test_memory_bound.py",
+              "test_failover.py", "test_cluster.py",
               # The stack's tests that judge neither alerts nor latency (the others: `stacks`).
               "test_stack.py::test_a_second_sigterm_while_stopping_leaves_no_child",
               "test_stack.py::test_a_bad_engines_file_is_refused_before_anything_starts",
