@@ -19,16 +19,16 @@ from nautilus_testkit.exposition import value
 
 # `./run test` runs the suite in lanes, each a `pytest -m LANE` (run_tests in ./run), in
 # two phases, so that work that takes the CPU never runs beside tests that need it
-# quiet. First the busy phase, three lanes at once: `rest` (every test not named
-# here), `checks` (linters, promtool, schemas, package builds: CPU-bound tools) and
-# `loads` (load tests, failovers and other work judged by counts). Then, when those
-# are done, the quiet phase: `timing`, the tests that measure latency against a known
-# truth, beside `stacks`, live stacks whose tests assert that nothing but the
-# injected fault alerts (a starved CPU makes probes late, which reads as a latency
-# burn, so they run one at a time; pinned to one core, a stack starved itself), and
-# `idle`, tests that mostly wait. Every stack a test starts listens on free ports
-# (`stack --websocket.port`), so any lane may start one. The lanes are balanced by
-# their durations on a 2-core machine (`./run test --durations=40` prints them).
+# quiet. First the busy phase, three lanes at once: `rest` (every test not named here),
+# `checks` (linters, promtool, schemas, package builds: CPU-bound tools) and `loads`
+# (load tests, failovers and other work judged by counts). Then, when those are done,
+# the quiet phase: `timing`, the tests that measure latency against a known truth,
+# beside `stacks`, live stacks whose tests assert that nothing but the injected fault
+# alerts (a starved CPU makes probes late, which reads as a latency burn, so they run
+# one at a time; pinned to one core, a stack starved itself), and `idle`, tests that
+# mostly wait; last, `alone`. Every stack a test starts listens on free ports (`stack
+# --websocket.port`), so any lane may start one. The lanes are balanced by their
+# durations on a 2-core machine (`./run test --durations=40` prints them).
 LANES = {
     "checks": ("test_alerts.py", "test_lint.py", "test_config_faults.py", "test_wire_package.py",
                "test_compose.py", "test_kubernetes.py", "test_dashboards.py", "test_backlog.py"),
@@ -40,17 +40,18 @@ LANES = {
               "test_stack.py::test_free_ports_lie_outside_the_kernels_ephemeral_range",
               "test_stack.py::test_a_taken_websocket_port_is_named_with_the_flag_that_moves_it",
               "test_stack.py::test_the_websocket_ports_flag"),
-    # The in-process loop-lag checks (test_runtime.py) early, while the first live stack
-    # of `stacks` runs steadily, not while another starts.
-    "timing": ("test_messagebus_probe.py", "test_runtime.py", "test_websocket_probe.py",
-               "test_http_probe.py", "test_examples.py", "test_benchmarks.py", "test_faults.py",
+    "timing": ("test_messagebus_probe.py", "test_websocket_probe.py", "test_http_probe.py",
+               "test_examples.py", "test_benchmarks.py", "test_faults.py",
                "test_kubernetes_pods.py"),
     "stacks": ("test_alerting_live.py", "test_stack.py", "test_live_prometheus.py"),
     "idle": ("test_notifications.py", "test_wire_self_report.py", "test_fault_logs.py",
              "test_responder.py", "test_tcp_probe.py", "test_engines_doc.py"),
+    # The exporter in the test's own event loop, its schedule lag judged over a second
+    # or so around a reload: a live stack's start beside it read as lag. Last, alone.
+    "alone": ("test_runtime.py",),
 }
 # A plain `pytest` (one process) runs the busy lanes first.
-ORDER = ("rest", "checks", "loads", "stacks", "idle", "timing")
+ORDER = ("rest", "checks", "loads", "stacks", "idle", "timing", "alone")
 
 
 def lane_of(nodeid: str) -> tuple[str, int]:
