@@ -178,12 +178,13 @@ def _need_plots(command: str) -> int | None:
 def stack_websocket_urls() -> list[str]:
     """The running local stack's WebSocket engines (`stack --websocket.port` may have
     moved them), else where a stack puts them by default."""
+    from nautilus_wire.ws_protocol import PATH
     from synthetic.knob_command import stack_state
 
     urls = stack_state().get("websocket_urls")
     if isinstance(urls, list) and urls:
         return [str(u) for u in urls]
-    return [f"ws://127.0.0.1:{p}/ws/engine/status" for p in (8080, 8081, 8082)]
+    return [f"ws://127.0.0.1:{p}{PATH}" for p in (8080, 8081, 8082)]
 
 
 def cmd_loadtest(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from nautilus_config.errors import UsageError
+from nautilus_wire.ws_protocol import PATH
 
 FLAG = "--websocket.port"
 DEFAULT_FIRST = 8080
@@ -40,7 +41,7 @@ def describe(ports: tuple[int, ...]) -> str:
 
 def endpoints(ports: tuple[int, ...]) -> list[str]:
     """The engines' WebSocket URLs, as the stack's exporter config names them."""
-    return [f"ws://127.0.0.1:{p}/ws/engine/status" for p in ports]
+    return [f"ws://127.0.0.1:{p}{PATH}" for p in ports]
 
 
 def moved_config(source: Path, ports: tuple[int, ...], into: Path) -> Path:
