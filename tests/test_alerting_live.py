@@ -14,6 +14,7 @@ import redis
 import yaml
 
 from alerts.query import PrometheusAPI
+from exporter.metrics import LATENCY_BUCKETS
 from nautilus_testkit import ROOT, http_get, live, wait_for
 from nautilus_testkit.live import query
 from nautilus_wire.protocol import ENGINES
@@ -173,12 +174,16 @@ def test_quiet_when_healthy_and_each_fault_pages_for_itself(tmp_path) -> None:
         assert {a[:3] for a in active(api)} <= {page, ("EngineLatencyBudgetBurn", "ticket", "risk")}
         # The page states the present: p50 and p99 over the last 5 s, about the 150 ms
         # every answer takes, against the 100 ms target; and every probe slow.
+        # histogram_quantile interpolates linearly inside the bucket that holds the
+        # truth, so a quantile of ~150 ms answers reads anywhere from that bucket's
+        # lower edge (128 ms) up: a fresh-clone CI read p50 148.3 ms.
+        floor = max(b for b in LATENCY_BUCKETS if b < 0.15)
         time.sleep(3)  # the current window past the fault's start
         text = descriptions(api, "EngineLatencyBudgetBurn", "risk")["page"]
         now = re.match(rf"risk: p50 (\S+) and p99 (\S+) over the last {CURRENT} \(target 100 ms\), "
                        r"([\d.]+)% of answered probes were slower than 100 ms; ", text)
         assert now, text
-        assert 0.15 <= seconds(now[1]) <= 0.2 and 0.15 <= seconds(now[2]) <= 0.25, text
+        assert floor <= seconds(now[1]) <= 0.2 and floor <= seconds(now[2]) <= 0.25, text
         assert float(now[3]) >= 90, text
         latency_page = text
         wait_for(lambda: page in delivered(stack.alertmanager), 30, interval=1)
