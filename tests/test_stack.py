@@ -27,6 +27,23 @@ def start_stack(out, port: int, duration: int, *extra: str,
                             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
 
 
+def wait_banner(proc: subprocess.Popen[bytes], log, text: str) -> str:
+    """The stack's log once it shows `text`; fails with the log if the stack exits first.
+    The bound is the stack's own (30 s for the engines, 30 s for the exporter, 30 s for
+    Prometheus) plus Redis's start: the stack gives up before this does, and says why."""
+    def shown() -> str | None:
+        out = log.read_text()
+        if text in out:
+            return out
+        if proc.poll() is not None:
+            raise AssertionError(f"the stack exited with {proc.returncode}:\n{out}")
+        return None
+    try:
+        return wait_for(shown, 100, interval=0.2)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nthe stack's log:\n{log.read_text()}") from None
+
+
 def test_local_stack_probes_all_nine_engines(tmp_path) -> None:
     port = free_port()
     ws_ports = free_ports(3)
@@ -36,7 +53,7 @@ def test_local_stack_probes_all_nine_engines(tmp_path) -> None:
                            ws=("--websocket.port", ",".join(str(p) for p in ws_ports)))
         try:
             url = f"http://127.0.0.1:{port}/metrics"
-            wait_for(lambda: f"Metrics: {url}" in log.read_text(), 30)
+            wait_banner(proc, log, f"Metrics: {url}")
 
             def all_answered() -> bool:
                 text = http_get(url)[1]
@@ -76,7 +93,7 @@ def test_local_stack_probes_all_nine_engines(tmp_path) -> None:
             assert check.returncode == 0 and check.stdout + check.stderr == "", check.stdout
         finally:
             proc.terminate()
-            assert proc.wait(20) == 0
+            assert proc.wait(20) == 0, log.read_text()
     # Every child was stopped: nothing listens on the exporter's port any more.
     assert re.search(r"Redis at redis://127\.0\.0\.1:\d+/0", log.read_text())
     status = None
@@ -98,14 +115,14 @@ def test_a_second_sigterm_while_stopping_leaves_no_child(tmp_path) -> None:
     log = tmp_path / "stack.log"
     with open(log, "wb") as out:
         proc = start_stack(out, port, 60)
-        wait_for(lambda: "Metrics: " in log.read_text(), 30)
+        wait_banner(proc, log, "Metrics: ")
         children = [int(pid) for pid in
                     open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()]
         assert len(children) >= 12  # redis, nine engines, the monolith, ws-engine, exporter
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0
+        assert proc.wait(60) == 0, log.read_text()
 
     def alive(pid: int) -> bool:
         try:
@@ -133,7 +150,7 @@ def test_a_newcomer_injects_a_fault_and_sees_the_page_and_the_recovery(tmp_path)
     with open(log, "wb") as out:
         proc = start_stack(out, port, 240, "--rules", str(rules))
         try:
-            wait_for(lambda: "Prometheus: http://127.0.0.1:" in log.read_text(), 60)
+            wait_banner(proc, log, "Prometheus: http://127.0.0.1:")
             redis_url = re.search(r"Redis at (redis://[^\s,]+)", log.read_text()).group(1)
             api = re.search(r"Prometheus: (http://[^\s]+)", log.read_text()).group(1)
             assert "Pushgateway: http://127.0.0.1:" in log.read_text()
@@ -190,7 +207,7 @@ def test_a_newcomer_injects_a_fault_and_sees_the_page_and_the_recovery(tmp_path)
             assert text.count("PAGER firing:") == 1, text  # exactly one page delivered
             assert "TICKET firing" not in text  # inhibited by the page
             proc.send_signal(signal.SIGINT)
-            assert proc.wait(20) == 0
+            assert proc.wait(20) == 0, log.read_text()
         finally:
             if proc.poll() is None:
                 proc.terminate()  # the stack stops its children (a kill would orphan them)
