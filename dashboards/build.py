@@ -11,7 +11,7 @@ from typing import Any
 
 from grafanalib.core import Annotations, Dashboard, DashboardLink, Template, Templating, Time
 
-from alerts import capacity
+from alerts import capacity, promql
 from alerts.rules import NOT_BASELINE, backlog_expr, capacity_age_expr, window
 from exporter.metrics import NAMESPACE as P
 from exporter.probes.registry import KINDS
@@ -127,8 +127,8 @@ def _never_validated(t: Thresholds, kind: capacity.Kind) -> str:
     -2 where no command measures it (alerts/capacity.py), else -1."""
     def placeholder(scope: str, name: str) -> str:
         value = NO_COMMAND_YET if name in capacity.NO_COMMAND else NO_LOAD_TEST
-        return (f'label_replace(label_replace(vector({value}), "scope", "{scope}", "", ""), '
-                f'"target", "{name}", "", "")')
+        return (f'label_replace(label_replace(vector({value}), "scope", {promql.string(scope)}, '
+                f'"", ""), "target", {promql.string(name)}, "", "")')
     return " or ".join(placeholder(scope, name) for scope, name in capacity_targets(t)
                        if capacity.kind(name) == kind)
 

@@ -178,7 +178,7 @@ def test_validate_verdicts_reach_the_overview_and_the_ticket(tmp_path: Path) -> 
             f"{head} latency_average_seconds — risk latency_average_seconds missed its "
             f"capacity target: measured 101ms, required at most 100ms {run}",
             f"{head} limit_check_ops_per_second — risk limit_check_ops_per_second missed its "
-            f"capacity target: measured 15000 ops/s, required at least 20000 ops/s {run}"], lines
+            f"capacity target: measured 15,000 ops/s, required at least 20,000 ops/s {run}"], lines
         [*_, (_, alerts)] = [n for n in receiver.notifications if n[0] == "ticket"]
         [described] = [a["annotations"]["description"] for a in alerts
                        if a["labels"]["target"] == "error_ratio"]
