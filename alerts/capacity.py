@@ -20,17 +20,19 @@ _GROUPING_PASSES = 3
 
 
 def grouped(var: str) -> str:
-    """The template variable `var` as validate's report writes a number
-    (nautilus_loadtest/validate.py): 15,000 and 950 and 12.5 -- from 1,000 on, whole
-    and in groups of three digits, below it four significant digits, never an
-    exponent. Go's printf cannot group digits, and `humanize` would write 19,999
-    ops/s as 20k beside a required 20k: so the whole number's digits are grouped by
-    regular expression, the last three, then any three before a comma (RE2 has no
-    lookahead)."""
-    whole = rf'{var} | printf "%.0f" | reReplaceAll `(\d)(\d{{3}})$` `$1,$2`'
+    """The template variable `var`, a figure held against a minimum (operations/s,
+    connections), as validate's report writes a number (nautilus_loadtest/validate.py):
+    15,000 and 950 and 12.5 -- from 1,000 on whole, in groups of three digits, below it
+    to one decimal, never an exponent. Cut, not rounded: 19,999.6 ops/s must not read
+    "20,000" beside a required 20,000, nor 999.96 "1,000". Go's printf cannot group
+    digits or cut, and `humanize` would write 19,999 as 20k: so regular expressions
+    cut the decimals and group the whole number's digits, the last three, then any
+    three before a comma (RE2 has no lookahead)."""
+    cut = rf'{var} | printf "%.6f" | reReplaceAll `(\.\d)\d*$` `$1`'
+    whole = rf"{cut} | reReplaceAll `\.\d$` `` | reReplaceAll `(\d)(\d{{3}})$` `$1,$2`"
     whole += r" | reReplaceAll `(\d)(\d{3}),` `$1,$2,`" * (_GROUPING_PASSES - 1)
     return (f"{{{{ if ge {var} 1000.0 }}}}{{{{ {whole} }}}}"
-            f'{{{{ else }}}}{{{{ {var} | printf "%.4g" }}}}{{{{ end }}}}')
+            f"{{{{ else }}}}{{{{ {cut} | reReplaceAll `\\.0$` `` }}}}{{{{ end }}}}")
 
 
 @dataclass(frozen=True)
