@@ -200,8 +200,8 @@ def _busy_hosts(runs: list[tuple[str, dict[str, Any]]]) -> list[str]:
         host = meta.get("host") or "its host"
         line = (f"**Busy host before {label}:** {host}'s 1-minute load average was "
                 f"{_load(load)} when it started, above {BUSY_LOAD_PER_CPU * cpus:g} (half its "
-                f"{cpus} CPUs): other work was running on the host, and the run's figures "
-                "include the CPU it took.")
+                f"{cpus} CPUs): other work was running on the host, and the run competed "
+                "with it for CPU: its figures include that.")
         started = _when(meta, "started")
         before = [(started - end, other) for other, m in everyone
                   if other != label and m.get("host") == meta.get("host")
@@ -211,7 +211,8 @@ def _busy_hosts(runs: list[tuple[str, dict[str, Any]]]) -> list[str]:
             gap, other = min(before)
             when = "just before" if gap < 1 else f"{gap:.0f} s before"
             line += (f" Part or all of it may be {other}'s, which ended {when} on the same "
-                     f"host: the average forgets a load over about a minute.")
+                     "host: the average forgets a load over about a minute (leave a minute "
+                     "between runs to tell them apart).")
         out.append(line)
     return out
 

@@ -384,9 +384,10 @@ def test_a_host_busy_before_a_run_is_said_with_what_else_ran_there(tmp_path: Pat
             "| not recorded |") in report
     assert ("**Busy host before the containerized run:** bench-1's 1-minute load average was "
             "1.3 when it started, above 1 (half its 2 CPUs): other work was running on the "
-            "host, and the run's figures include the CPU it took. Part or all of it may be "
-            "the baseline (monolith) run's, which ended 20 s before on the same host: the "
-            "average forgets a load over about a minute.") in report
+            "host, and the run competed with it for CPU: its figures include that. Part or all "
+            "of it may be the baseline (monolith) run's, which ended 20 s before on the same "
+            "host: the average forgets a load over about a minute (leave a minute between runs "
+            "to tell them apart).") in report
     assert report.count("Busy host") == 1  # the baseline started at 0.41: not busy
     # Exactly half the CPUs is not above it; a run that ended over a minute before, or on
     # another host, is not named.
