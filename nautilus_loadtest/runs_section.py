@@ -69,9 +69,9 @@ def section(baseline: Baseline, containerized: Containerized, websocket: WebSock
     lines = ["## Runs", ""] + _table(runs, baseline, containerized, websocket) + [""]
     notes = _busy_hosts(runs)
     if (short := cut_short(containerized)) is not None:
-        notes.append(f"**Why the {names['containerized']} run took "
-                     f"{_seconds(containerized.metadata.get('duration_seconds'))} of its "
-                     f"planned {_seconds(_offered(containerized).get('duration_seconds'))}:** "
+        notes.append(f"**Why the {names['containerized']} run stopped early "
+                     f"({_seconds(containerized.metadata.get('duration_seconds'))} run, "
+                     f"{_seconds(_offered(containerized).get('duration_seconds'))} planned):** "
                      f"{short.why}.")
     for name, result in ((names["baseline"], baseline), (names["containerized"], containerized)):
         for what, line in failovers.lines(result.failovers):
@@ -242,7 +242,10 @@ def _offered(c: Containerized) -> dict[str, Any]:
 
 
 def _seconds(value: Any) -> str:
-    return f"{value:,.0f} s" if isinstance(value, int | float) else "?"
+    """177 s, 5.58 s: a duration to three digits (a short run's to its hundredths)."""
+    if not isinstance(value, int | float):
+        return "not recorded"
+    return f"{value:,.0f} s" if value >= 100 else f"{value:.3g} s"
 
 
 def offered_cell(o: dict[str, Any], planned: str | None = None) -> str:

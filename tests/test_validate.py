@@ -427,8 +427,8 @@ def test_a_run_that_ran_less_than_planned_says_what_and_why(tmp_path: Path) -> N
             "sustained-rate steps did not run: they stop at the first step beyond a target; "
             "see below); latency phase at 100 trading requests/s, 100 in flight, 1 worker, "
             "5 s timeout |  |") in report
-    why = ("**Why the containerized run took 210 s of its planned 240 s:** its 240 s are "
-           "cut into 24 shares of 10.0 s (the latency phase two; the throughput phase, each "
+    why = ("**Why the containerized run stopped early (210 s run, 240 s planned):** its 240 "
+           "s are cut into 24 shares of 10.0 s (the latency phase two; the throughput phase, each "
            "of the 9 engines, each of 5 further operations, each of up to 6 sustained-rate "
            "steps and the MessageBus test one each). The sustained-rate steps double the "
            "rate until a step is beyond a target, and step 3, at 800 trading requests/s, "
@@ -440,13 +440,14 @@ def test_a_run_that_ran_less_than_planned_says_what_and_why(tmp_path: Path) -> N
     run(tmp_path, with_meta(short, offered=old), WEBSOCKET, "--pushgateway.url", "")
     assert why in report_of(tmp_path)
     # Stopped (Ctrl-C) after two steps within both targets, before the MessageBus test.
-    stopped = json.loads(json.dumps(short))
+    stopped = with_meta(short, duration_seconds=95.123)
     stopped["sustained_benchmark"]["steps"] = stopped["sustained_benchmark"]["steps"][:2]
     del stopped["messagebus_benchmark"]
     run(tmp_path, stopped, WEBSOCKET, "--pushgateway.url", "")
     report = report_of(tmp_path)
-    assert ("240 s planned, 210 s run (stopped before its plan was done; see below); latency"
+    assert ("240 s planned, 95.1 s run (stopped before its plan was done; see below); latency"
             in report)
+    assert "**Why the containerized run stopped early (95.1 s run, 240 s planned):**" in report
     assert ("steps and the MessageBus test one each). It was stopped before its plan was done "
             "(Ctrl-C stops a run and keeps what it measured): 2 of 6 sustained-rate steps "
             "ran, the last within both targets, and the MessageBus test did not run.") in report
@@ -455,7 +456,7 @@ def test_a_run_that_ran_less_than_planned_says_what_and_why(tmp_path: Path) -> N
     full["sustained_benchmark"]["steps"] *= 2
     run(tmp_path, full, WEBSOCKET, "--pushgateway.url", "")
     report = report_of(tmp_path)
-    assert "Why the containerized run" not in report and "planned" not in below_header(report)
+    assert "stopped early" not in report and "planned" not in below_header(report)
     assert "| 240 s, latency phase at 100 trading requests/s, 100 in flight" in report
 
 
