@@ -207,6 +207,7 @@ def stack_websocket_urls() -> list[str]:
 
 
 def cmd_loadtest(args: argparse.Namespace) -> int:
+    from .provenance import file_sha256
     from .report import others, summary_table
     from .results import Containerized
     from .runs import Contaminated, NothingAnswered, run
@@ -219,7 +220,8 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
             "concurrency": args.concurrency, "progress": not args.quiet,
             "urls": args.url or stack_websocket_urls(),
             "connections": args.connections, "connect_rate": args.connect_rate,
-            "p99_target": args.p99_target, "thresholds": thresholds_path(args.thresholds)}
+            "p99_target": args.p99_target, "thresholds": thresholds_path(args.thresholds),
+            "thresholds_sha256": file_sha256(thresholds_path(args.thresholds))}
     t = Thresholds.load(thresholds_path(args.thresholds))
     system = t.system
     if args.p99_target is None:
@@ -258,6 +260,7 @@ def _check_shares(args: argparse.Namespace) -> str | None:
 
 def _run_share(args: argparse.Namespace, opts: dict[str, Any], t: Thresholds) -> int:
     """One share of a run: its part of the load, its raw result left in Redis."""
+    from .provenance import host_load, load_1m
     from .report import merge, report, summary_table
     from .runs import _in_process
     from .shares import ShareError, share_index, share_options, store
@@ -276,11 +279,12 @@ def _run_share(args: argparse.Namespace, opts: dict[str, Any], t: Thresholds) ->
     except ShareError as exc:
         print(f"nautilus-probe loadtest: {exc}", file=sys.stderr)
         return 2
-    started = time.time()
+    started, load_start = time.time(), load_1m()
     raw = _in_process(args.kind, mine)
     ended = time.time()
     print(summary_table(report(merge([raw]), 1, mine.get("concurrency", 1)), t))
-    store(mine, args.run_id, args.kind, index, args.shares, opts, raw, started, ended)
+    store(mine, args.run_id, args.kind, index, args.shares, opts, raw, started, ended,
+          host_load(load_start, load_1m()))
     print(f"share {index} of {args.shares} of run {args.run_id!r} stored in Redis at "
           f"{redact(opts['redis_url'])}; `nautilus-probe merge {args.kind}` merges the run")
     return 0
@@ -327,12 +331,15 @@ def cmd_merge(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     if (code := _need_plots("validate")) is not None:
         return code
+    from .provenance import report_origin
     from .results import UnusableResults
     from .validate import validate
 
-    t = Thresholds.load(thresholds_path(args.thresholds))
+    path = thresholds_path(args.thresholds)
+    t = Thresholds.load(path)
     try:
-        j = validate(t, args.baseline, args.containerized, args.out, args.websocket)
+        j = validate(t, args.baseline, args.containerized, args.out, args.websocket,
+                     report_origin(sys.argv[1:], path))
     except UnusableResults as exc:
         print(f"nautilus-probe validate: {exc}", file=sys.stderr)
         return 2
@@ -345,6 +352,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_review(args: argparse.Namespace) -> int:
     if (code := _need_plots("review")) is not None:
         return code
+    from .provenance import report_origin
     from .results import encode
     from .review import NoData, collect, parse_time
     from .validate import judge
@@ -362,8 +370,9 @@ def cmd_review(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"nautilus-probe: cannot query {args.prometheus}: {exc}", file=sys.stderr)
         return 2
-    t = Thresholds.load(thresholds_path(args.thresholds))
-    j = judge(t, baseline, containerized, args.out)
+    path = thresholds_path(args.thresholds)
+    t = Thresholds.load(path)
+    j = judge(t, baseline, containerized, args.out, origin=report_origin(sys.argv[1:], path))
     with open(f"{args.out}/review.json", "w") as fh:
         json.dump({"baseline": encode(baseline), "containerized": encode(containerized)}, fh,
                   indent=2)

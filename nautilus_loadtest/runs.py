@@ -25,7 +25,7 @@ from redis.exceptions import ResponseError
 from nautilus_wire.protocol import BASELINE_ENGINE, ENGINES, PRIORITIES, request_stream
 from nautilus_wire.redis_client import BUS_ERRORS, connect
 
-from .provenance import metadata
+from .provenance import host_load, load_1m, metadata
 from .report import merge, report
 from .results import Baseline, Containerized, Contamination, encode, Result
 from .scenarios import RUNS
@@ -96,7 +96,7 @@ def contamination(before: int | None, after: int | None, own: int) -> Contaminat
 
 def run(kind: str, opts: dict[str, Any], workers: int, out_path: str) -> Result:
     """Run `kind` on `workers` processes (1: in this process), merge, write JSON."""
-    started = time.time()
+    started, load_start = time.time(), load_1m()
     engines = MEASURED_ENGINES.get(kind, ())
     before = _requests_added(opts, engines) if engines else None
     if workers == 1:
@@ -121,8 +121,9 @@ def run(kind: str, opts: dict[str, Any], workers: int, out_path: str) -> Result:
         raise NothingAnswered(f"no request was answered: is the MessageBus at "
                               f"{opts['redis_url']} reachable, and are the engines running? "
                               f"No result was written to {out_path}.")
+    load = host_load(load_start, load_1m())
     final = dataclasses.replace(report(result, workers, opts.get("concurrency", 1)),
-                                metadata=metadata(kind, opts, workers, started, time.time()))
+                                metadata=metadata(kind, opts, workers, started, time.time(), load))
     problem = None
     if isinstance(final, Baseline | Containerized):
         found = contamination(before, after, result["requests_sent"])

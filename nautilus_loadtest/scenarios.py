@@ -85,7 +85,7 @@ async def run_containerized(opts: dict[str, Any], stop: asyncio.Event) -> dict[s
         # Equal shares, the latency phase two (its p99 needs the samples): at the default
         # 240 s each share is ~12 s, so every rate is over 10 s and the p99 of 100
         # trading requests/s rests on ~2,500 samples (evidence.py).
-        unit = opts["duration"] / phase_shares(len(phases))
+        unit = phase_seconds(opts)
         for label, fn, mode, n in phases:
             if stop.is_set():
                 break
@@ -116,6 +116,21 @@ def phase_shares(phases: int) -> int:
     """How many equal shares a containerized run's duration is cut into: each closed-
     or open-loop phase one (the latency phase two), each sustained step one, the bus one."""
     return phases + 1 + SUSTAIN_STEPS + 1
+
+
+def phase_seconds(opts: dict[str, Any]) -> float:
+    """One share of a containerized run's duration. Its closed- and open-loop phases,
+    as run_containerized builds them: latency, throughput, each engine's first
+    operation, and with `--operations all` each further one."""
+    extra = len(extra_operations()) if opts.get("operations") == "all" else 0
+    return float(opts["duration"]) / phase_shares(2 + len(ENGINE_OPERATIONS) + extra)
+
+
+def containerized_plan(opts: dict[str, Any]) -> dict[str, Any]:
+    """What a containerized run plans, as its result's metadata records it (the report
+    says what ran of it): the seconds of each share of its duration, and at most how
+    many sustained-rate steps (they stop at the first beyond a target)."""
+    return {"phase_seconds": round(phase_seconds(opts), 3), "sustained_steps": SUSTAIN_STEPS}
 
 
 def extra_operations() -> list[tuple[str, str]]:

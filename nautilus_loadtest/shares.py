@@ -20,6 +20,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import socket
 import time
 from typing import Any
 
@@ -33,6 +34,8 @@ INDEX_ENV = "JOB_COMPLETION_INDEX"  # what a Kubernetes Indexed Job sets in each
 KEEP_S = 7 * 86_400  # a run's shares stay this long in Redis
 POLL_S = 1.0
 SHARED_KINDS = ("containerized", "websocket")
+# What a share's record says of the host it ran on (provenance.host_load).
+SHARE_HOST_KEYS = ("host", "host_cpus", "host_load_1m_start", "host_load_1m_end")
 
 
 class ShareError(Exception):
@@ -88,10 +91,13 @@ def _comparable(opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def store(opts: dict[str, Any], run_id: str, kind: str, index: int, count: int,
-          whole: dict[str, Any], raw: dict[str, Any], started: float, ended: float) -> None:
-    """Leave a share's raw result in Redis, where `merge` finds it."""
+          whole: dict[str, Any], raw: dict[str, Any], started: float, ended: float,
+          load: dict[str, Any] | None = None) -> None:
+    """Leave a share's raw result in Redis, where `merge` finds it, with the host it ran
+    on and (`load`: provenance.host_load) how busy that was."""
     record = json.dumps({"index": index, "count": count, "options": _comparable(whole),
-                         "started": started, "ended": ended, "raw": raw})
+                         "started": started, "ended": ended, "raw": raw,
+                         "host": socket.gethostname(), **(load or {})})
 
     async def write() -> None:
         client = connect(opts["redis_url"])
@@ -180,6 +186,8 @@ def merge_shares(kind: str, records: list[dict[str, Any]], whole: dict[str, Any]
         meta["offered"]["connections"] = whole["connections"]
     meta["offered"]["shares"] = count
     meta["run_id"] = run_id
-    meta["shares"] = [{"index": r["index"], "started": iso(r["started"]), "ended": iso(r["ended"])}
-                      for r in records]
+    # Each share's host and its load (a share stored before they were kept has none):
+    # the merged run's own `host` is where it was merged.
+    meta["shares"] = [{"index": r["index"], "started": iso(r["started"]), "ended": iso(r["ended"]),
+                       **{k: r[k] for k in SHARE_HOST_KEYS if k in r}} for r in records]
     return dataclasses.replace(final, metadata=meta)

@@ -6,6 +6,7 @@ non-zero when any target fails, so a CI pipeline can gate on it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +16,9 @@ from alerts.capacity import NO_COMMAND
 from alerts.thresholds import Limit, Thresholds
 from nautilus_wire.protocol import ENGINE_OPERATIONS, ENGINES
 
-from . import evidence, failovers
-from .report import (no_sustained_rate, others, others_cell, step_problem, step_within,
-                     sustained_rate)
+from . import evidence, runs_section
+from .provenance import ReportOrigin
+from .report import no_sustained_rate, step_problem, step_within, sustained_rate
 from .results import (Baseline, Containerized, decode, EngineFigures, Result, Sustained,
                       SustainedStep, UnusableResults, WebSocketRun)
 
@@ -65,10 +66,18 @@ def _evidence(samples: int | None, duration: float | None, what: str = "samples"
     return " ".join(parts)
 
 
-def _both(baseline: str, containerized: str) -> str:
-    """An improvement factor's evidence: each side's, where it says any."""
-    return "; ".join(f"{side} {text}" for side, text in
+def _both(names: dict[str, str], baseline: str, containerized: str) -> str:
+    """An improvement factor's evidence: each side's, named, where it says any."""
+    return "; ".join(f"{names[side]}: {text}" for side, text in
                      (("baseline", baseline), ("containerized", containerized)) if text)
+
+
+def _named(names: dict[str, str], c: TargetCheck) -> TargetCheck:
+    """A verdict of one run, its evidence starting with that run's name (an improvement
+    factor's names both sides already)."""
+    if not c.evidence or len(c.sources) != 1:
+        return c
+    return dataclasses.replace(c, evidence=f"{names[c.sources[0]]}: {c.evidence}")
 
 
 def _check(section: str, target: str, value: float | None, limit: Limit, unit: str = "",
@@ -137,6 +146,7 @@ def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized,
     like for like (trading requests/s over trading requests/s). The baseline is
     always the measured one: no documented figure stands in."""
     s, e = t.system, t.engine
+    names = runs_section.evidence_names(baseline, containerized)
     tb = containerized.throughput_benchmark
     lb = containerized.latency_benchmark
     lat_ms = lb.avg_latency
@@ -182,7 +192,8 @@ def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized,
                           evidence.rate(baseline.test_duration) and
                           f"the baseline's rate: {evidence.rate(baseline.test_duration)}",
                           evidence.rate(tb.test_duration)),
-                      said=_both(_evidence(baseline.total_requests, baseline.test_duration),
+                      said=_both(names, _evidence(baseline.total_requests,
+                                                  baseline.test_duration),
                                  _evidence(tb.total_requests, tb.test_duration)),
                       how=both, sources=BOTH_RUNS))
     base_lat = baseline.avg_latency
@@ -194,7 +205,8 @@ def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized,
                           f"the baseline's average: {evidence.average(baseline.total_requests)}"
                           if baseline.source != "prometheus" else None,
                           evidence.average(lb.sample_count)),
-                      said=_both(_evidence(baseline.total_requests, baseline.test_duration),
+                      said=_both(names, _evidence(baseline.total_requests,
+                                                  baseline.test_duration),
                                  _evidence(lb.sample_count, lb.test_duration)),
                       how=RUN_BASELINE if not base_lat else RUN_CONTAINERIZED, sources=BOTH_RUNS))
     hb = t.websocket["heartbeat_p99_seconds"]
@@ -237,7 +249,7 @@ def verdicts(t: Thresholds, baseline: Baseline, containerized: Containerized,
     for engine, limit in sorted(t.full_cycle.items()):
         out.append(_check("cycle", f"{engine} full cycle (s)", None, limit,
                           key="full_cycle_seconds", scope=engine))
-    return out
+    return [_named(names, c) for c in out]
 
 
 def _num(v: float) -> str:
@@ -247,24 +259,6 @@ def _num(v: float) -> str:
 
 def _fmt(v: float | None, unit: str = "") -> str:
     return "not measured" if v is None else f"{_num(v)}{unit}"
-
-
-def _offered(o: dict[str, Any]) -> str:
-    """The offered load, as a sentence fragment."""
-    parts = []
-    if "duration_seconds" in o:
-        parts.append(f"{o['duration_seconds']:g} s")
-    if "latency_phase_rate" in o:
-        parts.append(f"latency phase at {o['latency_phase_rate']:g} trading requests/s")
-    if "in_flight" in o:
-        parts.append(f"{o['in_flight']} in flight")
-    if "connections" in o:
-        parts.append(f"{o['connections']} connections")
-    if "workers" in o:
-        parts.append(f"{o['workers']} worker{'s' if o['workers'] != 1 else ''}")
-    if "timeout_seconds" in o:
-        parts.append(f"{o['timeout_seconds']:g} s timeout")
-    return ", ".join(parts)
 
 
 def _disagreement(t: Thresholds, vs: list[TargetCheck], baseline: Baseline, legs: int
@@ -289,52 +283,6 @@ def _disagreement(t: Thresholds, vs: list[TargetCheck], baseline: Baseline, legs
                    f"averages {_num(baseline.avg_latency)} ms; thresholds.yml's absolute "
                    f"target assumes {_num(t.baseline_latency * 1e3)} ms.")
     return [x for line in out for x in (line, "")]
-
-
-def _meta_rows(baseline: Baseline, containerized: Containerized,
-               websocket: WebSocketRun | None = None) -> list[str]:
-    """The runs' metadata side by side."""
-    runs = [("baseline (monolith)", baseline.metadata), ("containerized", containerized.metadata)]
-    if websocket is not None:
-        runs.append(("websocket", websocket.metadata))
-    keys = [("kind", "run"), ("started", "started (UTC)"), ("ended", "ended (UTC)"),
-            ("window_start", "window start (UTC)"), ("window_end", "window end (UTC)"),
-            ("duration_seconds", "duration (s)"), ("prometheus", "Prometheus"),
-            ("version", "tool version"), ("git_commit", "git commit"), ("host", "host"),
-            ("redis_url", "Redis"), ("prefix", "prefix"), ("transport", "transport"),
-            ("websocket_urls", "WebSocket endpoints"),
-            ("thresholds", "thresholds file")]
-    rows = ["| | " + " | ".join(name for name, _ in runs) + " |",
-            "|---|" + "---|" * len(runs)]
-    for key, name in keys:
-        if any(key in meta for _, meta in runs):
-            rows.append(f"| {name} | " + " | ".join(_cell(meta.get(key, "")) for _, meta in runs)
-                        + " |")
-    if any(meta.get("offered") for _, meta in runs):
-        rows.append("| offered load | " + " | ".join(_offered(meta.get("offered", {}))
-                                                      for _, meta in runs) + " |")
-    tb, lb = containerized.throughput_benchmark, containerized.latency_benchmark
-    answered = ("probes in window" if baseline.total_requests is None
-                else f"{baseline.total_requests:,}")
-    cells = [f"{answered} answered, {baseline.errors} failed",
-             f"latency phase {lb.sample_count:,} answered, {lb.errors} failed; "
-             f"throughput phase {tb.total_requests:,} answered, {tb.errors} failed"]
-    if websocket is not None:
-        m = websocket.message_throughput
-        cells.append(f"{websocket.connection_test.successful_connections:,} connections; "
-                     f"{m.messages_received:,} of {m.messages_sent:,} heartbeats acked")
-    rows.append("| samples | " + " | ".join(cells) + " |")
-    if baseline.contamination is not None or containerized.contamination is not None:
-        # The requests that reached the measured service but were not the run's own.
-        counted = [others_cell(baseline.contamination),
-                   others_cell(containerized.contamination)]
-        rows.append("| requests from other clients | " + " | ".join(
-            counted + ["not counted"] * (websocket is not None)) + " |")
-    return rows + [""]
-
-
-def _cell(value: Any) -> str:
-    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _verdict(v: TargetCheck) -> str:
@@ -372,9 +320,9 @@ def _average(value: float | None, samples: int | None) -> str:
 
 def markdown(t: Thresholds, vs: list[TargetCheck], baseline: Baseline,
              containerized: Containerized, plots: list[str],
-             websocket: WebSocketRun | None = None) -> str:
+             websocket: WebSocketRun | None = None, origin: ReportOrigin | None = None) -> str:
     overall, rest = headline(vs).split(" — ", 1)
-    lines = ["# Performance validation report", "",
+    lines = ["# Performance validation report", "", *runs_section.header(origin),
              f"**Overall: {overall}** — {rest}.", "",
              "Every target in thresholds.yml is listed: *met* or *MISSED* when the runs "
              "measured it with enough evidence; *not established* when the figure rests on "
@@ -382,15 +330,9 @@ def markdown(t: Thresholds, vs: list[TargetCheck], baseline: Baseline,
              f"fewer than {evidence.quantile_samples(0.99):,} samples, an average from fewer "
              f"than {evidence.MIN_AVERAGE_SAMPLES} samples, a ratio limit r from fewer than "
              f"{evidence.RATIO_EVENTS}/r requests); *not measured* with the command that "
-             "would measure it. PASS needs every target met.", "",
-             "## Runs", ""] + _meta_rows(baseline, containerized, websocket)
-    for run, result in (("baseline", baseline), ("containerized", containerized)):
-        for name, line in failovers.lines(result.failovers):
-            # A run through a failover: its figures include the gap (counted as errors).
-            lines += [f"**{name} during the {run} run:** {line}.", ""]
-    if said := others(containerized.contamination, "engines",
-                      str(containerized.metadata.get("prefix", "?"))):
-        lines += [f"**Other clients during the containerized run:** {said}.", ""]
+             "would measure it. PASS needs every target met; each figure's evidence "
+             "names the run (in Runs) that measured it.", ""]
+    lines += runs_section.section(baseline, containerized, websocket, origin)
 
     def table(rows: list[TargetCheck]) -> None:
         lines.extend(["| target | measured | required | evidence | verdict |",
@@ -444,23 +386,25 @@ def markdown(t: Thresholds, vs: list[TargetCheck], baseline: Baseline,
     if sb and sb.steps:
         rate = sustained_rate(sb)
         best = (f"**{rate:,.4g} trading requests/s**" if rate is not None else
-                f"**not established**: {no_sustained_rate(sb)}")
+                f"**not established** ({no_sustained_rate(sb)})")
         lines += ["## Sustained rate", "",
-                  f"Open-loop steps, doubling, until p99 exceeds {_fmt(sb.p99_target)} ms "
-                  f"or the error ratio exceeds {sb.error_ratio_target:g}. Highest rate "
-                  f"within both, from established steps only: {best}.", "",
+                  "The containerized run's open-loop steps, from its latency phase's rate, "
+                  f"doubling until p99 exceeds {_fmt(sb.p99_target)} ms or the error ratio "
+                  f"exceeds {sb.error_ratio_target:g} (the steps after that one are not run). "
+                  f"Highest rate within both, from established steps only: {best}.", "",
                   "| offered (trading requests/s) | answered | failed | over | p99 (ms) | step |",
                   "|---|---|---|---|---|---|"]
         lines += [f"| {st.rate:,.4g} | {st.count:,} | {st.errors:,} | "
                   f"{_fmt(st.duration, ' s')} | {_fmt(st.p99_latency)} | "
                   f"{_step_verdict(st, sb)} |" for st in sb.steps]
-        lines.append("")
+        lines += ["", *_same_rate(containerized, sb)]
     bus = containerized.messagebus_benchmark
     if bus:
         rate_text = evidence.marked(f"{bus.message_throughput:,.0f} messages/s acknowledged "
                                     "by Redis", evidence.rate(bus.test_duration))
         lines += ["## MessageBus publish", "",
-                  f"{rate_text}: {bus.total_messages:,} messages in {bus.test_duration:.1f} s, "
+                  f"In the containerized run, {rate_text}: {bus.total_messages:,} messages in "
+                  f"{bus.test_duration:.1f} s, "
                   f"{bus.failed_flushes} failed flushes. Not a thresholds.yml target.", ""]
     lines += ["## WebSocket", "",
               "Held connections and heartbeats (`loadtest websocket`).", ""]
@@ -476,6 +420,24 @@ def markdown(t: Thresholds, vs: list[TargetCheck], baseline: Baseline,
     table([v for v in vs if v.section in ("operation", "cycle")])
     lines += ["## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots] + [""]
     return "\n".join(lines)
+
+
+def _same_rate(containerized: Containerized, sb: Sustained) -> list[str]:
+    """When the first sustained-rate step, at the latency phase's rate, missed the p99
+    target that phase met: said, as the rate cannot be why."""
+    first, lb = sb.steps[0], containerized.latency_benchmark
+    rate = containerized.metadata.get("offered", {}).get("latency_phase_rate")
+    if (rate != first.rate or sb.p99_target is None or first.p99_latency is None
+            or lb.p99_latency is None or first.p99_latency <= sb.p99_target
+            or lb.p99_latency > sb.p99_target
+            or evidence.quantile(0.99, lb.sample_count) is not None):
+        return []
+    return [f"The first step offers the latency phase's rate, {first.rate:,.4g} trading "
+            f"requests/s, at which that phase's p99 was {_num(lb.p99_latency)} ms "
+            f"({lb.sample_count:,} samples, within the target): the rate alone does not explain "
+            f"this step's {_num(first.p99_latency)} ms. Between the two the run's closed-loop "
+            "phases ran (the trading request, then each engine, at their maximum), and other "
+            "work on the host may have changed (see Runs).", ""]
 
 
 def _step_verdict(st: SustainedStep, sb: Sustained) -> str:
@@ -628,7 +590,8 @@ def _read_websocket(path: str | None) -> WebSocketRun | None:
 
 
 def validate(t: Thresholds, baseline_path: str, containerized_path: str, out_dir: str,
-             websocket_path: str | None = None) -> Judgement:
+             websocket_path: str | None = None, origin: ReportOrigin | None = None
+             ) -> Judgement:
     baseline = _read(baseline_path, Baseline, "loadtest baseline")
     foreign = baseline.contamination.foreign_requests if baseline.contamination else 0
     if foreign:
@@ -638,17 +601,20 @@ def validate(t: Thresholds, baseline_path: str, containerized_path: str, out_dir
     if not baseline.throughput:
         raise UnusableResults(f"{baseline_path} has no answered request: nothing to compare with")
     containerized = _read(containerized_path, Containerized, "loadtest containerized")
-    return judge(t, baseline, containerized, out_dir, _read_websocket(websocket_path))
+    return judge(t, baseline, containerized, out_dir, _read_websocket(websocket_path), origin)
 
 
 def judge(t: Thresholds, baseline: Baseline, containerized: Containerized, out_dir: str,
-          websocket: WebSocketRun | None = None) -> Judgement:
-    """Verdicts, report and plots for results from `loadtest` runs or from `review`."""
+          websocket: WebSocketRun | None = None, origin: ReportOrigin | None = None
+          ) -> Judgement:
+    """Verdicts, report and plots for results from `loadtest` runs or from `review`;
+    `origin`: the command and thresholds file the report says it came from."""
     vs = verdicts(t, baseline, containerized, websocket)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plots = plot(t, baseline, containerized, out)
-    (out / "report.md").write_text(markdown(t, vs, baseline, containerized, plots, websocket))
+    (out / "report.md").write_text(markdown(t, vs, baseline, containerized, plots, websocket,
+                                            origin))
     runs = {"baseline": baseline.metadata, "containerized": containerized.metadata}
     if websocket is not None:
         runs["websocket"] = websocket.metadata

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -46,6 +48,14 @@ def test_baseline_against_the_200ms_monolith(redis_url, spawn, tmp_path) -> None
                                "in_flight": 1}
     assert meta["version"] and meta["host"] and meta["started"] < meta["ended"]
     assert meta["git_commit"] is None or len(meta["git_commit"]) == 40
+    # How busy its host was: its CPUs, and a load average (runnable tasks over every CPU)
+    # at the start and the end; the thresholds file it ran with, by content.
+    assert meta["host_cpus"] == os.cpu_count()
+    assert all(0 <= meta[k] < 100 * os.cpu_count() for k in ("host_load_1m_start",
+                                                             "host_load_1m_end"))
+    assert meta["thresholds"] == "thresholds.yml"
+    assert meta["thresholds_sha256"] == hashlib.sha256(
+        (ROOT / "thresholds.yml").read_bytes()).hexdigest()
 
 
 def test_a_baseline_shared_with_other_traffic_is_refused(redis_url, spawn, exporter,
@@ -105,6 +115,14 @@ def test_containerized_composite_latency(redis_url, spawn, tmp_path) -> None:
     assert lat["errors"] == 0
     assert 20 * (phase_s - slowest_s) - 1 <= lat["sample_count"] <= 20 * phase_s + 1, \
         (lat["sample_count"], phase_s)
+    # Its plan, as the metadata records it: 16 s in 19 shares (the latency phase two, the
+    # throughput phase and 9 engines one each, 6 sustained-rate steps, the MessageBus
+    # test); a closed-loop phase runs its share, then waits for its last replies (a
+    # request started just before the share's end runs up to its 5 s timeout).
+    offered = r["metadata"]["offered"]
+    assert (offered["phase_seconds"], offered["sustained_steps"]) == (round(16 / 19, 3), 6)
+    assert 16 / 19 <= r["raw"]["throughput"]["duration"] <= 16 / 19 + 5
+    assert r["metadata"]["host_cpus"] == os.cpu_count()
     sb = r["sustained_benchmark"]
     assert sb["p99_target"] == 200 and [s["rate"] for s in sb["steps"][:2]] == [20, 40]
     assert sb["max_rate"] >= 40 and all(s["p99_latency"] >= 100 for s in sb["steps"])

@@ -3,6 +3,7 @@ gives the same verdicts as `validate` on the bench results of that run."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -85,6 +86,13 @@ def test_review_agrees_with_validate(live_stack, redis_server, spawn, tmp_path: 
         f"validate:\n{validate.stdout}\nreview:\n{review.stdout}"
     report = (tmp_path / "r" / "report.md").read_text()
     assert "a review cannot judge it" in report and "| window start (UTC) |" in report
+    # Which command wrote it, against which thresholds file (the test's, by content);
+    # its figures are the probes', named so.
+    assert (f"- **Command:** `nautilus-probe review --prometheus {api} --start {start} --end "
+            f"{end} --thresholds {thresholds} --out {tmp_path / 'r'}`") in report
+    sha = hashlib.sha256(thresholds.read_bytes()).hexdigest()[:12]
+    assert f"- **Judged against:** `{thresholds}` (sha256 {sha})" in report
+    assert "| engine probes (review): " in report
     assert validate.returncode == review.returncode == 1  # 50,000 ops/s is not reached here
     assert "MISSED" in r.values() and "met" in v.values()
     # Not only the verdicts: the figures agree where both measure the same thing in

@@ -62,3 +62,40 @@ def test_merge_names_the_missing_shares_and_refuses_mixed_runs(redis_url: str, t
     assert proc.returncode == 2 and "no request of run 'r3' was answered" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "r3.json").exists()
+
+
+def test_a_merged_run_keeps_each_shares_host_and_its_load(redis_url: str) -> None:
+    """Each share ran on its own host: the merged result lists each with its CPUs and
+    load average (a share stored by an older tool, with none, is read all the same),
+    and claims none for the host that merged them, which ran no load."""
+    import os
+    import socket
+
+    from nautilus_loadtest.histogram import LatencyHistogram
+    from nautilus_loadtest.provenance import host_load, iso
+    from nautilus_loadtest.runs_section import host_cell
+    from nautilus_loadtest.shares import merge_shares
+
+    hist = LatencyHistogram()
+    hist.record(0.01)
+    phase = {"duration": 12.0, "errors": 0, "histogram": hist.to_json()}
+    raw = {"kind": "containerized", "latency": phase, "throughput": phase, "requests_sent": 8}
+    opts = {**OPTS, "redis_url": redis_url, "timeout": 5.0, "transport": "streams",
+            "operations": "first", "thresholds": "thresholds.yml"}
+    store(opts, "r4", "containerized", 0, 2, opts, raw, 100.0, 130.0, host_load(0.4, 1.5))
+    store(opts, "r4", "containerized", 1, 2, opts, raw, 101.0, 131.0)
+    meta = merge_shares("containerized", fetch(redis_url, "nautilus:probe", "r4",
+                                               "containerized", 2, 1.0), opts, "r4").metadata
+    me = socket.gethostname()
+    assert meta["shares"] == [
+        {"index": 0, "started": iso(100.0), "ended": iso(130.0), "host": me,
+         "host_cpus": os.cpu_count(), "host_load_1m_start": 0.4, "host_load_1m_end": 1.5},
+        {"index": 1, "started": iso(101.0), "ended": iso(131.0), "host": me}]
+    assert "host_load_1m_start" not in meta and "host_cpus" not in meta
+    # 30 s in 19 shares: the latency phase two, throughput and 9 engines, 6 steps, the bus.
+    assert (meta["offered"]["phase_seconds"], meta["offered"]["sustained_steps"]) == (
+        round(30 / 19, 3), 6)
+    cpus = os.cpu_count()
+    assert host_cell(meta) == (f"share 0: {me}, {cpus} CPU{'s' if cpus != 1 else ''}, load "
+                               f"0.4 → 1.5; share 1: {me}, CPUs and load not recorded; merged "
+                               f"on {me}")

@@ -142,7 +142,7 @@ def test_too_little_evidence_is_not_established_rather_than_judged() -> None:
     vs = by_target(verdicts(T, MONOLITH, short))
     assert vs[SYS].status == NOT_ESTABLISHED and vs[SYS].measured == 60_000
     assert vs[SYS].note == "measured over 9.9 s (needs 10 s)"
-    assert vs[SYS].evidence == "900 trading requests over 9.9 s"
+    assert vs[SYS].evidence == "containerized run: 900 trading requests over 9.9 s"
     assert vs[LAT].status == NOT_ESTABLISHED
     assert vs[LAT].note == "an average of 99 samples (needs 100)"
     assert vs["risk throughput (operations/s)"].status == NOT_ESTABLISHED
@@ -225,23 +225,25 @@ def test_each_verdict_names_its_target_run_and_evidence() -> None:
     got = {v.target: (v.status, v.scope, v.key, v.evidence, v.sources) for v in vs}
     c, ws = ("containerized",), ("websocket",)
     assert got[SYS] == (MET, "system", "throughput_ops_per_second",
-                        "1,000,000 trading requests over 20.0 s", c)
-    assert got[LAT] == (MET, "system", "latency_average_seconds", "3,000 samples over 30.0 s", c)
+                        "containerized run: 1,000,000 trading requests over 20.0 s", c)
+    assert got[LAT] == (MET, "system", "latency_average_seconds",
+                        "containerized run: 3,000 samples over 30.0 s", c)
     # The trading requests of the latency (30 s) and throughput (20 s) phases, said so.
     assert got["System error ratio"] == (
-        MET, "system", "error_ratio", "1,003,000 trading requests over 50.0 s (the latency and "
-        "throughput phases)", c)
+        MET, "system", "error_ratio", "containerized run: 1,003,000 trading requests over "
+        "50.0 s (the latency and throughput phases)", c)
     assert got["WebSocket connections held"] == (
-        MET, "system", "websocket_connections", "1,000 asked for, held 30.0 s", ws)
+        MET, "system", "websocket_connections", "websocket run: 1,000 asked for, held 30.0 s", ws)
     assert got["WebSocket heartbeat p99 (s)"] == (
-        MET, "system", "websocket_heartbeat_p99_seconds", "3,000 heartbeats over 30.0 s", ws)
+        MET, "system", "websocket_heartbeat_p99_seconds",
+        "websocket run: 3,000 heartbeats over 30.0 s", ws)
     # An improvement factor is computed from two runs, and pushed with both.
     assert got[THR_X] == (MET, "system", "throughput_improvement_ratio",
-                          "baseline 7,500 samples over 30.0 s; containerized 1,000,000 samples "
-                          "over 20.0 s", ("baseline", "containerized"))
+                          "baseline (monolith) run: 7,500 samples over 30.0 s; containerized "
+                          "run: 1,000,000 samples over 20.0 s", ("baseline", "containerized"))
     assert got[LAT_X][4] == ("baseline", "containerized")
-    assert got[LAT_X][2:4] == ("latency_improvement_ratio", "baseline 7,500 samples over 30.0 s; "
-                               "containerized 3,000 samples over 30.0 s")
+    assert got[LAT_X][2:4] == ("latency_improvement_ratio", "baseline (monolith) run: 7,500 "
+                               "samples over 30.0 s; containerized run: 3,000 samples over 30.0 s")
     assert got["CPU busy ratio (resource efficiency)"][:3] == (NOT_MEASURED, "system",
                                                                "cpu_busy_ratio")
     assert got["factor full cycle (s)"][:3] == (NOT_MEASURED, "factor", "full_cycle_seconds")
@@ -252,12 +254,14 @@ def test_each_verdict_names_its_target_run_and_evidence() -> None:
     assert got["risk limit_check (operations/s)"][:3] == (NOT_ESTABLISHED, "risk",
                                                           "limit_check_ops_per_second")
     assert got["risk alert (operations/s)"] == (MET, "risk", "alert_ops_per_second",
-                                                "300,000 samples over 10.0 s", c)
+                                                "containerized run: 300,000 samples over 10.0 s",
+                                                c)
     for engine in ("analytics", "factor", "ml", "portfolio"):
         for name, key in (("throughput (operations/s)", "throughput_ops_per_second"),
                           ("average latency (s)", "latency_average_seconds"),
                           ("error ratio", "error_ratio")):
-            assert got[f"{engine} {name}"] == (MET, engine, key, "300,000 samples over 12.0 s", c)
+            assert got[f"{engine} {name}"] == (MET, engine, key,
+                                               "containerized run: 300,000 samples over 12.0 s", c)
     for engine, ops in T.operations.items():
         for op in ops:
             assert got[f"{engine} {op} (operations/s)"][1:3] == (engine, f"{op}_ops_per_second")
@@ -404,3 +408,29 @@ def test_an_improvement_factor_is_pushed_with_both_runs() -> None:
               "window_end": "2026-11-28T10:00:00+00:00"}
     assert run_from_metadata("review", [{**review, "kind": "review (monolith probes)"},
                                         review]).platform == "Prometheus http://p:9090"
+
+
+def test_a_reviews_evidence_names_its_probes_not_a_run() -> None:
+    """A review's figures come from the probes in a window: its evidence says so, by
+    the Runs table's column names."""
+    base = decode(Baseline, {**MONOLITH, "source": "prometheus"})
+    vs = by_target(judged(T, base, decode(Containerized, {**result(60_000, 25.0),
+                                                          "source": "prometheus"})))
+    assert vs[LAT].evidence == "engine probes (review): 3,000 samples over 30.0 s"
+    assert vs[LAT_X].evidence == ("monolith probes (review): 7,500 samples over 30.0 s; engine "
+                                  "probes (review): 3,000 samples over 30.0 s")
+
+
+def test_the_host_load_a_result_records_is_the_hosts() -> None:
+    """The 1-minute load average, as os.getloadavg gives it (it changes every 5 s:
+    read on both sides), and the host's CPUs."""
+    import os
+
+    from nautilus_loadtest.provenance import host_load, load_1m
+
+    before = os.getloadavg()[0]
+    got = load_1m()
+    after = os.getloadavg()[0]
+    assert got is not None and min(before, after) - 0.005 <= got <= max(before, after) + 0.005
+    assert host_load(0.5, 1.25) == {"host_cpus": os.cpu_count(), "host_load_1m_start": 0.5,
+                                    "host_load_1m_end": 1.25}
