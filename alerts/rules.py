@@ -17,6 +17,7 @@ from exporter.supervise import TROUBLE_RESTARTS, TROUBLE_WINDOW_S
 from nautilus_wire.protocol import BASELINE_ENGINE
 
 from . import capacity
+from .promql import alert_label_matcher
 from .thresholds import SEVERITIES, Thresholds
 
 # How Prometheus writes a number (a bucket's `le`), typed: the library leaves it unannotated.
@@ -174,8 +175,12 @@ SLOS = {
 }
 
 
+# The alert's own engine, in a query its template runs (`%q`: quoted and escaped).
+ENGINE = alert_label_matcher("engine")
+
+
 def _query(expr: str, fmt: str, missing: str = "no data") -> str:
-    """An annotation fragment: PromQL `expr` (`%s` stands for the alert's engine),
+    """An annotation fragment: PromQL `expr` (its ENGINE matcher: the alert's engine),
     queried when the alert is evaluated (its $value is only whichever window pair
     matched), its first value through the template pipeline `fmt`."""
     return (f'{{{{ with printf `{expr}` $labels.engine | query }}}}'
@@ -183,7 +188,7 @@ def _query(expr: str, fmt: str, missing: str = "no data") -> str:
 
 
 def _if_any(expr: str, then: str, otherwise: str) -> str:
-    """An annotation fragment: `then` when PromQL `expr` (`%s`: the alert's engine)
+    """An annotation fragment: `then` when PromQL `expr` (ENGINE: the alert's engine)
     returns anything at evaluation, `otherwise` when it returns nothing."""
     return (f'{{{{ if printf `{expr}` $labels.engine | query }}}}{then}'
             f'{{{{ else }}}}{otherwise}{{{{ end }}}}')
@@ -191,7 +196,7 @@ def _if_any(expr: str, then: str, otherwise: str) -> str:
 
 def _now(series: str, then: str = "", fmt: str = "humanizePercentage") -> str:
     """`series` of the alert's engine (then `then`), as an annotation fragment."""
-    return _query(f'{series}{{engine="%s"}}{then}', fmt)
+    return _query(f"{series}{{{ENGINE}}}{then}", fmt)
 
 
 def _over(seconds: float, counter: str) -> str:
@@ -203,7 +208,7 @@ def _over(seconds: float, counter: str) -> str:
     # When the first sample in the window was scraped, at the rule evaluation's
     # resolution: a coarser step would start at a multiple of itself and find
     # nothing in a history younger than one step.
-    history = f'time() - min(min_over_time(timestamp({counter}{{engine="%s"}})[{w}:]))'
+    history = f"time() - min(min_over_time(timestamp({counter}{{{ENGINE}}})[{w}:]))"
     return (f'{{{{ with printf `{history}` $labels.engine | query }}}}'
             f'{{{{ $h := . | first | value }}}}{{{{ if lt $h {seconds * 0.95:.1f} }}}}'
             f'all {{{{ humanizeDuration $h }}}} of history (a {w} window)'
@@ -214,13 +219,24 @@ def _latency_now(w: str) -> str:
     """The engine's latency over the last `w`: p50 and p99 of its answered probes."""
     def q(quantile: float) -> str:
         return (f"histogram_quantile({quantile:g}, sum by (le) (rate({P}_latency_seconds_"
-                f'bucket{{engine="%s"}}[{w}]))) >= 0')
+                f"bucket{{{ENGINE}}}[{w}]))) >= 0")
     # NaN (nothing answered) is dropped by the `>= 0`: then there is no quantile to state.
     return (f'{{{{ with printf `{q(0.5)}` $labels.engine | query }}}}p50 '
             f'{{{{ . | first | value | humanizeDuration }}}}'
             f'{{{{ with printf `{q(0.99)}` $labels.engine | query }}}} and p99 '
             f'{{{{ . | first | value | humanizeDuration }}}}{{{{ end }}}}'
             f'{{{{ else }}}}no probe answered{{{{ end }}}}')
+
+
+# What a page's and a ticket's window pairs catch, as their summaries say it (with the
+# long windows): a fast burn over shorter windows, a sustained one over longer ones.
+# Not "slowly": a fast burn that lasts fires the ticket too (its description: 20×).
+PACE = {"page": "fast", "ticket": "sustained"}
+
+
+def either(items: list[str]) -> str:
+    """Alternatives as a sentence says them: "1h", "1h or 6h", "1h, 6h or 1d"."""
+    return " or ".join(filter(None, (", ".join(items[:-1]), items[-1])))
 
 
 def spoken(seconds: float) -> str:
@@ -232,9 +248,10 @@ def spoken(seconds: float) -> str:
 
 def burn_rate_alerts(t: Thresholds) -> list[dict[str, Any]]:
     """Multiwindow, multi-burn-rate alerts per engine and objective: page on a fast
-    burn, ticket on a slow one. Each condition also needs the burn over the recent
-    window: an alert ends soon after its fault does (keep_firing_for holds it over
-    short dips, so a continuous burn notifies once).
+    burn (over the page's windows), ticket on a sustained one (over the ticket's longer
+    windows); the summary names the long windows. Each condition also needs the burn
+    over the recent window: an alert ends soon after its fault does (keep_firing_for
+    holds it over short dips, so a continuous burn notifies once).
 
     The description states the present first (the last `alerting.current`: the
     failing share, for latency also p50 and p99 against the target), then the
@@ -251,7 +268,7 @@ def burn_rate_alerts(t: Thresholds) -> list[dict[str, Any]]:
         budget = 1 - objective
         ratio = f"{P}:engine_{slo}_errors:ratio_rate"
         # The present within the error budget: the fault has ended (or paused).
-        recovered = f'{ratio}{current}{{engine="%s"}} <= {budget:.6g}'
+        recovered = f"{ratio}{current}{{{ENGINE}}} <= {budget:.6g}"
         for severity in SEVERITIES:
             rates = a.burn_rates[severity]
             conditions = []
@@ -294,8 +311,8 @@ def burn_rate_alerts(t: Thresholds) -> list[dict[str, Any]]:
                 _if_any(recovered,
                         f"{engine} has recovered: within its {slo} error budget over the last "
                         f"{current}; this {severity} waits to resolve.",
-                        f"{engine} is burning its {slo} error budget "
-                        f"{'fast' if severity == 'page' else 'slowly'}."),
+                        f"{engine} is burning its {slo} error budget ({PACE[severity]}: "
+                        f"over {either([window(b.long) for b in rates])})."),
                 f"{engine}: {_if_any(recovered, waiting, burning)} Objective: "
                 f"{objective * 100:g}% {good.format(target=target)} (error budget "
                 f"{budget * 100:.3g}%); this fires when the budget burns {speeds}, while it "
@@ -384,7 +401,7 @@ def _figure(var: str) -> str:
     out = ""
     for i, kind in enumerate(capacity.KINDS):
         out += (f'{{{{ {"else " if i else ""}if match "^(?:{kind.keys})$" $labels.target }}}}'
-                f"{{{{ {var} | {kind.template} }}}}")
+                + kind.figure(var))
     return out + f'{{{{ else }}}}{{{{ {var} | printf "%.6g" }}}}{{{{ end }}}}'
 
 
@@ -392,7 +409,8 @@ def _pushed(t: Thresholds, series: str, then: str, missing: str) -> str:
     """An annotation fragment: the alert's target's pushed `{P}_capacity_<series>`
     (nautilus_loadtest/push.py), queried when the alert is evaluated: `then` with the
     result as `.`, or `missing` when the load test pushed none."""
-    sel = f'{P}_capacity_{series}{{{t.jobs.capacity_selector},scope="%s",target="%s"}}'
+    same = ",".join(alert_label_matcher(label) for label in ("scope", "target"))
+    sel = f"{P}_capacity_{series}{{{t.jobs.capacity_selector},{same}}}"
     return (f"{{{{ with printf `{sel}` $labels.scope $labels.target | query }}}}{then}"
             f"{{{{ else }}}}{missing}{{{{ end }}}}")
 

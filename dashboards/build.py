@@ -11,7 +11,7 @@ from typing import Any
 
 from grafanalib.core import Annotations, Dashboard, DashboardLink, Template, Templating, Time
 
-from alerts import capacity
+from alerts import capacity, promql
 from alerts.rules import NOT_BASELINE, backlog_expr, capacity_age_expr, window
 from exporter.metrics import NAMESPACE as P
 from exporter.probes.registry import KINDS
@@ -127,8 +127,8 @@ def _never_validated(t: Thresholds, kind: capacity.Kind) -> str:
     -2 where no command measures it (alerts/capacity.py), else -1."""
     def placeholder(scope: str, name: str) -> str:
         value = NO_COMMAND_YET if name in capacity.NO_COMMAND else NO_LOAD_TEST
-        return (f'label_replace(label_replace(vector({value}), "scope", "{scope}", "", ""), '
-                f'"target", "{name}", "", "")')
+        return (f'label_replace(label_replace(vector({value}), "scope", {promql.string(scope)}, '
+                f'"", ""), "target", {promql.string(name)}, "", "")')
     return " or ".join(placeholder(scope, name) for scope, name in capacity_targets(t)
                        if capacity.kind(name) == kind)
 
@@ -184,6 +184,20 @@ def _with_provenance(t: Thresholds, expr: str) -> str:
             f"group_left (run_id, platform) {proven})")
 
 
+# The label the capacity tables order their rows by (not shown): the system's rows
+# first, then each engine's by name, each scope's targets by key. No shown column sorts
+# that way (sorting on scope, descending to put "system" first, put "websocket" above it).
+ROW_ORDER = "row_order"
+
+
+def _in_row_order(expr: str) -> str:
+    """`expr` (a capacity table's query) labelled with ROW_ORDER: "0 system <target>",
+    "1 <engine> <target>"."""
+    rank = (f'label_replace(label_replace({expr}, "{ROW_ORDER}", "1", "", ""), '
+            f'"{ROW_ORDER}", "0", "scope", "system")')
+    return f'label_join({rank}, "{ROW_ORDER}", " ", "{ROW_ORDER}", "scope", "target")'
+
+
 @dataclass(frozen=True)
 class CapacityTable:
     """The capacity targets of one kind, in the unit and decimals their figures need."""
@@ -226,16 +240,16 @@ def capacity_last_proven(t: Thresholds) -> list[Any]:
                                         if placeholders else "")
         columns: dict[str, tuple[str, str, tuple[float | None, float | None] | None]] = {
             "A": ("last verdict", "none", None), "B": ("measured", spec.unit, None)}
-        tgts = [target(verdicts, ref="A", **instant), target(proven("measured"), ref="B", **instant)]
+        exprs = {"A": verdicts, "B": proven("measured")}
         if spec.sides in ("min", "both"):
             columns["C"] = ("required at least", spec.unit, None)
-            tgts.append(target(proven("required_min"), ref="C", **instant))
+            exprs["C"] = proven("required_min")
         if spec.sides in ("max", "both"):
             columns["D"] = ("required at most", spec.unit, None)
-            tgts.append(target(proven("required_max"), ref="D", **instant))
+            exprs["D"] = proven("required_max")
         columns["E"] = ("age", "s", (None, max_age))
-        tgts.append(target(_with_provenance(t, capacity_age_expr(t, spec.kind.keys)),
-                           ref="E", **instant))
+        exprs["E"] = _with_provenance(t, capacity_age_expr(t, spec.kind.keys))
+        tgts = [target(_in_row_order(expr), ref=ref, **instant) for ref, expr in exprs.items()]
         return table(
             f"Capacity targets: {spec.title}", tgts, columns, spec.size,
             "Pushed by `nautilus-probe loadtest`, `validate` and `review` to the "
@@ -248,7 +262,7 @@ def capacity_last_proven(t: Thresholds) -> list[Any]:
             "nautilus-probe command can (validate says what to read instead). Never compared "
             f"with live traffic. Age turns red after {window(max_age)} "
             "(CapacityValidationStale); a failed verdict raises CapacityValidationFailed.",
-            mappings={"A": VERDICT}, sort_by="scope", descending=True,  # "system" first
+            mappings={"A": VERDICT}, row_order=ROW_ORDER,
             rename={"run_id": "run", "platform": "measured on"},
             decimals={"B": spec.decimals, "C": spec.decimals, "D": spec.decimals, "E": 0},
             # What, its verdict and figures, then where they come from (Prometheus gives

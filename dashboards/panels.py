@@ -154,15 +154,16 @@ def alert_list(title: str, size: tuple[int, int] = (24, 6), description: str = "
 def table(title: str, tgts: list[Target], columns: dict[str, tuple[str, str, Limit | None]],
           size: tuple[int, int] = (24, 8), description: str = "",
           link: tuple[str, str] | None = None, no_value: str = "",
-          mappings: dict[str, list[Any]] | None = None, sort_by: str = "",
-          descending: bool = False, rename: dict[str, str] | None = None,
+          mappings: dict[str, list[Any]] | None = None, row_order: str = "",
+          rename: dict[str, str] | None = None,
           decimals: dict[str, int] | None = None, order: list[str] | None = None,
           widths: dict[str, int] | None = None) -> Table:
     """Instant queries joined on their labels into one row per label set; each value
     column {refId: (header, unit, limit)} coloured against its limit (None: not
     coloured). `link`: (column, URL) turns that column's cells into links; `no_value`
     fills empty cells; `mappings` {refId: value mappings} colour by value instead;
-    `sort_by` a column the rows are sorted on; `rename` {label: header} names label
+    `row_order` a label whose values order the rows (Grafana's sortBy transformation,
+    after the merge), itself not shown; `rename` {label: header} names label
     columns; `decimals` {refId: decimals} where the unit's default does not fit;
     `order` the columns (labels, and refIds for value columns) from the left, the rest
     after them; `widths` {refId: pixels} for a value column whose text must not be cut."""
@@ -195,15 +196,15 @@ def table(title: str, tgts: list[Target], columns: dict[str, tuple[str, str, Lim
         title=title, description=description, dataSource=DATASOURCE, targets=tgts,
         gridPos=GridPos(h=h, w=w, x=0, y=0), unit="none", overrides=overrides,
         transformations=[{"id": "merge", "options": {}},
+                         *([{"id": "sortBy", "options": {"sort": [{"field": row_order}]}}]
+                           if row_order else []),
                          {"id": "organize", "options": {
-                             "excludeByName": {"Time": True},
+                             "excludeByName": {"Time": True, **({row_order: True} if row_order else {})},
                              **({"renameByName": rename} if rename else {}),
                              **({"indexByName": {name if name not in columns else f"Value #{name}": i
                                                  for i, name in enumerate(order)}}
                                 if order else {})}}],
-        extraJson={"options": {"cellHeight": "sm", "footer": {"show": False},
-                               **({"sortBy": [{"displayName": sort_by, "desc": descending}]}
-                                  if sort_by else {})}})
+        extraJson={"options": {"cellHeight": "sm", "footer": {"show": False}}})
 
 
 def row(title: str) -> RowPanel:

@@ -262,9 +262,16 @@ def draw_table(ax: Axes, panel: dict[str, Any], prom: Prometheus) -> None:
     # What fits the panel; Grafana scrolls the rest.
     fits = max(2 * panel["gridPos"]["h"] - 5, 1)
     shown = sorted(rows.items())
-    for sort in reversed(panel.get("options", {}).get("sortBy") or []):
-        if sort.get("displayName") in keys:
-            at = keys.index(sort["displayName"])
+    # Grafana's sortBy transformation (after the merge: on any label, shown or not),
+    # then the table's own sort on a shown column, which wins: stable sorts, the key
+    # that decides first applied last.
+    sorts = [s for step in panel.get("transformations", []) if step["id"] == "sortBy"
+             for s in reversed(step["options"].get("sort", []))]
+    sorts += [{"field": s.get("displayName"), "desc": s.get("desc")}
+              for s in reversed(panel.get("options", {}).get("sortBy") or [])]
+    for sort in sorts:
+        if sort.get("field") in keys:
+            at = keys.index(sort["field"])
             shown.sort(key=lambda kv: str(kv[0][at]), reverse=bool(sort.get("desc")))
     hidden = len(shown) - fits if len(shown) > fits else 0
     if hidden:

@@ -64,22 +64,26 @@ log = logging.getLogger("nautilus_probe")
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("exporter", help="run the Prometheus exporter")
-    p.add_argument("--config.file", dest="config_file", default="exporter.yml")
+    p.add_argument("--config.file", dest="config_file", default="exporter.yml",
+                   help="the probe plan (docs/configuration.md)")
     p.add_argument("--config.check", dest="config_check", action="store_true",
                    help="validate the configuration and exit")
-    p.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN)
+    p.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN,
+                   help="address to serve /metrics and the /-/ endpoints on")
     p.add_argument("--web.render-max-age", dest="render_max_age", default="500ms",
                    help="scrapes within this long of a render share it (0: render each)")
     p.add_argument("--web.config.file", dest="web_config_file",
-                   help="TLS and basic auth, in the Prometheus exporter-toolkit format")
+                   help="TLS and basic auth, in the Prometheus exporter-toolkit format "
+                        "(default: none: plain HTTP, no authentication)")
     p.add_argument("--web.enable-lifecycle", dest="enable_lifecycle", action="store_true",
                    help="allow POST/PUT /-/reload (SIGHUP always reloads)")
-    p.add_argument("--redis.url", dest="redis_url", help="override the config's redis_url")
+    p.add_argument("--redis.url", dest="redis_url",
+                   help="the MessageBus (default: the config file's redis_url)")
     p.add_argument("--shard", default="1/1",
                    help="i/N: run shard i of N of the probe plan (one exporter per shard); "
                         "ordinal/N: i is the StatefulSet pod's ordinal + 1, read from the "
                         "host name ($HOSTNAME, e.g. nautilus-probe-2 runs 3/N)")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="N worker processes (shards 1/N..N/N) behind this one /metrics")
     p.set_defaults(func=cmd_exporter)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from alerts.thresholds import Thresholds
 from nautilus_config.messagebus import redis_url_check
-from nautilus_wire import protocol
+from nautilus_wire import protocol, ws_protocol
 from nautilus_wire.redact import redact
 
 
@@ -46,11 +46,16 @@ def thresholds_path(given: str | None) -> str:
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("loadtest", aliases=["bench"],
                        help="load-test runs: baseline (monolith), containerized, websocket")
-    p.add_argument("kind", choices=("baseline", "containerized", "websocket"))
-    p.add_argument("--redis.url", dest="redis_url", default="redis://127.0.0.1:6379/0")
-    p.add_argument("--transport", choices=protocol.TRANSPORTS, default="streams")
-    p.add_argument("--prefix", default=protocol.DEFAULT_PREFIX)
-    p.add_argument("--duration", type=float, default=None,
+    p.add_argument("kind", choices=("baseline", "containerized", "websocket"),
+                   help="baseline: the serial monolith; containerized: the engines; "
+                        "websocket: the WebSocket engines")
+    p.add_argument("--redis.url", dest="redis_url", default="redis://127.0.0.1:6379/0",
+                   help="the MessageBus (the local stack's banner prints its own)")
+    p.add_argument("--transport", choices=protocol.TRANSPORTS, default="streams",
+                   help="how requests and replies travel over Redis")
+    p.add_argument("--prefix", default=protocol.DEFAULT_PREFIX,
+                   help="the stream namespace the engines answer on")
+    p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                    help="seconds (whole run; default: baseline 30, containerized 240 (300 "
                         "with --operations all) — long enough that every figure it reports is "
                         "established — websocket 30)")
@@ -58,69 +63,84 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                    help="containerized: each engine's first operation, or every operation "
                         "thresholds.yml gives a rate (longer: give --duration more)")
     p.add_argument("--rate", type=float, default=100.0,
-                   help="containerized: trading requests/s of the open-loop latency phase")
-    p.add_argument("--concurrency", type=int, default=100,
+                   help="containerized: trading requests/s of the open-loop latency phase; "
+                        "websocket: heartbeats/s over the held connections")
+    p.add_argument("--concurrency", type=int, default=100, metavar="N",
                    help="containerized: requests in flight per worker in closed-loop phases")
-    p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="seconds a request waits for its reply (websocket: a connection and "
+                        "a heartbeat too)")
+    first, last = ws_protocol.DEFAULT_PORTS[0], ws_protocol.DEFAULT_PORTS[-1]
     p.add_argument("--url", action="append",
-                   help="websocket: endpoint (repeatable; default the running local stack's "
-                        "engines, else ws://127.0.0.1:8080-8082)")
-    p.add_argument("--connections", type=int, default=1000, help="websocket: held per worker")
+                   help="websocket: endpoint (repeatable; default: the running local stack's "
+                        f"engines, else ws://127.0.0.1:{first}-{last}{ws_protocol.PATH})")
+    p.add_argument("--connections", type=int, default=1000, metavar="N",
+                   help="websocket: held per worker")
     p.add_argument("--connect-rate", type=float, default=1000.0, help="websocket: per second")
-    p.add_argument("--p99-target", type=float, dest="p99_target",
-                   help="containerized: seconds; default the end-to-end latency target")
-    p.add_argument("--thresholds", default=None, help=THRESHOLDS_HELP)
-    p.add_argument("--workers", type=int, default=1, help="processes; results merge exactly")
-    _share_flags(p)
+    p.add_argument("--p99-target", type=float, dest="p99_target", metavar="SECONDS",
+                   help="containerized: seconds (default: the end-to-end latency target "
+                        "of --thresholds)")
+    p.add_argument("--thresholds", default=None, metavar="FILE", help=THRESHOLDS_HELP)
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="processes sharing the load; their results merge exactly")
+    p.add_argument("--shares", type=int, metavar="N",
+                   help="run one share of N of the load (several machines or pods); each "
+                        "leaves its result in Redis under --run-id for `merge` (default: the "
+                        "whole load here)")
+    p.add_argument("--run-id", dest="run_id",
+                   help="with --shares: names the run in Redis (default: none; --shares "
+                        "needs it)")
     p.add_argument("--share.index", dest="share_index", type=int,
-                   help="with --shares: this share, 0..N-1 (default $JOB_COMPLETION_INDEX)")
-    p.add_argument("--out", help="result file (default results/<kind>_results.json)")
+                   help="with --shares: this share, 0..N-1 (default: $JOB_COMPLETION_INDEX)")
+    p.add_argument("--out", metavar="FILE",
+                   help="result file (default: results/<kind>_results.json)")
     p.add_argument("--quiet", action="store_true", help="no live progress line")
     _push_flag(p)
     p.set_defaults(func=cmd_loadtest)
 
     p = sub.add_parser("merge", help="merge the shares of a load test run with --shares "
                                      "(waits for all), write its result")
-    p.add_argument("kind", choices=("containerized", "websocket"))
-    p.add_argument("--redis.url", dest="redis_url", default="redis://127.0.0.1:6379/0")
-    p.add_argument("--prefix", default=protocol.DEFAULT_PREFIX)
-    _share_flags(p)
-    p.add_argument("--wait", type=float, default=600.0,
+    p.add_argument("kind", choices=("containerized", "websocket"), help="the run's kind")
+    p.add_argument("--redis.url", dest="redis_url", default="redis://127.0.0.1:6379/0",
+                   help="the Redis the shares left their results in")
+    p.add_argument("--prefix", default=protocol.DEFAULT_PREFIX,
+                   help="the stream namespace the shares were given")
+    p.add_argument("--shares", type=int, metavar="N",
+                   help="how many shares the run was given (required)")
+    p.add_argument("--run-id", dest="run_id", help="the run's --run-id (required)")
+    p.add_argument("--wait", type=float, default=600.0, metavar="SECONDS",
                    help="seconds to wait for every share's result")
-    p.add_argument("--thresholds", default=None, help=THRESHOLDS_HELP)
-    p.add_argument("--out", help="result file (default results/<kind>_results.json)")
+    p.add_argument("--thresholds", default=None, metavar="FILE", help=THRESHOLDS_HELP)
+    p.add_argument("--out", metavar="FILE",
+                   help="result file (default: results/<kind>_results.json)")
     _push_flag(p)
     p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("validate", help="judge load-test results against thresholds.yml")
-    p.add_argument("--baseline", default="results/baseline_results.json",
+    p.add_argument("--baseline", default="results/baseline_results.json", metavar="FILE",
                    help="a `loadtest baseline` result (default: %(default)s)")
     p.add_argument("--containerized", default="results/containerized_results.json",
+                   metavar="FILE",
                    help="a `loadtest containerized` result (default: %(default)s)")
-    p.add_argument("--websocket", default=None,
-                   help="a `loadtest websocket` result (default results/websocket_results.json "
+    p.add_argument("--websocket", default=None, metavar="FILE",
+                   help="a `loadtest websocket` result (default: results/websocket_results.json "
                         "when it exists; without one its targets are reported as not measured)")
-    p.add_argument("--thresholds", default=None, help=THRESHOLDS_HELP)
-    p.add_argument("--out", default="results/report",
+    p.add_argument("--thresholds", default=None, metavar="FILE", help=THRESHOLDS_HELP)
+    p.add_argument("--out", default="results/report", metavar="DIR",
                    help="report.md and its plots go here (default: %(default)s)")
     _push_flag(p)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("review", help="the validate verdicts from PromQL over a time window")
-    p.add_argument("--prometheus", default="http://127.0.0.1:9090")
-    p.add_argument("--start", help="unix seconds or ISO 8601 (default: an hour before --end)")
-    p.add_argument("--end", help="unix seconds or ISO 8601 (default: now)")
-    p.add_argument("--thresholds", default=None, help=THRESHOLDS_HELP)
-    p.add_argument("--out", default="results/review")
+    p.add_argument("--prometheus", default="http://127.0.0.1:9090", metavar="URL",
+                   help="the Prometheus that scraped the exporter")
+    p.add_argument("--start", metavar="TIME", help="unix seconds or ISO 8601 (default: an hour before --end)")
+    p.add_argument("--end", metavar="TIME", help="unix seconds or ISO 8601 (default: now)")
+    p.add_argument("--thresholds", default=None, metavar="FILE", help=THRESHOLDS_HELP)
+    p.add_argument("--out", default="results/review", metavar="DIR",
+                   help="report.md, its plots and review.json go here")
     _push_flag(p)
     p.set_defaults(func=cmd_review)
-
-
-def _share_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--shares", type=int,
-                   help="run one share of N of the load (several machines or pods); each "
-                        "leaves its result in Redis under --run-id for `merge`")
-    p.add_argument("--run-id", dest="run_id", help="with --shares: names the run in Redis")
 
 
 def _push_flag(p: argparse.ArgumentParser) -> None:
@@ -178,13 +198,12 @@ def _need_plots(command: str) -> int | None:
 def stack_websocket_urls() -> list[str]:
     """The running local stack's WebSocket engines (`stack --websocket.port` may have
     moved them), else where a stack puts them by default."""
-    from nautilus_wire.ws_protocol import PATH
     from synthetic.knob_command import stack_state
 
     urls = stack_state().get("websocket_urls")
     if isinstance(urls, list) and urls:
         return [str(u) for u in urls]
-    return [f"ws://127.0.0.1:{p}{PATH}" for p in (8080, 8081, 8082)]
+    return [ws_protocol.local_url(p) for p in ws_protocol.DEFAULT_PORTS]
 
 
 def cmd_loadtest(args: argparse.Namespace) -> int:

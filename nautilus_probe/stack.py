@@ -1,7 +1,8 @@
 """The local stack: its own redis-server, the nine synthetic engines, the monolith,
 the exporter and, when installed, Prometheus and Alertmanager with the generated
-rules (observe.py); each a child process stopped by PID on Ctrl-C or SIGTERM. The
-console says what changes: knobs, alert states, notifications."""
+rules (observe.py); each a child process stopped by PID on Ctrl-C or SIGTERM (in
+waves, Redis last). The console says what changes: knobs, alert states,
+notifications, and what is stopped and how long stopping took."""
 
 from __future__ import annotations
 
@@ -142,24 +143,82 @@ def wait_ready(url: str, timeout: float, procs: list[subprocess.Popen[bytes]]) -
     return problem
 
 
-def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
-    """Newest first, so the exporter and engines stop before the Redis they use."""
-    for proc in reversed(procs):
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+# Each child exits within signals.EXIT_WITHIN_S of SIGTERM; one that has not after
+# this long is killed.
+STOP_WAIT_S = 5.0
+
+# describe()'s name of a child -> what the console calls it (a name in _COUNTED takes
+# a count and an "s") and its stop wave: what reads the exporter (Prometheus,
+# Alertmanager, the Pushgateway), the exporter, what it probes, last the Redis they
+# all use. An engine stopped under a running exporter would show as failing probes.
+_CHILDREN = {"prometheus": ("Prometheus", 0), "prometheus-alertmanager": ("Alertmanager", 0),
+             "alertmanager": ("Alertmanager", 0),
+             "prometheus-pushgateway": ("the Pushgateway", 0),
+             "pushgateway": ("the Pushgateway", 0), "exporter": ("the exporter", 1),
+             "ws-engine": ("the WebSocket engines", 2), "monolith": ("monolith", 2),
+             "engines": ("engine", 2), "redis-server": ("Redis", 3)}
+_COUNTED = ("engine", "monolith")
 
 
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
+def _wave(proc: subprocess.Popen[bytes]) -> int:
+    return _CHILDREN.get(describe(proc), ("", 0))[1]  # a child not named here: first
+
+
+def in_stop_order(procs: list[subprocess.Popen[bytes]]) -> list[subprocess.Popen[bytes]]:
+    """By wave, the newest first within one."""
+    return sorted(reversed(procs), key=_wave)
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> list[subprocess.Popen[bytes]]:
+    """In waves, the children of a wave together: the engines' teardowns (a few tenths
+    of a second each) overlap instead of adding up. At most STOP_WAIT_S a wave, then
+    SIGKILL: the children that needed it."""
+    killed = []
+    ordered = in_stop_order(procs)
+    for wave in sorted({_wave(p) for p in procs}):
+        mine = [p for p in ordered if _wave(p) == wave]
+        for proc in mine:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_WAIT_S
+        for proc in mine:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                killed.append(proc)
+    return killed
+
+
+def listing(procs: list[subprocess.Popen[bytes]]) -> str:
+    """"Prometheus, the exporter, 2 monoliths, 9 engines, Redis": `procs` as the
+    console names them, in their order."""
+    counts: dict[str, int] = {}
+    for proc in procs:
+        name = _CHILDREN.get(describe(proc), (describe(proc), 0))[0]
+        counts[name] = counts.get(name, 0) + 1
+    return ", ".join(f"{n} {name}{'s' if n > 1 else ''}" if name in _COUNTED else name
+                     for name, n in counts.items())
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def say(text: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
+
+
+def say_while_stopping(text: str, below: bool = False) -> None:
+    """say(), unless the console is gone (a closed pipe or terminal): the children are
+    stopped all the same. `below`: on a new line (a terminal echoed ^C)."""
+    try:
+        if below:
+            print()
+        say(text)
+    except OSError:
+        pass
 
 
 def run_stack(args: argparse.Namespace) -> int:
@@ -184,6 +243,7 @@ def run_stack(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _interrupt)
     tmp = Path(tempfile.mkdtemp(prefix="nautilus-stack-"))
     receiver: observe.Receiver | None = None
+    why = ""  # what stopped the stack, for the shutdown line
     try:
         try:
             redis.start(start_new_session=True)
@@ -275,16 +335,23 @@ def run_stack(args: argparse.Namespace) -> int:
                 if due():
                     poll()
             time.sleep(0.2)
+        why = f" (--duration {args.duration:g} s over)"
         return 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        why = f" ({exc.args[0] if exc.args else 'SIGINT'})"
         return 0
     finally:
         # Stopping is under way: a second SIGTERM or Ctrl-C (a supervisor that
         # signals again, an impatient user) must not abandon children half-stopped.
-        # stop_all is bounded (5 s a child, then SIGKILL).
+        # stop_all is bounded (STOP_WAIT_S a wave, then SIGKILL).
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        stop_all(procs)
+        stopping = time.monotonic()
+        alive = [p for p in in_stop_order(procs) if p.poll() is None]
+        if alive:
+            say_while_stopping(f"stopping{why}: {listing(alive)}",
+                               below=why == " (SIGINT)" and sys.stdout.isatty())
+        killed = stop_all(procs)
         redis.remove()
         if receiver is not None:
             receiver.close()
@@ -294,3 +361,7 @@ def run_stack(args: argparse.Namespace) -> int:
         except (OSError, ValueError):
             pass
         shutil.rmtree(tmp, ignore_errors=True)
+        if alive:
+            late = (f" (killed, still running {STOP_WAIT_S:g} s after SIGTERM: "
+                    f"{listing(killed)})" if killed else "")
+            say_while_stopping(f"stopped in {time.monotonic() - stopping:.1f} s{late}")

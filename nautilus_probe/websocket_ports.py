@@ -1,6 +1,7 @@
-"""Where the local stack's three WebSocket engines listen: 8080-8082 (the migration
-plan's, and config/exporter.yml's) unless `--websocket.port` moves them, so that a
-second stack (another checkout, the test suite) can run beside the first."""
+"""Where the local stack's three WebSocket engines listen: ws_protocol.DEFAULT_PORTS
+(8080-8082, the migration plan's and config/exporter.yml's) unless `--websocket.port`
+moves them, so that a second stack (another checkout, the test suite) can run beside
+the first."""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ import re
 from pathlib import Path
 
 from nautilus_config.errors import UsageError
-from nautilus_wire.ws_protocol import PATH
+from nautilus_wire.ws_protocol import DEFAULT_PORTS, local_url
 
 FLAG = "--websocket.port"
-DEFAULT_FIRST = 8080
-COUNT = 3  # the stack's exporter config holds three endpoints of each kind
-DEFAULT = tuple(range(DEFAULT_FIRST, DEFAULT_FIRST + COUNT))
+DEFAULT = DEFAULT_PORTS
+COUNT = len(DEFAULT)  # the stack's exporter config holds three endpoints of each kind
 
 
 def parse(value: str) -> tuple[int, ...]:
@@ -41,7 +41,7 @@ def describe(ports: tuple[int, ...]) -> str:
 
 def endpoints(ports: tuple[int, ...]) -> list[str]:
     """The engines' WebSocket URLs, as the stack's exporter config names them."""
-    return [f"ws://127.0.0.1:{p}{PATH}" for p in ports]
+    return [local_url(p) for p in ports]
 
 
 def moved_config(source: Path, ports: tuple[int, ...], into: Path) -> Path:

@@ -11,6 +11,9 @@ from datetime import datetime, UTC
 from typing import Any
 
 PATH = "/ws/engine/status"
+# Where the three WebSocket engines of the migration plan listen (config/exporter.yml's
+# targets): the local stack's default and `loadtest websocket`'s when no stack is found.
+DEFAULT_PORTS = (8080, 8081, 8082)
 UNAUTHORIZED = 4001  # close code for a missing or wrong ?token=
 
 # client frame type -> the server's reply type
@@ -23,6 +26,11 @@ REPLIES = {
 STATUS = "engine_status"
 BROADCAST = "broadcast"
 ERROR = "error"
+
+
+def local_url(port: int) -> str:
+    """The engine-status endpoint of a WebSocket engine on this machine."""
+    return f"ws://127.0.0.1:{port}{PATH}"
 
 
 class WsProtocolError(ValueError):

@@ -25,34 +25,48 @@ log = logging.getLogger("nautilus_probe")
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     knob_command.add_parser(sub)
     p = sub.add_parser("engines", help="run synthetic engines")
-    p.add_argument("--config.file", dest="config_file", default="synthetic.yml")
+    p.add_argument("--config.file", dest="config_file", default="synthetic.yml",
+                   help="the engines and their behaviour (docs/configuration.md)")
     p.add_argument("--config.check", dest="config_check", action="store_true",
                    help="validate the configuration and exit")
-    p.add_argument("--engine", action="append", help="serve only this engine (repeatable)")
-    p.add_argument("--redis.url", dest="redis_url", help="override the config's redis_url")
+    p.add_argument("--engine", action="append",
+                   help="serve only this engine (repeatable; default: every engine the file "
+                        "names)")
+    p.add_argument("--redis.url", dest="redis_url",
+                   help="the MessageBus (default: the config file's redis_url)")
     p.set_defaults(func=cmd_engines)
 
     p = sub.add_parser("monolith", help="run the serial ~200 ms monolith baseline")
-    p.add_argument("--redis.url", dest="redis_url", default="redis://127.0.0.1:6379/0")
-    p.add_argument("--transport", choices=protocol.TRANSPORTS, default="streams")
-    p.add_argument("--prefix", default=protocol.DEFAULT_PREFIX)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--redis.url", dest="redis_url", default="redis://127.0.0.1:6379/0",
+                   help="the MessageBus")
+    p.add_argument("--transport", choices=protocol.TRANSPORTS, default="streams",
+                   help="how requests and replies travel over Redis")
+    p.add_argument("--prefix", default=protocol.DEFAULT_PREFIX,
+                   help="the stream namespace it answers on")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="requests served at once (1: the serial original; more model a "
+                        "scaled-out monolith)")
     p.set_defaults(func=cmd_monolith)
 
     p = sub.add_parser("ws-engine", help="run synthetic WebSocket engines (one per --port)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, action="append", required=True)
-    p.add_argument("--reply-delay", default="0", help="e.g. 10ms")
-    p.add_argument("--error-ratio", type=float, default=0.0)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, action="append", required=True,
+                   help="an engine's port (required; repeatable: one engine per --port)")
+    p.add_argument("--reply-delay", default="0", help="before each reply, e.g. 10ms")
+    p.add_argument("--error-ratio", type=float, default=0.0,
+                   help="share of replies replaced by an error frame")
     p.add_argument("--drop-ratio", type=float, default=0.0,
                    help="share of open connections aborted every --drop-interval")
-    p.add_argument("--drop-interval", default="1s")
+    p.add_argument("--drop-interval", default="1s", help="how often --drop-ratio applies")
     p.add_argument("--refuse", action="store_true", help="answer new handshakes with 503")
-    p.add_argument("--token", action="append", help="require ?token= (repeatable)")
-    p.add_argument("--broadcast-rate", type=float, default=10.0)
-    p.add_argument("--broadcast-skip-ratio", type=float, default=0.0)
-    p.add_argument("--tls-cert")
-    p.add_argument("--tls-key")
+    p.add_argument("--token", action="append",
+                   help="require ?token= (repeatable; default: none required)")
+    p.add_argument("--broadcast-rate", type=float, default=10.0,
+                   help="broadcast frames per second per topic")
+    p.add_argument("--broadcast-skip-ratio", type=float, default=0.0,
+                   help="share of broadcast sequence numbers skipped (gaps the client counts)")
+    p.add_argument("--tls-cert", help="PEM certificate: serve wss:// (default: none: ws://)")
+    p.add_argument("--tls-key", help="the certificate's PEM key (default: in --tls-cert)")
     p.set_defaults(func=cmd_ws_engine)
 
 

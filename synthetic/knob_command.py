@@ -38,14 +38,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("engine", nargs="?", help="engine name (none: show every engine's knobs)")
     p.add_argument("--op", help="only this operation (default: every operation)")
-    p.add_argument("--error-ratio", type=float, help="share of requests answered with an error")
-    p.add_argument("--drop-ratio", type=float, help="share of requests never answered")
-    p.add_argument("--duplicate-ratio", type=float, help="share answered twice")
-    p.add_argument("--service-time", help="e.g. 150ms")
-    p.add_argument("--stall", help="DURATION/PERIOD: stop answering DURATION of every PERIOD")
+    # A knob not given keeps the engine's configured behaviour.
+    configured = "(default: as configured)"
+    p.add_argument("--error-ratio", type=float,
+                   help=f"share of requests answered with an error {configured}")
+    p.add_argument("--drop-ratio", type=float,
+                   help=f"share of requests never answered {configured}")
+    p.add_argument("--duplicate-ratio", type=float, help=f"share answered twice {configured}")
+    p.add_argument("--service-time", help=f"time to answer, e.g. 150ms {configured}")
+    p.add_argument("--stall", metavar="DURATION/PERIOD",
+                   help=f"stop answering DURATION of every PERIOD, e.g. 20s/30s {configured}")
     p.add_argument("--clear", action="store_true", help="remove the engine's knobs")
-    p.add_argument("--redis.url", dest="redis_url")
-    p.add_argument("--prefix", default=protocol.DEFAULT_PREFIX)
+    p.add_argument("--redis.url", dest="redis_url",
+                   help="the engines' Redis (default: the running local stack's)")
+    p.add_argument("--prefix", default=protocol.DEFAULT_PREFIX,
+                   help="the engines' stream namespace")
     p.set_defaults(func=cmd_knobs)
 
 

@@ -123,9 +123,38 @@ def test_the_docs_quote_what_the_rules_say_after_a_fix_and_of_a_missed_target() 
     missed = ("risk latency_average_seconds missed its capacity target: measured 101ms, "
               "required at most 100ms (run containerized 2026-11-28T10:01:00+00:00).")
     assert missed in capacity
-    for doc, quotes in (("alerting.md", [summary]), ("runbook.md", [summary, missed])):
+    # The burning page's and ticket's summaries: the windows, never "slowly".
+    burning = {a["summary"] for a in expected_annotations("burn_rates.yml")}
+    fast, sustained = ("risk is burning its availability error budget (fast: over 1h or 6h).",
+                       "risk is burning its availability error budget (sustained: over 1d or 3d).")
+    assert {fast, sustained} <= burning and not [s for s in burning if "slowly" in s]
+    for doc, quotes in (("alerting.md", [summary, fast, sustained]),
+                        ("runbook.md", [summary, missed, fast, sustained])):
         for quote in quotes:
             assert f'"{quote}"' in words(ROOT / "docs" / doc), (doc, quote)
+
+
+def test_a_label_value_with_a_quote_selects_its_own_series(tmp_path: Path) -> None:
+    """alerts.promql.string writes a label value as a PromQL string literal that PromQL
+    reads back as the value itself: promtool selects the series by it, and sets it with
+    label_replace, both compared with a literal escaped by hand."""
+    from alerts.promql import string
+
+    value = 'risk "eu\\west"\nb'  # a double quote, a backslash, a newline
+    by_hand = '"risk \\"eu\\\\west\\"\\nb"'
+    assert string(value) == by_hand
+    (tmp_path / "quote.yml").write_text(yaml.safe_dump({"rule_files": [], "tests": [{
+        "interval": "1m",
+        "input_series": [{"series": f"x{{scope={by_hand}}}", "values": "1x2"},
+                         {"series": 'x{scope="risk"}', "values": "2x2"}],
+        "promql_expr_test": [
+            {"expr": f"x{{scope={string(value)}}}", "eval_time": "1m",
+             "exp_samples": [{"labels": f"x{{scope={by_hand}}}", "value": 1}]},
+            {"expr": f'label_replace(vector(3), "scope", {string(value)}, "", "")',
+             "eval_time": "1m", "exp_samples": [{"labels": f"{{scope={by_hand}}}", "value": 3}]}]}]}))
+    test = subprocess.run([tool("promtool"), "test", "rules", "quote.yml"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert test.returncode == 0 and "SUCCESS" in test.stdout, test.stdout + test.stderr
 
 
 def test_every_rule_reads_metrics_the_exporter_defines() -> None:

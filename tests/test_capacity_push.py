@@ -150,6 +150,17 @@ def test_validate_verdicts_reach_the_overview_and_the_ticket(tmp_path: Path) -> 
         row = labels(api, "websocket_heartbeat_p99_seconds")
         assert row["run_id"] == "websocket 2026-11-28T10:05:00+00:00"
         assert row["platform"] == "ws://bench-ws:8080/ws/engine/status"
+        # Each table's rows as Grafana orders them (its sortBy transformation, on a label
+        # it does not show): the system's first, then each engine's by name -- websocket
+        # last, not above system -- each scope's targets by key.
+        for panel in capacity_tables(OVERVIEW):
+            [[order]] = [step["options"]["sort"] for step in panel["transformations"]
+                         if step["id"] == "sortBy"]
+            shown = [(r["scope"], r["target"]) for r in sorted(
+                capacity_rows(api, {"panels": [panel]}), key=lambda r: r[order["field"]])]
+            assert shown == sorted(shown, key=lambda st: (st[0] != "system", st)), shown
+            if panel["title"] == table["title"]:  # every engine's throughput
+                assert shown[0][0] == "system" and shown[-1][0] == "websocket", shown
         assert colour(table, "A", 1) == "green" and colour(table, "A", 0) == "red"
         assert colour(table, "A", -1) == colour(table, "A", -2) == "text"
         assert value_mapping_text(table, -1) == "no load test yet"
@@ -178,7 +189,7 @@ def test_validate_verdicts_reach_the_overview_and_the_ticket(tmp_path: Path) -> 
             f"{head} latency_average_seconds — risk latency_average_seconds missed its "
             f"capacity target: measured 101ms, required at most 100ms {run}",
             f"{head} limit_check_ops_per_second — risk limit_check_ops_per_second missed its "
-            f"capacity target: measured 15000 ops/s, required at least 20000 ops/s {run}"], lines
+            f"capacity target: measured 15,000 ops/s, required at least 20,000 ops/s {run}"], lines
         [*_, (_, alerts)] = [n for n in receiver.notifications if n[0] == "ticket"]
         [described] = [a["annotations"]["description"] for a in alerts
                        if a["labels"]["target"] == "error_ratio"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import random
+import re
 import subprocess
 import sys
 import time
@@ -274,3 +275,68 @@ def test_log_level_before_or_after_the_subcommand() -> None:
     proc = cli("exporter", "--config.file", "config/exporter.yml", "--config.check",
                "--log.level", "loud")
     assert proc.returncode == 2 and "invalid choice: 'loud'" in proc.stderr
+
+
+def help_entries(page: str) -> list[tuple[str, str]]:
+    """(invocation, help text) of every argument a --help page lists, after its
+    description: argparse indents an argument by 2 (a subcommand in the list by 4)
+    and its help's further lines by more, at the help column."""
+    found: list[tuple[str, str]] = []
+    listing = False
+    for line in page.splitlines():
+        indent = len(line) - len(line.lstrip())
+        if indent == 0:
+            listing = line in ("positional arguments:", "options:")
+        elif listing and indent in (2, 4):
+            invocation, _, text = line.strip().partition("  ")
+            found.append((invocation, text.strip()))
+        elif listing and found:
+            found[-1] = (found[-1][0], f"{found[-1][1]} {line.strip()}".strip())
+    return found
+
+
+def test_every_command_documents_every_flag_and_its_default(capsys, monkeypatch) -> None:
+    """`nautilus-probe <command> --help`, Prometheus-style: exit 0, a description, every
+    argument with help text, every flag that takes a value with its default (or
+    "required")."""
+    import argparse
+
+    from nautilus_probe.cli import build_parser
+
+    monkeypatch.setenv("COLUMNS", "100")  # argparse wraps at the terminal's width
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    commands = sorted(sub.choices)
+    assert {"exporter", "engines", "monolith", "ws-engine", "knobs", "loadtest", "merge",
+            "validate", "review", "stack"} <= set(commands), commands
+    pages = {}
+    for command in ["", *commands]:
+        with pytest.raises(SystemExit) as done:
+            build_parser().parse_args([*command.split(), "--help"])
+        assert done.value.code == 0, command
+        pages[command] = capsys.readouterr().out
+    undocumented, no_default = [], []
+    for command, page in pages.items():
+        entries = help_entries(page)
+        assert len(entries) >= 3, (command, page)  # -h, --log.level and one of its own
+        description = page.split("\n\n")[1]
+        assert not description.startswith(("positional arguments:", "options:")), page
+        for invocation, text in entries:
+            if not text:
+                undocumented.append(f"{command or 'nautilus-probe'} {invocation}")
+            # "--flag VALUE" or "--flag {a,b}": it takes a value, so it has a default.
+            elif (re.fullmatch(r"(-\S+, )*-\S+ [^-\s]\S*", invocation)
+                  and not re.search(r"\b(default|required)\b", text)):
+                no_default.append(f"{command} {invocation}: {text}")
+    assert undocumented == [], undocumented
+    assert no_default == [], no_default
+    stack = pages["stack"]
+    assert "Ctrl-C or SIGTERM stops every part" in stack and "nautilus-probe-stack.json" in stack
+    assert "--web.listen-address ADDRESS" in stack
+    assert re.search(r"address the stack's exporter serves /metrics on \(default:\s+"
+                     r"127\.0\.0\.1:9478\)", stack), stack
+    assert re.search(r"\(default:\s+info\)", pages[""]), pages[""]
+    # The real command, as a user types it.
+    proc = cli("stack", "--help")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert "Ctrl-C or SIGTERM stops every part" in proc.stdout

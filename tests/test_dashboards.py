@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import jsonschema
 import yaml
@@ -330,3 +333,44 @@ def test_targets_no_command_measures_say_so_rather_than_awaiting_a_load_test() -
                             "websocket_connections": "no load test yet",
                             "cpu_busy_ratio": "no command measures this yet",
                             "full_cycle_seconds": "no command measures this yet"}
+
+
+def test_capacity_rows_come_system_first_then_each_engine_by_name(tmp_path: Path) -> None:
+    """Grafana sorts each capacity table on row_order, a label the table does not show
+    and its queries set: promtool runs the throughput table's queries over verdicts of
+    websocket, system and risk (sorted on scope, descending, websocket once came above
+    system)."""
+    [panel] = [p for title, p in capacity_tables().items() if "throughput" in title]
+    steps = panel["transformations"]
+    assert [s["id"] for s in steps] == ["merge", "sortBy", "organize"]
+    assert steps[1]["options"] == {"sort": [{"field": "row_order"}]}
+    assert steps[2]["options"]["excludeByName"]["row_order"] is True
+    assert not panel["options"].get("sortBy")  # the table's own sort would override it
+    # Each row's key, by hand: the system's first, then the engines, each by name.
+    rows = {("websocket", "throughput_ops_per_second"): "1 websocket throughput_ops_per_second",
+            ("system", "throughput_ops_per_second"): "0 system throughput_ops_per_second",
+            ("risk", "throughput_ops_per_second"): "1 risk throughput_ops_per_second",
+            ("risk", "limit_check_ops_per_second"): "1 risk limit_check_ops_per_second"}
+    assert [st for st, _ in sorted(rows.items(), key=lambda kv: kv[1])] == [
+        ("system", "throughput_ops_per_second"), ("risk", "limit_check_ops_per_second"),
+        ("risk", "throughput_ops_per_second"), ("websocket", "throughput_ops_per_second")]
+    series, expected = [], []
+    for (scope, key), order in rows.items():
+        labels = f'job="nautilus-capacity",scope="{scope}",target="{key}"'
+        series += [{"series": f"nautilus_probe_capacity_{name}{{{labels}}}", "values": "1x3"}
+                   for name in ("verdict", "measured")]
+        series.append({"series": f'nautilus_probe_capacity_run_info{{{labels},run_id="r",'
+                                 'command="validate",platform="p"}', "values": "1x3"})
+        expected.append({"labels": f'{{scope="{scope}",target="{key}",run_id="r",platform="p",'
+                                   f'row_order="{order}"}}', "value": 1})
+    shown = [t for t in panel["targets"] if t["refId"] in ("A", "B")]
+    assert len(shown) == 2
+    (tmp_path / "rows.yml").write_text(yaml.safe_dump({"rule_files": [], "tests": [{
+        "interval": "1m", "input_series": series,
+        "promql_expr_test": [{"expr": t["expr"], "eval_time": "1m", "exp_samples": expected}
+                             for t in shown]}]}))
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: run ./run setup"
+    test = subprocess.run([promtool, "test", "rules", "rows.yml"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert test.returncode == 0 and "SUCCESS" in test.stdout, test.stdout + test.stderr

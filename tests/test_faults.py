@@ -263,7 +263,10 @@ def test_a_reload_of_the_largest_file_keeps_the_probe_rate(redis_url: str, spawn
     quiet = rate_over(3, reload=False)
     late_before = late()
     busy = rate_over(3, reload=True)
-    assert abs(busy - quiet) <= 0.05 * quiet, (quiet, busy)
+    # Each window against the configured 200/s, the known truth (the two windows
+    # compared with each other doubled the noise of reading a counter over 3 s on a
+    # busy machine: a fresh-clone CI read 193.8/s quiet and 204.1/s while reloading).
+    assert abs(quiet - 200) <= 0.05 * 200 and abs(busy - 200) <= 0.05 * 200, (quiet, busy)
     assert late() - late_before <= 5, late() - late_before  # the loop was never held
     assert ex.value("nautilus_probe_config_last_reload_successful") == 0
 

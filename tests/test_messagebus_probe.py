@@ -65,12 +65,21 @@ async def test_fixed_service_time_median(redis_url: str, engine_process, transpo
     the larger of 2 ms and the floor + 0.5 ms (typically 2 ms: medians here read
     20.9-21.6 ms with floors of 1.5-2.5 ms). The floor is a fact to check too: it
     is capped at 3 ms, which this machine meets, so a constant delay added by the
-    prober (which would raise the floor with the median) fails the test."""
+    prober (which would raise the floor with the median) fails the test. A run whose
+    floor is over 3 ms met a machine busy with something else (a fresh-clone CI read
+    9.3 ms beside a stack starting up): it is run again, up to three times in all, and
+    the first with a floor within 3 ms is judged; a prober's own delay fails all three."""
     engine_process(redis_url, {"risk": {"limit_check": {"service_time": "20ms"},
                                         "alert": {"service_time": 0}}}, transport)
-    async with probing(redis_url, [spec("risk", "limit_check", 200), spec("risk", "alert", 200)],
-                       duration=4, transport=transport) as h:
-        text = h.text()
+    for _ in range(3):
+        async with probing(redis_url, [spec("risk", "limit_check", 200),
+                                       spec("risk", "alert", 200)],
+                           duration=4, transport=transport) as h:
+            text = h.text()
+        floor = histogram_quantile(0.5, buckets(text, LAT, engine="risk", op="alert"))
+        if floor <= 0.003:
+            break
+    assert floor <= 0.003, floor
     # 200/s over the window measured (4 s and a loaded machine's set-up), every probe
     # sent answered; one taken later than its timeout is skipped, not sent.
     least, most = h.due(200)
@@ -80,8 +89,6 @@ async def test_fixed_service_time_median(redis_url: str, engine_process, transpo
     assert value(text, f"{LAT}_count", engine="risk", op="limit_check") == sent
     assert value(text, "nautilus_probe_failures_total") == 0
     median = histogram_quantile(0.5, buckets(text, LAT, engine="risk", op="limit_check"))
-    floor = histogram_quantile(0.5, buckets(text, LAT, engine="risk", op="alert"))
-    assert floor <= 0.003, floor
     assert 0.020 <= median <= 0.020 + max(0.002, floor + 0.0005), (median, floor)
     # The engine's own service time is exported too: 20 ms on average (its exact mean).
     service = value(text, "nautilus_probe_service_seconds_sum", op="limit_check") / \

@@ -23,7 +23,7 @@ PAGE = {"alertname": "EngineAvailabilityBudgetBurn", "engine": "risk", "severity
 def post(am: str, labels: dict[str, str], starts: datetime, ends: datetime | None = None) -> None:
     """An alert as Prometheus sends it (a resolved one with its end)."""
     alert = {"labels": labels, "annotations": {"summary": "risk is burning its availability "
-                                                          "error budget fast."},
+                                                          "error budget (fast: over 1h or 6h)."},
              "startsAt": starts.isoformat()}
     if ends is not None:
         alert["endsAt"] = ends.isoformat()

@@ -12,6 +12,7 @@ import time
 import redis
 
 from nautilus_wire.protocol import DEFAULT_PREFIX, ENGINES
+from exporter.signals import EXIT_WITHIN_S
 from synthetic.engine import knobs_key
 
 from nautilus_testkit import ROOT, free_port, free_ports, http_get, stack_flags, wait_for
@@ -42,6 +43,23 @@ def wait_banner(proc: subprocess.Popen[bytes], log, text: str) -> str:
         return wait_for(shown, 100, interval=0.2)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\nthe stack's log:\n{log.read_text()}") from None
+
+
+def shutdown(log: str, why: str) -> tuple[str, float]:
+    """The stack's two shutdown lines, once each and in this order: what it stopped on
+    `why` (in the order it stopped them), and how many seconds stopping took (the line
+    would name any child it had to kill: none)."""
+    stopping = re.findall(rf"^\d\d:\d\d:\d\d stopping \({why}\): (.+)$", log, re.M)
+    stopped = re.findall(r"^\d\d:\d\d:\d\d stopped in (\d+\.\d) s$", log, re.M)
+    assert len(stopping) == 1 and len(stopped) == 1, log
+    assert log.index(" stopping (") < log.index(" stopped in "), log
+    return stopping[0], float(stopped[0])
+
+
+# The stack stops its children in four waves (Prometheus and Alertmanager, the
+# exporter, the engines, Redis), each child within EXIT_WITHIN_S of its SIGTERM; a
+# child still running STOP_WAIT_S after it is killed, and the line says so.
+STOP_BOUND_S = 4 * EXIT_WITHIN_S
 
 
 def test_local_stack_probes_all_nine_engines(tmp_path) -> None:
@@ -123,6 +141,10 @@ def test_a_second_sigterm_while_stopping_leaves_no_child(tmp_path) -> None:
         time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, log.read_text()
+    # One stop, said once: the second SIGTERM neither restarted nor cut it short.
+    stopped, seconds = shutdown(log.read_text(), "SIGTERM")
+    assert stopped.startswith("the exporter, ") and stopped.endswith(", 9 engines, Redis")
+    assert seconds <= STOP_BOUND_S, log.read_text()
 
     def alive(pid: int) -> bool:
         try:
@@ -206,8 +228,17 @@ def test_a_newcomer_injects_a_fault_and_sees_the_page_and_the_recovery(tmp_path)
             assert fired <= {"EngineAvailabilityBudgetBurn risk"}, text
             assert text.count("PAGER firing:") == 1, text  # exactly one page delivered
             assert "TICKET firing" not in text  # inhibited by the page
+            sent = time.monotonic()
             proc.send_signal(signal.SIGINT)
             assert proc.wait(20) == 0, log.read_text()
+            took = time.monotonic() - sent
+            # Ctrl-C: the console says what it stops, in order, then that it stopped, and
+            # within the bound (every child on its own SIGTERM: none was killed).
+            stopped, seconds = shutdown(log.read_text(), "SIGINT")
+            assert stopped == ("Prometheus, Alertmanager, the Pushgateway, the exporter, the "
+                               "WebSocket engines, 2 monoliths, 9 engines, Redis"), stopped
+            assert seconds <= STOP_BOUND_S and seconds <= took + 0.05, (seconds, took)  # .1f
+            print(f"stopped in {seconds} s ({took:.1f} s from SIGINT to exit)")
         finally:
             if proc.poll() is None:
                 proc.terminate()  # the stack stops its children (a kill would orphan them)
@@ -265,13 +296,19 @@ def test_a_taken_websocket_port_is_named_with_the_flag_that_moves_it(tmp_path) -
     assert "Redis at" not in done.stdout  # refused before anything started
 
 
-def test_the_websocket_ports_flag(tmp_path) -> None:
+def test_the_websocket_ports_flag(tmp_path, monkeypatch) -> None:
     """8080-8082 unless moved (the README's default); a first port or all three; a bad
     value names the flag and exits 2."""
+    from nautilus_loadtest.cli import stack_websocket_urls
     from nautilus_probe.cli import build_parser
-    from nautilus_probe.websocket_ports import describe, moved_config, parse
+    from nautilus_probe.websocket_ports import DEFAULT, describe, endpoints, moved_config, parse
+    from synthetic import knob_command
 
     assert build_parser().parse_args(["stack"]).websocket_port == "8080"
+    # `loadtest websocket` with no stack running dials where a stack puts its engines.
+    monkeypatch.setattr(knob_command, "STACK_STATE", tmp_path / "no-stack.json")
+    assert stack_websocket_urls() == endpoints(DEFAULT) == [
+        f"ws://127.0.0.1:{p}/ws/engine/status" for p in (8080, 8081, 8082)]
     assert parse("8080") == (8080, 8081, 8082) and describe(parse("8080")) == "8080-8082"
     assert parse("9000, 9100,9001") == (9000, 9100, 9001)
     assert describe((9000, 9100, 9001)) == "9000, 9100, 9001"
