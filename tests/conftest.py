@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -161,6 +163,26 @@ def write_engines(path: Path, redis_url: str, engines: dict) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class Scrape:
+    """An exposition with the monotonic times just before its request and just after
+    its answer: the exporter rendered it somewhere in between. A count over wall time
+    is judged against the time that really passed between two of them, never against
+    a sleep's nominal length (a loaded machine oversleeps, and answers late)."""
+
+    text: str
+    before: float
+    after: float
+
+    def value(self, name: str, **labels: str) -> float:
+        return value(self.text, name, **labels)
+
+    def to(self, last: Scrape) -> tuple[float, float]:
+        """The least and the most time that can have passed between this render and
+        `last`'s."""
+        return last.before - self.after, last.after - self.before
+
+
 class Running:
     def __init__(self, child, port: int) -> None:
         self.child, self.base = child, f"http://127.0.0.1:{port}"
@@ -169,6 +191,11 @@ class Running:
         status, body = http_get(f"{self.base}/metrics")
         assert status == 200
         return body
+
+    def scrape(self) -> Scrape:
+        before = time.monotonic()
+        text = self.metrics()
+        return Scrape(text, before, time.monotonic())
 
     def value(self, name: str, **labels: str) -> float:
         return value(self.metrics(), name, **labels)

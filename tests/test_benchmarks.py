@@ -69,14 +69,19 @@ def test_a_baseline_shared_with_other_traffic_is_refused(redis_url, spawn, expor
     exporter(write_config(tmp_path / "exp.yml", redis_url,
                           {"monolith": {"trading_request": {"rate": 3, "timeout": "5s"}}}))
     out = tmp_path / "b.json"
+    started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "nautilus_probe", "loadtest", "baseline",
                            "--redis.url", redis_url, "--duration", "4", "--quiet",
                            "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
+    took = time.monotonic() - started
     assert proc.returncode == 2, proc.stdout + proc.stderr
     result = json.loads(out.read_text())
     foreign = result["contamination"]["foreign_requests"]
-    assert 8 <= foreign <= 16, foreign  # ~3/s from the exporter over the 4 s run
+    # 3/s from the exporter over the 4 s run, which lies within the time the command
+    # took (a loaded machine's start-up adds to it): open loop, at most 3 a second of
+    # it, +2 for the edges.
+    assert 8 <= foreign <= 3 * took + 2, (foreign, took)
     assert f"{foreign} requests from other clients reached the monolith" in proc.stderr
 
 

@@ -19,13 +19,18 @@ import yaml
 from exporter.config import parse
 from exporter.listen import free_port
 from nautilus_config.errors import ConfigError
-from nautilus_testkit import http_post, wait_for
+from nautilus_testkit import eventually, http_post, wait_for
 from nautilus_testkit.exposition import buckets, histogram_quantile, samples, value
 from nautilus_testkit.pki import make_pki
+
+from .conftest import Scrape
 
 # Long against a loaded machine's HTTP overhead (up to 15 ms seen in CI), so the
 # 1.4x bound below tests the measurement, not the machine.
 DELAY_S = 0.08
+# The probing interval and timeout of test_each_outcome_is_measured_and_counted: the
+# timeout leaves the 80 ms answer 200 ms for a loaded machine (this process serves it).
+INTERVAL_S, TIMEOUT = 0.3, "280ms"
 P = "nautilus_probe_http"
 
 
@@ -116,17 +121,42 @@ def test_each_outcome_is_measured_and_counted(exporter, redis_url: str, tmp_path
         cfg = tmp_path / "exporter.yml"
         cfg.write_text(yaml.safe_dump({
             "redis_url": redis_url, "engines": {}, "self_reports": {"engines": []},
-            "http": {"interval": "200ms", "timeout": "180ms", "targets": targets}}))
+            "http": {"interval": f"{INTERVAL_S:g}s", "timeout": TIMEOUT, "targets": targets}}))
         ex = exporter(cfg)
-        time.sleep(3.0)
-        text = ex.metrics()
+        # The rate is judged over a measured window between two scrapes, not from the
+        # exporter's start (it may probe before /-/ready answers) nor over a sleep's
+        # nominal length: ten intervals of it.
+        def risk_sent(scrape: Scrape) -> float:
+            return scrape.value(f"{P}_requests_total", engine="risk", target=targets["risk"])
+
+        def ten_more() -> Scrape | None:
+            scrape = ex.scrape()
+            return scrape if risk_sent(scrape) - start >= 10 else None
+
+        first = ex.scrape()
+        start = risk_sent(first)  # every target's series exists from the start
+        # 3 s; 4 s at the least rate judged below. Read every half second: a parse of
+        # the exposition takes this process's CPU from the servers above.
+        last = wait_for(ten_more, 15, interval=0.5)
+        text = last.text
 
         def v(name: str, engine: str, **labels: str) -> float:
             return value(text, f"{P}_{name}", engine=engine, target=targets[engine].split("?")[0],
                          **labels)
 
         sent = v("requests_total", "risk")
-        assert 10 <= sent <= 17  # 5/s for 3 s, from the exporter's start
+        in_window = sent - start
+        shortest, longest = first.to(last)
+        # Open loop, one round per interval, never ahead of its schedule: at most one
+        # probe per interval of the longest the window can be, +1 for its edges, +1 for
+        # a round due before the first scrape and sent after it.
+        assert in_window <= longest / INTERVAL_S + 2, (in_window, longest)
+        # Each round waits for its slowest target (/slow: the 280 ms timeout); a timer
+        # firing late makes the next round late, and a round late by a whole interval is
+        # sent once, not twice (targets.Every): on a loaded machine the rate can fall to
+        # 1 / (280 ms + the timer's lateness). 3/4 of the rate allows 120 ms late per
+        # round; half the rate, or a round skipped in two, fails.
+        assert in_window >= 0.75 * shortest / INTERVAL_S - 1, (in_window, shortest)
         # The healthy target: every probe answered, 80 ms read within a bucket (19 %).
         assert v("up", "risk") == 1 and v("status_code", "risk") == 200
         answered = v("duration_seconds_count", "risk")
@@ -164,7 +194,7 @@ def test_each_outcome_is_measured_and_counted(exporter, redis_url: str, tmp_path
         del targets["analytics"]
         cfg.write_text(yaml.safe_dump({
             "redis_url": redis_url, "engines": {}, "self_reports": {"engines": []},
-            "http": {"interval": "200ms", "timeout": "180ms", "targets": targets}}))
+            "http": {"interval": f"{INTERVAL_S:g}s", "timeout": TIMEOUT, "targets": targets}}))
         assert http_post(f"{ex.base}/-/reload")[0] == 200
         after = samples(ex.metrics())
         assert not [k for k in after if dict(k[1]).get("engine") == "analytics"]
@@ -250,9 +280,10 @@ def test_an_interval_changed_by_a_reload_takes_effect_in_place() -> None:
     from exporter.metrics import build
     from exporter.probes.base import Context
     from exporter.probes.http import HttpProbe, build_metrics
+    from exporter.schedule import clock
     from exporter.supervise import Supervisor
 
-    async def scenario(port: int) -> tuple[float, float]:
+    async def scenario(port: int) -> tuple[float, float, float, float]:
         reg = CollectorRegistry()
         m = build(reg)
         spec = parse(config({"targets": {"risk": f"http://127.0.0.1:{port}/flaky"},
@@ -265,22 +296,31 @@ def test_an_interval_changed_by_a_reload_takes_effect_in_place() -> None:
 
         def sent() -> float:
             return reg.get_sample_value(f"{P}_requests_total", labels) or 0.0
-        await asyncio.sleep(0.3)
-        before = sent()  # the first probe, due at once
+        await eventually(sent, 5)  # the first probe, due at once
+        before = sent()
+        applied = clock()
         assert probe.apply(dataclasses.replace(spec, interval=0.1))
-        await asyncio.sleep(1.0)
-        after = sent()
+        # The old 10 s interval would send none for 10 s: the new one's ten probes are
+        # waited for (one second at 0.1 s), and their rate judged on the time they took.
+        await eventually(lambda: sent() - before >= 10, 5)
+        after, took = sent(), clock() - applied
+        waited = reg.get_sample_value(f"{P}_duration_seconds_sum", labels) or 0.0
         stop.set()
         await task
         await probe.close()
-        return before, after
+        return before, after - before, took, waited
 
     Handler.healthy.set()
     with serving() as port:
-        before, after = asyncio.run(scenario(port))
+        before, sent, took, waited = asyncio.run(scenario(port))
     assert before == 1
-    # The old 10 s interval would have sent none in that second; 0.1 s sends about 10.
-    assert 6 <= after - before <= 12, after - before
+    # From the replan on, one probe per 0.1 s, never ahead of the schedule: at most
+    # one per 0.1 s of the time taken, +2 for the window's ends. And no slower than the
+    # rounds allow: a round starts when due or, if the last one's answer came later,
+    # then; each probe's time from its due time (`waited`: the duration histogram's
+    # sum) can delay two rounds, the rest of the time goes at 0.1 s a round. (A machine
+    # loaded by two busy loops took 2.1 s for ten HTTP rounds; half the rate fails.)
+    assert (took - 2 * waited) / 0.1 - 2 <= sent <= took / 0.1 + 2, (sent, took, waited)
 
 
 def test_latency_runs_to_the_end_of_the_body() -> None:

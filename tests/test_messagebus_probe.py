@@ -80,8 +80,13 @@ async def test_fixed_service_time_median(redis_url: str, engine_process, transpo
         if floor <= 0.003:
             break
     assert floor <= 0.003, floor
-    count = value(text, f"{LAT}_count", engine="risk", op="limit_check")
-    assert 780 <= count <= 810, count
+    # 200/s over the window measured (4 s and a loaded machine's set-up), every probe
+    # sent answered; one taken later than its timeout is skipped, not sent.
+    least, most = h.due(200)
+    sent = value(text, "nautilus_probe_requests_total", engine="risk", op="limit_check")
+    skipped = value(text, "nautilus_probe_probes_skipped_total", engine="risk", op="limit_check")
+    assert least <= sent + skipped <= most and skipped <= 0.02 * most, (sent, skipped, least, most)
+    assert value(text, f"{LAT}_count", engine="risk", op="limit_check") == sent
     assert value(text, "nautilus_probe_failures_total") == 0
     median = histogram_quantile(0.5, buckets(text, LAT, engine="risk", op="limit_check"))
     assert 0.020 <= median <= 0.020 + max(0.002, floor + 0.0005), (median, floor)
@@ -241,18 +246,32 @@ async def test_knobs_change_while_running(redis_url: str) -> None:
 
 
 async def test_replies_after_the_timeout_are_late_not_lost(redis_url: str) -> None:
-    """An engine that takes 150 ms against a 100 ms timeout: every probe times out,
-    and every reply, arriving 50 ms later, is counted late (never lost, never ok)."""
-    eng = engine(redis_url, "risk", {"alert": fixed(0.150)})
+    """An engine that takes 600 ms against a 400 ms timeout: every probe times out,
+    and every reply, arriving 200 ms later, is counted late (not lost, not ok)."""
+    eng = engine(redis_url, "risk", {"alert": fixed(0.600)})
     async with engines_running(redis_url, [eng]):
-        async with probing(redis_url, [spec("risk", "alert", 50, timeout=0.1)], duration=2) as h:
+        async with probing(redis_url, [spec("risk", "alert", 50, timeout=0.4)], duration=2) as h:
             text = h.text()
     requests = value(text, "nautilus_probe_requests_total")
-    assert 95 <= requests <= 105  # 50/s for 2 s
-    assert value(text, "nautilus_probe_failures_total", reason="timeout") == requests
-    assert value(text, "nautilus_probe_replies_late_total") == eng.responder.stats.replies == requests
-    assert value(text, "nautilus_probe_replies_lost_total") == 0
-    assert value(text, f"{LAT}_count") == 0
+    # 50/s over the window measured (2 s and a loaded machine's set-up); a probe taken
+    # later than its timeout is skipped, counted, not sent.
+    least, most = h.due(50)
+    assert least <= requests + value(text, "nautilus_probe_probes_skipped_total") <= most, \
+        (requests, h.window)
+    assert requests >= least * 0.9, requests
+    ok = value(text, f"{LAT}_count")
+    timeouts = value(text, "nautilus_probe_failures_total", reason="timeout")
+    late = value(text, "nautilus_probe_replies_late_total")
+    lost = value(text, "nautilus_probe_replies_lost_total")
+    # Every probe settled once: answered, or timed out and then late or lost.
+    assert ok + timeouts == requests and late + lost == timeouts, (ok, timeouts, late, lost)
+    assert late <= eng.responder.stats.replies, (late, eng.responder.stats)
+    # The reply comes 600 ms after the probe: mid-way between its 400 ms timeout and the
+    # end of the grace window (as long again), 200 ms from either edge (at 50 ms, a
+    # machine loaded by two busy loops moved half of them). Only a loaded machine
+    # holding the engine or the prober that long moves one across an edge (or has the
+    # engine find a request past its deadline, which it drops): a few at most.
+    assert late >= 0.9 * requests and ok <= 0.05 * requests, (ok, late, lost, requests)
 
 
 async def test_a_slow_leg_fails_the_trading_request(redis_url: str) -> None:
@@ -268,12 +287,24 @@ async def test_a_slow_leg_fails_the_trading_request(redis_url: str) -> None:
         async with probing(redis_url, [], duration=2, trading=trading) as h:
             text = h.text()
     sent = value(text, "nautilus_probe_trading_requests_total")
-    assert 38 <= sent <= 42  # 20/s for 2 s
+    # 20/s over the window measured (2 s and a loaded machine's set-up); a request taken
+    # later than its 100 ms timeout is skipped, counted on each leg, not sent.
+    least, most = h.due(20)
+    skipped = value(text, "nautilus_probe_probes_skipped_total", engine="risk")
+    assert least <= sent + skipped <= most, (sent, skipped, h.window)
+    assert sent >= least * 0.9, sent
     assert value(text, "nautilus_probe_trading_request_failures_total", reason="timeout") == sent
     assert value(text, "nautilus_probe_trading_request_latency_seconds_count") == 0
     assert value(text, "nautilus_probe_failures_total", engine="factor", reason="timeout") == sent
     for fine in ("risk", "analytics", "ml"):
-        assert value(text, f"{LAT}_count", engine=fine) == sent
+        # Each leg counted once in its own series: answered, or (its engine answers at
+        # once, but a loaded machine can hold a reply past 100 ms) timed out.
+        answered = value(text, f"{LAT}_count", engine=fine)
+        timeouts = value(text, "nautilus_probe_failures_total", engine=fine, reason="timeout")
+        assert answered + timeouts == value(text, "nautilus_probe_requests_total",
+                                            engine=fine) == sent, (fine, answered, timeouts)
+        assert value(text, "nautilus_probe_failures_total", engine=fine) == timeouts
+        assert answered >= 0.75 * sent, (fine, answered, sent)
 
 
 async def test_the_thin_path_and_redis_py_measure_the_same(redis_url: str, engine_process) -> None:
@@ -282,17 +313,24 @@ async def test_the_thin_path_and_redis_py_measure_the_same(redis_url: str, engin
     bucket of each other."""
     engine_process(redis_url, {"risk": {"limit_check": {"service_time": "20ms"}}})
 
-    async def measure(thin: bool) -> tuple[str, type]:
+    async def measure(thin: bool) -> tuple[str, type, tuple[float, float]]:
         async with probing(redis_url, [spec("risk", "limit_check", 200)], duration=4,
                            prober=f"thin_{thin}".lower(), thin=thin) as h:
-            return h.text(), type(h.bus.transport)
+            return h.text(), type(h.bus.transport), h.due(200)
 
-    (thin, thin_kind), (plain, plain_kind) = await asyncio.gather(measure(True), measure(False))
+    (thin, thin_kind, thin_due), (plain, plain_kind, plain_due) = await asyncio.gather(
+        measure(True), measure(False))
     assert (thin_kind, plain_kind) == (ThinStreamsTransport, StreamsTransport)
     edges = [le for le, _ in buckets(plain, LAT, engine="risk", op="limit_check")]
-    for text in (thin, plain):
+    for text, (least, most) in ((thin, thin_due), (plain, plain_due)):
         assert value(text, "nautilus_probe_failures_total") == 0
-        assert 780 <= value(text, f"{LAT}_count", engine="risk", op="limit_check") <= 810
+        # 200/s over the window each measured (4 s and a loaded machine's set-up), every
+        # probe sent answered; one taken later than its timeout is skipped, not sent.
+        sent = value(text, "nautilus_probe_requests_total", engine="risk", op="limit_check")
+        skipped = value(text, "nautilus_probe_probes_skipped_total")
+        assert least <= sent + skipped <= most and skipped <= 0.02 * most, (
+            sent, skipped, least, most)
+        assert value(text, f"{LAT}_count", engine="risk", op="limit_check") == sent
     for q in (0.5, 0.99):
         a, b = (histogram_quantile(q, buckets(t, LAT, engine="risk", op="limit_check"))
                 for t in (thin, plain))

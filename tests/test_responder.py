@@ -263,15 +263,19 @@ async def test_self_report_from_what_the_responder_measured(redis_url: str) -> N
     stream = protocol.request_stream(PREFIX, "risk", "normal")
     for seq in range(1, 41):
         await client.xadd(stream, request(seq, "normal").fields())
+    started = time.monotonic()
     async with responder:  # the first report (at 1 s) covers all 40
         while (raw := await client.get("metrics:risk")) is None:
             await asyncio.sleep(0.02)
+        seen = time.monotonic()
         report = json.loads(raw)
         ttl = await client.ttl("metrics:risk")
     assert 10 <= ttl <= 15
     assert report["source"] == "probes"
     assert (report["error_rate"], report["latency"]) == (0.25, 2.0)  # ms, successes only
-    assert 25 <= report["throughput"] <= 30  # 30 successes in the first 1.0-1.2 s
+    # 30 successes over the first report's interval: 1 s, and no longer than it took
+    # to see the report (a loaded machine's late timer).
+    assert 30 / (seen - started) <= report["throughput"] <= 30 / 1.0, (report, seen - started)
     assert report["memory_usage"] > 10  # MiB of this process
     assert time.time() - report["timestamp"] < 2
     assert await client.get("metrics:risk") is None  # a clean stop removes it

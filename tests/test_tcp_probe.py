@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import select
 import socket
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,9 +26,13 @@ from exporter.probes.tcp import TcpFailure, TcpProbe, build_metrics, classify
 from exporter.schedule import clock
 from exporter.supervise import Supervisor
 from nautilus_config.errors import ConfigError
+from nautilus_testkit import eventually, wait_for
 from nautilus_testkit.exposition import value
 
+from .conftest import Scrape
+
 P = "nautilus_probe_tcp"
+INTERVAL_S = 0.2  # the probing interval of test_each_outcome_is_measured_and_counted
 
 
 @contextmanager
@@ -50,7 +54,11 @@ def full_queue() -> Iterator[int]:
             c.setblocking(False)
             c.connect_ex(("127.0.0.1", port))
             fillers.append(c)
-        time.sleep(0.2)
+        # Full once one of them is connected (in the queue; Linux takes one past a
+        # backlog of 0): waited for, not assumed after a fixed pause.
+        _, connected, _ = select.select([], fillers, [], 5)
+        assert any(c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0 for c in connected), \
+            "no connection reached the listener's queue"
         try:
             yield port
         finally:
@@ -70,14 +78,39 @@ def test_each_outcome_is_measured_and_counted(exporter, redis_url: str, tmp_path
         cfg.write_text(yaml.safe_dump({"redis_url": redis_url, **config(
             {"interval": "200ms", "timeout": "150ms", "targets": targets})}))
         ex = exporter(cfg)
-        time.sleep(3.0)
-        text = ex.metrics()
+
+        def risk_sent(scrape: Scrape) -> float:
+            return scrape.value(f"{P}_connects_total", engine="risk", target=targets["risk"])
+
+        def ten_more() -> Scrape | None:
+            scrape = ex.scrape()
+            return scrape if risk_sent(scrape) - start >= 10 else None
+
+        # The rate is judged over a measured window between two scrapes, not from the
+        # exporter's start (it may probe before /-/ready answers) nor over a sleep's
+        # nominal length: ten intervals of it.
+        first = ex.scrape()
+        start = risk_sent(first)  # every target's series exists from the start
+        # 2 s at 5/s; 2.7 s at the least rate judged below (read every half second).
+        last = wait_for(ten_more, 15, interval=0.5)
+        text = last.text
 
     def v(name: str, engine: str, **labels: str) -> float:
         return value(text, f"{P}_{name}", engine=engine, target=targets[engine], **labels)
 
     sent = v("connects_total", "risk")
-    assert 10 <= sent <= 17  # 5/s for 3 s, from the exporter's start
+    in_window = sent - start
+    shortest, longest = first.to(last)
+    # Open loop, one round per interval, never ahead of its schedule: at most one
+    # connect per interval of the longest the window can be, +1 for its edges, +1 for
+    # a round due before the first scrape and sent after it.
+    assert in_window <= longest / INTERVAL_S + 2, (in_window, longest)
+    # Each round waits for its slowest target (the full queue: the 150 ms timeout); a
+    # timer firing late makes the next round late, and a round late by a whole interval
+    # is sent once, not twice (targets.Every): on a loaded machine the rate can fall to
+    # 1 / (150 ms + the timer's lateness). 3/4 of 5/s allows 116 ms late per round;
+    # half the rate, or a round skipped in two, fails.
+    assert in_window >= 0.75 * shortest / INTERVAL_S - 1, (in_window, shortest)
     assert v("up", "risk") == 1 and v("connect_duration_seconds_count", "risk") >= sent - 1
     # A loopback connect is well under a millisecond; under load, a few.
     mean = v("connect_duration_seconds_sum", "risk") / v("connect_duration_seconds_count", "risk")
@@ -114,7 +147,7 @@ def test_the_connect_time_runs_from_the_scheduled_time() -> None:
 
 
 def test_an_interval_changed_by_a_reload_takes_effect_in_place() -> None:
-    async def scenario(port: int) -> tuple[float, float]:
+    async def scenario(port: int) -> tuple[float, float, float, float]:
         reg = CollectorRegistry()
         m = build(reg)
         spec = parse(config({"targets": {"risk": f"127.0.0.1:{port}"},
@@ -123,19 +156,33 @@ def test_an_interval_changed_by_a_reload_takes_effect_in_place() -> None:
         labels = {"engine": "risk", "target": f"127.0.0.1:{port}"}
         stop = asyncio.Event()
         task = asyncio.create_task(probe.run(stop))
-        await asyncio.sleep(0.3)
-        before = reg.get_sample_value(f"{P}_connects_total", labels) or 0.0
+
+        def sent() -> float:
+            return reg.get_sample_value(f"{P}_connects_total", labels) or 0.0
+        await eventually(sent, 5)  # the first connect, due at once
+        before = sent()
+        applied = clock()
         assert probe.apply(dataclasses.replace(spec, interval=0.1))
-        await asyncio.sleep(1.0)
-        after = reg.get_sample_value(f"{P}_connects_total", labels) or 0.0
+        # The old 10 s interval would connect none for 10 s: the new one's ten connects
+        # are waited for (one second at 0.1 s), and their rate judged on the time taken.
+        await eventually(lambda: sent() - before >= 10, 5)
+        after, took = sent(), clock() - applied
+        waited = reg.get_sample_value(f"{P}_connect_duration_seconds_sum", labels) or 0.0
         stop.set()
         await task
         await probe.close()
-        return before, after
+        return before, after - before, took, waited
 
     with listening() as port:
-        before, after = asyncio.run(scenario(port))
-    assert before == 1 and 6 <= after - before <= 12, (before, after)
+        before, sent, took, waited = asyncio.run(scenario(port))
+    assert before == 1
+    # From the replan on, one connect per 0.1 s, never ahead of the schedule: at most
+    # one per 0.1 s of the time taken, +2 for the window's ends. And no slower than the
+    # rounds allow: a round starts when due or, if the last one's answer came later,
+    # then; each connect's time from its due time (`waited`: the duration histogram's
+    # sum) can delay two rounds, the rest of the time goes at 0.1 s a round. (A machine
+    # loaded by two busy loops took 2.1 s for ten HTTP rounds; half the rate fails.)
+    assert (took - 2 * waited) / 0.1 - 2 <= sent <= took / 0.1 + 2, (sent, took, waited)
 
 
 def test_unreachable_and_other_errors_have_their_reasons() -> None:

@@ -16,6 +16,7 @@ from exporter.probes.websocket import WsEndpoint, WsSpec, build_metrics
 from exporter.supervise import Supervisor
 from exporter.metrics import build
 from exporter.probes.websocket import WebSocketProbe
+from exporter.schedule import EARLY_S, MAX_TICK_S, clock
 from nautilus_wire.ws_protocol import PATH
 from synthetic.websocket_engine import WebSocketEngine, WsKnobs
 
@@ -312,13 +313,28 @@ async def test_engine_speaks_the_protocol() -> None:
 
 
 async def test_no_connection_means_skipped_heartbeats() -> None:
-    """Heartbeats due while nothing is open are counted skipped: 20/s for 1 s here."""
+    """Heartbeats due while nothing is open are counted skipped: 20/s here, judged on
+    the time measured around a second of it."""
+    rate = 20
     dead = url(free_port())
-    async with ws_probing(spec([dead], 1, heartbeat_rate=20)) as probe:
+    async with ws_probing(spec([dead], 1, heartbeat_rate=rate)) as probe:
+        def skipped() -> float:
+            return probe.value("nautilus_probe_ws_heartbeats_skipped_total")
+
+        await probe.until(lambda: skipped() >= 1, 5)  # the heartbeat loop is running
+        first, started = skipped(), clock()
         await asyncio.sleep(1.0)
-        skipped = probe.value("nautilus_probe_ws_heartbeats_skipped_total")
+        # A tick of the heartbeat loop already due runs before this read (after a stall,
+        # this coroutine's timer may fire first).
+        await asyncio.sleep(0)
+        took, last = clock() - started, skipped()
         refused = probe.value("nautilus_probe_ws_connect_failures_total", reason="refused")
-    assert 15 <= skipped <= 25, skipped
+    # Every heartbeat due is counted, none sent: `rate` per second of the time measured.
+    # Each read may be a tick behind (the loop ticks at least every MAX_TICK_S, counting
+    # what is due EARLY_S ahead): a quarter of a heartbeat at 20/s; one more each way
+    # for the window's ends, and one for a read held up between a tick and the clock.
+    tolerance = 2 * (MAX_TICK_S + EARLY_S) * rate + 2 + 1
+    assert abs((last - first) - rate * took) <= tolerance, (last - first, took)
     assert refused >= 1 and probe.value("nautilus_probe_ws_messages_sent_total") == 0
 
 
@@ -369,10 +385,20 @@ async def test_connect_rate() -> None:
                     heartbeat_timeout=2, compression=False, subscribe_topic=None,
                     subscribe_connections=0)
         async with ws_probing(ws) as probe:
+            started = clock()  # the connector starts, with no token, once this yields
             await asyncio.sleep(1.0)
-            after_1s = probe.value(OPEN)
+            opened, took = probe.value(OPEN), clock() - started
             await probe.until(lambda: probe.value(OPEN) == 100, 5)
-    assert 40 <= after_1s <= 65, after_1s
+            all_took = clock() - started
+    # A token bucket of 50/s starting empty: the k-th connection starts no sooner than
+    # k/50 s after the connector, so at most 50 per second of the time measured, and
+    # the 100th not before 2 s however fast the handshakes.
+    assert opened <= 50 * took, (opened, took)
+    assert all_took >= 100 / 50, all_took
+    # And not much slower: its bucket holds 0.1 s of tokens (5), so a tick late by more
+    # loses some, and a handshake under way is not open yet. 3/4 of the rate, less a
+    # bucket, allows a loaded machine those; half the rate fails.
+    assert opened >= 0.75 * 50 * took - 5, (opened, took)
 
 
 async def test_compression_is_negotiated_when_asked_for() -> None:
