@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,6 +200,21 @@ class Running:
 
     def value(self, name: str, **labels: str) -> float:
         return value(self.metrics(), name, **labels)
+
+    def window(self, count: Callable[[Scrape], float], more: float,
+               timeout: float = 15) -> tuple[Scrape, Scrape]:
+        """Two scrapes, the second the first (read every half second: parsing an
+        exposition takes the CPU of servers in the test's own process) whose `count`
+        is at least `more` above the first's: a window of measured length to judge a
+        rate over, not the exporter's start (it may probe before /-/ready answers) nor a
+        sleep's nominal length."""
+        first = self.scrape()
+        start = count(first)
+
+        def more_counted() -> Scrape | None:
+            scrape = self.scrape()
+            return scrape if count(scrape) - start >= more else None
+        return first, wait_for(more_counted, timeout, interval=0.5)
 
 
 @pytest.fixture

@@ -123,21 +123,13 @@ def test_each_outcome_is_measured_and_counted(exporter, redis_url: str, tmp_path
             "redis_url": redis_url, "engines": {}, "self_reports": {"engines": []},
             "http": {"interval": f"{INTERVAL_S:g}s", "timeout": TIMEOUT, "targets": targets}}))
         ex = exporter(cfg)
-        # The rate is judged over a measured window between two scrapes, not from the
-        # exporter's start (it may probe before /-/ready answers) nor over a sleep's
-        # nominal length: ten intervals of it.
+
         def risk_sent(scrape: Scrape) -> float:
             return scrape.value(f"{P}_requests_total", engine="risk", target=targets["risk"])
 
-        def ten_more() -> Scrape | None:
-            scrape = ex.scrape()
-            return scrape if risk_sent(scrape) - start >= 10 else None
-
-        first = ex.scrape()
+        # Ten intervals: 3 s; 4 s at the least rate judged below.
+        first, last = ex.window(risk_sent, 10)
         start = risk_sent(first)  # every target's series exists from the start
-        # 3 s; 4 s at the least rate judged below. Read every half second: a parse of
-        # the exposition takes this process's CPU from the servers above.
-        last = wait_for(ten_more, 15, interval=0.5)
         text = last.text
 
         def v(name: str, engine: str, **labels: str) -> float:

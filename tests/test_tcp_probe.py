@@ -26,7 +26,7 @@ from exporter.probes.tcp import TcpFailure, TcpProbe, build_metrics, classify
 from exporter.schedule import clock
 from exporter.supervise import Supervisor
 from nautilus_config.errors import ConfigError
-from nautilus_testkit import eventually, wait_for
+from nautilus_testkit import eventually
 from nautilus_testkit.exposition import value
 
 from .conftest import Scrape
@@ -82,17 +82,9 @@ def test_each_outcome_is_measured_and_counted(exporter, redis_url: str, tmp_path
         def risk_sent(scrape: Scrape) -> float:
             return scrape.value(f"{P}_connects_total", engine="risk", target=targets["risk"])
 
-        def ten_more() -> Scrape | None:
-            scrape = ex.scrape()
-            return scrape if risk_sent(scrape) - start >= 10 else None
-
-        # The rate is judged over a measured window between two scrapes, not from the
-        # exporter's start (it may probe before /-/ready answers) nor over a sleep's
-        # nominal length: ten intervals of it.
-        first = ex.scrape()
+        # Ten intervals: 2 s at 5/s; 2.7 s at the least rate judged below.
+        first, last = ex.window(risk_sent, 10)
         start = risk_sent(first)  # every target's series exists from the start
-        # 2 s at 5/s; 2.7 s at the least rate judged below (read every half second).
-        last = wait_for(ten_more, 15, interval=0.5)
         text = last.text
 
     def v(name: str, engine: str, **labels: str) -> float:
